@@ -1,0 +1,127 @@
+//! `herald dev`: the whole stack on this machine, for trying Herald and for development.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use herald::aws::AwsClients;
+use herald::bootstrap::bootstrap;
+use herald::config::{Config, CryptoSettings};
+use herald::local::{Launcher, LocalAws};
+use herald::schema::ResourceNames;
+use herald::store::{Origin, TenantStore};
+use tokio::net::TcpListener;
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Port for Herald's HTTP functions (loopback only).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Port for the DynamoDB emulator (0: any free port).
+    #[arg(long, default_value_t = 4510)]
+    dynamodb_port: u16,
+    /// Port for the KMS + SQS emulator (0: any free port).
+    #[arg(long, default_value_t = 4511)]
+    aws_port: u16,
+    /// The repository root (for .venv and infra/moto_server.py).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+}
+
+pub async fn run(args: DevArgs) -> Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("port {} is taken; pass --port", args.port))?;
+    let base = format!("http://127.0.0.1:{}", args.port);
+
+    let local = LocalAws::start(
+        &Launcher::in_repo(&args.repo),
+        args.dynamodb_port,
+        args.aws_port,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+    .context("starting the AWS emulation")?;
+    let settings = local.settings();
+    let aws = AwsClients::from_sdk_config(&herald::local::sdk_config(&settings).await, &settings);
+    let resources = bootstrap(&aws, &ResourceNames::with_prefix("herald"))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("creating the table, key and queues")?;
+
+    let clock = crate::clock();
+    let tenants = TenantStore::new(aws.dynamodb.clone(), &resources.table, clock.clone());
+    let origins = vec![
+        Origin::parse(&base)?,
+        Origin::parse(&format!("http://localhost:{}", args.port))?,
+    ];
+    let (tenant, key) = tenants.create("Development", origins).await?;
+
+    let config = Config {
+        aws: settings.clone(),
+        table: resources.table.clone(),
+        crypto: CryptoSettings {
+            key_id: resources.key_id.clone(),
+            cache_ttl: std::time::Duration::from_secs(300),
+            cache_capacity: 1024,
+            max_uses_per_key: 1000,
+        },
+        queue_url: resources.work_queue_url.clone(),
+        public_url: base.parse()?,
+        max_body_bytes: 64 * 1024,
+    };
+
+    let dynamodb = settings
+        .dynamodb_endpoint
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let services = settings
+        .endpoint
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    println!(
+        r#"
+Herald is running locally.
+
+  API (every function):  {base}
+  Dev tenant:            {tenant_id}
+  Dev API key:           {key}
+  DynamoDB (moto):       {dynamodb}
+  KMS + SQS (moto):      {services}
+  Work queue:            {queue}
+
+Try:
+  curl -s {base}/v1/tenant -H 'Authorization: Bearer {key}'
+  curl -s {base}/v1/users/user-1/accounts -H 'Authorization: Bearer {key}'
+  curl -s -i {base}/v1/tenant          # no key: 401 problem document
+
+Operator commands against this stack (in another shell):
+  export AWS_REGION={region} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+         AWS_ENDPOINT_URL={services} AWS_ENDPOINT_URL_DYNAMODB={dynamodb} \
+         HERALD_TABLE={table} HERALD_QUEUE_URL={queue}
+  cargo run -q -p herald-cli -- tenant create --name acme --allowed-origin https://app.acme.test
+  cargo run -q -p herald-cli -- queue ping
+
+Logs follow as JSON lines. Stop with Ctrl-C (the emulators stop with it; their data is not kept).
+"#,
+        tenant_id = tenant.id,
+        key = key.reveal(),
+        queue = resources.work_queue_url,
+        table = resources.table,
+        region = herald::local::LOCAL_REGION,
+    );
+
+    let result = crate::serve(
+        listener,
+        config,
+        &aws,
+        Arc::clone(&clock),
+        crate::shutdown_signal(),
+    )
+    .await;
+    drop(local);
+    result
+}

@@ -1,0 +1,72 @@
+//! AWS clients, built once per cold start and shared by every invocation.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use crate::config::AwsSettings;
+
+/// The three clients Herald uses. Cloning is cheap (they are reference counted).
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// One HTTPS client for every SDK client: rustls with ring, the only TLS stack compiled in
+/// (the SDK's default would add aws-lc-rs; see docs/decisions.md).
+fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// Timeouts short enough that a stuck call fails inside a Lambda's budget and is retried by the
+/// SDK's standard retry policy, long enough for DynamoDB/KMS/SQS at p99.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(12))
+        .build()
+}
+
+pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
+    loader(settings).load().await
+}
+
+/// The SDK configuration loader with Herald's HTTP client, timeouts and endpoints applied;
+/// credentials and anything unset come from the SDK's standard chain.
+pub(crate) fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .timeout_config(timeouts());
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
+    }
+    loader
+}
+
+impl AwsClients {
+    pub async fn load(settings: &AwsSettings) -> Self {
+        Self::from_sdk_config(&sdk_config(settings).await, settings)
+    }
+
+    pub fn from_sdk_config(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+        if let Some(endpoint) = &settings.dynamodb_endpoint {
+            dynamodb = dynamodb.endpoint_url(endpoint.as_str().trim_end_matches('/'));
+        }
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            kms: aws_sdk_kms::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+        }
+    }
+}

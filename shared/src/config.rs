@@ -1,0 +1,240 @@
+//! Typed configuration, read from environment variables only (a Lambda zip has no config files).
+//!
+//! Every variable is documented in `docs/configuration.md`. A missing or malformed variable stops
+//! the cold start with an error that names it.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use url::Url;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing required environment variable {0}")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A snapshot of the environment. Tests build one from pairs instead of mutating the process.
+#[derive(Debug, Clone, Default)]
+pub struct Env(HashMap<String, String>);
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    /// A variable's value; empty counts as unset.
+    pub fn optional(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    pub fn parsed<T>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    pub fn url(&self, name: &'static str) -> Result<Option<Url>, ConfigError> {
+        self.optional(name)
+            .map(|raw| {
+                let url = Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })?;
+                match url.scheme() {
+                    "http" | "https" => Ok(url),
+                    other => Err(ConfigError::Invalid {
+                        name,
+                        reason: format!("scheme {other:?} is not http(s)"),
+                    }),
+                }
+            })
+            .transpose()
+    }
+}
+
+/// Where the AWS SDK sends its calls. Region and credentials come from the SDK's own standard
+/// chain (on Lambda: the function's role); the endpoints are only set for the local emulation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_REGION`: optional here because the SDK also reads profiles; required in practice.
+    pub region: Option<String>,
+    /// `AWS_ENDPOINT_URL`: one endpoint for every service (the local emulation).
+    pub endpoint: Option<Url>,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`: DynamoDB runs on its own single-threaded emulator locally,
+    /// because the threaded one does not make conditional updates atomic.
+    pub dynamodb_endpoint: Option<Url>,
+}
+
+/// Envelope-encryption settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoSettings {
+    /// `HERALD_KMS_KEY_ID`: key id, ARN or alias of the symmetric KMS key that wraps data keys.
+    pub key_id: String,
+    /// `HERALD_DATA_KEY_CACHE_SECONDS` (default 300): how long a plaintext data key is kept in memory.
+    pub cache_ttl: Duration,
+    /// `HERALD_DATA_KEY_CACHE_ENTRIES` (default 1024): the most data keys kept in memory.
+    pub cache_capacity: usize,
+    /// `HERALD_DATA_KEY_MAX_USES` (default 1000): seals under one cached data key before a new one.
+    pub max_uses_per_key: u32,
+}
+
+/// The whole configuration of a Herald function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub aws: AwsSettings,
+    /// `HERALD_TABLE`: the DynamoDB table.
+    pub table: String,
+    pub crypto: CryptoSettings,
+    /// `HERALD_QUEUE_URL`: the work queue the `retries` function consumes.
+    pub queue_url: String,
+    /// `HERALD_PUBLIC_URL` (default `http://127.0.0.1:3000`): the base URL users' browsers and the
+    /// platforms reach Herald on; OAuth callback URLs are built from it.
+    pub public_url: Url,
+    /// `HERALD_MAX_BODY_BYTES` (default 65536): larger request bodies are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    pub fn from_process_env() -> Result<Self, ConfigError> {
+        Self::from_env(&Env::from_process())
+    }
+
+    /// Only the AWS settings, for commands that need no more.
+    pub fn aws_from_env(env: &Env) -> Result<AwsSettings, ConfigError> {
+        Ok(AwsSettings {
+            region: env.optional("AWS_REGION").map(str::to_owned),
+            endpoint: env.url("AWS_ENDPOINT_URL")?,
+            dynamodb_endpoint: env.url("AWS_ENDPOINT_URL_DYNAMODB")?,
+        })
+    }
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let aws = Self::aws_from_env(env)?;
+        let crypto = CryptoSettings {
+            key_id: env.required("HERALD_KMS_KEY_ID")?.trim().to_owned(),
+            cache_ttl: Duration::from_secs(env.parsed("HERALD_DATA_KEY_CACHE_SECONDS", 300u64)?),
+            cache_capacity: env
+                .parsed("HERALD_DATA_KEY_CACHE_ENTRIES", 1024usize)?
+                .max(1),
+            max_uses_per_key: env.parsed("HERALD_DATA_KEY_MAX_USES", 1000u32)?.max(1),
+        };
+        let default_public = Url::parse("http://127.0.0.1:3000").expect("static URL parses");
+        Ok(Self {
+            aws,
+            table: env.required("HERALD_TABLE")?.trim().to_owned(),
+            crypto,
+            queue_url: env.required("HERALD_QUEUE_URL")?.trim().to_owned(),
+            public_url: env.url("HERALD_PUBLIC_URL")?.unwrap_or(default_public),
+            max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("HERALD_TABLE", "herald"),
+            ("HERALD_KMS_KEY_ID", "alias/herald-tokens"),
+            (
+                "HERALD_QUEUE_URL",
+                "http://127.0.0.1:1/000000000000/herald-work",
+            ),
+        ]
+    }
+
+    #[test]
+    fn reads_required_and_defaults() {
+        let cfg = Config::from_env(&Env::from_pairs(base())).unwrap();
+        assert_eq!(cfg.table, "herald");
+        assert_eq!(cfg.crypto.cache_ttl, Duration::from_secs(300));
+        assert_eq!(cfg.max_body_bytes, 65536);
+        assert_eq!(cfg.aws, AwsSettings::default());
+    }
+
+    #[test]
+    fn names_each_missing_variable() {
+        for missing in ["HERALD_TABLE", "HERALD_KMS_KEY_ID", "HERALD_QUEUE_URL"] {
+            let env = Env::from_pairs(base().into_iter().filter(|(k, _)| *k != missing));
+            let err = Config::from_env(&env).unwrap_err();
+            assert_eq!(err, ConfigError::Missing(missing));
+            assert!(err.to_string().contains(missing));
+        }
+    }
+
+    #[test]
+    fn empty_counts_as_missing() {
+        let mut pairs = base();
+        pairs[0].1 = "  ";
+        assert_eq!(
+            Config::from_env(&Env::from_pairs(pairs)).unwrap_err(),
+            ConfigError::Missing("HERALD_TABLE")
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        let mut pairs = base();
+        pairs.push(("HERALD_MAX_BODY_BYTES", "lots"));
+        let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: "HERALD_MAX_BODY_BYTES",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let mut pairs = base();
+        pairs.push(("AWS_ENDPOINT_URL_DYNAMODB", "ftp://x"));
+        let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: "AWS_ENDPOINT_URL_DYNAMODB",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}

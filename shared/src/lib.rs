@@ -1,0 +1,26 @@
+//! Herald's common crate: everything the four Lambda functions and the local runner share.
+//!
+//! Each function binary in `functions/` is a thin `main` that reads [`config::Config`], builds
+//! the AWS clients once per cold start ([`aws::AwsClients`]), and hands a router
+//! ([`http`]) or a batch handler ([`queue`]) to the Lambda runtime.
+
+pub mod aws;
+pub mod bootstrap;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod local;
+pub mod queue;
+pub mod schema;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+/// An error for the edges (CLI, bootstrap, Lambda entry points), where a message is all anyone needs.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub use clock::{Clock, SystemClock};
+pub use config::Config;

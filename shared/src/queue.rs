@@ -1,0 +1,316 @@
+//! Typed jobs on the SQS work queue, and the batch handler the `retries` function runs.
+//!
+//! The handler reports partial batch failures: only the ids of messages that failed go back to
+//! SQS (the event source needs `ReportBatchItemFailures`, or one failure would redeliver the whole
+//! batch). A message that keeps failing moves to the dead-letter queue after
+//! [`crate::schema::WORK_QUEUE_MAX_RECEIVES`] deliveries.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SharedClock;
+
+/// SQS delays a message by at most 15 minutes; longer waits are carried in the envelope and the
+/// message is re-enqueued in steps until it is due.
+pub const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// Work for the `retries` function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Job {
+    /// Proves the queue path end to end (enqueue → event source → handler → delete);
+    /// `herald queue ping` sends one and the handler logs its queue latency.
+    Ping { note: String },
+}
+
+impl Job {
+    fn kind(&self) -> &'static str {
+        match self {
+            Job::Ping { .. } => "ping",
+        }
+    }
+}
+
+/// A job as it travels in a message body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub job: Job,
+    /// Epoch seconds before which the job must not run; set when its delay exceeds SQS's maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    /// Epoch seconds when the job was first enqueued.
+    pub enqueued_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("an SQS call failed")]
+    Sqs(#[source] Box<aws_sdk_sqs::Error>),
+    #[error("a message body is not a job: {0}")]
+    Malformed(String),
+}
+
+impl<E, R> From<aws_sdk_sqs::error::SdkError<E, R>> for QueueError
+where
+    aws_sdk_sqs::Error: From<aws_sdk_sqs::error::SdkError<E, R>>,
+{
+    fn from(err: aws_sdk_sqs::error::SdkError<E, R>) -> Self {
+        QueueError::Sqs(Box::new(aws_sdk_sqs::Error::from(err)))
+    }
+}
+
+/// The producer side of the work queue.
+#[derive(Clone)]
+pub struct WorkQueue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    clock: SharedClock,
+}
+
+impl WorkQueue {
+    pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>, clock: SharedClock) -> Self {
+        Self {
+            sqs,
+            url: url.into(),
+            clock,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Enqueues `job` to run after `delay`, however long: beyond SQS's 900 s the rest is carried
+    /// in the envelope, never truncated.
+    pub async fn enqueue(&self, job: Job, delay: Duration) -> Result<(), QueueError> {
+        let now = self.clock.now().unix_timestamp();
+        let not_before = (delay > SQS_MAX_DELAY).then(|| now + delay.as_secs() as i64);
+        self.send(
+            &Envelope {
+                job,
+                not_before,
+                enqueued_at: now,
+            },
+            delay,
+        )
+        .await
+    }
+
+    async fn send(&self, envelope: &Envelope, delay: Duration) -> Result<(), QueueError> {
+        let body =
+            serde_json::to_string(envelope).map_err(|e| QueueError::Malformed(e.to_string()))?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay.min(SQS_MAX_DELAY).as_secs() as i32)
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+/// Why one message was not processed; it is returned to the queue and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// The consumer side: runs a batch of messages with bounded concurrency.
+#[derive(Clone)]
+pub struct Worker {
+    queue: WorkQueue,
+    clock: SharedClock,
+    concurrency: usize,
+}
+
+impl Worker {
+    pub fn new(queue: WorkQueue, clock: SharedClock, concurrency: usize) -> Self {
+        Self {
+            queue,
+            clock,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// Handles an SQS event and returns the ids of the messages that failed.
+    pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let outcomes: Vec<(Option<String>, Result<(), JobError>)> =
+            futures_util::stream::iter(event.records)
+                .map(|record| async move {
+                    let outcome = self.handle_record(&record).await;
+                    (record.message_id, outcome)
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+        let mut response = SqsBatchResponse::default();
+        for (message_id, outcome) in outcomes {
+            if let Err(err) = outcome {
+                let message_id = message_id.unwrap_or_default();
+                tracing::warn!(message_id, error = %err, error_source = ?std::error::Error::source(&err), "job failed; returned to the queue");
+                response.add_failure(message_id);
+            }
+        }
+        response
+    }
+
+    async fn handle_record(&self, record: &SqsMessage) -> Result<(), JobError> {
+        let body = record.body.as_deref().unwrap_or_default();
+        // The body is never logged: later jobs carry post content.
+        let envelope: Envelope =
+            serde_json::from_str(body).map_err(|e| QueueError::Malformed(e.to_string()))?;
+        let now = self.clock.now().unix_timestamp();
+        if let Some(not_before) = envelope.not_before.filter(|t| *t > now) {
+            let remaining = Duration::from_secs((not_before - now) as u64);
+            self.queue.send(&envelope, remaining).await?;
+            tracing::info!(
+                job = envelope.job.kind(),
+                remaining_s = remaining.as_secs(),
+                "job not due; re-enqueued"
+            );
+            return Ok(());
+        }
+        self.run(envelope.job, now - envelope.enqueued_at).await
+    }
+
+    async fn run(&self, job: Job, queued_for_s: i64) -> Result<(), JobError> {
+        match job {
+            Job::Ping { .. } => {
+                tracing::info!(job = "ping", queued_for_s, "queue ping received");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What one local poll did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PollStats {
+    pub received: usize,
+    pub failed: usize,
+}
+
+/// The local stand-in for Lambda's SQS event source: receives up to 10 messages, hands them to the
+/// worker as one [`SqsEvent`], and deletes those that did not fail. Failed ones reappear after
+/// their visibility timeout, as on AWS.
+pub async fn poll_once(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    worker: &Worker,
+    wait: Duration,
+) -> Result<PollStats, QueueError> {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait.as_secs().min(20) as i32)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await?;
+    let messages = received.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(PollStats::default());
+    }
+    let mut handles = HashMap::new();
+    let mut event = SqsEvent::default();
+    for message in messages {
+        let mut record = SqsMessage::default();
+        record.message_id = message.message_id.clone();
+        record.receipt_handle = message.receipt_handle.clone();
+        record.body = message.body;
+        record.attributes = message
+            .attributes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v))
+            .collect();
+        record.event_source = Some("aws:sqs".to_owned());
+        if let (Some(id), Some(handle)) = (message.message_id, message.receipt_handle) {
+            handles.insert(id, handle);
+        }
+        event.records.push(record);
+    }
+    let received = event.records.len();
+    let response = worker.handle_batch(event).await;
+    for failure in &response.batch_item_failures {
+        handles.remove(&failure.item_identifier);
+    }
+    if !handles.is_empty() {
+        let entries = handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, handle))| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        sqs.delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    Ok(PollStats {
+        received,
+        failed: response.batch_item_failures.len(),
+    })
+}
+
+/// Polls until `stop` turns true: the local runner's event source. SQS errors are logged and
+/// retried after a pause, as Lambda's poller does.
+pub async fn poll_until(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    worker: Worker,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    const LONG_POLL: Duration = Duration::from_secs(2);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = stop.changed() => {}
+            result = poll_once(&sqs, &queue_url, &worker, LONG_POLL) => {
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, error_source = ?std::error::Error::source(&err), "polling the work queue failed");
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_wire_format_is_stable() {
+        let envelope = Envelope {
+            job: Job::Ping { note: "hi".into() },
+            not_before: None,
+            enqueued_at: 7,
+        };
+        let json = serde_json::to_string(&envelope).unwrap();
+        assert_eq!(
+            json,
+            r#"{"job":{"type":"ping","note":"hi"},"enqueued_at":7}"#
+        );
+        assert_eq!(serde_json::from_str::<Envelope>(&json).unwrap(), envelope);
+        assert!(
+            serde_json::from_str::<Envelope>(r#"{"job":{"type":"nope"},"enqueued_at":7}"#).is_err()
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! Connected accounts and their sealed tokens, with optimistic versioning.
+//!
+//! Every write that changes an existing account names the version it read; DynamoDB refuses it
+//! if another writer got there first ([`StoreError::VersionConflict`]). Tokens are sealed as one
+//! blob per account, bound to tenant, platform and account (see [`crate::crypto`]).
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s, string_list};
+use crate::clock::SharedClock;
+use crate::crypto::{EncryptionContext, Sealer};
+use crate::domain::{AccountId, AccountKind, AccountStatus, Platform, TenantId, UserId};
+use crate::tokens::TokenSet;
+
+/// A connected account as Herald knows it. Carries its tokens only in sealed form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub id: AccountId,
+    pub platform: Platform,
+    pub platform_account_id: String,
+    pub name: String,
+    pub kind: AccountKind,
+    pub status: AccountStatus,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub access_expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub refresh_expires_at: Option<OffsetDateTime>,
+    /// Incremented by every write; the optimistic-concurrency token.
+    pub version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(skip)]
+    sealed_tokens: SealedTokens,
+}
+
+/// Ciphertext; its `Debug` shows only the length.
+#[derive(Clone, PartialEq, Eq, Default)]
+struct SealedTokens(Vec<u8>);
+
+impl std::fmt::Debug for SealedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedTokens({} bytes)", self.0.len())
+    }
+}
+
+/// What a successful connection yields, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub platform: Platform,
+    pub platform_account_id: String,
+    pub name: String,
+    pub kind: AccountKind,
+    pub scopes: Vec<String>,
+    pub access_expires_at: Option<OffsetDateTime>,
+    pub refresh_expires_at: Option<OffsetDateTime>,
+}
+
+impl Account {
+    pub fn encryption_context(&self) -> EncryptionContext {
+        EncryptionContext::new(&self.tenant, self.platform, &self.id)
+    }
+
+    fn key(
+        tenant: &TenantId,
+        user: &UserId,
+        id: &AccountId,
+    ) -> [(&'static str, AttributeValue); 2] {
+        [
+            ("pk", s(format!("USER#{tenant}#{user}"))),
+            ("sk", s(format!("ACCOUNT#{id}"))),
+        ]
+    }
+
+    fn to_item(&self) -> Item {
+        let mut item: Item = Self::key(&self.tenant, &self.user, &self.id)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let mut put = |k: &str, v: AttributeValue| {
+            item.insert(k.to_owned(), v);
+        };
+        // gsi1 finds Herald's accounts from a platform's id, e.g. to route webhooks.
+        put(
+            "gsi1pk",
+            s(format!(
+                "PLATFORM#{}#{}",
+                self.platform, self.platform_account_id
+            )),
+        );
+        put("gsi1sk", s(format!("ACCOUNT#{}#{}", self.tenant, self.id)));
+        put("tenant_id", s(self.tenant.as_str()));
+        put("user_id", s(self.user.as_str()));
+        put("account_id", s(self.id.as_str()));
+        put("platform", s(self.platform.as_str()));
+        put("platform_account_id", s(&self.platform_account_id));
+        put("name", s(&self.name));
+        put("kind", s(self.kind.as_str()));
+        put("status", s(self.status.as_str()));
+        put("scopes", string_list(&self.scopes));
+        put(
+            "tokens",
+            AttributeValue::B(Blob::new(self.sealed_tokens.0.clone())),
+        );
+        put("version", n(self.version));
+        put("created_at", epoch(self.created_at));
+        put("updated_at", epoch(self.updated_at));
+        if let Some(at) = self.access_expires_at {
+            put("access_expires_at", epoch(at));
+        }
+        if let Some(at) = self.refresh_expires_at {
+            put("refresh_expires_at", epoch(at));
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader(item);
+        Ok(Self {
+            tenant: r.parse("tenant_id")?,
+            user: r.parse("user_id")?,
+            id: r.parse("account_id")?,
+            platform: r.parse("platform")?,
+            platform_account_id: r.str("platform_account_id")?.to_owned(),
+            name: r.str("name")?.to_owned(),
+            kind: r.parse("kind")?,
+            status: r.parse("status")?,
+            scopes: r.strings("scopes")?,
+            access_expires_at: r.opt_time("access_expires_at")?,
+            refresh_expires_at: r.opt_time("refresh_expires_at")?,
+            version: r.u64("version")?,
+            created_at: r.time("created_at")?,
+            updated_at: r.time("updated_at")?,
+            sealed_tokens: SealedTokens(r.bytes("tokens")?.to_vec()),
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AccountStore {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    sealer: Arc<Sealer>,
+    clock: SharedClock,
+}
+
+impl AccountStore {
+    pub fn new(
+        dynamodb: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        sealer: Arc<Sealer>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            dynamodb,
+            table: table.into(),
+            sealer,
+            clock,
+        }
+    }
+
+    /// Stores a newly connected account at version 1.
+    pub async fn insert(&self, new: NewAccount, tokens: &TokenSet) -> Result<Account, StoreError> {
+        let now = self.clock.now();
+        let mut account = Account {
+            tenant: new.tenant,
+            user: new.user,
+            id: AccountId::generate(),
+            platform: new.platform,
+            platform_account_id: new.platform_account_id,
+            name: new.name,
+            kind: new.kind,
+            status: AccountStatus::Active,
+            scopes: new.scopes,
+            access_expires_at: new.access_expires_at,
+            refresh_expires_at: new.refresh_expires_at,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            sealed_tokens: SealedTokens::default(),
+        };
+        account.sealed_tokens = SealedTokens(
+            self.sealer
+                .seal(&account.encryption_context(), &tokens.to_plaintext())
+                .await?,
+        );
+        let result = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(account.to_item()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(account),
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        id: &AccountId,
+    ) -> Result<Option<Account>, StoreError> {
+        let [(pk, pkv), (sk, skv)] = Account::key(tenant, user, id);
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(pk, pkv)
+            .key(sk, skv)
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.as_ref().map(Account::from_item).transpose()
+    }
+
+    /// A user's accounts, oldest first.
+    pub async fn list(&self, tenant: &TenantId, user: &UserId) -> Result<Vec<Account>, StoreError> {
+        let mut accounts = Vec::new();
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{tenant}#{user}")))
+            .expression_attribute_values(":prefix", s("ACCOUNT#"))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            accounts.push(Account::from_item(&item?)?);
+        }
+        accounts.sort_by_key(|a| a.created_at);
+        Ok(accounts)
+    }
+
+    /// Opens the account's tokens. Fails if the sealed blob does not belong to this account.
+    pub async fn tokens(&self, account: &Account) -> Result<TokenSet, StoreError> {
+        let plain = self
+            .sealer
+            .open(&account.encryption_context(), &account.sealed_tokens.0)
+            .await?;
+        TokenSet::from_plaintext(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Replaces the tokens of the account as read at `account.version`; fails with
+    /// [`StoreError::VersionConflict`] if anyone wrote it since. Returns the new record.
+    pub async fn replace_tokens(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        access_expires_at: Option<OffsetDateTime>,
+        refresh_expires_at: Option<OffsetDateTime>,
+    ) -> Result<Account, StoreError> {
+        let sealed = self
+            .sealer
+            .seal(&account.encryption_context(), &tokens.to_plaintext())
+            .await?;
+        let mut next = account.clone();
+        next.sealed_tokens = SealedTokens(sealed);
+        next.access_expires_at = access_expires_at;
+        next.refresh_expires_at = refresh_expires_at;
+        self.write_next(account, next).await
+    }
+
+    /// Sets the account's status (e.g. `needs_reauth` after a refused refresh), version-checked.
+    pub async fn set_status(
+        &self,
+        account: &Account,
+        status: AccountStatus,
+    ) -> Result<Account, StoreError> {
+        let mut next = account.clone();
+        next.status = status;
+        self.write_next(account, next).await
+    }
+
+    /// Writes `next` as version `read.version + 1`, only if the stored version is still `read.version`.
+    async fn write_next(&self, read: &Account, mut next: Account) -> Result<Account, StoreError> {
+        next.version = read.version + 1;
+        next.updated_at = self.clock.now();
+        let result = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(next.to_item()))
+            .condition_expression("version = :read")
+            .expression_attribute_values(":read", n(read.version))
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(next),
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
+                Err(StoreError::VersionConflict)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes the account and its sealed tokens. Returns the deleted record, if there was one.
+    pub async fn delete(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        id: &AccountId,
+    ) -> Result<Option<Account>, StoreError> {
+        let [(pk, pkv), (sk, skv)] = Account::key(tenant, user, id);
+        let out = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.table)
+            .key(pk, pkv)
+            .key(sk, skv)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await?;
+        out.attributes.as_ref().map(Account::from_item).transpose()
+    }
+}

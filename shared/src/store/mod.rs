@@ -1,0 +1,144 @@
+//! DynamoDB persistence: one table, `pk`/`sk`, items mapped to domain types in this module only.
+//!
+//! Key layout (see docs/data-model.md):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | tenant | `TENANT#{tenant}` | `TENANT` |
+//! | API key | `APIKEY#{sha256(key)}` | `APIKEY` |
+//! | account | `USER#{tenant}#{user}` | `ACCOUNT#{account}` |
+
+pub mod accounts;
+pub mod tenants;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+pub use accounts::{Account, AccountStore, NewAccount};
+pub use tenants::{ApiKey, Origin, Tenant, TenantStore};
+
+use crate::crypto::CryptoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An optimistic-concurrency check failed: someone else wrote the record since it was read.
+    #[error("the record changed since it was read")]
+    VersionConflict,
+    #[error("the record already exists")]
+    AlreadyExists,
+    #[error("the record does not exist")]
+    NotFound,
+    #[error("a DynamoDB call failed")]
+    Dynamo(#[source] Box<aws_sdk_dynamodb::Error>),
+    #[error("a stored record is malformed: {0}")]
+    Corrupt(String),
+    #[error("stored secrets could not be sealed or opened")]
+    Crypto(#[from] CryptoError),
+}
+
+impl<E, R> From<aws_sdk_dynamodb::error::SdkError<E, R>> for StoreError
+where
+    aws_sdk_dynamodb::Error: From<aws_sdk_dynamodb::error::SdkError<E, R>>,
+{
+    fn from(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self {
+        StoreError::Dynamo(Box::new(aws_sdk_dynamodb::Error::from(err)))
+    }
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn epoch(at: OffsetDateTime) -> AttributeValue {
+    n(at.unix_timestamp())
+}
+
+pub(crate) fn string_list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v.clone())).collect())
+}
+
+/// Typed reads from an item; a missing or mistyped attribute is a `Corrupt` error naming it.
+pub(crate) struct Reader<'a>(pub &'a Item);
+
+impl Reader<'_> {
+    fn corrupt(name: &str) -> StoreError {
+        StoreError::Corrupt(format!("attribute {name} is missing or has the wrong type"))
+    }
+
+    pub fn str(&self, name: &str) -> Result<&str, StoreError> {
+        self.0
+            .get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            .ok_or_else(|| Self::corrupt(name))
+    }
+
+    pub fn parse<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        self.str(name)?.parse().map_err(|_| Self::corrupt(name))
+    }
+
+    pub fn u64(&self, name: &str) -> Result<u64, StoreError> {
+        self.0
+            .get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Self::corrupt(name))
+    }
+
+    pub fn time(&self, name: &str) -> Result<OffsetDateTime, StoreError> {
+        let secs = self
+            .0
+            .get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        secs.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+            .ok_or_else(|| Self::corrupt(name))
+    }
+
+    pub fn opt_time(&self, name: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        if self.0.contains_key(name) {
+            self.time(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn bytes(&self, name: &str) -> Result<&[u8], StoreError> {
+        self.0
+            .get(name)
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref())
+            .ok_or_else(|| Self::corrupt(name))
+    }
+
+    pub fn strings(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let list = self
+            .0
+            .get(name)
+            .and_then(|v| v.as_l().ok())
+            .ok_or_else(|| Self::corrupt(name))?;
+        list.iter()
+            .map(|v| v.as_s().cloned().map_err(|_| Self::corrupt(name)))
+            .collect()
+    }
+}
+
+/// True when a DynamoDB error is a failed condition check (plain or inside a transaction).
+pub(crate) fn is_condition_failure(err: &aws_sdk_dynamodb::Error) -> bool {
+    match err {
+        aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => true,
+        aws_sdk_dynamodb::Error::TransactionCanceledException(e) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
+    }
+}
