@@ -19,9 +19,7 @@ pub struct AwsClients {
 /// One HTTPS client for every SDK client: rustls with ring, the only TLS stack compiled in
 /// (the SDK's default would add aws-lc-rs; see docs/decisions.md).
 fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 /// Timeouts short enough that a stuck call fails inside a Lambda's budget and is retried by the
@@ -41,9 +39,8 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
 /// The SDK configuration loader with Herald's HTTP client, timeouts and endpoints applied;
 /// credentials and anything unset come from the SDK's standard chain.
 pub(crate) fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
-        .timeout_config(timeouts());
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(http_client()).timeout_config(timeouts());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }

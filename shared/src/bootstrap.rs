@@ -2,16 +2,16 @@
 //! Idempotent: what exists already is left as it is.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::BoxError;
 use crate::aws::AwsClients;
 use crate::schema::{
-    DLQ_RETENTION_SECONDS, GSIS, PARTITION_KEY, ResourceNames, SORT_KEY, TTL_ATTRIBUTE,
-    WORK_QUEUE_MAX_RECEIVES, WORK_QUEUE_VISIBILITY_SECONDS,
+    DLQ_RETENTION_SECONDS, GSIS, PARTITION_KEY, ResourceNames, SORT_KEY, TTL_ATTRIBUTE, WORK_QUEUE_MAX_RECEIVES,
+    WORK_QUEUE_VISIBILITY_SECONDS,
 };
 
 /// What the bootstrap made: everything the functions' configuration needs.
@@ -27,20 +27,11 @@ pub async fn bootstrap(aws: &AwsClients, names: &ResourceNames) -> Result<Resour
     create_table(&aws.dynamodb, &names.table).await?;
     let key_id = create_key(&aws.kms, &names.key_alias).await?;
     let (work_queue_url, dead_letter_queue_url) = create_queues(&aws.sqs, names).await?;
-    Ok(Resources {
-        table: names.table.clone(),
-        key_id,
-        work_queue_url,
-        dead_letter_queue_url,
-    })
+    Ok(Resources { table: names.table.clone(), key_id, work_queue_url, dead_letter_queue_url })
 }
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .expect("name and type are set")
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type are set")
 }
 
 fn string_attribute(name: &str) -> AttributeDefinition {
@@ -69,11 +60,7 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
                     .index_name(gsi.name)
                     .key_schema(key(gsi.partition_key, KeyType::Hash))
                     .key_schema(key(gsi.sort_key, KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()?,
             );
     }
@@ -88,10 +75,7 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name(TTL_ATTRIBUTE)
-                .build()?,
+            TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL_ATTRIBUTE).build()?,
         )
         .send()
         .await?;
@@ -112,25 +96,15 @@ async fn create_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, Bo
         .key_metadata
         .and_then(|m| m.arn)
         .ok_or("CreateKey returned no key ARN")?;
-    kms.create_alias()
-        .alias_name(alias)
-        .target_key_id(&key)
-        .send()
-        .await?;
+    kms.create_alias().alias_name(alias).target_key_id(&key).send().await?;
     Ok(key)
 }
 
-async fn create_queues(
-    sqs: &aws_sdk_sqs::Client,
-    names: &ResourceNames,
-) -> Result<(String, String), BoxError> {
+async fn create_queues(sqs: &aws_sdk_sqs::Client, names: &ResourceNames) -> Result<(String, String), BoxError> {
     let dlq_url = sqs
         .create_queue()
         .queue_name(&names.dead_letter_queue)
-        .attributes(
-            QueueAttributeName::MessageRetentionPeriod,
-            DLQ_RETENTION_SECONDS.to_string(),
-        )
+        .attributes(QueueAttributeName::MessageRetentionPeriod, DLQ_RETENTION_SECONDS.to_string())
         .send()
         .await?
         .queue_url
@@ -148,10 +122,7 @@ async fn create_queues(
     let work_url = sqs
         .create_queue()
         .queue_name(&names.work_queue)
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            WORK_QUEUE_VISIBILITY_SECONDS.to_string(),
-        )
+        .attributes(QueueAttributeName::VisibilityTimeout, WORK_QUEUE_VISIBILITY_SECONDS.to_string())
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await?

@@ -26,23 +26,13 @@ impl Env {
         Self(std::env::vars().collect())
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Self(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
     /// A variable's value; empty counts as unset.
     pub fn optional(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.trim().is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 
     pub fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
@@ -56,29 +46,17 @@ impl Env {
     {
         match self.optional(name) {
             None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|e: T::Err| ConfigError::Invalid {
-                    name,
-                    reason: e.to_string(),
-                }),
+            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
         }
     }
 
     pub fn url(&self, name: &'static str) -> Result<Option<Url>, ConfigError> {
         self.optional(name)
             .map(|raw| {
-                let url = Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid {
-                    name,
-                    reason: e.to_string(),
-                })?;
+                let url = Url::parse(raw.trim()).map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
                 match url.scheme() {
                     "http" | "https" => Ok(url),
-                    other => Err(ConfigError::Invalid {
-                        name,
-                        reason: format!("scheme {other:?} is not http(s)"),
-                    }),
+                    other => Err(ConfigError::Invalid { name, reason: format!("scheme {other:?} is not http(s)") }),
                 }
             })
             .transpose()
@@ -146,9 +124,7 @@ impl Config {
         let crypto = CryptoSettings {
             key_id: env.required("HERALD_KMS_KEY_ID")?.trim().to_owned(),
             cache_ttl: Duration::from_secs(env.parsed("HERALD_DATA_KEY_CACHE_SECONDS", 300u64)?),
-            cache_capacity: env
-                .parsed("HERALD_DATA_KEY_CACHE_ENTRIES", 1024usize)?
-                .max(1),
+            cache_capacity: env.parsed("HERALD_DATA_KEY_CACHE_ENTRIES", 1024usize)?.max(1),
             max_uses_per_key: env.parsed("HERALD_DATA_KEY_MAX_USES", 1000u32)?.max(1),
         };
         let default_public = Url::parse("http://127.0.0.1:3000").expect("static URL parses");
@@ -171,10 +147,7 @@ mod tests {
         vec![
             ("HERALD_TABLE", "herald"),
             ("HERALD_KMS_KEY_ID", "alias/herald-tokens"),
-            (
-                "HERALD_QUEUE_URL",
-                "http://127.0.0.1:1/000000000000/herald-work",
-            ),
+            ("HERALD_QUEUE_URL", "http://127.0.0.1:1/000000000000/herald-work"),
         ]
     }
 
@@ -201,10 +174,7 @@ mod tests {
     fn empty_counts_as_missing() {
         let mut pairs = base();
         pairs[0].1 = "  ";
-        assert_eq!(
-            Config::from_env(&Env::from_pairs(pairs)).unwrap_err(),
-            ConfigError::Missing("HERALD_TABLE")
-        );
+        assert_eq!(Config::from_env(&Env::from_pairs(pairs)).unwrap_err(), ConfigError::Missing("HERALD_TABLE"));
     }
 
     #[test]
@@ -212,29 +182,11 @@ mod tests {
         let mut pairs = base();
         pairs.push(("HERALD_MAX_BODY_BYTES", "lots"));
         let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ConfigError::Invalid {
-                    name: "HERALD_MAX_BODY_BYTES",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ConfigError::Invalid { name: "HERALD_MAX_BODY_BYTES", .. }), "{err}");
 
         let mut pairs = base();
         pairs.push(("AWS_ENDPOINT_URL_DYNAMODB", "ftp://x"));
         let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ConfigError::Invalid {
-                    name: "AWS_ENDPOINT_URL_DYNAMODB",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, ConfigError::Invalid { name: "AWS_ENDPOINT_URL_DYNAMODB", .. }), "{err}");
     }
 }

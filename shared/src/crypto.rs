@@ -49,11 +49,7 @@ pub struct EncryptionContext {
 
 impl EncryptionContext {
     pub fn new(tenant: &TenantId, platform: Platform, account: &AccountId) -> Self {
-        Self {
-            tenant: tenant.clone(),
-            platform,
-            account: account.clone(),
-        }
+        Self { tenant: tenant.clone(), platform, account: account.clone() }
     }
 
     fn pairs(&self) -> [(&'static str, &str); 3] {
@@ -65,10 +61,7 @@ impl EncryptionContext {
     }
 
     fn kms_map(&self) -> std::collections::HashMap<String, String> {
-        self.pairs()
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        self.pairs().iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     /// Length-prefixed, so no two contexts serialize alike.
@@ -114,9 +107,7 @@ pub struct Sealer {
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer")
-            .field("key_id", &self.settings.key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Sealer").field("key_id", &self.settings.key_id).finish_non_exhaustive()
     }
 }
 
@@ -127,10 +118,7 @@ impl Sealer {
             kms,
             settings,
             clock,
-            caches: Mutex::new(Caches {
-                open: LruCache::new(capacity),
-                seal: LruCache::new(capacity),
-            }),
+            caches: Mutex::new(Caches { open: LruCache::new(capacity), seal: LruCache::new(capacity) }),
             kms_calls: AtomicU64::new(0),
         }
     }
@@ -146,19 +134,13 @@ impl Sealer {
         self.caches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub async fn seal(
-        &self,
-        context: &EncryptionContext,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
+    pub async fn seal(&self, context: &EncryptionContext, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let aad = context.aad();
         let now = self.clock.now();
         let cached = {
             let mut caches = self.caches();
             match caches.seal.get_mut(&aad) {
-                Some(entry)
-                    if entry.expires > now && entry.uses < self.settings.max_uses_per_key =>
-                {
+                Some(entry) if entry.expires > now && entry.uses < self.settings.max_uses_per_key => {
                     entry.uses += 1;
                     Some((entry.key.clone(), entry.wrapped.clone()))
                 }
@@ -171,23 +153,9 @@ impl Sealer {
                 let (key, wrapped) = self.generate_data_key(context).await?;
                 let expires = now + self.settings.cache_ttl;
                 let mut caches = self.caches();
-                caches.seal.put(
-                    aad.clone(),
-                    SealKey {
-                        key: key.clone(),
-                        wrapped: wrapped.clone(),
-                        expires,
-                        uses: 1,
-                    },
-                );
+                caches.seal.put(aad.clone(), SealKey { key: key.clone(), wrapped: wrapped.clone(), expires, uses: 1 });
                 // What we seal now we will likely open soon: remember the unwrapped key for that too.
-                caches.open.put(
-                    open_cache_key(&aad, &wrapped),
-                    OpenKey {
-                        key: key.clone(),
-                        expires,
-                    },
-                );
+                caches.open.put(open_cache_key(&aad, &wrapped), OpenKey { key: key.clone(), expires });
                 (key, wrapped)
             }
         };
@@ -195,13 +163,7 @@ impl Sealer {
         let nonce_bytes: [u8; NONCE_LEN] = crate::domain::random_bytes();
         let cipher = Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| CryptoError::Open)?;
         let ciphertext = cipher
-            .encrypt(
-                &Nonce::from(nonce_bytes),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
+            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: plaintext, aad: &aad })
             .map_err(|_| CryptoError::Open)?;
 
         let wrapped_len = u16::try_from(wrapped.len()).map_err(|_| CryptoError::Open)?;
@@ -214,11 +176,7 @@ impl Sealer {
         Ok(out)
     }
 
-    pub async fn open(
-        &self,
-        context: &EncryptionContext,
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    pub async fn open(&self, context: &EncryptionContext, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let parsed = parse(sealed).ok_or(CryptoError::Open)?;
         let aad = context.aad();
         let cache_key = open_cache_key(&aad, parsed.wrapped);
@@ -235,26 +193,14 @@ impl Sealer {
             None => {
                 let key = self.decrypt_data_key(context, parsed.wrapped).await?;
                 let expires = now + self.settings.cache_ttl;
-                self.caches().open.put(
-                    cache_key,
-                    OpenKey {
-                        key: key.clone(),
-                        expires,
-                    },
-                );
+                self.caches().open.put(cache_key, OpenKey { key: key.clone(), expires });
                 key
             }
         };
         let cipher = Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| CryptoError::Open)?;
         let nonce: [u8; NONCE_LEN] = parsed.nonce.try_into().map_err(|_| CryptoError::Open)?;
         cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: parsed.ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(&Nonce::from(nonce), Payload { msg: parsed.ciphertext, aad: &aad })
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Open)
     }
@@ -276,9 +222,7 @@ impl Sealer {
         let key = out.plaintext.as_ref().and_then(|b| key_from(b.as_ref()));
         match (key, out.ciphertext_blob) {
             (Some(key), Some(wrapped)) => Ok((key, wrapped.into_inner())),
-            _ => Err(CryptoError::KeyService(
-                "GenerateDataKey returned no usable key".into(),
-            )),
+            _ => Err(CryptoError::KeyService("GenerateDataKey returned no usable key".into())),
         }
     }
 
@@ -297,15 +241,12 @@ impl Sealer {
             .send()
             .await;
         match result {
-            Ok(out) => out
-                .plaintext
-                .as_ref()
-                .and_then(|b| key_from(b.as_ref()))
-                .ok_or(CryptoError::Open),
+            Ok(out) => out.plaintext.as_ref().and_then(|b| key_from(b.as_ref())).ok_or(CryptoError::Open),
             Err(err) => match aws_sdk_kms::Error::from(err) {
                 // The wrapped key does not belong to this context (or key): the data was moved.
-                aws_sdk_kms::Error::InvalidCiphertextException(_)
-                | aws_sdk_kms::Error::IncorrectKeyException(_) => Err(CryptoError::Open),
+                aws_sdk_kms::Error::InvalidCiphertextException(_) | aws_sdk_kms::Error::IncorrectKeyException(_) => {
+                    Err(CryptoError::Open)
+                }
                 other => Err(CryptoError::KeyService(Box::new(other))),
             },
         }
@@ -343,11 +284,7 @@ fn parse(sealed: &[u8]) -> Option<Parsed<'_>> {
     }
     let (wrapped, rest) = rest.split_at(wrapped_len);
     let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-    Some(Parsed {
-        wrapped,
-        nonce,
-        ciphertext,
-    })
+    Some(Parsed { wrapped, nonce, ciphertext })
 }
 
 #[cfg(test)]

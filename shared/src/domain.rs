@@ -26,33 +26,18 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// `prefix` + 22 characters of URL-safe base64 over 128 random bits.
 fn random_id(prefix: &str) -> String {
     let bytes: [u8; 16] = random_bytes();
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn check_token(what: &'static str, raw: &str, max: usize) -> Result<(), InvalidId> {
     if raw.is_empty() {
-        return Err(InvalidId {
-            what,
-            reason: "must not be empty",
-        });
+        return Err(InvalidId { what, reason: "must not be empty" });
     }
     if raw.len() > max {
-        return Err(InvalidId {
-            what,
-            reason: "is too long",
-        });
+        return Err(InvalidId { what, reason: "is too long" });
     }
-    if !raw
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))
-    {
-        return Err(InvalidId {
-            what,
-            reason: "may only contain letters, digits and - _ . : @",
-        });
+    if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b)) {
+        return Err(InvalidId { what, reason: "may only contain letters, digits and - _ . : @" });
     }
     Ok(())
 }
@@ -140,12 +125,7 @@ pub enum Platform {
 }
 
 impl Platform {
-    pub const ALL: [Platform; 4] = [
-        Platform::X,
-        Platform::Facebook,
-        Platform::Instagram,
-        Platform::Linkedin,
-    ];
+    pub const ALL: [Platform; 4] = [Platform::X, Platform::Facebook, Platform::Instagram, Platform::Linkedin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -169,10 +149,7 @@ impl FromStr for Platform {
         Platform::ALL
             .into_iter()
             .find(|p| p.as_str() == raw)
-            .ok_or(InvalidId {
-                what: "platform",
-                reason: "must be one of x, facebook, instagram, linkedin",
-            })
+            .ok_or(InvalidId { what: "platform", reason: "must be one of x, facebook, instagram, linkedin" })
     }
 }
 
@@ -248,19 +225,10 @@ mod tests {
     fn enums_round_trip_through_strings() {
         for p in Platform::ALL {
             assert_eq!(p.as_str().parse::<Platform>().unwrap(), p);
-            assert_eq!(
-                serde_json::to_string(&p).unwrap(),
-                format!("\"{}\"", p.as_str())
-            );
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
         }
-        assert_eq!(
-            "needs_reauth".parse::<AccountStatus>().unwrap(),
-            AccountStatus::NeedsReauth
-        );
-        assert_eq!(
-            AccountKind::ProfessionalAccount.as_str(),
-            "professional_account"
-        );
+        assert_eq!("needs_reauth".parse::<AccountStatus>().unwrap(), AccountStatus::NeedsReauth);
+        assert_eq!(AccountKind::ProfessionalAccount.as_str(), "professional_account");
         assert!("tiktok".parse::<Platform>().is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! The local AWS emulation: moto servers on loopback, started and stopped with their owner.
 //!
 //! Used by `herald dev` and by the test kit. The processes are killed when [`LocalAws`] is
-//! dropped, and exit by themselves if their parent dies (`--exit-with-parent`).
+//! dropped, and exit by themselves if their parent dies (`--exit-with-parent`), so a test
+//! binary that keeps them in a static leaves nothing behind.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,8 +10,9 @@ use std::time::Duration;
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command};
+use std::sync::mpsc;
 use url::Url;
 
 use crate::BoxError;
@@ -31,29 +33,32 @@ impl Launcher {
     /// The repository's virtualenv and `infra/moto_server.py` under `repo_root`, unless
     /// `HERALD_PYTHON` names another interpreter.
     pub fn in_repo(repo_root: &Path) -> Self {
-        let python = std::env::var_os("HERALD_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root.join(".venv/bin/python"));
-        Self {
-            python,
-            script: repo_root.join("infra/moto_server.py"),
-        }
+        let python =
+            std::env::var_os("HERALD_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root.join(".venv/bin/python"));
+        Self { python, script: repo_root.join("infra/moto_server.py") }
     }
 }
 
-/// One running moto server.
+/// One running moto server; killed when dropped.
 #[derive(Debug)]
 pub struct Emulator {
-    _child: Child,
+    child: Child,
     pub url: Url,
 }
 
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How long moto may take to import and bind on a cold machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Emulator {
-    pub async fn start(
-        launcher: &Launcher,
-        port: u16,
-        single_threaded: bool,
-    ) -> Result<Self, BoxError> {
+    /// Spawns the launcher; [`Emulator::wait_ready`] then waits for its `READY <port>` line.
+    fn spawn(launcher: &Launcher, port: u16, single_threaded: bool) -> Result<(Child, mpsc::Receiver<u16>), BoxError> {
         if !launcher.python.exists() {
             return Err(format!(
                 "{} not found: run `./infra/dev setup` (or set HERALD_PYTHON to a Python with moto[server])",
@@ -64,46 +69,36 @@ impl Emulator {
         let mut command = Command::new(&launcher.python);
         command
             .arg(&launcher.script)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--exit-with-parent",
-            ])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--exit-with-parent"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+            .stderr(Stdio::inherit());
         if single_threaded {
             command.arg("--single-threaded");
         }
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout from the emulator")?;
-        let mut lines = BufReader::new(stdout).lines();
-        // Importing moto takes a few seconds on a cold machine.
-        let ready = tokio::time::timeout(Duration::from_secs(120), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(port) = line.strip_prefix("READY ") {
-                    return Ok::<_, std::io::Error>(port.trim().parse::<u16>().ok());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        // Reads the READY line, then keeps draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(port) = line.strip_prefix("READY ").and_then(|p| p.trim().parse().ok()) {
+                    let _ = ready_tx.send(port);
                 }
             }
-            Ok(None)
-        })
-        .await;
-        let port = match ready {
-            Ok(Ok(Some(port))) => port,
-            Ok(Ok(None)) | Ok(Err(_)) => {
-                return Err("the moto server exited before it was ready".into());
+        });
+        Ok((child, ready_rx))
+    }
+
+    fn wait_ready(mut child: Child, ready: mpsc::Receiver<u16>) -> Result<Self, BoxError> {
+        match ready.recv_timeout(READY_TIMEOUT) {
+            Ok(port) => Ok(Self { child, url: Url::parse(&format!("http://127.0.0.1:{port}"))? }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err("the moto server exited or did not become ready in time".into())
             }
-            Err(_) => return Err("the moto server did not become ready within 120 s".into()),
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self {
-            _child: child,
-            url: Url::parse(&format!("http://127.0.0.1:{port}"))?,
-        })
+        }
     }
 }
 
@@ -115,17 +110,15 @@ pub struct LocalAws {
 }
 
 impl LocalAws {
-    /// Starts both servers; port 0 picks free ports.
-    pub async fn start(
-        launcher: &Launcher,
-        dynamodb_port: u16,
-        services_port: u16,
-    ) -> Result<Self, BoxError> {
-        let (dynamodb, services) = tokio::try_join!(
-            Emulator::start(launcher, dynamodb_port, true),
-            Emulator::start(launcher, services_port, false),
-        )?;
-        Ok(Self { dynamodb, services })
+    /// Starts both servers side by side and blocks until both accept connections; port 0 picks
+    /// free ports. Blocking: call it from `spawn_blocking` or before serving.
+    pub fn start(launcher: &Launcher, dynamodb_port: u16, services_port: u16) -> Result<Self, BoxError> {
+        let dynamodb = Emulator::spawn(launcher, dynamodb_port, true)?;
+        let services = Emulator::spawn(launcher, services_port, false)?;
+        Ok(Self {
+            dynamodb: Emulator::wait_ready(dynamodb.0, dynamodb.1)?,
+            services: Emulator::wait_ready(services.0, services.1)?,
+        })
     }
 
     pub fn settings(&self) -> AwsSettings {
@@ -140,19 +133,10 @@ impl LocalAws {
 /// SDK configuration for the emulation: static throwaway credentials and the local region, so
 /// nothing depends on the caller's environment.
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
-    let region = settings
-        .region
-        .clone()
-        .unwrap_or_else(|| LOCAL_REGION.to_owned());
+    let region = settings.region.clone().unwrap_or_else(|| LOCAL_REGION.to_owned());
     crate::aws::loader(settings)
         .region(Region::new(region))
-        .credentials_provider(Credentials::new(
-            LOCAL_ACCESS_KEY,
-            "herald-local-secret",
-            None,
-            None,
-            "herald-local",
-        ))
+        .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, "herald-local-secret", None, None, "herald-local"))
         .load()
         .await
 }

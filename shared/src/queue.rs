@@ -75,11 +75,7 @@ pub struct WorkQueue {
 
 impl WorkQueue {
     pub fn new(sqs: aws_sdk_sqs::Client, url: impl Into<String>, clock: SharedClock) -> Self {
-        Self {
-            sqs,
-            url: url.into(),
-            clock,
-        }
+        Self { sqs, url: url.into(), clock }
     }
 
     pub fn url(&self) -> &str {
@@ -91,20 +87,11 @@ impl WorkQueue {
     pub async fn enqueue(&self, job: Job, delay: Duration) -> Result<(), QueueError> {
         let now = self.clock.now().unix_timestamp();
         let not_before = (delay > SQS_MAX_DELAY).then(|| now + delay.as_secs() as i64);
-        self.send(
-            &Envelope {
-                job,
-                not_before,
-                enqueued_at: now,
-            },
-            delay,
-        )
-        .await
+        self.send(&Envelope { job, not_before, enqueued_at: now }, delay).await
     }
 
     async fn send(&self, envelope: &Envelope, delay: Duration) -> Result<(), QueueError> {
-        let body =
-            serde_json::to_string(envelope).map_err(|e| QueueError::Malformed(e.to_string()))?;
+        let body = serde_json::to_string(envelope).map_err(|e| QueueError::Malformed(e.to_string()))?;
         self.sqs
             .send_message()
             .queue_url(&self.url)
@@ -133,24 +120,19 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(queue: WorkQueue, clock: SharedClock, concurrency: usize) -> Self {
-        Self {
-            queue,
-            clock,
-            concurrency: concurrency.max(1),
-        }
+        Self { queue, clock, concurrency: concurrency.max(1) }
     }
 
     /// Handles an SQS event and returns the ids of the messages that failed.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        let outcomes: Vec<(Option<String>, Result<(), JobError>)> =
-            futures_util::stream::iter(event.records)
-                .map(|record| async move {
-                    let outcome = self.handle_record(&record).await;
-                    (record.message_id, outcome)
-                })
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
+        let outcomes: Vec<(Option<String>, Result<(), JobError>)> = futures_util::stream::iter(event.records)
+            .map(|record| async move {
+                let outcome = self.handle_record(&record).await;
+                (record.message_id, outcome)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
         let mut response = SqsBatchResponse::default();
         for (message_id, outcome) in outcomes {
             if let Err(err) = outcome {
@@ -165,17 +147,12 @@ impl Worker {
     async fn handle_record(&self, record: &SqsMessage) -> Result<(), JobError> {
         let body = record.body.as_deref().unwrap_or_default();
         // The body is never logged: later jobs carry post content.
-        let envelope: Envelope =
-            serde_json::from_str(body).map_err(|e| QueueError::Malformed(e.to_string()))?;
+        let envelope: Envelope = serde_json::from_str(body).map_err(|e| QueueError::Malformed(e.to_string()))?;
         let now = self.clock.now().unix_timestamp();
         if let Some(not_before) = envelope.not_before.filter(|t| *t > now) {
             let remaining = Duration::from_secs((not_before - now) as u64);
             self.queue.send(&envelope, remaining).await?;
-            tracing::info!(
-                job = envelope.job.kind(),
-                remaining_s = remaining.as_secs(),
-                "job not due; re-enqueued"
-            );
+            tracing::info!(job = envelope.job.kind(), remaining_s = remaining.as_secs(), "job not due; re-enqueued");
             return Ok(());
         }
         self.run(envelope.job, now - envelope.enqueued_at).await
@@ -226,12 +203,8 @@ pub async fn poll_once(
         record.message_id = message.message_id.clone();
         record.receipt_handle = message.receipt_handle.clone();
         record.body = message.body;
-        record.attributes = message
-            .attributes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v))
-            .collect();
+        record.attributes =
+            message.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
         record.event_source = Some("aws:sqs".to_owned());
         if let (Some(id), Some(handle)) = (message.message_id, message.receipt_handle) {
             handles.insert(id, handle);
@@ -255,16 +228,9 @@ pub async fn poll_once(
                     .expect("id and receipt handle are set")
             })
             .collect();
-        sqs.delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
+        sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await?;
     }
-    Ok(PollStats {
-        received,
-        failed: response.batch_item_failures.len(),
-    })
+    Ok(PollStats { received, failed: response.batch_item_failures.len() })
 }
 
 /// Polls until `stop` turns true: the local runner's event source. SQS errors are logged and
@@ -298,19 +264,10 @@ mod tests {
 
     #[test]
     fn envelope_wire_format_is_stable() {
-        let envelope = Envelope {
-            job: Job::Ping { note: "hi".into() },
-            not_before: None,
-            enqueued_at: 7,
-        };
+        let envelope = Envelope { job: Job::Ping { note: "hi".into() }, not_before: None, enqueued_at: 7 };
         let json = serde_json::to_string(&envelope).unwrap();
-        assert_eq!(
-            json,
-            r#"{"job":{"type":"ping","note":"hi"},"enqueued_at":7}"#
-        );
+        assert_eq!(json, r#"{"job":{"type":"ping","note":"hi"},"enqueued_at":7}"#);
         assert_eq!(serde_json::from_str::<Envelope>(&json).unwrap(), envelope);
-        assert!(
-            serde_json::from_str::<Envelope>(r#"{"job":{"type":"nope"},"enqueued_at":7}"#).is_err()
-        );
+        assert!(serde_json::from_str::<Envelope>(r#"{"job":{"type":"nope"},"enqueued_at":7}"#).is_err());
     }
 }

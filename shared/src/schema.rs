@@ -23,16 +23,8 @@ pub struct Gsi {
 /// (webhook routing). `gsi2`: time-ordered work, e.g. `DUE#…` → items by due time (scheduled
 /// posts, tokens nearing expiry).
 pub const GSIS: [Gsi; 2] = [
-    Gsi {
-        name: "gsi1",
-        partition_key: "gsi1pk",
-        sort_key: "gsi1sk",
-    },
-    Gsi {
-        name: "gsi2",
-        partition_key: "gsi2pk",
-        sort_key: "gsi2sk",
-    },
+    Gsi { name: "gsi1", partition_key: "gsi1pk", sort_key: "gsi1sk" },
+    Gsi { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk" },
 ];
 
 /// The work queue's visibility timeout: six times the `retries` function's 60 s timeout, as

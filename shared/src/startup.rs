@@ -8,8 +8,7 @@ use crate::config::Config;
 /// the cold start) and builds the AWS clients once.
 pub async fn init() -> Result<(Config, AwsClients), BoxError> {
     crate::telemetry::init();
-    let config = Config::from_process_env()
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let config = Config::from_process_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let aws = AwsClients::load(&config.aws).await;
     Ok((config, aws))
 }

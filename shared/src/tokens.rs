@@ -32,11 +32,7 @@ pub struct MalformedTokens;
 
 impl TokenSet {
     pub fn new(access_token: impl Into<String>) -> Self {
-        Self {
-            access_token: SecretString::from(access_token.into()),
-            refresh_token: None,
-            token_secret: None,
-        }
+        Self { access_token: SecretString::from(access_token.into()), refresh_token: None, token_secret: None }
     }
 
     pub fn with_refresh_token(mut self, token: impl Into<String>) -> Self {
@@ -52,10 +48,7 @@ impl TokenSet {
     pub(crate) fn to_plaintext(&self) -> Zeroizing<Vec<u8>> {
         let plain = Plain {
             a: self.access_token.expose_secret().into(),
-            r: self
-                .refresh_token
-                .as_ref()
-                .map(|t| t.expose_secret().into()),
+            r: self.refresh_token.as_ref().map(|t| t.expose_secret().into()),
             s: self.token_secret.as_ref().map(|t| t.expose_secret().into()),
         };
         Zeroizing::new(serde_json::to_vec(&plain).expect("strings always serialize"))
@@ -77,9 +70,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_a_secret() {
-        let tokens = TokenSet::new("at-SECRET-1")
-            .with_refresh_token("rt-SECRET-2")
-            .with_token_secret("ts-SECRET-3");
+        let tokens = TokenSet::new("at-SECRET-1").with_refresh_token("rt-SECRET-2").with_token_secret("ts-SECRET-3");
         let shown = format!("{tokens:?} {tokens:#?}");
         assert!(!shown.contains("SECRET"), "{shown}");
     }

@@ -1,1 +1,8 @@
+//! Herald's integration tests: real SDK calls against moto (DynamoDB single-threaded, KMS, SQS),
+//! one fresh set of resources per test. One binary, so the emulation starts once.
 
+mod api;
+mod crypto;
+mod queue;
+mod template;
+mod token_store;

@@ -35,14 +35,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .with_context(|| format!("port {} is taken; pass --port", args.port))?;
     let base = format!("http://127.0.0.1:{}", args.port);
 
-    let local = LocalAws::start(
-        &Launcher::in_repo(&args.repo),
-        args.dynamodb_port,
-        args.aws_port,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!(e))
-    .context("starting the AWS emulation")?;
+    let launcher = Launcher::in_repo(&args.repo);
+    let (dynamodb_port, aws_port) = (args.dynamodb_port, args.aws_port);
+    let local = tokio::task::spawn_blocking(move || LocalAws::start(&launcher, dynamodb_port, aws_port))
+        .await?
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("starting the AWS emulation")?;
     let settings = local.settings();
     let aws = AwsClients::from_sdk_config(&herald::local::sdk_config(&settings).await, &settings);
     let resources = bootstrap(&aws, &ResourceNames::with_prefix("herald"))
@@ -52,10 +50,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
     let clock = crate::clock();
     let tenants = TenantStore::new(aws.dynamodb.clone(), &resources.table, clock.clone());
-    let origins = vec![
-        Origin::parse(&base)?,
-        Origin::parse(&format!("http://localhost:{}", args.port))?,
-    ];
+    let origins = vec![Origin::parse(&base)?, Origin::parse(&format!("http://localhost:{}", args.port))?];
     let (tenant, key) = tenants.create("Development", origins).await?;
 
     let config = Config {
@@ -72,16 +67,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         max_body_bytes: 64 * 1024,
     };
 
-    let dynamodb = settings
-        .dynamodb_endpoint
-        .as_ref()
-        .map(|u| u.to_string())
-        .unwrap_or_default();
-    let services = settings
-        .endpoint
-        .as_ref()
-        .map(|u| u.to_string())
-        .unwrap_or_default();
+    let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();
+    let services = settings.endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();
     println!(
         r#"
 Herald is running locally.
@@ -114,14 +101,7 @@ Logs follow as JSON lines. Stop with Ctrl-C (the emulators stop with it; their d
         region = herald::local::LOCAL_REGION,
     );
 
-    let result = crate::serve(
-        listener,
-        config,
-        &aws,
-        Arc::clone(&clock),
-        crate::shutdown_signal(),
-    )
-    .await;
+    let result = crate::serve(listener, config, &aws, Arc::clone(&clock), crate::shutdown_signal()).await;
     drop(local);
     result
 }

@@ -23,11 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(
-    name = "herald",
-    version,
-    about = "Herald: connect social accounts and publish for your users."
-)]
+#[command(name = "herald", version, about = "Herald: connect social accounts and publish for your users.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,17 +88,14 @@ async fn main() -> Result<()> {
         Command::Serve { listen } => {
             let config = Config::from_process_env()?;
             let aws = AwsClients::load(&config.aws).await;
-            let listener = TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("binding {listen}"))?;
+            let listener = TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
             serve(listener, config, &aws, clock(), shutdown_signal()).await
         }
         Command::Bootstrap { prefix } => {
             let aws = AwsClients::load(&Config::aws_from_env(&Env::from_process())?).await;
-            let resources =
-                herald::bootstrap::bootstrap(&aws, &ResourceNames::with_prefix(&prefix))
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
+            let resources = herald::bootstrap::bootstrap(&aws, &ResourceNames::with_prefix(&prefix))
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
             println!("HERALD_TABLE={}", resources.table);
             println!("HERALD_KMS_KEY_ID={}", resources.key_id);
             println!("HERALD_QUEUE_URL={}", resources.work_queue_url);
@@ -115,14 +108,8 @@ async fn main() -> Result<()> {
             let aws = AwsClients::load(&Config::aws_from_env(&env)?).await;
             let tenants = TenantStore::new(aws.dynamodb.clone(), table, clock());
             match command {
-                TenantCommand::Create {
-                    name,
-                    allowed_origins,
-                } => {
-                    let origins = allowed_origins
-                        .iter()
-                        .map(|o| Origin::parse(o))
-                        .collect::<Result<Vec<_>, _>>()?;
+                TenantCommand::Create { name, allowed_origins } => {
+                    let origins = allowed_origins.iter().map(|o| Origin::parse(o)).collect::<Result<Vec<_>, _>>()?;
                     let (tenant, key) = tenants.create(&name, origins).await?;
                     println!("tenant:  {}", tenant.id);
                     println!("api key: {}", key.reveal());
@@ -143,12 +130,7 @@ async fn main() -> Result<()> {
             let url = env.required("HERALD_QUEUE_URL")?.to_owned();
             let aws = AwsClients::load(&Config::aws_from_env(&env)?).await;
             WorkQueue::new(aws.sqs.clone(), url, clock())
-                .enqueue(
-                    Job::Ping {
-                        note: "herald queue ping".into(),
-                    },
-                    Duration::ZERO,
-                )
+                .enqueue(Job::Ping { note: "herald queue ping".into() }, Duration::ZERO)
                 .await?;
             println!("ping enqueued");
             Ok(())
@@ -168,15 +150,8 @@ pub(crate) async fn serve(
     let worker = Worker::new(queue.clone(), clock.clone(), 10);
     let state = AppState::new(config, aws, clock);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poller = tokio::spawn(herald::queue::poll_until(
-        aws.sqs.clone(),
-        queue.url().to_owned(),
-        worker,
-        stop_rx,
-    ));
-    axum::serve(listener, herald::http::all_routes(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let poller = tokio::spawn(herald::queue::poll_until(aws.sqs.clone(), queue.url().to_owned(), worker, stop_rx));
+    axum::serve(listener, herald::http::all_routes(state)).with_graceful_shutdown(shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = poller.await;
     Ok(())

@@ -63,17 +63,11 @@ async fn update_tenant(
             list.iter()
                 .map(|raw| Origin::parse(raw))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    Problem::invalid("invalid_origin", "allowed_origins", e.to_string())
-                })?,
+                .map_err(|e| Problem::invalid("invalid_origin", "allowed_origins", e.to_string()))?,
         ),
         None => None,
     };
-    match state
-        .tenants
-        .update(&tenant, name, origins.as_deref())
-        .await
-    {
+    match state.tenants.update(&tenant, name, origins.as_deref()).await {
         Ok(updated) => Ok(Json(updated)),
         Err(crate::store::StoreError::NotFound) => Err(Problem::unauthorized()),
         Err(e) => Err(e.into()),
@@ -124,13 +118,9 @@ struct AccountList {
 
 pub(super) fn parse_user(raw: String) -> Result<UserId, Problem> {
     UserId::parse(raw).map_err(|e| {
-        Problem::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_user_id",
-            "The user id is invalid",
-        )
-        .detail(e.to_string())
-        .with("field", "user_id")
+        Problem::new(axum::http::StatusCode::BAD_REQUEST, "invalid_user_id", "The user id is invalid")
+            .detail(e.to_string())
+            .with("field", "user_id")
     })
 }
 
@@ -141,7 +131,5 @@ async fn list_accounts(
 ) -> Result<Json<AccountList>, Problem> {
     let user = parse_user(user)?;
     let accounts = state.accounts.list(&tenant, &user).await?;
-    Ok(Json(AccountList {
-        accounts: accounts.into_iter().map(AccountView::from).collect(),
-    }))
+    Ok(Json(AccountList { accounts: accounts.into_iter().map(AccountView::from).collect() }))
 }

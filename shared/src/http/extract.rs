@@ -30,37 +30,22 @@ where
 
 fn json_problem(rejection: JsonRejection) -> Problem {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "The body must be JSON",
-        )
-        .detail("Send `Content-Type: application/json`."),
-        JsonRejection::JsonSyntaxError(e) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "The body is not valid JSON",
-        )
-        .detail(e.body_text()),
-        JsonRejection::JsonDataError(e) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            "The body does not have the expected shape",
-        )
-        .detail(e.body_text()),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The body is too large",
-            )
+        JsonRejection::MissingJsonContentType(_) => {
+            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be JSON")
+                .detail("Send `Content-Type: application/json`.")
         }
-        other => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "The body could not be read",
-        )
-        .detail(other.body_text()),
+        JsonRejection::JsonSyntaxError(e) => {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid_json", "The body is not valid JSON").detail(e.body_text())
+        }
+        JsonRejection::JsonDataError(e) => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
+                .detail(e.body_text())
+        }
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large")
+        }
+        other => Problem::new(StatusCode::BAD_REQUEST, "invalid_body", "The body could not be read")
+            .detail(other.body_text()),
     }
 }
 
@@ -77,12 +62,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(rejection @ PathRejection::FailedToDeserializePathParams(_)) => Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_path_parameter",
-                "A path parameter is invalid",
-            )
-            .detail(rejection.body_text())),
+            Err(rejection @ PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_path_parameter", "A path parameter is invalid")
+                    .detail(rejection.body_text()))
+            }
             Err(rejection) => Err(Problem::internal(&rejection)),
         }
     }

@@ -34,11 +34,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        let sealer = Arc::new(Sealer::new(
-            aws.kms.clone(),
-            config.crypto.clone(),
-            clock.clone(),
-        ));
+        let sealer = Arc::new(Sealer::new(aws.kms.clone(), config.crypto.clone(), clock.clone()));
         Self {
             tenants: TenantStore::new(aws.dynamodb.clone(), &config.table, clock.clone()),
             accounts: AccountStore::new(aws.dynamodb.clone(), &config.table, sealer, clock.clone()),
@@ -77,12 +73,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
 
 /// Every route of every HTTP function on one router: what the local runner serves.
 pub fn all_routes(state: AppState) -> Router {
-    finish(
-        connect_routes()
-            .merge(posts_routes())
-            .merge(webhooks_routes()),
-        state,
-    )
+    finish(connect_routes().merge(posts_routes()).merge(webhooks_routes()), state)
 }
 
 /// One structured line per request. Logs the route template, never the concrete path or query:

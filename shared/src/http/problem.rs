@@ -49,12 +49,8 @@ impl Problem {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Missing or invalid API key",
-        )
-        .detail("Send `Authorization: Bearer <api key>`.")
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid API key")
+            .detail("Send `Authorization: Bearer <api key>`.")
     }
 
     pub fn route_not_found() -> Self {
@@ -62,11 +58,7 @@ impl Problem {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed on this route",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed on this route")
     }
 
     pub fn not_found(code: &'static str, title: &str) -> Self {
@@ -75,13 +67,7 @@ impl Problem {
 
     /// A request that parsed but breaks a rule; `field` names what to fix.
     pub fn invalid(code: &'static str, field: &str, detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            "The request is invalid",
-        )
-        .detail(detail)
-        .with("field", field)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, "The request is invalid").detail(detail).with("field", field)
     }
 
     /// For failures that are ours, not the caller's. The cause is logged, never returned.
@@ -94,12 +80,8 @@ impl Problem {
             source = s.source();
         }
         tracing::error!(error = %chain, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Something went wrong on our side",
-        )
-        .detail("The failure was logged; retrying later may succeed.")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side")
+            .detail("The failure was logged; retrying later may succeed.")
     }
 }
 
@@ -110,10 +92,7 @@ impl IntoResponse for Problem {
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"herald\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"herald\""));
         }
         response
     }

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s, string_list};
+use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s, string_list, whole_seconds};
 use crate::clock::SharedClock;
 use crate::crypto::{EncryptionContext, Sealer};
 use crate::domain::{AccountId, AccountKind, AccountStatus, Platform, TenantId, UserId};
@@ -72,33 +72,18 @@ impl Account {
         EncryptionContext::new(&self.tenant, self.platform, &self.id)
     }
 
-    fn key(
-        tenant: &TenantId,
-        user: &UserId,
-        id: &AccountId,
-    ) -> [(&'static str, AttributeValue); 2] {
-        [
-            ("pk", s(format!("USER#{tenant}#{user}"))),
-            ("sk", s(format!("ACCOUNT#{id}"))),
-        ]
+    fn key(tenant: &TenantId, user: &UserId, id: &AccountId) -> [(&'static str, AttributeValue); 2] {
+        [("pk", s(format!("USER#{tenant}#{user}"))), ("sk", s(format!("ACCOUNT#{id}")))]
     }
 
     fn to_item(&self) -> Item {
-        let mut item: Item = Self::key(&self.tenant, &self.user, &self.id)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let mut item: Item =
+            Self::key(&self.tenant, &self.user, &self.id).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         let mut put = |k: &str, v: AttributeValue| {
             item.insert(k.to_owned(), v);
         };
         // gsi1 finds Herald's accounts from a platform's id, e.g. to route webhooks.
-        put(
-            "gsi1pk",
-            s(format!(
-                "PLATFORM#{}#{}",
-                self.platform, self.platform_account_id
-            )),
-        );
+        put("gsi1pk", s(format!("PLATFORM#{}#{}", self.platform, self.platform_account_id)));
         put("gsi1sk", s(format!("ACCOUNT#{}#{}", self.tenant, self.id)));
         put("tenant_id", s(self.tenant.as_str()));
         put("user_id", s(self.user.as_str()));
@@ -109,10 +94,7 @@ impl Account {
         put("kind", s(self.kind.as_str()));
         put("status", s(self.status.as_str()));
         put("scopes", string_list(&self.scopes));
-        put(
-            "tokens",
-            AttributeValue::B(Blob::new(self.sealed_tokens.0.clone())),
-        );
+        put("tokens", AttributeValue::B(Blob::new(self.sealed_tokens.0.clone())));
         put("version", n(self.version));
         put("created_at", epoch(self.created_at));
         put("updated_at", epoch(self.updated_at));
@@ -162,17 +144,12 @@ impl AccountStore {
         sealer: Arc<Sealer>,
         clock: SharedClock,
     ) -> Self {
-        Self {
-            dynamodb,
-            table: table.into(),
-            sealer,
-            clock,
-        }
+        Self { dynamodb, table: table.into(), sealer, clock }
     }
 
     /// Stores a newly connected account at version 1.
     pub async fn insert(&self, new: NewAccount, tokens: &TokenSet) -> Result<Account, StoreError> {
-        let now = self.clock.now();
+        let now = whole_seconds(self.clock.now());
         let mut account = Account {
             tenant: new.tenant,
             user: new.user,
@@ -183,18 +160,15 @@ impl AccountStore {
             kind: new.kind,
             status: AccountStatus::Active,
             scopes: new.scopes,
-            access_expires_at: new.access_expires_at,
-            refresh_expires_at: new.refresh_expires_at,
+            access_expires_at: new.access_expires_at.map(whole_seconds),
+            refresh_expires_at: new.refresh_expires_at.map(whole_seconds),
             version: 1,
             created_at: now,
             updated_at: now,
             sealed_tokens: SealedTokens::default(),
         };
-        account.sealed_tokens = SealedTokens(
-            self.sealer
-                .seal(&account.encryption_context(), &tokens.to_plaintext())
-                .await?,
-        );
+        account.sealed_tokens =
+            SealedTokens(self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?);
         let result = self
             .dynamodb
             .put_item()
@@ -205,19 +179,12 @@ impl AccountStore {
             .await;
         match result.map_err(StoreError::from) {
             Ok(_) => Ok(account),
-            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
-                Err(StoreError::AlreadyExists)
-            }
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
             Err(e) => Err(e),
         }
     }
 
-    pub async fn get(
-        &self,
-        tenant: &TenantId,
-        user: &UserId,
-        id: &AccountId,
-    ) -> Result<Option<Account>, StoreError> {
+    pub async fn get(&self, tenant: &TenantId, user: &UserId, id: &AccountId) -> Result<Option<Account>, StoreError> {
         let [(pk, pkv), (sk, skv)] = Account::key(tenant, user, id);
         let out = self
             .dynamodb
@@ -253,10 +220,7 @@ impl AccountStore {
 
     /// Opens the account's tokens. Fails if the sealed blob does not belong to this account.
     pub async fn tokens(&self, account: &Account) -> Result<TokenSet, StoreError> {
-        let plain = self
-            .sealer
-            .open(&account.encryption_context(), &account.sealed_tokens.0)
-            .await?;
+        let plain = self.sealer.open(&account.encryption_context(), &account.sealed_tokens.0).await?;
         TokenSet::from_plaintext(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
@@ -269,23 +233,16 @@ impl AccountStore {
         access_expires_at: Option<OffsetDateTime>,
         refresh_expires_at: Option<OffsetDateTime>,
     ) -> Result<Account, StoreError> {
-        let sealed = self
-            .sealer
-            .seal(&account.encryption_context(), &tokens.to_plaintext())
-            .await?;
+        let sealed = self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?;
         let mut next = account.clone();
         next.sealed_tokens = SealedTokens(sealed);
-        next.access_expires_at = access_expires_at;
-        next.refresh_expires_at = refresh_expires_at;
+        next.access_expires_at = access_expires_at.map(whole_seconds);
+        next.refresh_expires_at = refresh_expires_at.map(whole_seconds);
         self.write_next(account, next).await
     }
 
     /// Sets the account's status (e.g. `needs_reauth` after a refused refresh), version-checked.
-    pub async fn set_status(
-        &self,
-        account: &Account,
-        status: AccountStatus,
-    ) -> Result<Account, StoreError> {
+    pub async fn set_status(&self, account: &Account, status: AccountStatus) -> Result<Account, StoreError> {
         let mut next = account.clone();
         next.status = status;
         self.write_next(account, next).await
@@ -294,7 +251,7 @@ impl AccountStore {
     /// Writes `next` as version `read.version + 1`, only if the stored version is still `read.version`.
     async fn write_next(&self, read: &Account, mut next: Account) -> Result<Account, StoreError> {
         next.version = read.version + 1;
-        next.updated_at = self.clock.now();
+        next.updated_at = whole_seconds(self.clock.now());
         let result = self
             .dynamodb
             .put_item()
@@ -306,9 +263,7 @@ impl AccountStore {
             .await;
         match result.map_err(StoreError::from) {
             Ok(_) => Ok(next),
-            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
-                Err(StoreError::VersionConflict)
-            }
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
             Err(e) => Err(e),
         }
     }

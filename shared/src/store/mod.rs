@@ -57,6 +57,11 @@ pub(crate) fn n(value: impl std::fmt::Display) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// Times are stored as epoch seconds; what a write returns equals what a read will return.
+pub(crate) fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(0).unwrap_or(at)
+}
+
 pub(crate) fn epoch(at: OffsetDateTime) -> AttributeValue {
     n(at.unix_timestamp())
 }
@@ -74,11 +79,7 @@ impl Reader<'_> {
     }
 
     pub fn str(&self, name: &str) -> Result<&str, StoreError> {
-        self.0
-            .get(name)
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str)
-            .ok_or_else(|| Self::corrupt(name))
+        self.0.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).ok_or_else(|| Self::corrupt(name))
     }
 
     pub fn parse<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
@@ -86,48 +87,25 @@ impl Reader<'_> {
     }
 
     pub fn u64(&self, name: &str) -> Result<u64, StoreError> {
-        self.0
-            .get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Self::corrupt(name))
+        self.0.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| Self::corrupt(name))
     }
 
     pub fn time(&self, name: &str) -> Result<OffsetDateTime, StoreError> {
-        let secs = self
-            .0
-            .get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok());
-        secs.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-            .ok_or_else(|| Self::corrupt(name))
+        let secs = self.0.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+        secs.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()).ok_or_else(|| Self::corrupt(name))
     }
 
     pub fn opt_time(&self, name: &str) -> Result<Option<OffsetDateTime>, StoreError> {
-        if self.0.contains_key(name) {
-            self.time(name).map(Some)
-        } else {
-            Ok(None)
-        }
+        if self.0.contains_key(name) { self.time(name).map(Some) } else { Ok(None) }
     }
 
     pub fn bytes(&self, name: &str) -> Result<&[u8], StoreError> {
-        self.0
-            .get(name)
-            .and_then(|v| v.as_b().ok())
-            .map(|b| b.as_ref())
-            .ok_or_else(|| Self::corrupt(name))
+        self.0.get(name).and_then(|v| v.as_b().ok()).map(|b| b.as_ref()).ok_or_else(|| Self::corrupt(name))
     }
 
     pub fn strings(&self, name: &str) -> Result<Vec<String>, StoreError> {
-        let list = self
-            .0
-            .get(name)
-            .and_then(|v| v.as_l().ok())
-            .ok_or_else(|| Self::corrupt(name))?;
-        list.iter()
-            .map(|v| v.as_s().cloned().map_err(|_| Self::corrupt(name)))
-            .collect()
+        let list = self.0.get(name).and_then(|v| v.as_l().ok()).ok_or_else(|| Self::corrupt(name))?;
+        list.iter().map(|v| v.as_s().cloned().map_err(|_| Self::corrupt(name))).collect()
     }
 }
 
@@ -135,10 +113,9 @@ impl Reader<'_> {
 pub(crate) fn is_condition_failure(err: &aws_sdk_dynamodb::Error) -> bool {
     match err {
         aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => true,
-        aws_sdk_dynamodb::Error::TransactionCanceledException(e) => e
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        aws_sdk_dynamodb::Error::TransactionCanceledException(e) => {
+            e.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+        }
         _ => false,
     }
 }

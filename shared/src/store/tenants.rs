@@ -11,7 +11,7 @@ use url::Url;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
-use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, string_list};
+use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, string_list, whole_seconds};
 use crate::clock::SharedClock;
 use crate::domain::{TenantId, random_bytes};
 
@@ -45,9 +45,7 @@ impl ApiKey {
     fn well_formed(presented: &str) -> bool {
         presented.len() == KEY_LEN
             && presented.starts_with(KEY_PREFIX)
-            && presented[KEY_PREFIX.len()..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && presented[KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }
 
     fn hash(presented: &str) -> String {
@@ -79,9 +77,7 @@ impl Origin {
             return Err(bad("must not contain credentials"));
         }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(bad(
-                "must be an origin only, without path, query or fragment",
-            ));
+            return Err(bad("must be an origin only, without path, query or fragment"));
         }
         Ok(Self(url.origin().ascii_serialization()))
     }
@@ -125,11 +121,7 @@ impl Tenant {
 
     fn to_item(&self) -> Item {
         let (pk, sk) = Self::key(&self.id);
-        let origins: Vec<String> = self
-            .allowed_origins
-            .iter()
-            .map(|o| o.as_str().to_owned())
-            .collect();
+        let origins: Vec<String> = self.allowed_origins.iter().map(|o| o.as_str().to_owned()).collect();
         Item::from([
             ("pk".to_owned(), s(pk)),
             ("sk".to_owned(), s(sk)),
@@ -163,29 +155,17 @@ pub struct TenantStore {
 }
 
 impl TenantStore {
-    pub fn new(
-        dynamodb: aws_sdk_dynamodb::Client,
-        table: impl Into<String>,
-        clock: SharedClock,
-    ) -> Self {
-        Self {
-            dynamodb,
-            table: table.into(),
-            clock,
-        }
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>, clock: SharedClock) -> Self {
+        Self { dynamodb, table: table.into(), clock }
     }
 
     /// Creates a tenant and its first API key in one transaction. The key is returned once.
-    pub async fn create(
-        &self,
-        name: &str,
-        allowed_origins: Vec<Origin>,
-    ) -> Result<(Tenant, ApiKey), StoreError> {
+    pub async fn create(&self, name: &str, allowed_origins: Vec<Origin>) -> Result<(Tenant, ApiKey), StoreError> {
         let tenant = Tenant {
             id: TenantId::generate(),
             name: name.to_owned(),
             allowed_origins,
-            created_at: self.clock.now(),
+            created_at: whole_seconds(self.clock.now()),
         };
         let key = ApiKey::generate();
         let key_item = self.api_key_item(&tenant.id, &key);
@@ -207,9 +187,7 @@ impl TenantStore {
             .await;
         match result.map_err(StoreError::from) {
             Ok(_) => Ok((tenant, key)),
-            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
-                Err(StoreError::AlreadyExists)
-            }
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::AlreadyExists),
             Err(e) => Err(e),
         }
     }
@@ -230,10 +208,7 @@ impl TenantStore {
     fn api_key_item(&self, tenant: &TenantId, key: &ApiKey) -> Item {
         let secret = key.reveal();
         Item::from([
-            (
-                "pk".to_owned(),
-                s(format!("APIKEY#{}", ApiKey::hash(secret))),
-            ),
+            ("pk".to_owned(), s(format!("APIKEY#{}", ApiKey::hash(secret)))),
             ("sk".to_owned(), s("APIKEY")),
             ("tenant_id".to_owned(), s(tenant.as_str())),
             // Enough to recognise a key in a list, far too little to guess it.
@@ -255,22 +230,12 @@ impl TenantStore {
             .key("sk", s("APIKEY"))
             .send()
             .await?;
-        out.item
-            .as_ref()
-            .map(|item| Reader(item).parse("tenant_id"))
-            .transpose()
+        out.item.as_ref().map(|item| Reader(item).parse("tenant_id")).transpose()
     }
 
     pub async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         let (pk, sk) = Tenant::key(id);
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .send()
-            .await?;
+        let out = self.dynamodb.get_item().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk)).send().await?;
         out.item.as_ref().map(Tenant::from_item).transpose()
     }
 
@@ -283,17 +248,10 @@ impl TenantStore {
     ) -> Result<Tenant, StoreError> {
         let (pk, sk) = Tenant::key(id);
         let mut sets = Vec::new();
-        let mut update = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk));
+        let mut update = self.dynamodb.update_item().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk));
         if let Some(name) = name {
             sets.push("#name = :name");
-            update = update
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":name", s(name));
+            update = update.expression_attribute_names("#name", "name").expression_attribute_values(":name", s(name));
         }
         if let Some(origins) = allowed_origins {
             let origins: Vec<String> = origins.iter().map(|o| o.as_str().to_owned()).collect();
@@ -327,29 +285,15 @@ mod tests {
         assert!(ApiKey::well_formed(key.reveal()), "{}", key.reveal().len());
         assert_eq!(ApiKey::hash(key.reveal()), ApiKey::hash(key.reveal()));
         assert!(!format!("{key:?}").contains(&key.reveal()[3..]));
-        for junk in [
-            "",
-            "hk_",
-            "Bearer x",
-            &"a".repeat(KEY_LEN),
-            &format!("hk_{}", "!".repeat(43)),
-        ] {
+        for junk in ["", "hk_", "Bearer x", &"a".repeat(KEY_LEN), &format!("hk_{}", "!".repeat(43))] {
             assert!(!ApiKey::well_formed(junk), "{junk}");
         }
     }
 
     #[test]
     fn origins_are_https_or_loopback_and_bare() {
-        assert_eq!(
-            Origin::parse("https://app.example.com").unwrap().as_str(),
-            "https://app.example.com"
-        );
-        assert_eq!(
-            Origin::parse("https://app.example.com:8443/")
-                .unwrap()
-                .as_str(),
-            "https://app.example.com:8443"
-        );
+        assert_eq!(Origin::parse("https://app.example.com").unwrap().as_str(), "https://app.example.com");
+        assert_eq!(Origin::parse("https://app.example.com:8443/").unwrap().as_str(), "https://app.example.com:8443");
         assert!(Origin::parse("http://localhost:5173").is_ok());
         for bad in [
             "http://app.example.com",

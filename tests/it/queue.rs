@@ -1,0 +1,112 @@
+//! The work queue against SQS (moto): typed jobs, partial batch responses from the handler, the
+//! local poller standing in for Lambda's event source, and delays longer than SQS allows.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::QueueAttributeName;
+use herald::queue::{Envelope, Job, WorkQueue, Worker, poll_once};
+use herald_testkit::TestEnv;
+
+fn worker(env: &TestEnv) -> (WorkQueue, Worker) {
+    let clock = TestEnv::system_clock();
+    let queue = WorkQueue::new(env.aws.sqs.clone(), &env.resources.work_queue_url, clock.clone());
+    (queue.clone(), Worker::new(queue, clock, 4))
+}
+
+async fn queue_counts(env: &TestEnv, url: &str) -> (u64, u64, u64) {
+    let attributes = env
+        .aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    let count = |name: QueueAttributeName| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (
+        count(QueueAttributeName::ApproximateNumberOfMessages),
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    )
+}
+
+fn record(id: &str, body: &str) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(id.to_owned());
+    record.body = Some(body.to_owned());
+    record
+}
+
+fn ping_body() -> String {
+    serde_json::to_string(&Envelope { job: Job::Ping { note: "t".into() }, not_before: None, enqueued_at: 0 }).unwrap()
+}
+
+#[tokio::test]
+async fn handler_reports_only_the_failed_messages() {
+    let env = TestEnv::fresh().await;
+    let (_, worker) = worker(&env);
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        record("ok-1", &ping_body()),
+        record("bad-json", "{not json"),
+        record("ok-2", &ping_body()),
+        record("unknown-job", r#"{"job":{"type":"launch_rockets"},"enqueued_at":0}"#),
+        record("no-body", ""),
+    ];
+    let response = worker.handle_batch(event).await;
+    let mut failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    failed.sort();
+    assert_eq!(failed, ["bad-json", "no-body", "unknown-job"]);
+    // The wire shape Lambda expects for ReportBatchItemFailures.
+    let wire = serde_json::to_value(&response).unwrap();
+    assert!(wire["batchItemFailures"].as_array().unwrap().iter().all(|f| f["itemIdentifier"].is_string()));
+}
+
+#[tokio::test]
+async fn poller_runs_jobs_and_deletes_only_what_succeeded() {
+    let env = TestEnv::fresh().await;
+    let (queue, worker) = worker(&env);
+    let url = env.resources.work_queue_url.clone();
+    queue.enqueue(Job::Ping { note: "one".into() }, Duration::ZERO).await.unwrap();
+    queue.enqueue(Job::Ping { note: "two".into() }, Duration::ZERO).await.unwrap();
+    env.aws.sqs.send_message().queue_url(&url).message_body("garbage").send().await.unwrap();
+
+    let mut received = 0;
+    let mut failed = 0;
+    while received < 3 {
+        let stats = poll_once(&env.aws.sqs, &url, &worker, Duration::from_secs(1)).await.unwrap();
+        received += stats.received;
+        failed += stats.failed;
+    }
+    assert_eq!((received, failed), (3, 1));
+    // The two pings are gone; the garbage is in flight (invisible) until its visibility timeout,
+    // after which SQS redelivers it and, after 5 receives, moves it to the DLQ.
+    assert_eq!(queue_counts(&env, &url).await, (0, 1, 0));
+}
+
+#[tokio::test]
+async fn delays_beyond_sqs_maximum_are_carried_not_truncated() {
+    let env = TestEnv::fresh().await;
+    let (queue, worker) = worker(&env);
+    let url = env.resources.work_queue_url.clone();
+
+    // Enqueue with a delay SQS cannot express: sent with the 900 s maximum, rest in the envelope.
+    queue.enqueue(Job::Ping { note: "later".into() }, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(queue_counts(&env, &url).await, (0, 0, 1));
+
+    // When such a message arrives before its time, the handler re-enqueues it for the remainder
+    // and reports success (the original is deleted), so nothing runs early and nothing is lost.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let early = Envelope { job: Job::Ping { note: "early".into() }, not_before: Some(now + 2000), enqueued_at: now };
+    let mut event = SqsEvent::default();
+    event.records = vec![record("early", &serde_json::to_string(&early).unwrap())];
+    assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
+    assert_eq!(queue_counts(&env, &url).await, (0, 0, 2));
+
+    let delayed = env.aws.sqs.receive_message().queue_url(&url).send().await.unwrap();
+    assert!(delayed.messages.unwrap_or_default().is_empty(), "a delayed job was delivered early");
+}

@@ -1,0 +1,165 @@
+//! `template.yaml` and the local bootstrap describe the same table and queues: the test reads the
+//! template and compares it with what the bootstrap created in the emulation.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use herald::schema;
+use herald_testkit::{TestEnv, repo_root};
+use serde_yaml_ng::Value;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    &template["Resources"][name]["Properties"]
+}
+
+/// An index as (name, key schema, projection type).
+type IndexShape = (String, Vec<(String, String)>, String);
+
+fn key_schema(elements: &Value) -> Vec<(String, String)> {
+    elements
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|e| (e["AttributeName"].as_str().unwrap().to_owned(), e["KeyType"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn template_agrees_with_bootstrap() {
+    let template = template();
+    let env = TestEnv::fresh().await;
+
+    // --- Table: keys, attribute types, GSIs, TTL, billing. ---
+    let table = resource(&template, "Table");
+    let described =
+        env.aws.dynamodb.describe_table().table_name(&env.resources.table).send().await.unwrap().table.unwrap();
+
+    let local_keys: Vec<(String, String)> = described
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+        .collect();
+    assert_eq!(key_schema(&table["KeySchema"]), local_keys);
+    assert_eq!(local_keys[0].0, schema::PARTITION_KEY);
+    assert_eq!(local_keys[1].0, schema::SORT_KEY);
+
+    let template_attributes: BTreeSet<(String, String)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| (a["AttributeName"].as_str().unwrap().to_owned(), a["AttributeType"].as_str().unwrap().to_owned()))
+        .collect();
+    let local_attributes: BTreeSet<(String, String)> = described
+        .attribute_definitions()
+        .iter()
+        .map(|a| (a.attribute_name().to_owned(), a.attribute_type().as_str().to_owned()))
+        .collect();
+    assert_eq!(template_attributes, local_attributes);
+
+    let template_gsis: BTreeSet<IndexShape> = table["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["IndexName"].as_str().unwrap().to_owned(),
+                key_schema(&g["KeySchema"]),
+                g["Projection"]["ProjectionType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let local_gsis: BTreeSet<IndexShape> = described
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            (
+                g.index_name().unwrap().to_owned(),
+                g.key_schema()
+                    .iter()
+                    .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+                    .collect(),
+                g.projection().and_then(|p| p.projection_type()).unwrap().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(template_gsis, local_gsis);
+    assert_eq!(local_gsis.len(), schema::GSIS.len());
+
+    let ttl = env.aws.dynamodb.describe_time_to_live().table_name(&env.resources.table).send().await.unwrap();
+    let ttl = ttl.time_to_live_description.unwrap();
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), ttl.attribute_name());
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
+    assert_eq!(ttl.attribute_name(), Some(schema::TTL_ATTRIBUTE));
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        described.billing_mode_summary().and_then(|b| b.billing_mode()).map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+
+    // --- Queues: visibility timeout, redrive to the DLQ, DLQ retention. ---
+    let attributes = |url: String| {
+        let sqs = env.aws.sqs.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap()
+        }
+    };
+    let work = attributes(env.resources.work_queue_url.clone()).await;
+    let dlq = attributes(env.resources.dead_letter_queue_url.clone()).await;
+    let work_template = resource(&template, "WorkQueue");
+    assert_eq!(
+        work_template["VisibilityTimeout"].as_i64().map(|v| v.to_string()).as_ref(),
+        work.get(&QueueAttributeName::VisibilityTimeout)
+    );
+    let redrive: serde_json::Value = serde_json::from_str(&work[&QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(redrive["deadLetterTargetArn"].as_str(), dlq.get(&QueueAttributeName::QueueArn).map(String::as_str));
+    assert_eq!(
+        work_template["RedrivePolicy"]["maxReceiveCount"].as_i64(),
+        redrive["maxReceiveCount"]
+            .as_i64()
+            .or_else(|| redrive["maxReceiveCount"].as_str().and_then(|s| s.parse().ok()))
+    );
+    // The template's redrive target is the DLQ resource.
+    let target = &work_template["RedrivePolicy"]["deadLetterTargetArn"];
+    assert!(format!("{target:?}").contains("DeadLetterQueue.Arn"), "{target:?}");
+    assert_eq!(
+        resource(&template, "DeadLetterQueue")["MessageRetentionPeriod"].as_i64().map(|v| v.to_string()).as_ref(),
+        dlq.get(&QueueAttributeName::MessageRetentionPeriod)
+    );
+
+    // --- The retries function consumes the work queue with partial batch responses. ---
+    let event = &resource(&template, "RetriesFunction")["Events"]["Work"]["Properties"];
+    assert!(format!("{:?}", event["Queue"]).contains("WorkQueue.Arn"));
+    assert_eq!(event["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+    let retries_timeout = resource(&template, "RetriesFunction")["Timeout"].as_i64().unwrap();
+    assert!(
+        i64::from(schema::WORK_QUEUE_VISIBILITY_SECONDS) >= 6 * retries_timeout,
+        "visibility timeout must be at least 6x the consumer's timeout"
+    );
+}
+
+/// Least privilege: only the functions that seal new or refreshed tokens may generate data keys.
+#[test]
+fn only_connect_and_retries_may_encrypt() {
+    let template = template();
+    let policies = |function: &str| format!("{:?}", resource(&template, function)["Policies"]);
+    for function in ["ConnectFunction", "RetriesFunction"] {
+        assert!(policies(function).contains("kms:GenerateDataKey"), "{function}");
+    }
+    for function in ["PostsFunction", "WebhooksFunction"] {
+        assert!(!policies(function).contains("kms:GenerateDataKey"), "{function} may encrypt");
+        assert!(!policies(function).contains("kms:*"), "{function}");
+    }
+    assert!(!policies("WebhooksFunction").contains("kms:"), "webhooks needs no KMS");
+}
