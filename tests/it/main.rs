@@ -3,6 +3,7 @@
 
 mod api;
 mod crypto;
+mod lambda;
 mod queue;
 mod template;
 mod token_store;

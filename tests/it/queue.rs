@@ -15,17 +15,7 @@ fn worker(env: &TestEnv) -> (WorkQueue, Worker) {
 }
 
 async fn queue_counts(env: &TestEnv, url: &str) -> (u64, u64, u64) {
-    let attributes = env
-        .aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap_or_default();
+    let attributes = env.queue_attributes(url).await;
     let count = |name: QueueAttributeName| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0);
     (
         count(QueueAttributeName::ApproximateNumberOfMessages),

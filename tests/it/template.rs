@@ -102,21 +102,8 @@ async fn template_agrees_with_bootstrap() {
     );
 
     // --- Queues: visibility timeout, redrive to the DLQ, DLQ retention. ---
-    let attributes = |url: String| {
-        let sqs = env.aws.sqs.clone();
-        async move {
-            sqs.get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(QueueAttributeName::All)
-                .send()
-                .await
-                .unwrap()
-                .attributes
-                .unwrap()
-        }
-    };
-    let work = attributes(env.resources.work_queue_url.clone()).await;
-    let dlq = attributes(env.resources.dead_letter_queue_url.clone()).await;
+    let work = env.queue_attributes(&env.resources.work_queue_url).await;
+    let dlq = env.queue_attributes(&env.resources.dead_letter_queue_url).await;
     let work_template = resource(&template, "WorkQueue");
     assert_eq!(
         work_template["VisibilityTimeout"].as_i64().map(|v| v.to_string()).as_ref(),

@@ -1,12 +1,13 @@
 //! The token store against DynamoDB and KMS (moto): sealed at rest, bound to its row, and
 //! protected by optimistic versioning under concurrent writers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use herald::crypto::Sealer;
 use herald::domain::{AccountKind, AccountStatus, Platform, TenantId, UserId};
-use herald::store::{AccountStore, NewAccount, StoreError};
+use herald::store::{Account, AccountStore, NewAccount, StoreError};
 use herald::tokens::TokenSet;
 use herald_testkit::TestEnv;
 use secrecy::ExposeSecret;
@@ -16,6 +17,13 @@ fn store(env: &TestEnv) -> AccountStore {
     let clock = TestEnv::system_clock();
     let sealer = Arc::new(Sealer::new(env.aws.kms.clone(), env.config().crypto, clock.clone()));
     AccountStore::new(env.aws.dynamodb.clone(), &env.resources.table, sealer, clock)
+}
+
+/// A fresh environment, a store on it, and a new tenant.
+async fn setup() -> (TestEnv, AccountStore, TenantId) {
+    let env = TestEnv::fresh().await;
+    let store = store(&env);
+    (env, store, TenantId::generate())
 }
 
 fn new_account(tenant: &TenantId, user: &str, platform_id: &str) -> NewAccount {
@@ -32,16 +40,20 @@ fn new_account(tenant: &TenantId, user: &str, platform_id: &str) -> NewAccount {
     }
 }
 
-async fn raw_item(
-    env: &TestEnv,
-    account: &herald::store::Account,
-) -> std::collections::HashMap<String, AttributeValue> {
+/// The account's DynamoDB key, as documented in docs/data-model.md.
+fn raw_key(account: &Account) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("USER#{}#{}", account.tenant, account.user))),
+        ("sk".to_owned(), AttributeValue::S(format!("ACCOUNT#{}", account.id))),
+    ])
+}
+
+async fn raw_item(env: &TestEnv, account: &Account) -> HashMap<String, AttributeValue> {
     env.aws
         .dynamodb
         .get_item()
         .table_name(&env.resources.table)
-        .key("pk", AttributeValue::S(format!("USER#{}#{}", account.tenant, account.user)))
-        .key("sk", AttributeValue::S(format!("ACCOUNT#{}", account.id)))
+        .set_key(Some(raw_key(account)))
         .send()
         .await
         .unwrap()
@@ -51,9 +63,7 @@ async fn raw_item(
 
 #[tokio::test]
 async fn stores_lists_and_opens_accounts_without_plaintext_at_rest() {
-    let env = TestEnv::fresh().await;
-    let store = store(&env);
-    let tenant = TenantId::generate();
+    let (env, store, tenant) = setup().await;
     let tokens = TokenSet::new("AT-plaintext-marker").with_refresh_token("RT-plaintext-marker");
     let account = store.insert(new_account(&tenant, "user-1", "1001"), &tokens).await.unwrap();
     assert_eq!(account.version, 1);
@@ -79,9 +89,7 @@ async fn stores_lists_and_opens_accounts_without_plaintext_at_rest() {
 
 #[tokio::test]
 async fn tokens_copied_into_another_accounts_row_do_not_open() {
-    let env = TestEnv::fresh().await;
-    let store = store(&env);
-    let tenant = TenantId::generate();
+    let (env, store, tenant) = setup().await;
     let victim = store.insert(new_account(&tenant, "victim", "1"), &TokenSet::new("victim-token")).await.unwrap();
     let attacker = store.insert(new_account(&tenant, "attacker", "2"), &TokenSet::new("attacker-token")).await.unwrap();
 
@@ -90,8 +98,7 @@ async fn tokens_copied_into_another_accounts_row_do_not_open() {
         .dynamodb
         .update_item()
         .table_name(&env.resources.table)
-        .key("pk", AttributeValue::S(format!("USER#{}#{}", attacker.tenant, attacker.user)))
-        .key("sk", AttributeValue::S(format!("ACCOUNT#{}", attacker.id)))
+        .set_key(Some(raw_key(&attacker)))
         .update_expression("SET tokens = :t")
         .expression_attribute_values(":t", stolen)
         .send()
@@ -107,9 +114,7 @@ async fn tokens_copied_into_another_accounts_row_do_not_open() {
 
 #[tokio::test]
 async fn concurrent_writers_one_wins_the_rest_see_a_conflict() {
-    let env = TestEnv::fresh().await;
-    let store = store(&env);
-    let tenant = TenantId::generate();
+    let (env, store, tenant) = setup().await;
     let account = store.insert(new_account(&tenant, "user-1", "42"), &TokenSet::new("v1")).await.unwrap();
 
     const WRITERS: usize = 16;
@@ -148,9 +153,7 @@ async fn concurrent_writers_one_wins_the_rest_see_a_conflict() {
 
 #[tokio::test]
 async fn delete_removes_the_sealed_tokens_and_stale_writes_cannot_resurrect() {
-    let env = TestEnv::fresh().await;
-    let store = store(&env);
-    let tenant = TenantId::generate();
+    let (env, store, tenant) = setup().await;
     let account = store.insert(new_account(&tenant, "user-1", "7"), &TokenSet::new("t")).await.unwrap();
     let deleted = store.delete(&tenant, &account.user, &account.id).await.unwrap();
     assert_eq!(deleted.map(|a| a.id), Some(account.id.clone()));

@@ -1,10 +1,12 @@
 //! Test support: the local AWS emulation (moto, once per test binary) and fresh, isolated
 //! resources per test, so tests run in parallel without seeing each other's data.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use herald::aws::AwsClients;
 use herald::bootstrap::{Resources, bootstrap};
 use herald::clock::SharedClock;
@@ -60,6 +62,20 @@ impl TestEnv {
             public_url: "http://127.0.0.1:3000".parse().expect("static URL"),
             max_body_bytes: 64 * 1024,
         }
+    }
+
+    /// Every attribute of a queue (counts, ARN, redrive policy, timeouts).
+    pub async fn queue_attributes(&self, url: &str) -> HashMap<QueueAttributeName, String> {
+        self.aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .expect("GetQueueAttributes succeeds")
+            .attributes
+            .unwrap_or_default()
     }
 
     pub fn system_clock() -> SharedClock {

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 #[derive(Args)]
 pub struct DevArgs {
-    /// Port for Herald's HTTP functions (loopback only).
+    /// Port for Herald's HTTP functions (loopback only; 0: any free port).
     #[arg(long, default_value_t = 3000)]
     port: u16,
     /// Port for the DynamoDB emulator (0: any free port).
@@ -33,7 +33,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("port {} is taken; pass --port", args.port))?;
-    let base = format!("http://127.0.0.1:{}", args.port);
+    let port = listener.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
 
     let launcher = Launcher::in_repo(&args.repo);
     let (dynamodb_port, aws_port) = (args.dynamodb_port, args.aws_port);
@@ -50,7 +51,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
     let clock = crate::clock();
     let tenants = TenantStore::new(aws.dynamodb.clone(), &resources.table, clock.clone());
-    let origins = vec![Origin::parse(&base)?, Origin::parse(&format!("http://localhost:{}", args.port))?];
+    let origins = vec![Origin::parse(&base)?, Origin::parse(&format!("http://localhost:{port}"))?];
     let (tenant, key) = tenants.create("Development", origins).await?;
 
     let config = Config {
