@@ -114,7 +114,7 @@ async fn tokens_copied_into_another_accounts_row_do_not_open() {
 
 #[tokio::test]
 async fn concurrent_writers_one_wins_the_rest_see_a_conflict() {
-    let (env, store, tenant) = setup().await;
+    let (_env, store, tenant) = setup().await;
     let account = store.insert(new_account(&tenant, "user-1", "42"), &TokenSet::new("v1")).await.unwrap();
 
     const WRITERS: usize = 16;
@@ -153,7 +153,7 @@ async fn concurrent_writers_one_wins_the_rest_see_a_conflict() {
 
 #[tokio::test]
 async fn delete_removes_the_sealed_tokens_and_stale_writes_cannot_resurrect() {
-    let (env, store, tenant) = setup().await;
+    let (_env, store, tenant) = setup().await;
     let account = store.insert(new_account(&tenant, "user-1", "7"), &TokenSet::new("t")).await.unwrap();
     let deleted = store.delete(&tenant, &account.user, &account.id).await.unwrap();
     assert_eq!(deleted.map(|a| a.id), Some(account.id.clone()));
