@@ -24,6 +24,12 @@ pub struct DevArgs {
     /// Port for the KMS + SQS emulator (0: any free port).
     #[arg(long, default_value_t = 4511)]
     aws_port: u16,
+    /// Port for the platform sandbox (0: any free port).
+    #[arg(long, default_value_t = 4000)]
+    sandbox_port: u16,
+    /// Seed for the sandbox's random choices (ids, tokens, injected faults).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
     /// The repository root (for .venv and infra/moto_server.py).
     #[arg(long, default_value = ".")]
     repo: PathBuf,
@@ -42,6 +48,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .await?
         .map_err(|e| anyhow::anyhow!(e))
         .context("starting the AWS emulation")?;
+    let sandbox = herald_sandbox::start(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, args.sandbox_port)),
+        herald_sandbox::SandboxConfig { seed: args.seed, dev_fixtures: true },
+    )
+    .await
+    .with_context(|| format!("starting the platform sandbox on port {}", args.sandbox_port))?;
     let settings = local.settings();
     let aws = AwsClients::from_sdk_config(&herald::local::sdk_config(&settings).await, &settings);
     let resources = bootstrap(&aws, &ResourceNames::with_prefix("herald"))
@@ -80,6 +92,7 @@ Herald is running locally.
   DynamoDB (moto):       {dynamodb}
   KMS + SQS (moto):      {services}
   Work queue:            {queue}
+  Platform sandbox:      {sandbox}   (X, Facebook, Instagram, LinkedIn; state at {sandbox}/_sandbox)
 
 Try:
   curl -s {base}/v1/tenant -H 'Authorization: Bearer {key}'
@@ -100,9 +113,11 @@ Logs follow as JSON lines. Stop with Ctrl-C (the emulators stop with it; their d
         queue = resources.work_queue_url,
         table = resources.table,
         region = herald::local::LOCAL_REGION,
+        sandbox = sandbox.url,
     );
 
     let result = crate::serve(listener, config, &aws, Arc::clone(&clock), crate::shutdown_signal()).await;
+    sandbox.stop();
     drop(local);
     result
 }

@@ -21,7 +21,7 @@ impl Dev {
     fn start() -> Self {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["dev", "--port", "0", "--dynamodb-port", "0", "--aws-port", "0", "--repo"])
+            .args(["dev", "--port", "0", "--dynamodb-port", "0", "--aws-port", "0", "--sandbox-port", "0", "--repo"])
             .arg(&repo)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -95,6 +95,19 @@ async fn dev_stack_serves_queues_and_stops_without_logging_the_key() {
     assert_eq!(ok.status(), 200);
     let tenant: serde_json::Value = ok.json().await.unwrap();
     assert_eq!(tenant["name"], "Development");
+
+    // The platform sandbox runs beside it.
+    let sandbox = dev
+        .banner
+        .iter()
+        .find(|l| l.contains("Platform sandbox:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    let state: serde_json::Value = http.get(format!("{sandbox}/_sandbox")).send().await.unwrap().json().await.unwrap();
+    assert!(state["platforms"]["x"]["api"].as_str().unwrap().starts_with(&sandbox));
 
     let refused = http.get(format!("{base}/v1/tenant")).send().await.unwrap();
     assert_eq!(refused.status(), 401);

@@ -1,0 +1,201 @@
+//! Control and inspection under `/_sandbox`: register apps and users, expire or revoke grants,
+//! inject faults, change budgets, move the clock, and read what was posted and called.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::faults::Fault;
+use crate::state::{App, Platform, Shared, User, World};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/_sandbox", get(summary))
+        .route("/_sandbox/apps", post(add_app))
+        .route("/_sandbox/users", post(add_user))
+        .route("/_sandbox/grants/expire", post(expire))
+        .route("/_sandbox/grants/revoke", post(revoke))
+        .route("/_sandbox/faults", post(add_fault).delete(clear_faults))
+        .route("/_sandbox/limits", post(set_limit))
+        .route("/_sandbox/clock/advance", post(advance_clock))
+        .route("/_sandbox/posts", get(posts))
+        .route("/_sandbox/calls", get(calls))
+}
+
+/// Apps and users for `herald dev` and quick experiments (tests register their own).
+pub fn dev_fixtures(world: &mut World) {
+    world.apps.push(App {
+        platform: Platform::X,
+        client_id: "herald-dev-x".into(),
+        client_secret: "herald-dev-x-secret".into(),
+        redirect_uris: vec![
+            "http://127.0.0.1:3000/oauth/x/callback".into(),
+            "http://localhost:3000/oauth/x/callback".into(),
+        ],
+        confidential: true,
+        consumer_key: Some("herald-dev-x-consumer".into()),
+        consumer_secret: Some("herald-dev-x-consumer-secret".into()),
+        refresh_tokens: false,
+        access_ttl: None,
+    });
+    world.users.push(User {
+        platform: Platform::X,
+        id: "2244994945".into(),
+        name: "Ada Lovelace".into(),
+        username: "ada".into(),
+        pages: vec![],
+        organizations: vec![],
+    });
+}
+
+async fn summary(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
+    let world = sandbox.world();
+    let base = &sandbox.base_url;
+    Json(json!({
+        "platforms": {
+            "x": { "web": format!("{base}/x/web"), "api": format!("{base}/x/api") },
+            "meta": { "web": format!("{base}/meta/web"), "graph": format!("{base}/meta/graph") },
+            "linkedin": { "www": format!("{base}/linkedin/www"), "api": format!("{base}/linkedin/api") },
+        },
+        "apps": world.apps.iter().map(|a| json!({ "platform": a.platform, "client_id": a.client_id })).collect::<Vec<_>>(),
+        "users": world.users.iter().map(|u| json!({ "platform": u.platform, "id": u.id, "name": u.name })).collect::<Vec<_>>(),
+        "now": world.now(),
+    }))
+}
+
+async fn add_app(State(sandbox): State<Shared>, Json(app): Json<App>) -> Response {
+    let mut world = sandbox.world();
+    world.apps.retain(|a| !(a.platform == app.platform && a.client_id == app.client_id));
+    world.apps.push(app);
+    StatusCode::CREATED.into_response()
+}
+
+async fn add_user(State(sandbox): State<Shared>, Json(user): Json<User>) -> Response {
+    let mut world = sandbox.world();
+    world.users.retain(|u| !(u.platform == user.platform && u.id == user.id));
+    world.users.push(user);
+    StatusCode::CREATED.into_response()
+}
+
+/// Which grants a control call acts on: one token, or all of a user's (optionally for one app).
+#[derive(Debug, Deserialize)]
+struct GrantSelector {
+    platform: Platform,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+impl GrantSelector {
+    fn matches(&self, token: &str, grant: &crate::state::Grant) -> bool {
+        grant.platform == self.platform
+            && self.token.as_deref().is_none_or(|t| t == token)
+            && self.user_id.as_deref().is_none_or(|u| u == grant.user_id)
+            && self.client_id.as_deref().is_none_or(|c| c == grant.client_id)
+            && (self.token.is_some() || self.user_id.is_some())
+    }
+}
+
+/// Makes matching access tokens expire now (refresh tokens keep working).
+async fn expire(State(sandbox): State<Shared>, Json(selector): Json<GrantSelector>) -> Json<serde_json::Value> {
+    let mut world = sandbox.world();
+    let now = world.now();
+    let mut count = 0;
+    for (token, grant) in world.grants.iter_mut() {
+        if selector.matches(token, grant) && grant.kind == crate::state::GrantKind::Access {
+            grant.expires_at = Some(now);
+            count += 1;
+        }
+    }
+    Json(json!({ "expired": count }))
+}
+
+/// Revokes every matching grant, as when the user removes the app.
+async fn revoke(State(sandbox): State<Shared>, Json(selector): Json<GrantSelector>) -> Json<serde_json::Value> {
+    let mut world = sandbox.world();
+    let mut count = 0;
+    for (token, grant) in world.grants.iter_mut() {
+        if selector.matches(token, grant) {
+            grant.revoked = true;
+            count += 1;
+        }
+    }
+    Json(json!({ "revoked": count }))
+}
+
+async fn add_fault(State(sandbox): State<Shared>, Json(fault): Json<Fault>) -> Response {
+    sandbox.world().faults.push(fault);
+    StatusCode::CREATED.into_response()
+}
+
+async fn clear_faults(State(sandbox): State<Shared>) -> Response {
+    sandbox.world().faults.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Limit {
+    platform: Platform,
+    /// `tweets` or `media` (X).
+    endpoint: String,
+    /// `user` or `app`.
+    scope: String,
+    limit: u32,
+    window: i64,
+}
+
+async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> Response {
+    if limit.platform != Platform::X || !["user", "app"].contains(&limit.scope.as_str()) {
+        return (StatusCode::BAD_REQUEST, "unsupported limit").into_response();
+    }
+    let key = format!("{}/{}", limit.endpoint, limit.scope);
+    sandbox.world().x.budgets.insert(key, crate::x::Budget { limit: limit.limit, window: limit.window });
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Advance {
+    seconds: i64,
+}
+
+async fn advance_clock(State(sandbox): State<Shared>, Json(advance): Json<Advance>) -> Json<serde_json::Value> {
+    let mut world = sandbox.world();
+    world.clock_offset += advance.seconds;
+    Json(json!({ "now": world.now() }))
+}
+
+#[derive(Debug, Deserialize)]
+struct Filter {
+    platform: Option<Platform>,
+    account: Option<String>,
+    path: Option<String>,
+}
+
+async fn posts(State(sandbox): State<Shared>, Query(filter): Query<Filter>) -> Json<serde_json::Value> {
+    let world = sandbox.world();
+    let posts: Vec<_> = world
+        .posts
+        .iter()
+        .filter(|p| filter.platform.is_none_or(|x| x == p.platform))
+        .filter(|p| filter.account.as_deref().is_none_or(|a| a == p.account))
+        .collect();
+    Json(json!({ "posts": posts }))
+}
+
+async fn calls(State(sandbox): State<Shared>, Query(filter): Query<Filter>) -> Json<serde_json::Value> {
+    let world = sandbox.world();
+    let calls: Vec<_> = world
+        .calls
+        .iter()
+        .filter(|c| filter.platform.is_none_or(|x| x == c.platform))
+        .filter(|c| filter.path.as_deref().is_none_or(|p| c.path.starts_with(p)))
+        .collect();
+    Json(json!({ "calls": calls }))
+}

@@ -1,0 +1,171 @@
+//! Injected faults: tests ask the sandbox to fail some calls the way each platform fails.
+//!
+//! A fault matches calls by method and path prefix, for a number of calls or with a probability
+//! drawn from the seeded generator. Kinds:
+//! - `status`: the platform's own error body with that status (5xx, 4xx);
+//! - `rate_limited`: the platform's throttling answer (X 429 with reset headers, Meta code 4 with
+//!   `X-App-Usage` at 100 %, LinkedIn 429);
+//! - `slow`: the call is served after a delay;
+//! - `hang`: nothing is applied and no answer ever comes (the client times out, as on a dropped
+//!   connection);
+//! - `applied_then_hang`: the call takes effect (the post exists) but no answer comes.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::RngExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::state::{Platform, Shared};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    /// e.g. `POST`; any method when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path prefix, e.g. `/x/api/2/tweets`.
+    pub path: String,
+    pub kind: FaultKind,
+    /// How many matching calls it affects; every one when absent.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// Chance that a matching call is affected (default 1).
+    #[serde(default)]
+    pub probability: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FaultKind {
+    Status {
+        status: u16,
+    },
+    RateLimited {
+        /// Seconds until the window resets (default 900).
+        #[serde(default)]
+        reset_after: Option<i64>,
+    },
+    Slow {
+        millis: u64,
+    },
+    Hang,
+    AppliedThenHang,
+}
+
+/// The fault (if any) that applies to this call; consumes one use of it.
+fn pick(sandbox: &Shared, method: &str, path: &str) -> Option<(FaultKind, i64)> {
+    let mut world = sandbox.world();
+    let now = world.now();
+    let index = world.faults.iter().position(|f| {
+        path.starts_with(&f.path) && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+    })?;
+    let probability = world.faults[index].probability.unwrap_or(1.0);
+    if probability < 1.0 && !world.rng.random_bool(probability.clamp(0.0, 1.0)) {
+        return None;
+    }
+    let fault = &mut world.faults[index];
+    let kind = fault.kind.clone();
+    if let Some(times) = fault.times.as_mut() {
+        *times -= 1;
+        if *times == 0 {
+            world.faults.remove(index);
+        }
+    }
+    Some((kind, now))
+}
+
+pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let Some(platform) = Platform::of_path(&path) else {
+        return next.run(request).await;
+    };
+    let Some((kind, now)) = pick(&sandbox, request.method().as_str(), &path) else {
+        return next.run(request).await;
+    };
+    match kind {
+        FaultKind::Status { status } => {
+            error(platform, StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+        FaultKind::RateLimited { reset_after } => rate_limited(platform, now + reset_after.unwrap_or(900)),
+        FaultKind::Slow { millis } => {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            next.run(request).await
+        }
+        FaultKind::Hang => std::future::pending().await,
+        FaultKind::AppliedThenHang => {
+            let _applied = next.run(request).await;
+            std::future::pending().await
+        }
+    }
+}
+
+/// A platform's generic error answer for `status`.
+pub fn error(platform: Platform, status: StatusCode) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    match platform {
+        Platform::X => crate::x::problem(status, reason, reason, "about:blank"),
+        Platform::Meta => {
+            let (code, transient) = if status.is_server_error() { (2, true) } else { (1, false) };
+            let body = json!({ "error": {
+                "message": if transient { "An unexpected error has occurred. Please retry your request later." } else { "An unknown error has occurred." },
+                "type": "OAuthException",
+                "is_transient": transient,
+                "code": code,
+                "fbtrace_id": "AsandboxTraceId",
+            }});
+            (status, Json(body)).into_response()
+        }
+        Platform::Linkedin => (status, Json(json!({ "status": status.as_u16(), "message": reason }))).into_response(),
+    }
+}
+
+/// A platform's throttling answer, resetting at `reset` (Unix seconds).
+pub fn rate_limited(platform: Platform, reset: i64) -> Response {
+    match platform {
+        Platform::X => {
+            let mut response = crate::x::problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "Too Many Requests",
+                "about:blank",
+            );
+            let headers = response.headers_mut();
+            headers.insert("x-rate-limit-limit", HeaderValue::from_static("100"));
+            headers.insert("x-rate-limit-remaining", HeaderValue::from_static("0"));
+            if let Ok(value) = HeaderValue::from_str(&reset.to_string()) {
+                headers.insert("x-rate-limit-reset", value);
+            }
+            response
+        }
+        Platform::Meta => {
+            let body = json!({ "error": {
+                "message": "(#4) Application request limit reached",
+                "type": "OAuthException",
+                "is_transient": true,
+                "code": 4,
+                "fbtrace_id": "AsandboxTraceId",
+            }});
+            let mut response = (StatusCode::FORBIDDEN, Json(body)).into_response();
+            response.headers_mut().insert(
+                "x-app-usage",
+                HeaderValue::from_static(r#"{"call_count":100,"total_cputime":35,"total_time":40}"#),
+            );
+            response
+        }
+        Platform::Linkedin => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({
+                "status": 429,
+                "serviceErrorCode": 101,
+                "code": "TOO_MANY_REQUESTS",
+                "message": "Resource level throttle APPLICATION DAY limit for calls to this resource is reached.",
+            })),
+        )
+            .into_response(),
+    }
+}

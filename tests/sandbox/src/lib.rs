@@ -1,0 +1,87 @@
+//! Herald's platform sandbox: local simulators of X, Facebook, Instagram and LinkedIn, served
+//! over real HTTP on loopback.
+//!
+//! Built from the platforms' documentation (`../shared/reference/platforms.md`), not from what
+//! Herald's adapters send: it refuses what the real platform refuses. Each platform lives under
+//! its own prefix, standing in for its hosts:
+//!
+//! | prefix | stands for |
+//! |---|---|
+//! | `/x/web` | `https://x.com` (OAuth 2.0 consent) |
+//! | `/x/api` | `https://api.x.com` (API, OAuth 2.0 tokens, OAuth 1.0a) |
+//! | `/meta/web` | `https://www.facebook.com` (Login dialog) |
+//! | `/meta/graph` | `https://graph.facebook.com` (Graph API, Facebook and Instagram) |
+//! | `/linkedin/www` | `https://www.linkedin.com` (OAuth) |
+//! | `/linkedin/api` | `https://api.linkedin.com` (REST API) |
+//! | `/_sandbox` | control and inspection: apps, users, faults, posts, calls, webhooks, clock |
+//!
+//! Everything random comes from one generator seeded at start, so a run is repeatable.
+
+// Handlers return `Result<_, Response>` so an error is already the platform's answer; the
+// size of `Response` in the error arm does not matter in a test server.
+#![allow(clippy::result_large_err)]
+
+mod consent;
+mod control;
+mod faults;
+pub mod oauth1;
+mod state;
+mod x;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use state::{SandboxConfig, Shared};
+
+/// A running sandbox.
+pub struct Running {
+    pub url: String,
+    pub state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops serving.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every simulator and the control plane on one router.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .merge(x::routes())
+        .merge(control::routes())
+        .merge(consent::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), state::record_call))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> (axum::http::StatusCode, String) {
+    (axum::http::StatusCode::NOT_FOUND, format!("the sandbox has no route {}", uri.path()))
+}
+
+/// Serves the sandbox on `addr` (loopback; port 0 picks one) until the returned handle is dropped.
+pub async fn start(addr: SocketAddr, config: SandboxConfig) -> std::io::Result<Running> {
+    assert!(addr.ip().is_loopback(), "the sandbox binds loopback only");
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let url = format!("http://{local}");
+    let state: Shared = Arc::new(state::Sandbox::new(config, url.clone()));
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    });
+    Ok(Running { url, state, task })
+}

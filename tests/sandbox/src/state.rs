@@ -1,0 +1,280 @@
+//! The sandbox's world: registered apps and users, issued grants, created content, the call log
+//! and injected faults, behind one lock. Time is the wall clock plus an offset that tests advance.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine as _;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+/// How the sandbox starts.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Seeds every random choice (ids, tokens, injected faults).
+    pub seed: u64,
+    /// Register the development apps and users (`dev_fixtures`) at start.
+    pub dev_fixtures: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self { seed: 42, dev_fixtures: true }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    X,
+    Meta,
+    Linkedin,
+}
+
+impl Platform {
+    pub fn of_path(path: &str) -> Option<Self> {
+        let first = path.trim_start_matches('/').split('/').next()?;
+        match first {
+            "x" => Some(Platform::X),
+            "meta" => Some(Platform::Meta),
+            "linkedin" => Some(Platform::Linkedin),
+            _ => None,
+        }
+    }
+}
+
+/// A developer app registered with a platform.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    pub platform: Platform,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Exact-match redirect (callback) URLs.
+    pub redirect_uris: Vec<String>,
+    /// X: confidential clients must authenticate with HTTP Basic on the token endpoints.
+    #[serde(default = "yes")]
+    pub confidential: bool,
+    /// X OAuth 1.0a consumer key and secret (the app's "API key").
+    #[serde(default)]
+    pub consumer_key: Option<String>,
+    #[serde(default)]
+    pub consumer_secret: Option<String>,
+    /// LinkedIn: whether the app may use programmatic refresh tokens (MDP partners only).
+    #[serde(default)]
+    pub refresh_tokens: bool,
+    /// Access-token lifetime in seconds (X: 7200, LinkedIn: 60 days); tests shorten it.
+    #[serde(default)]
+    pub access_ttl: Option<i64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An account holder on a platform.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub platform: Platform,
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub username: String,
+    /// Facebook Pages the user manages (Meta).
+    #[serde(default)]
+    pub pages: Vec<Page>,
+    /// LinkedIn organizations the member administers.
+    #[serde(default)]
+    pub organizations: Vec<Organization>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    pub id: String,
+    pub name: String,
+    /// The Instagram professional account connected to the Page, if any.
+    #[serde(default)]
+    pub instagram: Option<InstagramAccount>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstagramAccount {
+    pub id: String,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+}
+
+/// An access or refresh token the sandbox issued.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grant {
+    pub platform: Platform,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub kind: GrantKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum GrantKind {
+    Access,
+    /// `rotated` once used: a rotated refresh token is refused.
+    Refresh {
+        rotated: bool,
+    },
+    /// A Facebook Page token.
+    Page {
+        page_id: String,
+    },
+    /// An X OAuth 1.0a access token and its secret.
+    OAuth1 {
+        secret: String,
+    },
+}
+
+/// Something a platform published, as tests inspect it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Post {
+    pub platform: Platform,
+    /// The account it was published as (X user, Page, IG account, LinkedIn person/organization URN).
+    pub account: String,
+    pub id: String,
+    pub text: String,
+    pub media: Vec<String>,
+    pub created_at: i64,
+}
+
+/// One request the sandbox received (control routes excluded).
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    pub platform: Platform,
+    pub method: String,
+    pub path: String,
+    /// Set by handlers where the path alone is ambiguous, e.g. the OAuth grant type.
+    pub note: Option<String>,
+    pub status: Option<u16>,
+    pub at: i64,
+}
+
+/// A note a handler attaches to its response for the call log.
+#[derive(Debug, Clone)]
+pub struct CallNote(pub String);
+
+pub struct World {
+    pub rng: StdRng,
+    pub clock_offset: i64,
+    pub apps: Vec<App>,
+    pub users: Vec<User>,
+    pub grants: HashMap<String, Grant>,
+    pub posts: Vec<Post>,
+    pub calls: Vec<Call>,
+    pub faults: Vec<crate::faults::Fault>,
+    pub consents: HashMap<String, crate::consent::Pending>,
+    /// OAuth 1.0a `(consumer key, nonce)` pairs already seen.
+    pub nonces: HashSet<(String, String)>,
+    pub x: crate::x::XWorld,
+}
+
+impl World {
+    pub fn now(&self) -> i64 {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        wall + self.clock_offset
+    }
+
+    /// A random URL-safe token with a recognisable prefix.
+    pub fn token(&mut self, prefix: &str) -> String {
+        let mut bytes = [0u8; 24];
+        self.rng.fill_bytes(&mut bytes);
+        format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A random numeric id of `digits` digits, as X and Meta use.
+    pub fn numeric_id(&mut self, digits: u32) -> String {
+        let low = 10u64.pow(digits - 1);
+        let n = low + self.rng.next_u64() % (9 * low);
+        n.to_string()
+    }
+
+    pub fn app(&self, platform: Platform, client_id: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.platform == platform && a.client_id == client_id)
+    }
+
+    pub fn user(&self, platform: Platform, id: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.platform == platform && u.id == id)
+    }
+
+    /// A live grant of `kind` for this token value: known, not revoked, not expired.
+    pub fn live_grant(&self, platform: Platform, token: &str) -> Option<&Grant> {
+        let now = self.now();
+        self.grants.get(token).filter(|g| g.platform == platform && !g.revoked && g.expires_at.is_none_or(|t| t > now))
+    }
+}
+
+pub struct Sandbox {
+    pub config: SandboxConfig,
+    /// The sandbox's own base URL, e.g. `http://127.0.0.1:4000`.
+    pub base_url: String,
+    world: Mutex<World>,
+}
+
+pub type Shared = Arc<Sandbox>;
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig, base_url: String) -> Self {
+        let mut world = World {
+            rng: StdRng::seed_from_u64(config.seed),
+            clock_offset: 0,
+            apps: Vec::new(),
+            users: Vec::new(),
+            grants: HashMap::new(),
+            posts: Vec::new(),
+            calls: Vec::new(),
+            faults: Vec::new(),
+            consents: HashMap::new(),
+            nonces: HashSet::new(),
+            x: Default::default(),
+        };
+        if config.dev_fixtures {
+            crate::control::dev_fixtures(&mut world);
+        }
+        Self { config, base_url, world: Mutex::new(world) }
+    }
+
+    /// The world, locked. Never held across an await.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Records every platform call (not control routes) with its final status.
+pub async fn record_call(State(sandbox): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let Some(platform) = Platform::of_path(&path) else {
+        return next.run(request).await;
+    };
+    let index = {
+        let mut world = sandbox.world();
+        let at = world.now();
+        world.calls.push(Call { platform, method: request.method().to_string(), path, note: None, status: None, at });
+        world.calls.len() - 1
+    };
+    let response = next.run(request).await;
+    let note = response.extensions().get::<CallNote>().map(|n| n.0.clone());
+    let mut world = sandbox.world();
+    if let Some(call) = world.calls.get_mut(index) {
+        call.status = Some(response.status().as_u16());
+        call.note = note;
+    }
+    response
+}
