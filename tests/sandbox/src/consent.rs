@@ -23,6 +23,8 @@ pub struct Pending {
 pub enum Flow {
     XOAuth2 { redirect_uri: String, state: String, challenge: String, method: String },
     XOAuth1 { request_token: String },
+    Meta { redirect_uri: String, state: Option<String> },
+    Linkedin { redirect_uri: String, state: String },
 }
 
 pub fn routes() -> Router<Shared> {
@@ -82,6 +84,8 @@ async fn decide(State(sandbox): State<Shared>, Path(id): Path<String>, Form(deci
     }
     let location = match pending.flow {
         Flow::XOAuth2 { .. } | Flow::XOAuth1 { .. } => crate::x::complete_consent(&mut world, pending, &user, approve),
+        Flow::Meta { .. } => crate::meta::complete_consent(&mut world, pending, &user, approve),
+        Flow::Linkedin { .. } => crate::linkedin::complete_consent(&mut world, pending, &user, approve),
     };
     redirect(&location)
 }

@@ -50,6 +50,54 @@ pub fn dev_fixtures(world: &mut World) {
         pages: vec![],
         organizations: vec![],
     });
+    world.apps.push(App {
+        platform: Platform::Meta,
+        client_id: "1234567890123456".into(),
+        client_secret: "herald-dev-meta-secret".into(),
+        redirect_uris: vec![
+            "http://127.0.0.1:3000/oauth/facebook/callback".into(),
+            "http://127.0.0.1:3000/oauth/instagram/callback".into(),
+        ],
+        confidential: true,
+        consumer_key: None,
+        consumer_secret: None,
+        refresh_tokens: false,
+        access_ttl: None,
+    });
+    world.users.push(User {
+        platform: Platform::Meta,
+        id: "10158000000000001".into(),
+        name: "Grace Hopper".into(),
+        username: String::new(),
+        pages: vec![crate::state::Page {
+            id: "104000000000001".into(),
+            name: "Hopper Bakery".into(),
+            instagram: Some(crate::state::InstagramAccount {
+                id: "17841400000000001".into(),
+                username: "hopperbakery".into(),
+            }),
+        }],
+        organizations: vec![],
+    });
+    world.apps.push(App {
+        platform: Platform::Linkedin,
+        client_id: "86heralddevli".into(),
+        client_secret: "herald-dev-linkedin-secret".into(),
+        redirect_uris: vec!["http://127.0.0.1:3000/oauth/linkedin/callback".into()],
+        confidential: true,
+        consumer_key: None,
+        consumer_secret: None,
+        refresh_tokens: true,
+        access_ttl: None,
+    });
+    world.users.push(User {
+        platform: Platform::Linkedin,
+        id: "yrZCpj2Z12".into(),
+        name: "Katherine Johnson".into(),
+        username: String::new(),
+        pages: vec![],
+        organizations: vec![crate::state::Organization { id: "2414183".into(), name: "Johnson Orbital".into() }],
+    });
 }
 
 async fn summary(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
@@ -140,23 +188,32 @@ async fn clear_faults(State(sandbox): State<Shared>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// A budget override. Names: X `tweets/user`, `tweets/app`, `media/user` (with `window` seconds);
+/// Meta `ig_quota`, `app_calls_per_hour`, `page_calls_per_day`; LinkedIn `member_daily`, `app_daily`.
 #[derive(Debug, Deserialize)]
 struct Limit {
     platform: Platform,
-    /// `tweets` or `media` (X).
-    endpoint: String,
-    /// `user` or `app`.
-    scope: String,
+    name: String,
     limit: u32,
-    window: i64,
+    #[serde(default)]
+    window: Option<i64>,
 }
 
 async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> Response {
-    if limit.platform != Platform::X || !["user", "app"].contains(&limit.scope.as_str()) {
-        return (StatusCode::BAD_REQUEST, "unsupported limit").into_response();
+    let mut world = sandbox.world();
+    match limit.platform {
+        Platform::X if ["tweets/user", "tweets/app", "media/user"].contains(&limit.name.as_str()) => {
+            let window = limit.window.unwrap_or(if limit.name.ends_with("/app") { 86_400 } else { 900 });
+            world.x.budgets.insert(limit.name, crate::x::Budget { limit: limit.limit, window });
+        }
+        Platform::Meta if ["ig_quota", "app_calls_per_hour", "page_calls_per_day"].contains(&limit.name.as_str()) => {
+            world.meta.limits.insert(limit.name, limit.limit);
+        }
+        Platform::Linkedin if ["member_daily", "app_daily"].contains(&limit.name.as_str()) => {
+            world.linkedin.limits.insert(limit.name, limit.limit);
+        }
+        _ => return (StatusCode::BAD_REQUEST, "unknown limit").into_response(),
     }
-    let key = format!("{}/{}", limit.endpoint, limit.scope);
-    sandbox.world().x.budgets.insert(key, crate::x::Budget { limit: limit.limit, window: limit.window });
     StatusCode::NO_CONTENT.into_response()
 }
 

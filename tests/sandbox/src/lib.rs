@@ -24,6 +24,8 @@
 mod consent;
 mod control;
 mod faults;
+mod linkedin;
+mod meta;
 pub mod oauth1;
 mod state;
 mod x;
@@ -60,6 +62,8 @@ impl Drop for Running {
 pub fn router(state: Shared) -> Router {
     Router::new()
         .merge(x::routes())
+        .merge(meta::routes())
+        .merge(linkedin::routes())
         .merge(control::routes())
         .merge(consent::routes())
         .fallback(not_found)

@@ -121,6 +121,7 @@ pub struct Grant {
     pub user_id: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
+    pub issued_at: i64,
     pub revoked: bool,
     pub kind: GrantKind,
 }
@@ -184,6 +185,8 @@ pub struct World {
     /// OAuth 1.0a `(consumer key, nonce)` pairs already seen.
     pub nonces: HashSet<(String, String)>,
     pub x: crate::x::XWorld,
+    pub meta: crate::meta::MetaWorld,
+    pub linkedin: crate::linkedin::LinkedinWorld,
 }
 
 impl World {
@@ -244,6 +247,8 @@ impl Sandbox {
             consents: HashMap::new(),
             nonces: HashSet::new(),
             x: Default::default(),
+            meta: Default::default(),
+            linkedin: Default::default(),
         };
         if config.dev_fixtures {
             crate::control::dev_fixtures(&mut world);

@@ -285,6 +285,7 @@ pub fn complete_consent(world: &mut World, pending: Pending, user_id: &str, appr
             }
             with_query(&request.callback, &[("oauth_token", &request_token), ("oauth_verifier", &verifier)])
         }
+        Flow::Meta { .. } | Flow::Linkedin { .. } => String::new(),
     }
 }
 
@@ -354,6 +355,7 @@ fn issue_tokens(world: &mut World, client_id: &str, user_id: &str, scopes: Vec<S
         user_id: user_id.to_owned(),
         scopes: scopes.clone(),
         expires_at,
+        issued_at: now,
         revoked: false,
         kind,
     };
@@ -717,6 +719,7 @@ async fn access_token(State(sandbox): State<Shared>, OAuth1Signed(verified): OAu
         .unwrap_or_default();
     let access = format!("{user_id}-{}", world.token(""));
     let secret = world.token("");
+    let now = world.now();
     let screen_name = world.user(P, &user_id).map(|u| u.username.clone()).unwrap_or_default();
     world.grants.insert(
         access.clone(),
@@ -727,6 +730,7 @@ async fn access_token(State(sandbox): State<Shared>, OAuth1Signed(verified): OAu
             scopes: vec![],
             // "These tokens do not expire but can be revoked by the user at any time."
             expires_at: None,
+            issued_at: now,
             revoked: false,
             kind: GrantKind::OAuth1 { secret: secret.clone() },
         },

@@ -277,11 +277,7 @@ async fn expired_and_revoked_tokens_get_401() {
 #[tokio::test]
 async fn over_limit_calls_get_429_with_reset_headers() {
     let h = setup().await;
-    h.control(
-        "/_sandbox/limits",
-        json!({ "platform": "x", "endpoint": "tweets", "scope": "user", "limit": 3, "window": 900 }),
-    )
-    .await;
+    h.control("/_sandbox/limits", json!({ "platform": "x", "name": "tweets/user", "limit": 3, "window": 900 })).await;
     let token = tokens(&h).await["access_token"].as_str().unwrap().to_owned();
     let now = h.get_json("/_sandbox").await["now"].as_i64().unwrap();
     for i in 0..3 {
