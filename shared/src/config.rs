@@ -89,6 +89,99 @@ pub struct CryptoSettings {
     pub max_uses_per_key: u32,
 }
 
+/// Where the platforms are. Production defaults; `herald dev` points every one at the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformEndpoints {
+    /// `HERALD_X_API_URL` (default `https://api.x.com`): API, OAuth 2.0 tokens, OAuth 1.0a.
+    pub x_api: Url,
+    /// `HERALD_X_WEB_URL` (default `https://x.com`): the OAuth 2.0 consent page.
+    pub x_web: Url,
+    /// `HERALD_META_GRAPH_URL` (default `https://graph.facebook.com`).
+    pub meta_graph: Url,
+    /// `HERALD_META_WEB_URL` (default `https://www.facebook.com`): the Login dialog.
+    pub meta_web: Url,
+    /// `HERALD_META_GRAPH_VERSION` (default `v26.0`, the newest confirmed; each lives ~2 years).
+    pub meta_graph_version: String,
+    /// `HERALD_LINKEDIN_API_URL` (default `https://api.linkedin.com`).
+    pub linkedin_api: Url,
+    /// `HERALD_LINKEDIN_OAUTH_URL` (default `https://www.linkedin.com`).
+    pub linkedin_oauth: Url,
+    /// `HERALD_LINKEDIN_VERSION` (default `202609`): the `LinkedIn-Version` header, `YYYYMM`;
+    /// versions are sunset after about a year (426 `NONEXISTENT_VERSION`), so bump it twice a year.
+    pub linkedin_version: String,
+}
+
+pub const DEFAULT_META_GRAPH_VERSION: &str = "v26.0";
+pub const DEFAULT_LINKEDIN_VERSION: &str = "202609";
+
+fn static_url(raw: &str) -> Url {
+    Url::parse(raw).expect("static URL parses")
+}
+
+impl PlatformEndpoints {
+    pub fn production() -> Self {
+        Self {
+            x_api: static_url("https://api.x.com"),
+            x_web: static_url("https://x.com"),
+            meta_graph: static_url("https://graph.facebook.com"),
+            meta_web: static_url("https://www.facebook.com"),
+            meta_graph_version: DEFAULT_META_GRAPH_VERSION.to_owned(),
+            linkedin_api: static_url("https://api.linkedin.com"),
+            linkedin_oauth: static_url("https://www.linkedin.com"),
+            linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
+        }
+    }
+
+    /// Every platform on the sandbox at `base` (its path prefixes stand for the hosts).
+    pub fn sandbox(base: &str) -> Result<Self, url::ParseError> {
+        let base = base.trim_end_matches('/');
+        let at = |prefix: &str| Url::parse(&format!("{base}/{prefix}"));
+        Ok(Self {
+            x_api: at("x/api")?,
+            x_web: at("x/web")?,
+            meta_graph: at("meta/graph")?,
+            meta_web: at("meta/web")?,
+            linkedin_api: at("linkedin/api")?,
+            linkedin_oauth: at("linkedin/www")?,
+            ..Self::production()
+        })
+    }
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::production();
+        let meta_graph_version =
+            env.optional("HERALD_META_GRAPH_VERSION").map(str::trim).unwrap_or(DEFAULT_META_GRAPH_VERSION).to_owned();
+        let valid_graph =
+            meta_graph_version.strip_prefix('v').and_then(|v| v.split_once('.')).is_some_and(|(major, minor)| {
+                !major.is_empty() && !minor.is_empty() && (major.to_owned() + minor).bytes().all(|b| b.is_ascii_digit())
+            });
+        if !valid_graph {
+            return Err(ConfigError::Invalid {
+                name: "HERALD_META_GRAPH_VERSION",
+                reason: "expected vNN.N, e.g. v26.0".into(),
+            });
+        }
+        let linkedin_version =
+            env.optional("HERALD_LINKEDIN_VERSION").map(str::trim).unwrap_or(DEFAULT_LINKEDIN_VERSION).to_owned();
+        if linkedin_version.len() != 6 || !linkedin_version.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid {
+                name: "HERALD_LINKEDIN_VERSION",
+                reason: "expected YYYYMM, e.g. 202609".into(),
+            });
+        }
+        Ok(Self {
+            x_api: env.url("HERALD_X_API_URL")?.unwrap_or(defaults.x_api),
+            x_web: env.url("HERALD_X_WEB_URL")?.unwrap_or(defaults.x_web),
+            meta_graph: env.url("HERALD_META_GRAPH_URL")?.unwrap_or(defaults.meta_graph),
+            meta_web: env.url("HERALD_META_WEB_URL")?.unwrap_or(defaults.meta_web),
+            meta_graph_version,
+            linkedin_api: env.url("HERALD_LINKEDIN_API_URL")?.unwrap_or(defaults.linkedin_api),
+            linkedin_oauth: env.url("HERALD_LINKEDIN_OAUTH_URL")?.unwrap_or(defaults.linkedin_oauth),
+            linkedin_version,
+        })
+    }
+}
+
 /// The whole configuration of a Herald function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -103,6 +196,7 @@ pub struct Config {
     pub public_url: Url,
     /// `HERALD_MAX_BODY_BYTES` (default 65536): larger request bodies are refused with 413.
     pub max_body_bytes: usize,
+    pub platforms: PlatformEndpoints,
 }
 
 impl Config {
@@ -135,6 +229,7 @@ impl Config {
             queue_url: env.required("HERALD_QUEUE_URL")?.trim().to_owned(),
             public_url: env.url("HERALD_PUBLIC_URL")?.unwrap_or(default_public),
             max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
+            platforms: PlatformEndpoints::from_env(env)?,
         })
     }
 }
@@ -175,6 +270,34 @@ mod tests {
         let mut pairs = base();
         pairs[0].1 = "  ";
         assert_eq!(Config::from_env(&Env::from_pairs(pairs)).unwrap_err(), ConfigError::Missing("HERALD_TABLE"));
+    }
+
+    #[test]
+    fn platform_endpoints_default_to_production_and_can_point_at_the_sandbox() {
+        let cfg = Config::from_env(&Env::from_pairs(base())).unwrap();
+        assert_eq!(cfg.platforms, PlatformEndpoints::production());
+        assert_eq!(cfg.platforms.x_api.as_str(), "https://api.x.com/");
+
+        let mut pairs = base();
+        pairs.extend([("HERALD_X_API_URL", "http://127.0.0.1:4000/x/api"), ("HERALD_META_GRAPH_VERSION", "v25.0")]);
+        let cfg = Config::from_env(&Env::from_pairs(pairs)).unwrap();
+        assert_eq!(cfg.platforms.x_api.as_str(), "http://127.0.0.1:4000/x/api");
+        assert_eq!(cfg.platforms.meta_graph_version, "v25.0");
+
+        let sandbox = PlatformEndpoints::sandbox("http://127.0.0.1:4000/").unwrap();
+        assert_eq!(sandbox.meta_graph.as_str(), "http://127.0.0.1:4000/meta/graph");
+        assert_eq!(sandbox.linkedin_oauth.as_str(), "http://127.0.0.1:4000/linkedin/www");
+
+        for (name, value) in [
+            ("HERALD_META_GRAPH_VERSION", "26"),
+            ("HERALD_META_GRAPH_VERSION", "vX.0"),
+            ("HERALD_LINKEDIN_VERSION", "2026-09"),
+        ] {
+            let mut pairs = base();
+            pairs.push((name, value));
+            let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: n, .. } if n == name), "{err}");
+        }
     }
 
     #[test]

@@ -61,6 +61,7 @@ impl TestEnv {
             queue_url: self.resources.work_queue_url.clone(),
             public_url: "http://127.0.0.1:3000".parse().expect("static URL"),
             max_body_bytes: 64 * 1024,
+            platforms: herald::config::PlatformEndpoints::production(),
         }
     }
 

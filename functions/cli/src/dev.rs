@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use herald::aws::AwsClients;
 use herald::bootstrap::bootstrap;
-use herald::config::{Config, CryptoSettings};
+use herald::config::{Config, CryptoSettings, PlatformEndpoints};
 use herald::local::{Launcher, LocalAws};
 use herald::schema::ResourceNames;
 use herald::store::{Origin, TenantStore};
@@ -78,6 +78,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         queue_url: resources.work_queue_url.clone(),
         public_url: base.parse()?,
         max_body_bytes: 64 * 1024,
+        platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
     };
 
     let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();
@@ -93,6 +94,7 @@ Herald is running locally.
   KMS + SQS (moto):      {services}
   Work queue:            {queue}
   Platform sandbox:      {sandbox}   (X, Facebook, Instagram, LinkedIn; state at {sandbox}/_sandbox)
+                         Herald's platform endpoints point at it.
 
 Try:
   curl -s {base}/v1/tenant -H 'Authorization: Bearer {key}'

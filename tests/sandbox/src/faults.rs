@@ -49,6 +49,10 @@ pub enum FaultKind {
         /// Seconds until the window resets (default 900).
         #[serde(default)]
         reset_after: Option<i64>,
+        /// Meta only: the throttling code to answer with (4 app, 17 user, 32 Page, 613 custom,
+        /// 80001 Pages BUC, 80002 Instagram BUC); default 4.
+        #[serde(default)]
+        code: Option<u32>,
     },
     Slow {
         millis: u64,
@@ -91,7 +95,10 @@ pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next)
         FaultKind::Status { status } => {
             error(platform, StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         }
-        FaultKind::RateLimited { reset_after } => rate_limited(platform, now + reset_after.unwrap_or(900)),
+        FaultKind::RateLimited { reset_after, code } => match (platform, code) {
+            (Platform::Meta, Some(code)) => meta_throttled(code, reset_after.unwrap_or(900)),
+            _ => rate_limited(platform, now + reset_after.unwrap_or(900)),
+        },
         FaultKind::Slow { millis } => {
             tokio::time::sleep(Duration::from_millis(millis)).await;
             next.run(request).await
@@ -122,6 +129,30 @@ pub fn error(platform: Platform, status: StatusCode) -> Response {
         }
         Platform::Linkedin => (status, Json(json!({ "status": status.as_u16(), "message": reason }))).into_response(),
     }
+}
+
+/// Meta's throttling error for `code`, with the usage header that goes with it.
+fn meta_throttled(code: u32, reset_after: i64) -> Response {
+    let message = match code {
+        17 => "(#17) User request limit reached",
+        32 => "(#32) Page request limit reached",
+        613 => "(#613) Calls to this api have exceeded the rate limit.",
+        80001 => "(#80001) There have been too many calls to this Page account. Wait a bit and try again.",
+        80002 => "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again.",
+        _ => "(#4) Application request limit reached",
+    };
+    let mut response = crate::meta::graph_error(StatusCode::BAD_REQUEST, code, None, message);
+    let minutes = (reset_after + 59) / 60;
+    let usage = if code >= 80000 || code == 32 {
+        json!({ "0": [{ "type": if code == 80002 { "instagram" } else { "pages" }, "call_count": 100, "total_cputime": 10, "total_time": 10, "estimated_time_to_regain_access": minutes }] })
+    } else {
+        json!({ "call_count": 100, "total_cputime": 10, "total_time": 10 })
+    };
+    let name = if code >= 80000 || code == 32 { "x-business-use-case-usage" } else { "x-app-usage" };
+    if let Ok(value) = HeaderValue::from_str(&usage.to_string()) {
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 /// A platform's throttling answer, resetting at `reset` (Unix seconds).

@@ -28,6 +28,7 @@ mod linkedin;
 mod meta;
 pub mod oauth1;
 mod state;
+mod webhooks;
 mod x;
 
 use std::net::SocketAddr;
@@ -65,6 +66,7 @@ pub fn router(state: Shared) -> Router {
         .merge(meta::routes())
         .merge(linkedin::routes())
         .merge(control::routes())
+        .merge(webhooks::routes())
         .merge(consent::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject))

@@ -385,3 +385,21 @@ async fn usage_headers_climb_and_throttle_at_100_percent() {
             .await;
     assert_eq!(response["error"]["code"], 80001);
 }
+
+#[tokio::test]
+async fn injected_throttling_uses_each_documented_code() {
+    let h = setup().await;
+    let token = long_lived(&h).await;
+    for code in [4, 17, 32, 613, 80001, 80002] {
+        h.control(
+            "/_sandbox/faults",
+            json!({ "path": "/meta/graph", "kind": { "type": "rate_limited", "code": code, "reset_after": 120 }, "times": 1 }),
+        )
+        .await;
+        let (status, headers, body) = graph_get(&h, "/me", &[("access_token", &token)]).await;
+        assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(code)), "{body}");
+        assert!(headers.contains_key("x-app-usage") || headers.contains_key("x-business-use-case-usage"));
+    }
+    let (status, _, _) = graph_get(&h, "/me", &[("access_token", &token)]).await;
+    assert_eq!(status, 200, "each fault was used once");
+}

@@ -523,3 +523,13 @@ async fn injected_faults_fail_the_way_x_fails() {
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("x-rate-limit-reset"));
 }
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_world() {
+    let first = setup().await;
+    let second = setup().await;
+    let a = tokens(&first).await;
+    let b = tokens(&second).await;
+    assert_eq!(a["access_token"], b["access_token"], "same seed, same calls, same tokens");
+    assert_eq!(a["refresh_token"], b["refresh_token"]);
+}
