@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use url::Url;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -182,8 +183,54 @@ impl PlatformEndpoints {
     }
 }
 
+/// An app registered with a platform: its id and secret.
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+/// Herald's apps on each platform. A platform without one cannot be connected.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformApps {
+    /// `HERALD_X_CLIENT_ID` / `HERALD_X_CLIENT_SECRET`: the OAuth 2.0 client (confidential).
+    pub x: Option<AppCredentials>,
+    /// `HERALD_X_CONSUMER_KEY` / `HERALD_X_CONSUMER_SECRET`: the OAuth 1.0a consumer ("API key").
+    pub x_oauth1: Option<AppCredentials>,
+    /// `HERALD_META_APP_ID` / `HERALD_META_APP_SECRET`: Facebook Login (Facebook and Instagram).
+    pub meta: Option<AppCredentials>,
+    /// `HERALD_LINKEDIN_CLIENT_ID` / `HERALD_LINKEDIN_CLIENT_SECRET`.
+    pub linkedin: Option<AppCredentials>,
+    /// `HERALD_LINKEDIN_ORGANIZATIONS` (default false): also ask for organization scopes (needs
+    /// LinkedIn's Community Management API product) and connect the pages a member administers.
+    pub linkedin_organizations: bool,
+}
+
+impl PlatformApps {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let pair = |id: &'static str, secret: &'static str| -> Result<Option<AppCredentials>, ConfigError> {
+            match (env.optional(id), env.optional(secret)) {
+                (None, None) => Ok(None),
+                (Some(client_id), Some(client_secret)) => Ok(Some(AppCredentials {
+                    client_id: client_id.trim().to_owned(),
+                    client_secret: SecretString::from(client_secret.trim().to_owned()),
+                })),
+                (Some(_), None) => Err(ConfigError::Missing(secret)),
+                (None, Some(_)) => Err(ConfigError::Missing(id)),
+            }
+        };
+        Ok(Self {
+            x: pair("HERALD_X_CLIENT_ID", "HERALD_X_CLIENT_SECRET")?,
+            x_oauth1: pair("HERALD_X_CONSUMER_KEY", "HERALD_X_CONSUMER_SECRET")?,
+            meta: pair("HERALD_META_APP_ID", "HERALD_META_APP_SECRET")?,
+            linkedin: pair("HERALD_LINKEDIN_CLIENT_ID", "HERALD_LINKEDIN_CLIENT_SECRET")?,
+            linkedin_organizations: env.parsed("HERALD_LINKEDIN_ORGANIZATIONS", false)?,
+        })
+    }
+}
+
 /// The whole configuration of a Herald function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub aws: AwsSettings,
     /// `HERALD_TABLE`: the DynamoDB table.
@@ -197,6 +244,7 @@ pub struct Config {
     /// `HERALD_MAX_BODY_BYTES` (default 65536): larger request bodies are refused with 413.
     pub max_body_bytes: usize,
     pub platforms: PlatformEndpoints,
+    pub apps: PlatformApps,
 }
 
 impl Config {
@@ -230,6 +278,7 @@ impl Config {
             public_url: env.url("HERALD_PUBLIC_URL")?.unwrap_or(default_public),
             max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
             platforms: PlatformEndpoints::from_env(env)?,
+            apps: PlatformApps::from_env(env)?,
         })
     }
 }
@@ -298,6 +347,24 @@ mod tests {
             let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
             assert!(matches!(err, ConfigError::Invalid { name: n, .. } if n == name), "{err}");
         }
+    }
+
+    #[test]
+    fn platform_apps_come_in_pairs_and_never_print_their_secret() {
+        let cfg = Config::from_env(&Env::from_pairs(base())).unwrap();
+        assert!(cfg.apps.x.is_none() && cfg.apps.meta.is_none());
+        let mut pairs = base();
+        pairs.extend([("HERALD_X_CLIENT_ID", "cid"), ("HERALD_X_CLIENT_SECRET", "very-secret-value")]);
+        let cfg = Config::from_env(&Env::from_pairs(pairs)).unwrap();
+        assert_eq!(cfg.apps.x.as_ref().unwrap().client_id, "cid");
+        assert!(!format!("{cfg:?}").contains("very-secret-value"));
+
+        let mut pairs = base();
+        pairs.push(("HERALD_META_APP_ID", "123"));
+        assert_eq!(
+            Config::from_env(&Env::from_pairs(pairs)).unwrap_err(),
+            ConfigError::Missing("HERALD_META_APP_SECRET")
+        );
     }
 
     #[test]

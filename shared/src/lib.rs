@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod local;
+pub mod platforms;
 pub mod queue;
 pub mod schema;
 pub mod startup;

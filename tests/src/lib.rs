@@ -62,6 +62,7 @@ impl TestEnv {
             public_url: "http://127.0.0.1:3000".parse().expect("static URL"),
             max_body_bytes: 64 * 1024,
             platforms: herald::config::PlatformEndpoints::production(),
+            apps: herald::config::PlatformApps::default(),
         }
     }
 
@@ -82,4 +83,147 @@ impl TestEnv {
     pub fn system_clock() -> SharedClock {
         Arc::new(herald::SystemClock)
     }
+}
+
+/// Herald served on a loopback port against this environment and an in-process platform sandbox,
+/// with a development tenant, a clock the test controls, and a browser-like HTTP client.
+pub struct TestApp {
+    pub url: String,
+    pub api_key: String,
+    pub tenant: herald::domain::TenantId,
+    pub state: herald::http::AppState,
+    pub clock: herald::clock::ManualClock,
+    pub sandbox: herald_sandbox::Running,
+    /// Follows no redirects: the test looks at every hop, as a browser would take them.
+    pub browser: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// The origin every test tenant may send users back to.
+pub const RETURN_ORIGIN: &str = "https://app.example.test";
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestEnv {
+    /// Starts Herald (every HTTP route) and the sandbox, wired to each other like `herald dev`.
+    pub async fn spawn_app(&self) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        let sandbox = herald_sandbox::start(
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            herald_sandbox::SandboxConfig { seed: 11, dev_fixtures: true, herald_url: url.clone() },
+        )
+        .await
+        .expect("sandbox starts");
+        let mut config = self.config();
+        config.public_url = url.parse().expect("loopback URL");
+        config.platforms = herald::config::PlatformEndpoints::sandbox(&sandbox.url).expect("sandbox URL");
+        config.apps = dev_apps();
+        let clock = herald::clock::ManualClock::new(time::OffsetDateTime::now_utc());
+        let state = herald::http::AppState::new(config, &self.aws, Arc::new(clock.clone()));
+        let origin = herald::store::Origin::parse(RETURN_ORIGIN).expect("valid origin");
+        let (tenant, key) = state.tenants.create("Test tenant", vec![origin]).await.expect("tenant");
+        let router = herald::http::all_routes(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { url, api_key: key.reveal().to_owned(), tenant: tenant.id, state, clock, sandbox, browser, server }
+    }
+}
+
+/// Herald's apps on the sandbox's development fixtures.
+pub fn dev_apps() -> herald::config::PlatformApps {
+    use herald_sandbox::dev;
+    let app = |id: &str, secret: &str| {
+        Some(herald::config::AppCredentials { client_id: id.to_owned(), client_secret: secret.to_owned().into() })
+    };
+    herald::config::PlatformApps {
+        x: app(dev::X_CLIENT_ID, dev::X_CLIENT_SECRET),
+        x_oauth1: app(dev::X_CONSUMER_KEY, dev::X_CONSUMER_SECRET),
+        meta: app(dev::META_APP_ID, dev::META_APP_SECRET),
+        linkedin: app(dev::LINKEDIN_CLIENT_ID, dev::LINKEDIN_CLIENT_SECRET),
+        linkedin_organizations: true,
+    }
+}
+
+impl TestApp {
+    /// A `/v1` request with the tenant's API key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.browser.request(method, format!("{}{path}", self.url)).bearer_auth(&self.api_key)
+    }
+
+    /// `POST /v1/connect-links`; returns the link URL.
+    pub async fn connect_link(&self, user: &str, platform: &str) -> String {
+        let response = self
+            .api(reqwest::Method::POST, "/v1/connect-links")
+            .json(&serde_json::json!({ "user_id": user, "platform": platform, "return_to": format!("{RETURN_ORIGIN}/done") }))
+            .send()
+            .await
+            .expect("Herald answers");
+        assert_eq!(response.status(), 201, "connect link");
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["url"].as_str().expect("url").to_owned()
+    }
+
+    /// GET that must redirect; returns the `Location`.
+    pub async fn redirected(&self, url: &str) -> String {
+        let response = self.browser.get(url).send().await.expect("answered");
+        assert_eq!(response.status(), 302, "expected a redirect from {url}: {}", response.status());
+        response.headers()["location"].to_str().expect("ascii").to_owned()
+    }
+
+    /// The consent screen at `authorize_url`: signs in as `user`, decides, returns the redirect.
+    pub async fn consent(&self, authorize_url: &str, user: &str, decision: &str) -> String {
+        let page = self.browser.get(authorize_url).send().await.expect("consent page");
+        assert_eq!(page.status(), 200, "consent page at {authorize_url}");
+        let html = page.text().await.expect("html");
+        let action = html.split("action=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a consent form");
+        let response = self
+            .browser
+            .post(format!("{}{action}", self.sandbox.url))
+            .form(&[("user", user), ("decision", decision)])
+            .send()
+            .await
+            .expect("decision");
+        assert_eq!(response.status(), 302);
+        response.headers()["location"].to_str().expect("ascii").to_owned()
+    }
+
+    /// The whole browser journey from link to the tenant's return URL; returns its query.
+    pub async fn connect(
+        &self,
+        user: &str,
+        platform: &str,
+        platform_user: &str,
+        decision: &str,
+    ) -> HashMap<String, String> {
+        let link = self.connect_link(user, platform).await;
+        let authorize = self.redirected(&link).await;
+        let callback = self.consent(&authorize, platform_user, decision).await;
+        let back = self.redirected(&callback).await;
+        assert!(back.starts_with(RETURN_ORIGIN), "sent back elsewhere: {back}");
+        query(&back)
+    }
+
+    pub async fn accounts(&self, user: &str) -> Vec<serde_json::Value> {
+        let body: serde_json::Value = self
+            .api(reqwest::Method::GET, &format!("/v1/users/{user}/accounts"))
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("json");
+        body["accounts"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// A URL's query parameters.
+pub fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default()
 }

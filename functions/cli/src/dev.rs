@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use herald::aws::AwsClients;
 use herald::bootstrap::bootstrap;
-use herald::config::{Config, CryptoSettings, PlatformEndpoints};
+use herald::config::{AppCredentials, Config, CryptoSettings, PlatformApps, PlatformEndpoints};
 use herald::local::{Launcher, LocalAws};
 use herald::schema::ResourceNames;
 use herald::store::{Origin, TenantStore};
@@ -35,6 +35,21 @@ pub struct DevArgs {
     repo: PathBuf,
 }
 
+/// Herald's apps on the sandbox's development fixtures.
+fn dev_apps() -> PlatformApps {
+    use herald_sandbox::dev;
+    let app = |id: &str, secret: &str| {
+        Some(AppCredentials { client_id: id.to_owned(), client_secret: secret.to_owned().into() })
+    };
+    PlatformApps {
+        x: app(dev::X_CLIENT_ID, dev::X_CLIENT_SECRET),
+        x_oauth1: app(dev::X_CONSUMER_KEY, dev::X_CONSUMER_SECRET),
+        meta: app(dev::META_APP_ID, dev::META_APP_SECRET),
+        linkedin: app(dev::LINKEDIN_CLIENT_ID, dev::LINKEDIN_CLIENT_SECRET),
+        linkedin_organizations: true,
+    }
+}
+
 pub async fn run(args: DevArgs) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -50,7 +65,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .context("starting the AWS emulation")?;
     let sandbox = herald_sandbox::start(
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, args.sandbox_port)),
-        herald_sandbox::SandboxConfig { seed: args.seed, dev_fixtures: true },
+        herald_sandbox::SandboxConfig { seed: args.seed, dev_fixtures: true, herald_url: base.clone() },
     )
     .await
     .with_context(|| format!("starting the platform sandbox on port {}", args.sandbox_port))?;
@@ -79,6 +94,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         public_url: base.parse()?,
         max_body_bytes: 64 * 1024,
         platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
+        apps: dev_apps(),
     };
 
     let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();

@@ -34,6 +34,7 @@ async fn get_tenant(
 struct TenantPatch {
     name: Option<String>,
     allowed_origins: Option<Vec<String>>,
+    x_auth: Option<crate::platforms::XAuth>,
 }
 
 async fn update_tenant(
@@ -67,7 +68,7 @@ async fn update_tenant(
         ),
         None => None,
     };
-    match state.tenants.update(&tenant, name, origins.as_deref()).await {
+    match state.tenants.update(&tenant, name, origins.as_deref(), patch.x_auth).await {
         Ok(updated) => Ok(Json(updated)),
         Err(crate::store::StoreError::NotFound) => Err(Problem::unauthorized()),
         Err(e) => Err(e.into()),

@@ -3,6 +3,7 @@
 
 mod connect;
 pub mod extract;
+mod oauth;
 mod posts;
 pub mod problem;
 mod webhooks;
@@ -21,13 +22,19 @@ use crate::aws::AwsClients;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::Sealer;
-use crate::store::{AccountStore, TenantStore};
+use crate::platforms::PlatformClient;
+use crate::store::{AccountStore, ConnectStore, Journal, TenantStore};
+use crate::tokens::TokenManager;
 
 /// What the handlers share: built once per cold start.
 #[derive(Clone)]
 pub struct AppState {
     pub tenants: TenantStore,
     pub accounts: AccountStore,
+    pub connect: ConnectStore,
+    pub journal: Journal,
+    pub platforms: Arc<PlatformClient>,
+    pub tokens: Arc<TokenManager>,
     pub clock: SharedClock,
     pub config: Arc<Config>,
 }
@@ -35,9 +42,19 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
         let sealer = Arc::new(Sealer::new(aws.kms.clone(), config.crypto.clone(), clock.clone()));
+        let table = &config.table;
+        let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
+        let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone());
+        let platforms =
+            Arc::new(PlatformClient::new(config.platforms.clone(), config.apps.clone(), config.public_url.clone()));
+        let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), journal.clone(), clock.clone()));
         Self {
-            tenants: TenantStore::new(aws.dynamodb.clone(), &config.table, clock.clone()),
-            accounts: AccountStore::new(aws.dynamodb.clone(), &config.table, sealer, clock.clone()),
+            tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            connect: ConnectStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            accounts,
+            journal,
+            platforms,
+            tokens,
             clock,
             config: Arc::new(config),
         }
@@ -46,7 +63,7 @@ impl AppState {
 
 /// The `connect` function's routes: tenant settings, connect links, OAuth callbacks, accounts.
 pub fn connect_routes() -> Router<AppState> {
-    connect::routes()
+    connect::routes().merge(oauth::routes())
 }
 
 /// The `posts` function's routes.

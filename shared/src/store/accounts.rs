@@ -39,18 +39,32 @@ pub struct Account {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Publishes with another account's grant (a LinkedIn organization uses its member's), so
+    /// there is one copy of each grant to refresh.
+    pub token_source: Option<AccountId>,
+    /// Set while one process refreshes the grant; others wait for the new tokens.
+    #[serde(skip)]
+    pub refresh_lease_until: Option<OffsetDateTime>,
     #[serde(skip)]
     sealed_tokens: SealedTokens,
 }
 
-/// Ciphertext; its `Debug` shows only the length.
+/// Ciphertext, absent on accounts that use another account's grant; `Debug` shows the length.
 #[derive(Clone, PartialEq, Eq, Default)]
-struct SealedTokens(Vec<u8>);
+struct SealedTokens(Option<Vec<u8>>);
 
 impl std::fmt::Debug for SealedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealedTokens({} bytes)", self.0.len())
+        write!(f, "SealedTokens({} bytes)", self.0.as_ref().map_or(0, Vec::len))
     }
+}
+
+/// Where a connected account's grant lives.
+#[derive(Debug, Clone, Copy)]
+pub enum Credentials<'a> {
+    Own(&'a TokenSet),
+    /// Another account of the same user holds the grant.
+    From(&'a AccountId),
 }
 
 /// What a successful connection yields, before it is stored.
@@ -94,7 +108,12 @@ impl Account {
         put("kind", s(self.kind.as_str()));
         put("status", s(self.status.as_str()));
         put("scopes", string_list(&self.scopes));
-        put("tokens", AttributeValue::B(Blob::new(self.sealed_tokens.0.clone())));
+        if let Some(sealed) = &self.sealed_tokens.0 {
+            put("tokens", AttributeValue::B(Blob::new(sealed.clone())));
+        }
+        if let Some(source) = &self.token_source {
+            put("token_source", s(source.as_str()));
+        }
         put("version", n(self.version));
         put("created_at", epoch(self.created_at));
         put("updated_at", epoch(self.updated_at));
@@ -124,7 +143,9 @@ impl Account {
             version: r.u64("version")?,
             created_at: r.time("created_at")?,
             updated_at: r.time("updated_at")?,
-            sealed_tokens: SealedTokens(r.bytes("tokens")?.to_vec()),
+            token_source: item.get("token_source").map(|_| r.parse("token_source")).transpose()?,
+            refresh_lease_until: r.opt_time("refresh_lease_until")?,
+            sealed_tokens: SealedTokens(item.get("tokens").map(|_| r.bytes("tokens").map(<[u8]>::to_vec)).transpose()?),
         })
     }
 }
@@ -149,6 +170,47 @@ impl AccountStore {
 
     /// Stores a newly connected account at version 1.
     pub async fn insert(&self, new: NewAccount, tokens: &TokenSet) -> Result<Account, StoreError> {
+        self.insert_with(new, Credentials::Own(tokens)).await
+    }
+
+    /// Stores a connection: a new account, or, when the user had connected this platform account
+    /// before, the same account with the new grant, active again.
+    pub async fn connect(&self, new: NewAccount, credentials: Credentials<'_>) -> Result<Account, StoreError> {
+        let existing = self
+            .list(&new.tenant, &new.user)
+            .await?
+            .into_iter()
+            .find(|a| a.platform == new.platform && a.platform_account_id == new.platform_account_id);
+        let Some(existing) = existing else {
+            return self.insert_with(new, credentials).await;
+        };
+        let mut next = existing.clone();
+        next.name = new.name;
+        next.kind = new.kind;
+        next.scopes = new.scopes;
+        next.status = AccountStatus::Active;
+        next.access_expires_at = new.access_expires_at.map(whole_seconds);
+        next.refresh_expires_at = new.refresh_expires_at.map(whole_seconds);
+        self.set_credentials(&mut next, credentials).await?;
+        self.write_next(&existing, next).await
+    }
+
+    async fn set_credentials(&self, account: &mut Account, credentials: Credentials<'_>) -> Result<(), StoreError> {
+        match credentials {
+            Credentials::Own(tokens) => {
+                account.token_source = None;
+                account.sealed_tokens =
+                    SealedTokens(Some(self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?));
+            }
+            Credentials::From(source) => {
+                account.token_source = Some(source.clone());
+                account.sealed_tokens = SealedTokens(None);
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_with(&self, new: NewAccount, credentials: Credentials<'_>) -> Result<Account, StoreError> {
         let now = whole_seconds(self.clock.now());
         let mut account = Account {
             tenant: new.tenant,
@@ -165,10 +227,11 @@ impl AccountStore {
             version: 1,
             created_at: now,
             updated_at: now,
+            token_source: None,
+            refresh_lease_until: None,
             sealed_tokens: SealedTokens::default(),
         };
-        account.sealed_tokens =
-            SealedTokens(self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?);
+        self.set_credentials(&mut account, credentials).await?;
         let result = self
             .dynamodb
             .put_item()
@@ -218,9 +281,20 @@ impl AccountStore {
         Ok(accounts)
     }
 
-    /// Opens the account's tokens. Fails if the sealed blob does not belong to this account.
+    /// The account that holds this account's grant: itself, or its token source.
+    pub async fn grant_holder(&self, account: &Account) -> Result<Account, StoreError> {
+        match &account.token_source {
+            None => Ok(account.clone()),
+            Some(source) => self.get(&account.tenant, &account.user, source).await?.ok_or(StoreError::NotFound),
+        }
+    }
+
+    /// Opens the account's tokens (its grant holder's). Fails if the sealed blob does not belong
+    /// to that account.
     pub async fn tokens(&self, account: &Account) -> Result<TokenSet, StoreError> {
-        let plain = self.sealer.open(&account.encryption_context(), &account.sealed_tokens.0).await?;
+        let holder = self.grant_holder(account).await?;
+        let sealed = holder.sealed_tokens.0.as_deref().ok_or(StoreError::NotFound)?;
+        let plain = self.sealer.open(&holder.encryption_context(), sealed).await?;
         TokenSet::from_plaintext(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
@@ -235,7 +309,7 @@ impl AccountStore {
     ) -> Result<Account, StoreError> {
         let sealed = self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?;
         let mut next = account.clone();
-        next.sealed_tokens = SealedTokens(sealed);
+        next.sealed_tokens = SealedTokens(Some(sealed));
         next.access_expires_at = access_expires_at.map(whole_seconds);
         next.refresh_expires_at = refresh_expires_at.map(whole_seconds);
         self.write_next(account, next).await
@@ -248,9 +322,48 @@ impl AccountStore {
         self.write_next(account, next).await
     }
 
+    /// Takes the refresh lease on the account as read: succeeds only if nobody wrote it since and
+    /// no other lease is live. The returned record carries the lease (and the next version);
+    /// writing new tokens with it releases the lease.
+    pub async fn acquire_refresh_lease(&self, read: &Account, hold: time::Duration) -> Result<Account, StoreError> {
+        let now = self.clock.now();
+        let [(pk, pkv), (sk, skv)] = Account::key(&read.tenant, &read.user, &read.id);
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(pk, pkv)
+            .key(sk, skv)
+            .update_expression("SET refresh_lease_until = :until, version = version + :one")
+            .condition_expression(
+                "version = :read AND (attribute_not_exists(refresh_lease_until) OR refresh_lease_until < :now)",
+            )
+            .expression_attribute_values(":until", epoch(now + hold))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":read", n(read.version))
+            .expression_attribute_values(":now", epoch(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(out) => Account::from_item(&out.attributes.unwrap_or_default()),
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives a lease back without new tokens (the refresh failed for a passing reason).
+    pub async fn release_refresh_lease(&self, leased: &Account) -> Result<Account, StoreError> {
+        let mut next = leased.clone();
+        next.refresh_lease_until = None;
+        self.write_next(leased, next).await
+    }
+
     /// Writes `next` as version `read.version + 1`, only if the stored version is still `read.version`.
     async fn write_next(&self, read: &Account, mut next: Account) -> Result<Account, StoreError> {
         next.version = read.version + 1;
+        // Any write of the whole record ends a refresh lease.
+        next.refresh_lease_until = None;
         next.updated_at = whole_seconds(self.clock.now());
         let result = self
             .dynamodb

@@ -9,6 +9,8 @@
 //! | account | `USER#{tenant}#{user}` | `ACCOUNT#{account}` |
 
 pub mod accounts;
+pub mod connect;
+pub mod journal;
 pub mod tenants;
 
 use std::collections::HashMap;
@@ -16,7 +18,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-pub use accounts::{Account, AccountStore, NewAccount};
+pub use accounts::{Account, AccountStore, Credentials, NewAccount};
+pub use connect::{ConnectLink, ConnectStore, ConsumeError, OAuthState};
+pub use journal::{Event, Journal};
 pub use tenants::{ApiKey, Origin, Tenant, TenantStore};
 
 use crate::crypto::CryptoError;

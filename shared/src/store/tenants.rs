@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, string_list, whole_seconds};
 use crate::clock::SharedClock;
 use crate::domain::{TenantId, random_bytes};
+use crate::platforms::XAuth;
 
 const KEY_PREFIX: &str = "hk_";
 /// `hk_` + 43 characters of URL-safe base64 over 256 random bits.
@@ -110,6 +111,8 @@ pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub allowed_origins: Vec<Origin>,
+    /// How this tenant's users connect X (OAuth 2.0 with PKCE unless set to OAuth 1.0a).
+    pub x_auth: XAuth,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -128,6 +131,7 @@ impl Tenant {
             ("tenant_id".to_owned(), s(self.id.as_str())),
             ("name".to_owned(), s(&self.name)),
             ("allowed_origins".to_owned(), string_list(&origins)),
+            ("x_auth".to_owned(), s(x_auth_str(self.x_auth))),
             ("created_at".to_owned(), epoch(self.created_at)),
         ])
     }
@@ -142,8 +146,20 @@ impl Tenant {
                 .iter()
                 .map(|o| Origin::parse(o).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .collect::<Result<_, _>>()?,
+            x_auth: if item.get("x_auth").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("oauth1") {
+                XAuth::Oauth1
+            } else {
+                XAuth::Oauth2
+            },
             created_at: r.time("created_at")?,
         })
+    }
+}
+
+fn x_auth_str(x_auth: XAuth) -> &'static str {
+    match x_auth {
+        XAuth::Oauth1 => "oauth1",
+        XAuth::Oauth2 => "oauth2",
     }
 }
 
@@ -165,6 +181,7 @@ impl TenantStore {
             id: TenantId::generate(),
             name: name.to_owned(),
             allowed_origins,
+            x_auth: XAuth::default(),
             created_at: whole_seconds(self.clock.now()),
         };
         let key = ApiKey::generate();
@@ -245,6 +262,7 @@ impl TenantStore {
         id: &TenantId,
         name: Option<&str>,
         allowed_origins: Option<&[Origin]>,
+        x_auth: Option<XAuth>,
     ) -> Result<Tenant, StoreError> {
         let (pk, sk) = Tenant::key(id);
         let mut sets = Vec::new();
@@ -257,6 +275,10 @@ impl TenantStore {
             let origins: Vec<String> = origins.iter().map(|o| o.as_str().to_owned()).collect();
             sets.push("allowed_origins = :origins");
             update = update.expression_attribute_values(":origins", string_list(&origins));
+        }
+        if let Some(x_auth) = x_auth {
+            sets.push("x_auth = :x_auth");
+            update = update.expression_attribute_values(":x_auth", s(x_auth_str(x_auth)));
         }
         if sets.is_empty() {
             return self.get(id).await?.ok_or(StoreError::NotFound);

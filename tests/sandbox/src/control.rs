@@ -12,6 +12,18 @@ use serde_json::json;
 use crate::faults::Fault;
 use crate::state::{App, Platform, Shared, User, World};
 
+/// The development apps' credentials (sandbox only; never real secrets).
+pub mod dev {
+    pub const X_CLIENT_ID: &str = "herald-dev-x";
+    pub const X_CLIENT_SECRET: &str = "herald-dev-x-secret";
+    pub const X_CONSUMER_KEY: &str = "herald-dev-x-consumer";
+    pub const X_CONSUMER_SECRET: &str = "herald-dev-x-consumer-secret";
+    pub const META_APP_ID: &str = "1234567890123456";
+    pub const META_APP_SECRET: &str = "herald-dev-meta-secret";
+    pub const LINKEDIN_CLIENT_ID: &str = "86heralddevli";
+    pub const LINKEDIN_CLIENT_SECRET: &str = "herald-dev-linkedin-secret";
+}
+
 pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/_sandbox", get(summary))
@@ -26,19 +38,19 @@ pub fn routes() -> Router<Shared> {
         .route("/_sandbox/calls", get(calls))
 }
 
-/// Apps and users for `herald dev` and quick experiments (tests register their own).
-pub fn dev_fixtures(world: &mut World) {
+/// Apps and users for `herald dev` and quick experiments (tests register their own). The
+/// credentials are the constants in [`dev`], which `herald dev` hands to Herald.
+pub fn dev_fixtures(world: &mut World, herald: &str) {
+    let herald = herald.trim_end_matches('/');
+    let callback = |platform: &str| format!("{herald}/oauth/{platform}/callback");
     world.apps.push(App {
         platform: Platform::X,
-        client_id: "herald-dev-x".into(),
-        client_secret: "herald-dev-x-secret".into(),
-        redirect_uris: vec![
-            "http://127.0.0.1:3000/oauth/x/callback".into(),
-            "http://localhost:3000/oauth/x/callback".into(),
-        ],
+        client_id: dev::X_CLIENT_ID.into(),
+        client_secret: dev::X_CLIENT_SECRET.into(),
+        redirect_uris: vec![callback("x")],
         confidential: true,
-        consumer_key: Some("herald-dev-x-consumer".into()),
-        consumer_secret: Some("herald-dev-x-consumer-secret".into()),
+        consumer_key: Some(dev::X_CONSUMER_KEY.into()),
+        consumer_secret: Some(dev::X_CONSUMER_SECRET.into()),
         refresh_tokens: false,
         access_ttl: None,
     });
@@ -52,12 +64,9 @@ pub fn dev_fixtures(world: &mut World) {
     });
     world.apps.push(App {
         platform: Platform::Meta,
-        client_id: "1234567890123456".into(),
-        client_secret: "herald-dev-meta-secret".into(),
-        redirect_uris: vec![
-            "http://127.0.0.1:3000/oauth/facebook/callback".into(),
-            "http://127.0.0.1:3000/oauth/instagram/callback".into(),
-        ],
+        client_id: dev::META_APP_ID.into(),
+        client_secret: dev::META_APP_SECRET.into(),
+        redirect_uris: vec![callback("facebook"), callback("instagram")],
         confidential: true,
         consumer_key: None,
         consumer_secret: None,
@@ -81,9 +90,9 @@ pub fn dev_fixtures(world: &mut World) {
     });
     world.apps.push(App {
         platform: Platform::Linkedin,
-        client_id: "86heralddevli".into(),
-        client_secret: "herald-dev-linkedin-secret".into(),
-        redirect_uris: vec!["http://127.0.0.1:3000/oauth/linkedin/callback".into()],
+        client_id: dev::LINKEDIN_CLIENT_ID.into(),
+        client_secret: dev::LINKEDIN_CLIENT_SECRET.into(),
+        redirect_uris: vec![callback("linkedin")],
         confidential: true,
         consumer_key: None,
         consumer_secret: None,

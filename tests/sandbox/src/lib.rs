@@ -37,6 +37,7 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use control::dev;
 pub use state::{SandboxConfig, Shared};
 
 /// A running sandbox.
@@ -81,6 +82,8 @@ async fn not_found(uri: axum::http::Uri) -> (axum::http::StatusCode, String) {
 /// Serves the sandbox on `addr` (loopback; port 0 picks one) until the returned handle is dropped.
 pub async fn start(addr: SocketAddr, config: SandboxConfig) -> std::io::Result<Running> {
     assert!(addr.ip().is_loopback(), "the sandbox binds loopback only");
+    // reqwest is built without a default TLS provider in this workspace; ring is the one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let url = format!("http://{local}");

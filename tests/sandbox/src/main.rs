@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let running = herald_sandbox::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
-        SandboxConfig { seed: args.seed, dev_fixtures: true },
+        SandboxConfig { seed: args.seed, ..SandboxConfig::default() },
     )
     .await?;
     println!("sandbox listening on {} (state: {}/_sandbox)", running.url, running.url);

@@ -542,6 +542,15 @@ fn read_node(world: &mut World, grant: &Grant, node: &str, params: &HashMap<Stri
     if find_page(world, node).is_some() {
         return read_node_page(world, node, &fields);
     }
+    if let Some((owner, page)) = find_ig(world, node)
+        && let Some(ig) = page.instagram.clone()
+    {
+        // Reading the profile needs `instagram_basic` and a token of the Page or its owner.
+        if !may_act_for(grant, &owner, &page.id) || !grant.scopes.iter().any(|s| s == "instagram_basic") {
+            return permission("The token cannot read this Instagram account.");
+        }
+        return Json(json!({ "id": ig.id, "username": ig.username })).into_response();
+    }
     let now = world.now();
     if let Some(container) = world.meta.containers.get_mut(node) {
         let status = container_status(container, now);
@@ -753,16 +762,20 @@ fn page_photo(world: &mut World, grant: &Grant, page_id: &str, params: &HashMap<
 // ---------------------------------------------------------------------------------------------
 // Instagram content publishing
 
+/// A Page token of that Page, or a user token of the Page's owner.
+fn may_act_for(grant: &Grant, owner: &str, page_id: &str) -> bool {
+    match &grant.kind {
+        GrantKind::Page { page_id: token_page } => token_page == page_id,
+        _ => grant.user_id == owner,
+    }
+}
+
 /// Instagram calls take the Page's token or the user's (with `instagram_content_publish`).
 fn ig_access(world: &World, grant: &Grant, ig_user: &str) -> Result<String, Response> {
     let Some((owner, page)) = find_ig(world, ig_user) else {
         return Err(bad_param("Unknown Instagram user."));
     };
-    let allowed = match &grant.kind {
-        GrantKind::Page { page_id } => *page_id == page.id,
-        _ => grant.user_id == owner,
-    };
-    if !allowed {
+    if !may_act_for(grant, &owner, &page.id) {
         return Err(permission("The token cannot act for this Instagram account."));
     }
     if !grant.scopes.iter().any(|s| s == "instagram_content_publish") {

@@ -20,11 +20,13 @@ pub struct SandboxConfig {
     pub seed: u64,
     /// Register the development apps and users (`dev_fixtures`) at start.
     pub dev_fixtures: bool,
+    /// Herald's base URL, for the development apps' redirect URIs.
+    pub herald_url: String,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { seed: 42, dev_fixtures: true }
+        Self { seed: 42, dev_fixtures: true, herald_url: "http://127.0.0.1:3000".into() }
     }
 }
 
@@ -251,7 +253,7 @@ impl Sandbox {
             linkedin: Default::default(),
         };
         if config.dev_fixtures {
-            crate::control::dev_fixtures(&mut world);
+            crate::control::dev_fixtures(&mut world, &config.herald_url);
         }
         Self { config, base_url, world: Mutex::new(world) }
     }

@@ -16,7 +16,7 @@ pub struct Harness {
 pub async fn harness() -> Harness {
     let sandbox = herald_sandbox::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        SandboxConfig { seed: 7, dev_fixtures: false },
+        SandboxConfig { seed: 7, dev_fixtures: false, ..SandboxConfig::default() },
     )
     .await
     .unwrap();

@@ -1,6 +1,10 @@
 //! Platform credentials as secret types: they never print, never serialize except into the
 //! sealer, and are compared only by the platforms.
 
+mod manager;
+
+pub use manager::{TokenError, TokenManager};
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

@@ -1,0 +1,259 @@
+//! Connecting accounts: one-time connect links, the redirect to the platform, the OAuth
+//! callback, and disconnecting.
+//!
+//! The callback always sends the user back to the tenant's `return_to` (an allowed origin) with
+//! `status=connected&platform=…&accounts=acc_…,acc_…` or `status=error&error=<code>`; the codes
+//! are listed in docs/errors.md. A callback whose state Herald never issued gets a problem
+//! document instead: with no state there is no trusted place to redirect to.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use super::connect::parse_user;
+use super::extract::{ApiJson, ApiPath, Authenticated};
+use super::{AppState, Problem};
+use crate::domain::{AccountId, Platform};
+use crate::platforms::{Discovered, PendingAuth, PlatformError};
+use crate::store::connect::STATE_TTL;
+use crate::store::journal::kinds;
+use crate::store::{ConsumeError, Credentials, NewAccount, OAuthState};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/connect-links", post(create_link))
+        .route("/connect/{token}", get(follow_link))
+        .route("/oauth/{platform}/callback", get(callback))
+        .route("/v1/users/{user_id}/accounts/{account_id}", delete(disconnect))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    user_id: String,
+    platform: String,
+    return_to: String,
+}
+
+#[derive(Debug, Serialize)]
+struct LinkCreated {
+    url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+async fn create_link(
+    State(state): State<AppState>,
+    Authenticated(tenant_id): Authenticated,
+    ApiJson(request): ApiJson<LinkRequest>,
+) -> Result<Response, Problem> {
+    let user = crate::domain::UserId::parse(request.user_id)
+        .map_err(|e| Problem::invalid("invalid_user_id", "user_id", e.to_string()))?;
+    let platform: Platform = request
+        .platform
+        .parse()
+        .map_err(|e: crate::domain::InvalidId| Problem::invalid("invalid_platform", "platform", e.to_string()))?;
+    let tenant = state.tenants.get(&tenant_id).await?.ok_or_else(Problem::unauthorized)?;
+    // No open redirects: the user may only be sent back to one of the tenant's origins.
+    let return_to = Url::parse(&request.return_to)
+        .ok()
+        .filter(|url| tenant.allowed_origins.iter().any(|origin| origin.contains(url)))
+        .ok_or_else(|| {
+            Problem::invalid(
+                "return_to_not_allowed",
+                "return_to",
+                "return_to must be a URL on one of the tenant's allowed origins (PATCH /v1/tenant)",
+            )
+        })?;
+    if !state.platforms.configured(platform, tenant.x_auth) {
+        return Err(Problem::invalid(
+            "platform_not_configured",
+            "platform",
+            format!("{platform} has no app configured on this deployment"),
+        ));
+    }
+    let (token, link) = state.connect.create_link(&tenant_id, &user, platform, &return_to).await?;
+    let mut url = state.config.public_url.clone();
+    url.set_path(&format!("/connect/{token}"));
+    url.set_query(None);
+    Ok((StatusCode::CREATED, Json(LinkCreated { url: url.to_string(), expires_at: link.expires_at })).into_response())
+}
+
+/// Sends the browser back to the tenant with the outcome.
+fn back(return_to: &Url, outcome: &[(&str, &str)]) -> Response {
+    let mut url = return_to.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in outcome {
+            query.append_pair(k, v);
+        }
+    }
+    (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
+}
+
+fn failed(return_to: &Url, error: &str) -> Response {
+    back(return_to, &[("status", "error"), ("error", error)])
+}
+
+async fn follow_link(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, Problem> {
+    let link = match state.connect.consume_link(&token).await {
+        Ok(link) => link,
+        Err(ConsumeError::Expired(link)) => return Ok(failed(&link.return_to, "link_expired")),
+        Err(ConsumeError::Replayed(link)) => return Ok(failed(&link.return_to, "link_used")),
+        Err(ConsumeError::Unknown) => return Err(Problem::not_found("link_invalid", "This connect link is not valid")),
+        Err(ConsumeError::Store(e)) => return Err(e.into()),
+    };
+    let tenant = state
+        .tenants
+        .get(&link.tenant)
+        .await?
+        .ok_or_else(|| Problem::not_found("link_invalid", "This connect link is not valid"))?;
+    let start = match state.platforms.start(link.platform, tenant.x_auth).await {
+        Ok(start) => start,
+        Err(e) => {
+            tracing::warn!(platform = %link.platform, error = %e, "could not start the authorization");
+            return Ok(failed(&link.return_to, "platform_unavailable"));
+        }
+    };
+    let pending = OAuthState {
+        tenant: link.tenant,
+        user: link.user,
+        platform: link.platform,
+        return_to: link.return_to,
+        x_auth: start.pending.x_auth,
+        secret: start.pending.secret,
+        expires_at: state.clock.now() + STATE_TTL,
+    };
+    state.connect.put_state(&start.pending.key, &pending).await?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, start.url.to_string())]).into_response())
+}
+
+/// The platform's own error codes for a user who said no.
+fn denied(params: &HashMap<String, String>) -> Option<&'static str> {
+    if params.contains_key("denied") {
+        return Some("access_denied");
+    }
+    match params.get("error").map(String::as_str) {
+        None => None,
+        Some("access_denied" | "user_cancelled_login" | "user_cancelled_authorize") => Some("access_denied"),
+        Some(_) => Some("authorization_failed"),
+    }
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    ApiPath(platform): ApiPath<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let invalid =
+        || Problem::new(StatusCode::BAD_REQUEST, "state_invalid", "This authorization is not one Herald started");
+    let platform: Platform = platform.parse().map_err(|_| invalid())?;
+    // X's OAuth 1.0a callback carries the request token (or `denied=<token>`) instead of a state.
+    let key = params.get("state").or(params.get("oauth_token")).or(params.get("denied")).ok_or_else(invalid)?;
+    let pending = match state.connect.consume_state(key).await {
+        Ok(pending) => pending,
+        Err(ConsumeError::Replayed(pending)) => return Ok(failed(&pending.return_to, "state_invalid")),
+        Err(ConsumeError::Expired(pending)) => return Ok(failed(&pending.return_to, "state_expired")),
+        Err(ConsumeError::Unknown) => return Err(invalid()),
+        Err(ConsumeError::Store(e)) => return Err(e.into()),
+    };
+    if pending.platform != platform {
+        return Ok(failed(&pending.return_to, "state_invalid"));
+    }
+    if let Some(error) = denied(&params) {
+        return Ok(failed(&pending.return_to, error));
+    }
+    let auth = PendingAuth { key: key.clone(), secret: pending.secret.clone(), x_auth: pending.x_auth };
+    let discovered = match state.platforms.finish(platform, &auth, &params).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(platform = %platform, error = %e, "the authorization could not be completed");
+            let code =
+                if matches!(e, PlatformError::Transient { .. }) { "platform_unavailable" } else { "exchange_failed" };
+            return Ok(failed(&pending.return_to, code));
+        }
+    };
+    if discovered.is_empty() {
+        return Ok(failed(&pending.return_to, "no_accounts"));
+    }
+    let ids = store_accounts(&state, &pending, discovered).await?;
+    let joined: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
+    Ok(back(
+        &pending.return_to,
+        &[("status", "connected"), ("platform", platform.as_str()), ("accounts", &joined.join(","))],
+    ))
+}
+
+async fn store_accounts(
+    state: &AppState,
+    pending: &OAuthState,
+    discovered: Vec<Discovered>,
+) -> Result<Vec<AccountId>, Problem> {
+    let mut ids: Vec<AccountId> = Vec::with_capacity(discovered.len());
+    for found in discovered {
+        let new = NewAccount {
+            tenant: pending.tenant.clone(),
+            user: pending.user.clone(),
+            platform: found.platform,
+            platform_account_id: found.platform_account_id,
+            name: found.name,
+            kind: found.kind,
+            scopes: found.scopes,
+            access_expires_at: found.grant.access_expires_at,
+            refresh_expires_at: found.grant.refresh_expires_at,
+        };
+        let credentials = match found.token_source.and_then(|i| ids.get(i)) {
+            Some(source) => Credentials::From(source),
+            None => Credentials::Own(&found.grant.tokens),
+        };
+        let account = state.accounts.connect(new, credentials).await?;
+        state.journal.event(kinds::ACCOUNT_CONNECTED, &account, None).await?;
+        ids.push(account.id);
+    }
+    Ok(ids)
+}
+
+async fn disconnect(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    ApiPath((user, account_id)): ApiPath<(String, String)>,
+) -> Result<Response, Problem> {
+    let user = parse_user(user)?;
+    let not_found = || Problem::not_found("account_not_found", "No such account for this user");
+    let account_id = AccountId::parse(account_id).map_err(|_| not_found())?;
+    // Keys start with the caller's tenant: another tenant's account id is simply not found.
+    let account = state.accounts.get(&tenant, &user, &account_id).await?.ok_or_else(not_found)?;
+    if account.token_source.is_none() {
+        match state.accounts.tokens(&account).await {
+            Ok(tokens) => {
+                if let Err(e) = state.platforms.revoke(account.platform, &tokens).await {
+                    // Best effort: the grant is deleted here whatever the platform says.
+                    tracing::warn!(account = %account.id, error = %e, "revoking at the platform failed");
+                }
+            }
+            Err(e) => tracing::warn!(account = %account.id, error = %e, "tokens could not be opened for revocation"),
+        }
+    }
+    // Accounts publishing with this one's grant go with it.
+    let dependents: Vec<_> = state
+        .accounts
+        .list(&tenant, &user)
+        .await?
+        .into_iter()
+        .filter(|a| a.token_source.as_ref() == Some(&account.id))
+        .collect();
+    for gone in dependents.iter().chain(std::iter::once(&account)) {
+        state.accounts.delete(&tenant, &user, &gone.id).await?;
+        state.journal.audit(kinds::ACCOUNT_DISCONNECTED, gone, Some("deleted by the tenant")).await?;
+        state.journal.event(kinds::ACCOUNT_DISCONNECTED, gone, None).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

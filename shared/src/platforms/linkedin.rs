@@ -1,0 +1,138 @@
+//! LinkedIn: the OAuth 2.0 code flow with the client secret (no PKCE for web apps), the member
+//! from `/v2/userinfo`, the organizations the member administers, and refresh tokens for apps
+//! that have them.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{
+    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
+    XAuth, oauth_refusal, random_token,
+};
+use crate::domain::{AccountKind, Platform};
+
+const P: Platform = Platform::Linkedin;
+const MEMBER_SCOPES: &str = "openid profile w_member_social";
+const ORGANIZATION_SCOPES: &str = "w_organization_social rw_organization_admin";
+
+fn unexpected(detail: &str) -> PlatformError {
+    PlatformError::Unexpected { platform: P, detail: detail.to_owned() }
+}
+
+fn scopes(client: &PlatformClient) -> String {
+    if client.apps.linkedin_organizations {
+        format!("{MEMBER_SCOPES} {ORGANIZATION_SCOPES}")
+    } else {
+        MEMBER_SCOPES.to_owned()
+    }
+}
+
+pub(super) fn start(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
+    let app = client.app(P, XAuth::Oauth2)?;
+    let state = random_token();
+    let mut url = client.endpoints.linkedin_oauth.clone();
+    url.path_segments_mut().map_err(|_| unexpected("linkedin_oauth cannot be a base"))?.pop_if_empty().extend([
+        "oauth",
+        "v2",
+        "authorization",
+    ]);
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", client.redirect_uri(P).as_str())
+        .append_pair("state", &state)
+        .append_pair("scope", &scopes(client));
+    Ok(AuthorizeStart { url, pending: PendingAuth { key: state, secret: None, x_auth: XAuth::Oauth2 } })
+}
+
+async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result<(Grant, Vec<String>), PlatformError> {
+    let app = client.app(P, XAuth::Oauth2)?;
+    let url = format!("{}/oauth/v2/accessToken", client.endpoints.linkedin_oauth.as_str().trim_end_matches('/'));
+    let mut full = form.to_vec();
+    full.extend([("client_id", app.client_id.as_str()), ("client_secret", app.client_secret.expose_secret())]);
+    let request = client.http.post(url).form(&full);
+    let response: TokenResponse = client.json(P, "POST /oauth/v2/accessToken", request, oauth_refusal).await?;
+    Ok(response.into_grant())
+}
+
+fn api_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+    let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    PlatformError::Refused {
+        platform,
+        status,
+        code: parsed["code"].as_str().map(str::to_owned).unwrap_or_else(|| status.to_string()),
+        message: parsed["message"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct UserInfo {
+    sub: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+pub(super) async fn finish(client: &PlatformClient, params: &CallbackParams) -> Result<Vec<Discovered>, PlatformError> {
+    let code = params.get("code").ok_or_else(|| unexpected("the callback has no code"))?;
+    let redirect = client.redirect_uri(P);
+    let (grant, granted) = token_request(
+        client,
+        &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect.as_str())],
+    )
+    .await?;
+    let api = client.endpoints.linkedin_api.as_str().trim_end_matches('/').to_owned();
+    let bearer = grant.tokens.access_token.expose_secret().to_owned();
+    let info: UserInfo = client
+        .json(P, "GET /v2/userinfo", client.http.get(format!("{api}/v2/userinfo")).bearer_auth(&bearer), api_refusal)
+        .await?;
+    let scopes = if granted.is_empty() { scopes(client).split(' ').map(str::to_owned).collect() } else { granted };
+    let may_post_as_organization = scopes.iter().any(|s| s == "w_organization_social");
+    let mut accounts = vec![Discovered {
+        platform: P,
+        platform_account_id: format!("urn:li:person:{}", info.sub),
+        name: info.name.unwrap_or_else(|| info.sub.clone()),
+        kind: AccountKind::Member,
+        scopes: scopes.clone(),
+        grant: grant.clone(),
+        token_source: None,
+    }];
+    if client.apps.linkedin_organizations && may_post_as_organization {
+        let acls: serde_json::Value = client
+            .json(
+                P,
+                "GET /rest/organizationAcls",
+                client
+                    .http
+                    .get(format!("{api}/rest/organizationAcls"))
+                    .query(&[("q", "roleAssignee")])
+                    .bearer_auth(&bearer)
+                    .header("LinkedIn-Version", client.endpoints.linkedin_version.as_str())
+                    .header("X-Restli-Protocol-Version", "2.0.0"),
+                api_refusal,
+            )
+            .await?;
+        for element in acls["elements"].as_array().into_iter().flatten() {
+            let (Some(urn), Some("APPROVED")) = (element["organization"].as_str(), element["state"].as_str()) else {
+                continue;
+            };
+            accounts.push(Discovered {
+                platform: P,
+                platform_account_id: urn.to_owned(),
+                name: element["organizationName"].as_str().unwrap_or(urn).to_owned(),
+                kind: AccountKind::Organization,
+                scopes: scopes.clone(),
+                // Organizations publish with the member's grant; one copy of it, on the member.
+                grant: grant.clone(),
+                token_source: Some(0),
+            });
+        }
+    }
+    Ok(accounts)
+}
+
+pub(super) async fn refresh(client: &PlatformClient, refresh_token: &SecretString) -> Result<Grant, PlatformError> {
+    let (grant, _) =
+        token_request(client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())])
+            .await?;
+    Ok(grant)
+}

@@ -1,0 +1,194 @@
+//! Meta: Facebook Login → short-lived user token → long-lived user token → Pages with their Page
+//! tokens (which do not expire), and the Instagram professional accounts linked to those Pages,
+//! each publishing with its Page's token.
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::{
+    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth, random_token,
+};
+use crate::domain::{AccountKind, Platform};
+use crate::tokens::TokenSet;
+
+const FACEBOOK_SCOPES: &str = "pages_show_list,pages_manage_posts,pages_read_engagement";
+const INSTAGRAM_SCOPES: &str = "pages_show_list,pages_read_engagement,instagram_basic,instagram_content_publish";
+/// Throttling codes: app (4), user (17), Page (32), custom (613), Pages and Instagram BUC.
+const THROTTLING: [i64; 6] = [4, 17, 32, 613, 80001, 80002];
+
+fn scopes(platform: Platform) -> &'static str {
+    if platform == Platform::Instagram { INSTAGRAM_SCOPES } else { FACEBOOK_SCOPES }
+}
+
+fn unexpected(platform: Platform, detail: &str) -> PlatformError {
+    PlatformError::Unexpected { platform, detail: detail.to_owned() }
+}
+
+pub(super) fn start(client: &PlatformClient, platform: Platform) -> Result<AuthorizeStart, PlatformError> {
+    let app = client.app(platform, XAuth::Oauth2)?;
+    let state = random_token();
+    let mut url = client.endpoints.meta_web.clone();
+    url.path_segments_mut().map_err(|_| unexpected(platform, "meta_web cannot be a base"))?.pop_if_empty().extend([
+        client.endpoints.meta_graph_version.as_str(),
+        "dialog",
+        "oauth",
+    ]);
+    url.query_pairs_mut()
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", client.redirect_uri(platform).as_str())
+        .append_pair("state", &state)
+        .append_pair("response_type", "code")
+        .append_pair("scope", scopes(platform));
+    Ok(AuthorizeStart { url, pending: PendingAuth { key: state, secret: None, x_auth: XAuth::Oauth2 } })
+}
+
+/// A Graph error object as a refusal, or as transient when it is throttling.
+fn graph_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+    let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &parsed["error"];
+    let code = error["code"].as_i64().unwrap_or(0);
+    if THROTTLING.contains(&code) || error["is_transient"].as_bool() == Some(true) {
+        return PlatformError::Transient { platform, detail: format!("Graph code {code}") };
+    }
+    PlatformError::Refused {
+        platform,
+        status,
+        code: code.to_string(),
+        message: error["message"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+fn graph(client: &PlatformClient, path: &str) -> String {
+    format!(
+        "{}/{}{path}",
+        client.endpoints.meta_graph.as_str().trim_end_matches('/'),
+        client.endpoints.meta_graph_version
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct UserToken {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Pages {
+    data: Vec<PageEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PageEntry {
+    id: String,
+    name: String,
+    access_token: String,
+}
+
+pub(super) async fn finish(
+    client: &PlatformClient,
+    platform: Platform,
+    params: &CallbackParams,
+) -> Result<Vec<Discovered>, PlatformError> {
+    let app = client.app(platform, XAuth::Oauth2)?;
+    let code = params.get("code").ok_or_else(|| unexpected(platform, "the callback has no code"))?;
+    let redirect = client.redirect_uri(platform);
+    let secret = app.client_secret.expose_secret();
+    let short: UserToken = client
+        .json(
+            platform,
+            "GET /oauth/access_token (code)",
+            client.http.get(graph(client, "/oauth/access_token")).query(&[
+                ("client_id", app.client_id.as_str()),
+                ("redirect_uri", redirect.as_str()),
+                ("client_secret", secret),
+                ("code", code),
+            ]),
+            graph_refusal,
+        )
+        .await?;
+    // Page tokens taken from a long-lived user token do not expire.
+    let long: UserToken = client
+        .json(
+            platform,
+            "GET /oauth/access_token (fb_exchange_token)",
+            client.http.get(graph(client, "/oauth/access_token")).query(&[
+                ("grant_type", "fb_exchange_token"),
+                ("client_id", app.client_id.as_str()),
+                ("client_secret", secret),
+                ("fb_exchange_token", short.access_token.as_str()),
+            ]),
+            graph_refusal,
+        )
+        .await?;
+    let _ = long.expires_in;
+    let pages: Pages = client
+        .json(
+            platform,
+            "GET /me/accounts",
+            client
+                .http
+                .get(graph(client, "/me/accounts"))
+                .query(&[("fields", "id,name,access_token"), ("access_token", long.access_token.as_str())]),
+            graph_refusal,
+        )
+        .await?;
+    let scopes: Vec<String> = scopes(platform).split(',').map(str::to_owned).collect();
+    let page_grant = |token: &str| Grant {
+        tokens: TokenSet::new(token.to_owned()),
+        access_expires_at: None,
+        refresh_expires_at: None,
+    };
+    if platform == Platform::Facebook {
+        return Ok(pages
+            .data
+            .into_iter()
+            .map(|page| Discovered {
+                platform,
+                grant: page_grant(&page.access_token),
+                platform_account_id: page.id,
+                name: page.name,
+                kind: AccountKind::Page,
+                scopes: scopes.clone(),
+                token_source: None,
+            })
+            .collect());
+    }
+    let mut accounts = Vec::new();
+    for page in pages.data {
+        let linked: serde_json::Value = client
+            .json(
+                platform,
+                "GET /{page-id}?fields=instagram_business_account",
+                client
+                    .http
+                    .get(graph(client, &format!("/{}", page.id)))
+                    .query(&[("fields", "instagram_business_account"), ("access_token", page.access_token.as_str())]),
+                graph_refusal,
+            )
+            .await?;
+        let Some(ig_id) = linked["instagram_business_account"]["id"].as_str() else { continue };
+        let profile: serde_json::Value = client
+            .json(
+                platform,
+                "GET /{ig-user-id}?fields=username",
+                client
+                    .http
+                    .get(graph(client, &format!("/{ig_id}")))
+                    .query(&[("fields", "username"), ("access_token", page.access_token.as_str())]),
+                graph_refusal,
+            )
+            .await?;
+        let name = profile["username"].as_str().map(|u| format!("@{u}")).unwrap_or_else(|| page.name.clone());
+        accounts.push(Discovered {
+            platform,
+            platform_account_id: ig_id.to_owned(),
+            name,
+            kind: AccountKind::ProfessionalAccount,
+            scopes: scopes.clone(),
+            grant: page_grant(&page.access_token),
+            token_source: None,
+        });
+    }
+    Ok(accounts)
+}

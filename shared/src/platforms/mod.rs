@@ -1,0 +1,353 @@
+//! Platform adapters: OAuth dialects, account discovery and token refresh for X, Facebook Pages,
+//! Instagram and LinkedIn, behind one client. Callers never see whether a platform speaks OAuth
+//! 1.0a or 2.0.
+//!
+//! Every outbound call goes through [`PlatformClient::send`], which logs one structured line
+//! (platform, endpoint template, status, latency) and never the URL's query or any body.
+//! Errors are classified once, here: the platform refused ([`PlatformError::Refused`]), it could
+//! not be reached or failed on its side ([`PlatformError::Transient`]), or it answered something
+//! we cannot read ([`PlatformError::Unexpected`]).
+
+mod linkedin;
+mod meta;
+pub mod oauth1;
+mod x;
+
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::config::{AppCredentials, PlatformApps, PlatformEndpoints};
+use crate::domain::{AccountKind, Platform};
+use crate::tokens::TokenSet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The platform said no: bad or revoked grant, denied permission, invalid request.
+    #[error("{platform} refused ({status}): {code}")]
+    Refused { platform: Platform, status: u16, code: String, message: String },
+    /// Network failure, timeout, 5xx or throttling: worth retrying later.
+    #[error("{platform} failed or could not be reached: {detail}")]
+    Transient { platform: Platform, detail: String },
+    /// An answer we cannot read.
+    #[error("{platform} answered something unexpected: {detail}")]
+    Unexpected { platform: Platform, detail: String },
+    #[error("{0} is not configured on this deployment")]
+    NotConfigured(Platform),
+}
+
+impl PlatformError {
+    /// Whether the failure means the grant itself is dead (the user must connect again).
+    pub fn is_dead_grant(&self) -> bool {
+        match self {
+            PlatformError::Refused { status, code, .. } => {
+                *status == 401 || code == "invalid_grant" || code == "invalid_request" || code == "190"
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How a tenant's users connect X: OAuth 2.0 with PKCE (default) or OAuth 1.0a.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XAuth {
+    #[default]
+    Oauth2,
+    Oauth1,
+}
+
+/// What Herald keeps between the redirect to the platform and the callback.
+#[derive(Debug, Clone)]
+pub struct PendingAuth {
+    /// The key the callback is matched on: our `state`, or X's OAuth 1.0a request token.
+    pub key: String,
+    /// OAuth 2.0 PKCE verifier, or the OAuth 1.0a request-token secret.
+    pub secret: Option<SecretString>,
+    pub x_auth: XAuth,
+}
+
+pub struct AuthorizeStart {
+    pub url: Url,
+    pub pending: PendingAuth,
+}
+
+/// An account found after a successful authorization, with the grant it publishes with.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub platform: Platform,
+    pub platform_account_id: String,
+    pub name: String,
+    pub kind: AccountKind,
+    pub scopes: Vec<String>,
+    pub grant: Grant,
+    /// Publishes with another discovered account's grant (LinkedIn organizations use the
+    /// member's): the index of that account in the same list.
+    pub token_source: Option<usize>,
+}
+
+/// Tokens and their lifetimes.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub tokens: TokenSet,
+    pub access_expires_at: Option<OffsetDateTime>,
+    pub refresh_expires_at: Option<OffsetDateTime>,
+}
+
+/// The parameters the platform sent to the callback URL.
+pub type CallbackParams = std::collections::HashMap<String, String>;
+
+pub struct PlatformClient {
+    http: reqwest::Client,
+    endpoints: PlatformEndpoints,
+    apps: PlatformApps,
+    public_url: Url,
+}
+
+impl std::fmt::Debug for PlatformClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformClient").field("endpoints", &self.endpoints).finish_non_exhaustive()
+    }
+}
+
+/// Installs ring as rustls's process-wide provider (the only TLS stack compiled in); every
+/// reqwest client needs it. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl PlatformClient {
+    pub fn new(endpoints: PlatformEndpoints, apps: PlatformApps, public_url: Url) -> Self {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            // OAuth endpoints must not be followed across redirects (oauth2-rs's advice).
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        Self { http, endpoints, apps, public_url }
+    }
+
+    pub fn endpoints(&self) -> &PlatformEndpoints {
+        &self.endpoints
+    }
+
+    /// Whether this deployment has an app for `platform`.
+    pub fn configured(&self, platform: Platform, x_auth: XAuth) -> bool {
+        match platform {
+            Platform::X if x_auth == XAuth::Oauth1 => self.apps.x_oauth1.is_some(),
+            Platform::X => self.apps.x.is_some(),
+            Platform::Facebook | Platform::Instagram => self.apps.meta.is_some(),
+            Platform::Linkedin => self.apps.linkedin.is_some(),
+        }
+    }
+
+    fn app(&self, platform: Platform, x_auth: XAuth) -> Result<&AppCredentials, PlatformError> {
+        let app = match platform {
+            Platform::X if x_auth == XAuth::Oauth1 => self.apps.x_oauth1.as_ref(),
+            Platform::X => self.apps.x.as_ref(),
+            Platform::Facebook | Platform::Instagram => self.apps.meta.as_ref(),
+            Platform::Linkedin => self.apps.linkedin.as_ref(),
+        };
+        app.ok_or(PlatformError::NotConfigured(platform))
+    }
+
+    /// Herald's callback URL for a platform, as registered with the platform's app.
+    pub fn redirect_uri(&self, platform: Platform) -> Url {
+        let mut url = self.public_url.clone();
+        url.set_path(&format!("/oauth/{platform}/callback"));
+        url.set_query(None);
+        url
+    }
+
+    /// Where to send the user's browser, and what to remember until the callback.
+    pub async fn start(&self, platform: Platform, x_auth: XAuth) -> Result<AuthorizeStart, PlatformError> {
+        match platform {
+            Platform::X if x_auth == XAuth::Oauth1 => x::start_oauth1(self).await,
+            Platform::X => x::start_oauth2(self),
+            Platform::Facebook | Platform::Instagram => meta::start(self, platform),
+            Platform::Linkedin => linkedin::start(self),
+        }
+    }
+
+    /// Completes the authorization from the callback's parameters and discovers the accounts.
+    pub async fn finish(
+        &self,
+        platform: Platform,
+        pending: &PendingAuth,
+        params: &CallbackParams,
+    ) -> Result<Vec<Discovered>, PlatformError> {
+        match platform {
+            Platform::X if pending.x_auth == XAuth::Oauth1 => x::finish_oauth1(self, pending, params).await,
+            Platform::X => x::finish_oauth2(self, pending, params).await,
+            Platform::Facebook | Platform::Instagram => meta::finish(self, platform, params).await,
+            Platform::Linkedin => linkedin::finish(self, params).await,
+        }
+    }
+
+    /// Exchanges a refresh token for a new grant. `Ok(None)`: this grant cannot be refreshed
+    /// (Page tokens, OAuth 1.0a tokens, LinkedIn apps without refresh tokens).
+    pub async fn refresh(&self, platform: Platform, tokens: &TokenSet) -> Result<Option<Grant>, PlatformError> {
+        let Some(refresh_token) = &tokens.refresh_token else { return Ok(None) };
+        match platform {
+            Platform::X => x::refresh(self, refresh_token).await.map(Some),
+            Platform::Linkedin => linkedin::refresh(self, refresh_token).await.map(Some),
+            Platform::Facebook | Platform::Instagram => Ok(None),
+        }
+    }
+
+    /// Revokes the grant at the platform where it has a revoke endpoint (X OAuth 2.0).
+    pub async fn revoke(&self, platform: Platform, tokens: &TokenSet) -> Result<(), PlatformError> {
+        match platform {
+            Platform::X if tokens.token_secret.is_none() => x::revoke(self, tokens).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends one platform call and logs it: platform, endpoint template, status, latency.
+    async fn send(
+        &self,
+        platform: Platform,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, PlatformError> {
+        let started = Instant::now();
+        let result = request.send().await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                tracing::info!(platform = %platform, endpoint, status, latency_ms, "platform call");
+                Ok(response)
+            }
+            Err(err) => {
+                let kind = if err.is_timeout() {
+                    "timeout"
+                } else if err.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                };
+                tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = kind, "platform call failed");
+                Err(PlatformError::Transient { platform, detail: format!("{kind} error") })
+            }
+        }
+    }
+
+    /// Sends, then reads a JSON body; classifies non-2xx answers with `refusal`.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        platform: Platform,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+        refusal: fn(Platform, u16, &[u8]) -> PlatformError,
+    ) -> Result<T, PlatformError> {
+        let response = self.send(platform, endpoint, request).await?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|_| PlatformError::Transient { platform, detail: "the answer was cut off".into() })?;
+        if status == 429 || status >= 500 {
+            return Err(PlatformError::Transient { platform, detail: format!("status {status}") });
+        }
+        if !(200..300).contains(&status) {
+            return Err(refusal(platform, status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
+    }
+}
+
+/// An OAuth token response (`RFC 6749 §5.1`), as X and LinkedIn send it.
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    refresh_token_expires_in: Option<i64>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+impl TokenResponse {
+    fn into_grant(self) -> (Grant, Vec<String>) {
+        let now = OffsetDateTime::now_utc();
+        let scopes =
+            self.scope.unwrap_or_default().split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let mut tokens = TokenSet::new(self.access_token);
+        if let Some(refresh) = self.refresh_token {
+            tokens = tokens.with_refresh_token(refresh);
+        }
+        let grant = Grant {
+            tokens,
+            access_expires_at: self.expires_in.map(|s| now + time::Duration::seconds(s)),
+            refresh_expires_at: self.refresh_token_expires_in.map(|s| now + time::Duration::seconds(s)),
+        };
+        (grant, scopes)
+    }
+}
+
+/// An OAuth error body (`{"error", "error_description"}`) as a refusal.
+fn oauth_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+    #[derive(Deserialize)]
+    struct OAuthError {
+        error: String,
+        #[serde(default)]
+        error_description: Option<String>,
+    }
+    match serde_json::from_slice::<OAuthError>(body) {
+        Ok(e) => {
+            PlatformError::Refused { platform, status, code: e.error, message: e.error_description.unwrap_or_default() }
+        }
+        Err(_) => PlatformError::Refused { platform, status, code: status.to_string(), message: String::new() },
+    }
+}
+
+/// A random URL-safe value for `state` and PKCE verifiers (256 bits).
+fn random_token() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = crate::domain::random_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// PKCE S256 (RFC 7636): `BASE64URL(SHA256(verifier))`.
+fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(random_token().len(), 43);
+    }
+
+    #[test]
+    fn refusals_name_the_platform_code() {
+        let e = oauth_refusal(
+            Platform::Linkedin,
+            400,
+            br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+        );
+        assert!(e.is_dead_grant());
+        assert!(matches!(e, PlatformError::Refused { ref code, .. } if code == "invalid_grant"));
+        let transient = PlatformError::Transient { platform: Platform::X, detail: "status 503".into() };
+        assert!(!transient.is_dead_grant());
+    }
+}

@@ -1,0 +1,244 @@
+//! X: OAuth 2.0 authorization code with PKCE (confidential client, HTTP Basic on the token
+//! endpoints), rotating refresh tokens, OAuth 1.0a three-legged, and `GET /2/users/me`.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{
+    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
+    XAuth, oauth_refusal, oauth1, pkce_challenge, random_token,
+};
+use crate::domain::{AccountKind, Platform};
+use crate::tokens::TokenSet;
+
+const P: Platform = Platform::X;
+/// Post, upload media, read the user, and `offline.access` for a refresh token.
+pub const SCOPES: &str = "tweet.read tweet.write users.read media.write offline.access";
+
+pub(super) fn start_oauth2(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
+    let app = client.app(P, XAuth::Oauth2)?;
+    let state = random_token();
+    let verifier = random_token();
+    let mut url = client.endpoints.x_web.clone();
+    url.path_segments_mut().map_err(|_| unexpected("x_web cannot be a base"))?.pop_if_empty().extend([
+        "i",
+        "oauth2",
+        "authorize",
+    ]);
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", client.redirect_uri(P).as_str())
+        .append_pair("scope", SCOPES)
+        .append_pair("state", &state)
+        .append_pair("code_challenge", &pkce_challenge(&verifier))
+        .append_pair("code_challenge_method", "S256");
+    Ok(AuthorizeStart {
+        url,
+        pending: PendingAuth { key: state, secret: Some(SecretString::from(verifier)), x_auth: XAuth::Oauth2 },
+    })
+}
+
+fn unexpected(detail: &str) -> PlatformError {
+    PlatformError::Unexpected { platform: P, detail: detail.to_owned() }
+}
+
+fn api(client: &PlatformClient, path: &str) -> String {
+    format!("{}{path}", client.endpoints.x_api.as_str().trim_end_matches('/'))
+}
+
+async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result<Grant, PlatformError> {
+    let app = client.app(P, XAuth::Oauth2)?;
+    let request = client
+        .http
+        .post(api(client, "/2/oauth2/token"))
+        .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
+        .form(form);
+    let response: TokenResponse = client.json(P, "POST /2/oauth2/token", request, oauth_refusal).await?;
+    Ok(response.into_grant().0)
+}
+
+pub(super) async fn finish_oauth2(
+    client: &PlatformClient,
+    pending: &PendingAuth,
+    params: &CallbackParams,
+) -> Result<Vec<Discovered>, PlatformError> {
+    let code = params.get("code").ok_or_else(|| unexpected("the callback has no code"))?;
+    let verifier = pending.secret.as_ref().ok_or_else(|| unexpected("no PKCE verifier was kept"))?;
+    let redirect = client.redirect_uri(P);
+    let grant = token_request(
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect.as_str()),
+            ("code_verifier", verifier.expose_secret()),
+        ],
+    )
+    .await?;
+    let me = me(client, &format!("Bearer {}", grant.tokens.access_token.expose_secret())).await?;
+    Ok(vec![discovered(me, grant, SCOPES.split(' ').map(str::to_owned).collect())])
+}
+
+pub(super) async fn refresh(client: &PlatformClient, refresh_token: &SecretString) -> Result<Grant, PlatformError> {
+    token_request(client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())]).await
+}
+
+pub(super) async fn revoke(client: &PlatformClient, tokens: &TokenSet) -> Result<(), PlatformError> {
+    let app = client.app(P, XAuth::Oauth2)?;
+    let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
+    let request = client
+        .http
+        .post(api(client, "/2/oauth2/revoke"))
+        .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
+        .form(&[("token", token.expose_secret())]);
+    let _: serde_json::Value = client.json(P, "POST /2/oauth2/revoke", request, oauth_refusal).await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct MeEnvelope {
+    data: Me,
+}
+
+#[derive(Debug, Deserialize)]
+struct Me {
+    id: String,
+    username: String,
+}
+
+fn problem_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+    let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let code = parsed["type"].as_str().or(parsed["title"].as_str()).unwrap_or("error").to_owned();
+    let message = parsed["detail"].as_str().unwrap_or_default().to_owned();
+    PlatformError::Refused { platform, status, code, message }
+}
+
+async fn me(client: &PlatformClient, authorization: &str) -> Result<Me, PlatformError> {
+    let request = client.http.get(api(client, "/2/users/me")).header("authorization", authorization);
+    let envelope: MeEnvelope = client.json(P, "GET /2/users/me", request, problem_refusal).await?;
+    Ok(envelope.data)
+}
+
+fn discovered(me: Me, grant: Grant, scopes: Vec<String>) -> Discovered {
+    Discovered {
+        platform: P,
+        platform_account_id: me.id,
+        name: format!("@{}", me.username),
+        kind: AccountKind::Member,
+        scopes,
+        grant,
+        token_source: None,
+    }
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn form_pairs(body: &str) -> std::collections::HashMap<String, String> {
+    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+}
+
+/// OAuth 1.0a step 1: a request token for our callback; the user is sent to `/oauth/authorize`.
+pub(super) async fn start_oauth1(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
+    let app = client.app(P, XAuth::Oauth1)?;
+    let url = api(client, "/oauth/request_token");
+    let callback = client.redirect_uri(P);
+    let creds = oauth1::Credentials {
+        consumer_key: &app.client_id,
+        consumer_secret: app.client_secret.expose_secret(),
+        token: None,
+        token_secret: "",
+    };
+    let header = oauth1::authorization(
+        &oauth1::Request { method: "POST", base_url: &url, params: &[] },
+        &creds,
+        unix_now(),
+        &[("oauth_callback", callback.as_str())],
+    );
+    let response =
+        client.send(P, "POST /oauth/request_token", client.http.post(&url).header("authorization", header)).await?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(|_| PlatformError::Transient { platform: P, detail: "cut off".into() })?;
+    if status >= 500 {
+        return Err(PlatformError::Transient { platform: P, detail: format!("status {status}") });
+    }
+    let pairs = form_pairs(&body);
+    let (Some(token), Some(secret)) = (pairs.get("oauth_token"), pairs.get("oauth_token_secret")) else {
+        return Err(PlatformError::Refused {
+            platform: P,
+            status,
+            code: "request_token".into(),
+            message: String::new(),
+        });
+    };
+    if pairs.get("oauth_callback_confirmed").map(String::as_str) != Some("true") {
+        return Err(unexpected("the callback was not confirmed"));
+    }
+    let mut authorize = client.endpoints.x_api.clone();
+    authorize
+        .path_segments_mut()
+        .map_err(|_| unexpected("x_api cannot be a base"))?
+        .pop_if_empty()
+        .extend(["oauth", "authorize"]);
+    authorize.query_pairs_mut().append_pair("oauth_token", token);
+    Ok(AuthorizeStart {
+        url: authorize,
+        pending: PendingAuth {
+            key: token.clone(),
+            secret: Some(SecretString::from(secret.clone())),
+            x_auth: XAuth::Oauth1,
+        },
+    })
+}
+
+/// OAuth 1.0a step 3: the verifier for an access token that does not expire.
+pub(super) async fn finish_oauth1(
+    client: &PlatformClient,
+    pending: &PendingAuth,
+    params: &CallbackParams,
+) -> Result<Vec<Discovered>, PlatformError> {
+    let app = client.app(P, XAuth::Oauth1)?;
+    let verifier = params.get("oauth_verifier").ok_or_else(|| unexpected("the callback has no oauth_verifier"))?;
+    let request_secret = pending.secret.as_ref().ok_or_else(|| unexpected("no request-token secret was kept"))?;
+    let url = api(client, "/oauth/access_token");
+    let creds = oauth1::Credentials {
+        consumer_key: &app.client_id,
+        consumer_secret: app.client_secret.expose_secret(),
+        token: Some(&pending.key),
+        token_secret: request_secret.expose_secret(),
+    };
+    let header = oauth1::authorization(
+        &oauth1::Request { method: "POST", base_url: &url, params: &[] },
+        &creds,
+        unix_now(),
+        &[("oauth_verifier", verifier)],
+    );
+    let response =
+        client.send(P, "POST /oauth/access_token", client.http.post(&url).header("authorization", header)).await?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(|_| PlatformError::Transient { platform: P, detail: "cut off".into() })?;
+    if status >= 500 {
+        return Err(PlatformError::Transient { platform: P, detail: format!("status {status}") });
+    }
+    let pairs = form_pairs(&body);
+    let (Some(token), Some(secret), Some(user_id), Some(screen_name)) =
+        (pairs.get("oauth_token"), pairs.get("oauth_token_secret"), pairs.get("user_id"), pairs.get("screen_name"))
+    else {
+        return Err(PlatformError::Refused {
+            platform: P,
+            status,
+            code: "access_token".into(),
+            message: String::new(),
+        });
+    };
+    let grant = Grant {
+        // "These tokens do not expire but can be revoked by the user at any time."
+        tokens: TokenSet::new(token.clone()).with_token_secret(secret.clone()),
+        access_expires_at: None,
+        refresh_expires_at: None,
+    };
+    let me = Me { id: user_id.clone(), username: screen_name.clone() };
+    Ok(vec![discovered(me, grant, vec!["oauth1".to_owned()])])
+}

@@ -1,0 +1,188 @@
+//! The token manager: hands out usable tokens, refreshing them before they expire.
+//!
+//! - A token within the skew window of its expiry is refreshed before use, not after a 401.
+//! - One refresher per account: in this process a per-account async lock, across processes a
+//!   conditional lease on the account record; everyone else waits for and reuses the new tokens.
+//! - New tokens (X rotates its refresh token on every use) are persisted before they are handed
+//!   out, so a crash cannot lose the only valid refresh token after the platform rotated it.
+//! - A refresh the platform refuses marks the account `needs_reauth` and records an event; a
+//!   network failure or 5xx does not.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::clock::SharedClock;
+use crate::domain::{AccountId, AccountStatus};
+use crate::platforms::{PlatformClient, PlatformError};
+use crate::store::journal::kinds;
+use crate::store::{Account, AccountStore, Journal, StoreError};
+use crate::tokens::TokenSet;
+
+/// Refresh when less than this remains (default; `HERALD_REFRESH_SKEW_SECONDS` in config later).
+pub const DEFAULT_SKEW: time::Duration = time::Duration::minutes(5);
+/// How long a refresher holds the lease; a crashed refresher's lease lapses after this.
+const LEASE: time::Duration = time::Duration::seconds(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The grant is dead (refused, revoked or expired without a way to refresh): the user must
+    /// connect again.
+    #[error("the account must be connected again")]
+    NeedsReauth,
+    #[error("the account was disconnected")]
+    Revoked,
+    /// The platform could not be reached; try again later. The account is unchanged.
+    #[error(transparent)]
+    Transient(PlatformError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct TokenManager {
+    accounts: AccountStore,
+    platforms: Arc<PlatformClient>,
+    journal: Journal,
+    clock: SharedClock,
+    skew: time::Duration,
+    local: Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl TokenManager {
+    pub fn new(accounts: AccountStore, platforms: Arc<PlatformClient>, journal: Journal, clock: SharedClock) -> Self {
+        Self { accounts, platforms, journal, clock, skew: DEFAULT_SKEW, local: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn with_skew(mut self, skew: time::Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    fn due(&self, account: &Account) -> bool {
+        account.access_expires_at.is_some_and(|at| at <= self.clock.now() + self.skew)
+    }
+
+    fn expired(&self, account: &Account, now: OffsetDateTime) -> bool {
+        account.access_expires_at.is_some_and(|at| at <= now)
+    }
+
+    fn local_lock(&self, id: &AccountId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(id.clone()).or_default().clone()
+    }
+
+    /// Tokens that are good for a platform call now, for `account` (or the account holding its
+    /// grant), refreshed first if they are about to expire.
+    pub async fn usable(&self, account: &Account) -> Result<TokenSet, TokenError> {
+        let holder = self.accounts.grant_holder(account).await?;
+        Self::check_status(&holder)?;
+        if !self.due(&holder) {
+            return Ok(self.accounts.tokens(&holder).await?);
+        }
+        // One refresher per account in this process; the others wait here, then see new tokens.
+        let lock = self.local_lock(&holder.id);
+        let _guard = lock.lock().await;
+        self.refresh_or_wait(&holder).await
+    }
+
+    fn check_status(account: &Account) -> Result<(), TokenError> {
+        match account.status {
+            AccountStatus::Active => Ok(()),
+            AccountStatus::NeedsReauth => Err(TokenError::NeedsReauth),
+            AccountStatus::Revoked => Err(TokenError::Revoked),
+        }
+    }
+
+    async fn current(&self, account: &Account) -> Result<Account, TokenError> {
+        self.accounts.get(&account.tenant, &account.user, &account.id).await?.ok_or(TokenError::Revoked)
+    }
+
+    /// Refreshes under the cross-process lease, or waits for whoever holds it.
+    async fn refresh_or_wait(&self, holder: &Account) -> Result<TokenSet, TokenError> {
+        let mut backoff = Duration::from_millis(25);
+        let deadline = self.clock.now() + LEASE * 2;
+        loop {
+            let fresh = self.current(holder).await?;
+            Self::check_status(&fresh)?;
+            if !self.due(&fresh) {
+                return Ok(self.accounts.tokens(&fresh).await?);
+            }
+            let now = self.clock.now();
+            let leased_elsewhere = fresh.refresh_lease_until.is_some_and(|until| until > now);
+            if !leased_elsewhere {
+                match self.accounts.acquire_refresh_lease(&fresh, LEASE).await {
+                    Ok(leased) => return self.refresh(leased).await,
+                    // Someone else took it (or wrote) first: wait for their result.
+                    Err(StoreError::VersionConflict) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if self.clock.now() > deadline {
+                return Err(TokenError::Transient(PlatformError::Transient {
+                    platform: holder.platform,
+                    detail: "another refresh did not finish in time".into(),
+                }));
+            }
+            // Waiting on another process's refresh: poll with backoff (a few DynamoDB reads).
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    async fn refresh(&self, leased: Account) -> Result<TokenSet, TokenError> {
+        let tokens = self.accounts.tokens(&leased).await?;
+        match self.platforms.refresh(leased.platform, &tokens).await {
+            Ok(Some(grant)) => {
+                let refresh_expires_at = grant.refresh_expires_at.or(leased.refresh_expires_at);
+                // Persist before use: X's old refresh token is already dead.
+                let mut attempt = 0;
+                loop {
+                    match self
+                        .accounts
+                        .replace_tokens(&leased, &grant.tokens, grant.access_expires_at, refresh_expires_at)
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(StoreError::Dynamo(e)) if attempt < 3 => {
+                            attempt += 1;
+                            tracing::warn!(account = %leased.id, error = %e, attempt, "saving refreshed tokens failed; retrying");
+                        }
+                        Err(e) => {
+                            tracing::error!(account = %leased.id, error = %e, "refreshed tokens could not be saved");
+                            return Err(e.into());
+                        }
+                    }
+                }
+                tracing::info!(account = %leased.id, platform = %leased.platform, "tokens refreshed");
+                Ok(grant.tokens)
+            }
+            Ok(None) => {
+                // No way to refresh (e.g. LinkedIn without refresh tokens): usable until it expires.
+                if self.expired(&leased, self.clock.now()) {
+                    self.mark_needs_reauth(&leased, "expired").await?;
+                    return Err(TokenError::NeedsReauth);
+                }
+                self.accounts.release_refresh_lease(&leased).await?;
+                Ok(tokens)
+            }
+            Err(e) if e.is_dead_grant() => {
+                tracing::warn!(account = %leased.id, platform = %leased.platform, error = %e, "refresh refused; account needs reauth");
+                self.mark_needs_reauth(&leased, "refresh_refused").await?;
+                Err(TokenError::NeedsReauth)
+            }
+            Err(e) => {
+                tracing::warn!(account = %leased.id, platform = %leased.platform, error = %e, "refresh failed; will retry");
+                self.accounts.release_refresh_lease(&leased).await?;
+                Err(TokenError::Transient(e))
+            }
+        }
+    }
+
+    async fn mark_needs_reauth(&self, account: &Account, reason: &str) -> Result<(), TokenError> {
+        let marked = self.accounts.set_status(account, AccountStatus::NeedsReauth).await?;
+        self.journal.event(kinds::ACCOUNT_NEEDS_REAUTH, &marked, Some(reason)).await?;
+        Ok(())
+    }
+}

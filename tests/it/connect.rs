@@ -1,0 +1,184 @@
+//! Connecting accounts end to end: Herald on loopback, the platform sandbox, DynamoDB/KMS in moto,
+//! and the test as the user's browser.
+
+use herald_testkit::{RETURN_ORIGIN, TestEnv, query};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const X_USER: &str = "2244994945";
+const META_USER: &str = "10158000000000001";
+const LINKEDIN_MEMBER: &str = "yrZCpj2Z12";
+
+fn ids(outcome: &std::collections::HashMap<String, String>) -> Vec<String> {
+    outcome.get("accounts").map(|a| a.split(',').map(str::to_owned).collect()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn x_oauth2_from_link_to_connected_account() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let outcome = app.connect("user-1", "x", X_USER, "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    assert_eq!(outcome["platform"], "x");
+    let accounts = app.accounts("user-1").await;
+    assert_eq!(accounts.len(), 1);
+    let account = &accounts[0];
+    assert_eq!(account["id"].as_str(), Some(ids(&outcome)[0].as_str()));
+    assert_eq!(account["platform"], "x");
+    assert_eq!(account["platform_account_id"], X_USER);
+    assert_eq!(account["name"], "@ada");
+    assert_eq!(account["kind"], "member");
+    assert_eq!(account["status"], "active");
+    assert!(account["token_expires_at"].is_string());
+    assert!(account["scopes"].as_array().unwrap().contains(&json!("offline.access")));
+    let text = account.to_string();
+    assert!(!text.contains("xat_") && !text.contains("xrt_"), "a token leaked into the API: {text}");
+
+    // Connecting the same X account again updates it rather than duplicating it.
+    let again = app.connect("user-1", "x", X_USER, "approve").await;
+    assert_eq!(ids(&again), ids(&outcome));
+    assert_eq!(app.accounts("user-1").await.len(), 1);
+}
+
+#[tokio::test]
+async fn x_oauth1_when_the_tenant_chooses_it() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let response = app.api(Method::PATCH, "/v1/tenant").json(&json!({ "x_auth": "oauth1" })).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let outcome = app.connect("user-1", "x", X_USER, "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    let accounts = app.accounts("user-1").await;
+    assert_eq!(accounts[0]["scopes"], json!(["oauth1"]));
+    assert!(accounts[0]["token_expires_at"].is_null(), "OAuth 1.0a tokens do not expire");
+    let denied = app.connect("user-2", "x", X_USER, "deny").await;
+    assert_eq!((denied["status"].as_str(), denied["error"].as_str()), ("error", "access_denied"));
+    assert!(app.accounts("user-2").await.is_empty());
+}
+
+#[tokio::test]
+async fn facebook_pages_instagram_accounts_and_linkedin_members_and_organizations() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+
+    let facebook = app.connect("user-1", "facebook", META_USER, "approve").await;
+    assert_eq!(facebook["status"], "connected", "{facebook:?}");
+    let instagram = app.connect("user-1", "instagram", META_USER, "approve").await;
+    assert_eq!(instagram["status"], "connected", "{instagram:?}");
+    let linkedin = app.connect("user-1", "linkedin", LINKEDIN_MEMBER, "approve").await;
+    assert_eq!(linkedin["status"], "connected", "{linkedin:?}");
+    assert_eq!(ids(&linkedin).len(), 2, "the member and the organization they administer");
+
+    let accounts = app.accounts("user-1").await;
+    let by_kind = |kind: &str| accounts.iter().find(|a| a["kind"] == kind).cloned().unwrap_or(Value::Null);
+    assert_eq!(by_kind("page")["platform_account_id"], "104000000000001");
+    assert_eq!(by_kind("page")["name"], "Hopper Bakery");
+    assert!(by_kind("page")["token_expires_at"].is_null(), "Page tokens from a long-lived user token do not expire");
+    assert_eq!(by_kind("professional_account")["platform_account_id"], "17841400000000001");
+    assert_eq!(by_kind("professional_account")["name"], "@hopperbakery");
+    assert_eq!(by_kind("member")["platform_account_id"], format!("urn:li:person:{LINKEDIN_MEMBER}"));
+    assert_eq!(by_kind("organization")["platform_account_id"], "urn:li:organization:2414183");
+    assert!(by_kind("member")["refresh_token_expires_at"].is_string(), "the dev LinkedIn app has refresh tokens");
+
+    // The organization publishes with the member's grant.
+    let org_id: herald::domain::AccountId = by_kind("organization")["id"].as_str().unwrap().parse().unwrap();
+    let user = "user-1".parse().unwrap();
+    let org = app.state.accounts.get(&app.tenant, &user, &org_id).await.unwrap().unwrap();
+    let member_tokens = app.state.tokens.usable(&org).await.unwrap();
+    use secrecy::ExposeSecret;
+    assert!(member_tokens.access_token.expose_secret().starts_with("AQV"));
+}
+
+#[tokio::test]
+async fn refusals_store_nothing() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+
+    // Denial at the platform.
+    let denied = app.connect("user-1", "facebook", META_USER, "deny").await;
+    assert_eq!(denied["error"], "access_denied");
+
+    // A return URL outside the tenant's origins.
+    for return_to in ["https://evil.example/steal", "javascript:alert(1)", "http://app.example.test/x", "not a url"] {
+        let response = app
+            .api(Method::POST, "/v1/connect-links")
+            .json(&json!({ "user_id": "user-1", "platform": "x", "return_to": return_to }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{return_to}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "return_to_not_allowed");
+    }
+    let bad_platform = app
+        .api(Method::POST, "/v1/connect-links")
+        .json(&json!({ "user_id": "user-1", "platform": "myspace", "return_to": format!("{RETURN_ORIGIN}/") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_platform.json::<Value>().await.unwrap()["code"], "invalid_platform");
+
+    // A link works once.
+    let link = app.connect_link("user-1", "x").await;
+    let authorize = app.redirected(&link).await;
+    let again = app.redirected(&link).await;
+    assert_eq!(query(&again)["error"], "link_used");
+    let unknown = app.browser.get(format!("{}/connect/not-a-real-link", app.url)).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // A state works once: the replayed callback is refused (after the first one succeeded).
+    let callback = app.consent(&authorize, X_USER, "approve").await;
+    let first = query(&app.redirected(&callback).await);
+    assert_eq!(first["status"], "connected");
+    let replay = query(&app.redirected(&callback).await);
+    assert_eq!(replay["error"], "state_invalid");
+
+    // A forged callback (a state Herald never issued) gets a problem document, not a redirect.
+    let forged = app.browser.get(format!("{}/oauth/x/callback?state=forged&code=abc", app.url)).send().await.unwrap();
+    assert_eq!(forged.status(), 400);
+    assert_eq!(forged.json::<Value>().await.unwrap()["code"], "state_invalid");
+
+    // An expired state: the user took longer than ten minutes on the consent screen.
+    let link = app.connect_link("user-2", "x").await;
+    let authorize = app.redirected(&link).await;
+    let callback = app.consent(&authorize, X_USER, "approve").await;
+    app.clock.advance(time::Duration::minutes(11));
+    let expired = query(&app.redirected(&callback).await);
+    assert_eq!(expired["error"], "state_expired");
+    assert!(app.accounts("user-2").await.is_empty(), "nothing stored for refused connections");
+
+    // An expired link.
+    let link = app.connect_link("user-3", "x").await;
+    app.clock.advance(time::Duration::minutes(16));
+    assert_eq!(query(&app.redirected(&link).await)["error"], "link_expired");
+}
+
+#[tokio::test]
+async fn tenants_cannot_reach_each_others_accounts() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let outcome = app.connect("user-1", "x", X_USER, "approve").await;
+    let account = ids(&outcome)[0].clone();
+
+    let (_, other_key) = app.state.tenants.create("Other", vec![]).await.unwrap();
+    let other = |method: Method, path: &str| {
+        app.browser.request(method, format!("{}{path}", app.url)).bearer_auth(other_key.reveal())
+    };
+    let listed: Value = other(Method::GET, "/v1/users/user-1/accounts").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed, json!({ "accounts": [] }));
+    let deleted = other(Method::DELETE, &format!("/v1/users/user-1/accounts/{account}")).send().await.unwrap();
+    assert_eq!(deleted.status(), 404);
+    assert_eq!(deleted.json::<Value>().await.unwrap()["code"], "account_not_found");
+    assert_eq!(app.accounts("user-1").await.len(), 1, "the other tenant changed nothing");
+
+    // The owner disconnects: revoked at X, deleted here, audited.
+    let response = app.api(Method::DELETE, &format!("/v1/users/user-1/accounts/{account}")).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(app.accounts("user-1").await.is_empty());
+    let revokes = app.sandbox.state.world().calls.iter().filter(|c| c.path.ends_with("/2/oauth2/revoke")).count();
+    assert_eq!(revokes, 1);
+    let audit = app.state.journal.list(&app.tenant, true).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].kind, "account.disconnected");
+    assert_eq!(audit[0].account_id, account);
+}
