@@ -140,31 +140,49 @@ fn form_pairs(body: &str) -> std::collections::HashMap<String, String> {
     url::form_urlencoded::parse(body.as_bytes()).into_owned().collect()
 }
 
-/// OAuth 1.0a step 1: a request token for our callback; the user is sent to `/oauth/authorize`.
-pub(super) async fn start_oauth1(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
+/// A signed OAuth 1.0a POST to one of X's token endpoints; answers are form-encoded. Returns
+/// the answer's fields and status.
+async fn oauth1_post(
+    client: &PlatformClient,
+    endpoint: &'static str,
+    path: &str,
+    token: Option<(&str, &str)>,
+    extra: &[(&str, &str)],
+) -> Result<(u16, std::collections::HashMap<String, String>), PlatformError> {
     let app = client.app(P, XAuth::Oauth1)?;
-    let url = api(client, "/oauth/request_token");
-    let callback = client.redirect_uri(P);
+    let url = api(client, path);
     let creds = oauth1::Credentials {
         consumer_key: &app.client_id,
         consumer_secret: app.client_secret.expose_secret(),
-        token: None,
-        token_secret: "",
+        token: token.map(|(t, _)| t),
+        token_secret: token.map_or("", |(_, s)| s),
     };
     let header = oauth1::authorization(
         &oauth1::Request { method: "POST", base_url: &url, params: &[] },
         &creds,
         unix_now(),
-        &[("oauth_callback", callback.as_str())],
+        extra,
     );
-    let response =
-        client.send(P, "POST /oauth/request_token", client.http.post(&url).header("authorization", header)).await?;
+    let response = client.send(P, endpoint, client.http.post(&url).header("authorization", header)).await?;
     let status = response.status().as_u16();
     let body = response.text().await.map_err(|_| PlatformError::Transient { platform: P, detail: "cut off".into() })?;
     if status >= 500 {
         return Err(PlatformError::Transient { platform: P, detail: format!("status {status}") });
     }
-    let pairs = form_pairs(&body);
+    Ok((status, form_pairs(&body)))
+}
+
+/// OAuth 1.0a step 1: a request token for our callback; the user is sent to `/oauth/authorize`.
+pub(super) async fn start_oauth1(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
+    let callback = client.redirect_uri(P);
+    let (status, pairs) = oauth1_post(
+        client,
+        "POST /oauth/request_token",
+        "/oauth/request_token",
+        None,
+        &[("oauth_callback", callback.as_str())],
+    )
+    .await?;
     let (Some(token), Some(secret)) = (pairs.get("oauth_token"), pairs.get("oauth_token_secret")) else {
         return Err(PlatformError::Refused {
             platform: P,
@@ -199,30 +217,16 @@ pub(super) async fn finish_oauth1(
     pending: &PendingAuth,
     params: &CallbackParams,
 ) -> Result<Vec<Discovered>, PlatformError> {
-    let app = client.app(P, XAuth::Oauth1)?;
     let verifier = params.get("oauth_verifier").ok_or_else(|| unexpected("the callback has no oauth_verifier"))?;
     let request_secret = pending.secret.as_ref().ok_or_else(|| unexpected("no request-token secret was kept"))?;
-    let url = api(client, "/oauth/access_token");
-    let creds = oauth1::Credentials {
-        consumer_key: &app.client_id,
-        consumer_secret: app.client_secret.expose_secret(),
-        token: Some(&pending.key),
-        token_secret: request_secret.expose_secret(),
-    };
-    let header = oauth1::authorization(
-        &oauth1::Request { method: "POST", base_url: &url, params: &[] },
-        &creds,
-        unix_now(),
+    let (status, pairs) = oauth1_post(
+        client,
+        "POST /oauth/access_token",
+        "/oauth/access_token",
+        Some((&pending.key, request_secret.expose_secret())),
         &[("oauth_verifier", verifier)],
-    );
-    let response =
-        client.send(P, "POST /oauth/access_token", client.http.post(&url).header("authorization", header)).await?;
-    let status = response.status().as_u16();
-    let body = response.text().await.map_err(|_| PlatformError::Transient { platform: P, detail: "cut off".into() })?;
-    if status >= 500 {
-        return Err(PlatformError::Transient { platform: P, detail: format!("status {status}") });
-    }
-    let pairs = form_pairs(&body);
+    )
+    .await?;
     let (Some(token), Some(secret), Some(user_id), Some(screen_name)) =
         (pairs.get("oauth_token"), pairs.get("oauth_token_secret"), pairs.get("user_id"), pairs.get("screen_name"))
     else {

@@ -102,6 +102,11 @@ impl ConnectStore {
             ("return_to".to_owned(), s(return_to.as_str())),
             (TTL_ATTRIBUTE.to_owned(), epoch(link.expires_at)),
         ]);
+        self.put_new(item).await?;
+        Ok((token, link))
+    }
+
+    async fn put_new(&self, item: Item) -> Result<(), StoreError> {
         self.dynamodb
             .put_item()
             .table_name(&self.table)
@@ -109,7 +114,7 @@ impl ConnectStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await?;
-        Ok((token, link))
+        Ok(())
     }
 
     /// Uses a link up: the first caller gets it, everyone after gets `Replayed`.
@@ -141,13 +146,7 @@ impl ConnectStore {
             // Lives minutes and is useless without the code only the user's browser receives.
             item.insert("secret".to_owned(), s(secret.expose_secret()));
         }
-        self.dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await?;
+        self.put_new(item).await?;
         Ok(())
     }
 
