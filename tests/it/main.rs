@@ -8,3 +8,4 @@ mod lambda;
 mod queue;
 mod template;
 mod token_store;
+mod tokens;

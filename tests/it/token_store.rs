@@ -164,3 +164,37 @@ async fn delete_removes_the_sealed_tokens_and_stale_writes_cannot_resurrect() {
     ));
     assert!(store.get(&tenant, &account.user, &account.id).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn one_refresh_lease_at_a_time() {
+    let (_env, store, tenant) = setup().await;
+    let account = store.insert(new_account(&tenant, "user-1", "9"), &TokenSet::new("t")).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (store, account) = (store.clone(), account.clone());
+        tasks.spawn(async move { store.acquire_refresh_lease(&account, time::Duration::seconds(30)).await });
+    }
+    let mut leases = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Ok(leased) => leases.push(leased),
+            Err(StoreError::VersionConflict) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(leases.len(), 1, "exactly one process may refresh");
+    let leased = &leases[0];
+    assert!(leased.refresh_lease_until.is_some());
+
+    // A fresh read while the lease is live cannot take it either.
+    let current = store.get(&tenant, &account.user, &account.id).await.unwrap().unwrap();
+    assert!(matches!(
+        store.acquire_refresh_lease(&current, time::Duration::seconds(30)).await,
+        Err(StoreError::VersionConflict)
+    ));
+    // Writing the new tokens ends the lease; the next refresher can take it again.
+    let written = store.replace_tokens(leased, &TokenSet::new("t2"), None, None).await.unwrap();
+    assert!(written.refresh_lease_until.is_none());
+    assert!(store.acquire_refresh_lease(&written, time::Duration::seconds(30)).await.is_ok());
+}

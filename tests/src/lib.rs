@@ -152,6 +152,10 @@ pub fn dev_apps() -> herald::config::PlatformApps {
 }
 
 impl TestApp {
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        herald::Clock::now(&self.clock)
+    }
+
     /// A `/v1` request with the tenant's API key.
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.browser.request(method, format!("{}{path}", self.url)).bearer_auth(&self.api_key)

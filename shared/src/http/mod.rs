@@ -45,8 +45,12 @@ impl AppState {
         let table = &config.table;
         let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
         let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone());
-        let platforms =
-            Arc::new(PlatformClient::new(config.platforms.clone(), config.apps.clone(), config.public_url.clone()));
+        let platforms = Arc::new(PlatformClient::new(
+            config.platforms.clone(),
+            config.apps.clone(),
+            config.public_url.clone(),
+            clock.clone(),
+        ));
         let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), journal.clone(), clock.clone()));
         Self {
             tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),

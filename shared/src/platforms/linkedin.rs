@@ -52,7 +52,7 @@ async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result
     full.extend([("client_id", app.client_id.as_str()), ("client_secret", app.client_secret.expose_secret())]);
     let request = client.http.post(url).form(&full);
     let response: TokenResponse = client.json(P, "POST /oauth/v2/accessToken", request, oauth_refusal).await?;
-    Ok(response.into_grant())
+    Ok(response.into_grant(client.clock.now()))
 }
 
 fn api_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {

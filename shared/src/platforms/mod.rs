@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use url::Url;
 
+use crate::clock::SharedClock;
 use crate::config::{AppCredentials, PlatformApps, PlatformEndpoints};
 use crate::domain::{AccountKind, Platform};
 use crate::tokens::TokenSet;
@@ -105,6 +106,7 @@ pub struct PlatformClient {
     endpoints: PlatformEndpoints,
     apps: PlatformApps,
     public_url: Url,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for PlatformClient {
@@ -120,7 +122,7 @@ pub fn install_crypto_provider() {
 }
 
 impl PlatformClient {
-    pub fn new(endpoints: PlatformEndpoints, apps: PlatformApps, public_url: Url) -> Self {
+    pub fn new(endpoints: PlatformEndpoints, apps: PlatformApps, public_url: Url, clock: SharedClock) -> Self {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             // OAuth endpoints must not be followed across redirects (oauth2-rs's advice).
@@ -130,7 +132,7 @@ impl PlatformClient {
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
-        Self { http, endpoints, apps, public_url }
+        Self { http, endpoints, apps, public_url, clock }
     }
 
     pub fn endpoints(&self) -> &PlatformEndpoints {
@@ -278,8 +280,8 @@ struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn into_grant(self) -> (Grant, Vec<String>) {
-        let now = OffsetDateTime::now_utc();
+    /// Lifetimes count from `now`, Herald's clock when the answer arrived.
+    fn into_grant(self, now: OffsetDateTime) -> (Grant, Vec<String>) {
         let scopes =
             self.scope.unwrap_or_default().split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
         let mut tokens = TokenSet::new(self.access_token);

@@ -55,7 +55,7 @@ async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result
         .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
         .form(form);
     let response: TokenResponse = client.json(P, "POST /2/oauth2/token", request, oauth_refusal).await?;
-    Ok(response.into_grant().0)
+    Ok(response.into_grant(client.clock.now()).0)
 }
 
 pub(super) async fn finish_oauth2(

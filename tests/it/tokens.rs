@@ -1,0 +1,183 @@
+//! The token manager against the sandbox and DynamoDB/KMS in moto: one refresh for many callers
+//! (in one process and across processes), dead grants marked `needs_reauth` with an event, and
+//! outages that change nothing.
+
+use std::sync::Arc;
+
+use herald::domain::{AccountStatus, UserId};
+use herald::store::Account;
+use herald::tokens::{TokenError, TokenManager};
+use herald_testkit::{TestApp, TestEnv};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+const X_USER: &str = "2244994945";
+
+async fn connected(app: &TestApp, platform: &str, platform_user: &str) -> Account {
+    let outcome = app.connect("user-1", platform, platform_user, "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    let id = outcome["accounts"].split(',').next().unwrap().parse().unwrap();
+    let user: UserId = "user-1".parse().unwrap();
+    app.state.accounts.get(&app.tenant, &user, &id).await.unwrap().unwrap()
+}
+
+async fn reload(app: &TestApp, account: &Account) -> Account {
+    app.state.accounts.get(&account.tenant, &account.user, &account.id).await.unwrap().unwrap()
+}
+
+fn refreshes(app: &TestApp, path_suffix: &str) -> usize {
+    app.sandbox
+        .state
+        .world()
+        .calls
+        .iter()
+        .filter(|c| c.path.ends_with(path_suffix) && c.note.as_deref() == Some("grant_type=refresh_token"))
+        .count()
+}
+
+async fn sandbox_control(app: &TestApp, path: &str, body: serde_json::Value) {
+    let response = app.browser.post(format!("{}{path}", app.sandbox.url)).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "{path}");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_calls_on_an_expired_token_cause_one_refresh() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let account = connected(&app, "x", X_USER).await;
+    let old = app.state.tokens.usable(&account).await.unwrap();
+
+    // The token expires on both sides: X forgets it, Herald's clock passes its expiry.
+    sandbox_control(&app, "/_sandbox/grants/expire", json!({ "platform": "x", "user_id": X_USER })).await;
+    app.clock.advance(time::Duration::hours(2));
+
+    // Five managers stand for five Lambda instances sharing the table.
+    let managers: Vec<Arc<TokenManager>> = (0..5)
+        .map(|_| {
+            Arc::new(TokenManager::new(
+                app.state.accounts.clone(),
+                app.state.platforms.clone(),
+                app.state.journal.clone(),
+                Arc::new(app.clock.clone()),
+            ))
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (manager, account) = (managers[i % 5].clone(), account.clone());
+        tasks.spawn(async move { manager.usable(&account).await.map(|t| t.access_token.expose_secret().to_owned()) });
+    }
+    let mut tokens = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        tokens.push(result.unwrap().expect("every caller gets a usable token"));
+    }
+    assert_eq!(refreshes(&app, "/2/oauth2/token"), 1, "exactly one refresh at X");
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "all 50 callers got the same new token");
+    assert_ne!(tokens[0], old.access_token.expose_secret(), "and it is not the expired one");
+
+    // The new grant is stored (with X's rotated refresh token) and works at X.
+    let stored = reload(&app, &account).await;
+    assert!(stored.access_expires_at.unwrap() > app.clock_now() + time::Duration::hours(1));
+    assert!(stored.refresh_lease_until.is_none(), "the lease was released");
+    let posted = app
+        .browser
+        .post(format!("{}/x/api/2/tweets", app.sandbox.url))
+        .bearer_auth(&tokens[0])
+        .json(&json!({ "text": "fresh token" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    // The old refresh token was never tried again: one refresh call, and it succeeded.
+    let calls = app.sandbox.state.world().calls.clone();
+    assert!(
+        calls.iter().filter(|c| c.note.as_deref() == Some("grant_type=refresh_token")).all(|c| c.status == Some(200))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_refresh_marks_needs_reauth_and_records_an_event() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let account = connected(&app, "x", X_USER).await;
+    sandbox_control(&app, "/_sandbox/grants/revoke", json!({ "platform": "x", "user_id": X_USER })).await;
+    app.clock.advance(time::Duration::hours(2));
+
+    let result = app.state.tokens.usable(&account).await;
+    assert!(matches!(result, Err(TokenError::NeedsReauth)), "{result:?}");
+    assert_eq!(reload(&app, &account).await.status, AccountStatus::NeedsReauth);
+    let listed = app.accounts("user-1").await;
+    assert_eq!(listed[0]["status"], "needs_reauth");
+    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let reauth: Vec<_> = events.iter().filter(|e| e.kind == "account.needs_reauth").collect();
+    assert_eq!(reauth.len(), 1);
+    assert_eq!(reauth[0].account_id, account.id.as_str());
+    assert_eq!(reauth[0].reason.as_deref(), Some("refresh_refused"));
+    // Later calls fail fast without asking X again.
+    assert!(matches!(app.state.tokens.usable(&account).await, Err(TokenError::NeedsReauth)));
+    assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
+}
+
+#[tokio::test]
+async fn a_platform_outage_during_refresh_changes_nothing() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let account = connected(&app, "x", X_USER).await;
+    sandbox_control(
+        &app,
+        "/_sandbox/faults",
+        json!({ "path": "/x/api/2/oauth2/token", "kind": { "type": "status", "status": 503 }, "times": 1 }),
+    )
+    .await;
+    app.clock.advance(time::Duration::hours(2));
+
+    let result = app.state.tokens.usable(&account).await;
+    assert!(matches!(result, Err(TokenError::Transient(_))), "{result:?}");
+    let after = reload(&app, &account).await;
+    assert_eq!(after.status, AccountStatus::Active, "a 5xx is not the user's fault");
+    assert!(after.refresh_lease_until.is_none(), "the lease was given back");
+    assert!(app.state.journal.list(&app.tenant, false).await.unwrap().iter().all(|e| e.kind != "account.needs_reauth"));
+
+    // When X is back, the same refresh token works.
+    assert!(app.state.tokens.usable(&account).await.is_ok());
+    let statuses: Vec<Option<u16>> = app
+        .sandbox
+        .state
+        .world()
+        .calls
+        .iter()
+        .filter(|c| c.path.ends_with("/2/oauth2/token"))
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, [Some(200), Some(503), Some(200)], "code exchange, the outage, the refresh");
+}
+
+#[tokio::test]
+async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_reauth() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    // This deployment's LinkedIn app is not an MDP partner: no refresh tokens.
+    sandbox_control(
+        &app,
+        "/_sandbox/apps",
+        json!({
+            "platform": "linkedin", "client_id": herald_sandbox::dev::LINKEDIN_CLIENT_ID,
+            "client_secret": herald_sandbox::dev::LINKEDIN_CLIENT_SECRET,
+            "redirect_uris": [format!("{}/oauth/linkedin/callback", app.url)], "refresh_tokens": false,
+        }),
+    )
+    .await;
+    let account = connected(&app, "linkedin", "yrZCpj2Z12").await;
+    assert!(account.refresh_expires_at.is_none());
+
+    // Inside the skew window but not expired: the token is still used.
+    app.clock.advance(time::Duration::days(60) - time::Duration::minutes(2));
+    assert!(app.state.tokens.usable(&account).await.is_ok());
+    assert_eq!(reload(&app, &account).await.status, AccountStatus::Active);
+
+    app.clock.advance(time::Duration::minutes(3));
+    assert!(matches!(app.state.tokens.usable(&account).await, Err(TokenError::NeedsReauth)));
+    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.reason.as_deref() == Some("expired")));
+}
