@@ -6,6 +6,7 @@ mod connect;
 mod crypto;
 mod lambda;
 mod queue;
+mod secrets;
 mod template;
 mod token_store;
 mod tokens;
