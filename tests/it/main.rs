@@ -5,6 +5,7 @@ mod api;
 mod connect;
 mod crypto;
 mod lambda;
+mod openapi;
 mod queue;
 mod secrets;
 mod template;

@@ -1,20 +1,23 @@
 //! Tenant settings and connected accounts. (Connect links and OAuth callbacks join these routes.)
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::Method;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::extract::{ApiJson, ApiPath, Authenticated};
+use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::domain::{AccountId, AccountKind, AccountStatus, Platform, UserId};
 use crate::store::{Account, Origin, Tenant};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenant", get(get_tenant).patch(update_tenant))
-        .route("/v1/users/{user_id}/accounts", get(list_accounts))
+pub(super) fn routes() -> Routes {
+    Routes::new().on(Method::GET, "/v1/tenant", get_tenant).on(Method::PATCH, "/v1/tenant", update_tenant).on(
+        Method::GET,
+        "/v1/users/{user_id}/accounts",
+        list_accounts,
+    )
 }
 
 const MAX_ORIGINS: usize = 20;

@@ -6,6 +6,7 @@ pub mod extract;
 mod oauth;
 mod posts;
 pub mod problem;
+pub mod routes;
 mod webhooks;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 pub use problem::Problem;
+pub use routes::{RouteSpec, Routes};
 
 use crate::aws::AwsClients;
 use crate::clock::SharedClock;
@@ -66,25 +68,31 @@ impl AppState {
 }
 
 /// The `connect` function's routes: tenant settings, connect links, OAuth callbacks, accounts.
-pub fn connect_routes() -> Router<AppState> {
+pub fn connect_routes() -> Routes {
     connect::routes().merge(oauth::routes())
 }
 
 /// The `posts` function's routes.
-pub fn posts_routes() -> Router<AppState> {
+pub fn posts_routes() -> Routes {
     posts::routes()
 }
 
 /// The `webhooks` function's routes (behind a Lambda function URL on AWS).
-pub fn webhooks_routes() -> Router<AppState> {
+pub fn webhooks_routes() -> Routes {
     webhooks::routes()
+}
+
+/// Every operation any function serves (for the OpenAPI check).
+pub fn route_specs() -> Vec<routes::RouteSpec> {
+    connect_routes().merge(posts_routes()).merge(webhooks_routes()).specs
 }
 
 /// Adds what every function's router needs: problem documents for unknown routes and methods,
 /// the body size limit, and one log line per request. Apply once, after merging.
-pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+pub fn finish(routes: Routes, state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     routes
+        .router
         .fallback(|| async { Problem::route_not_found() })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .layer(DefaultBodyLimit::max(limit))

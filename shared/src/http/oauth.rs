@@ -9,17 +9,16 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use url::Url;
 
 use super::connect::parse_user;
 use super::extract::{ApiJson, ApiPath, Authenticated};
+use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::domain::{AccountId, Platform};
 use crate::platforms::{Discovered, PendingAuth, PlatformError};
@@ -27,12 +26,12 @@ use crate::store::connect::STATE_TTL;
 use crate::store::journal::kinds;
 use crate::store::{ConsumeError, Credentials, NewAccount, OAuthState};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/connect-links", post(create_link))
-        .route("/connect/{token}", get(follow_link))
-        .route("/oauth/{platform}/callback", get(callback))
-        .route("/v1/users/{user_id}/accounts/{account_id}", delete(disconnect))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .on(Method::POST, "/v1/connect-links", create_link)
+        .on(Method::GET, "/connect/{token}", follow_link)
+        .on(Method::GET, "/oauth/{platform}/callback", callback)
+        .on(Method::DELETE, "/v1/users/{user_id}/accounts/{account_id}", disconnect)
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,10 +2,8 @@
 //! signed deliveries arrive with the webhooks work; until then every path answers with a
 //! `route_not_found` problem document.
 
-use axum::Router;
+use super::routes::Routes;
 
-use super::AppState;
-
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
+pub(super) fn routes() -> Routes {
+    Routes::new()
 }
