@@ -4,6 +4,7 @@
 //! the AWS clients once per cold start ([`aws::AwsClients`]), and hands a router
 //! ([`http`]) or a batch handler ([`queue`]) to the Lambda runtime.
 
+pub mod app;
 pub mod aws;
 pub mod bootstrap;
 pub mod clock;

@@ -26,15 +26,24 @@ pub enum Job {
     /// Proves the queue path end to end (enqueue → event source → handler → delete);
     /// `herald queue ping` sends one and the handler logs its queue latency.
     Ping { note: String },
+    /// Refreshes grants nearing expiry and warns tenants about grants that cannot be refreshed.
+    /// Sent every 15 minutes by the EventBridge rule in `template.yaml` (`herald queue sweep`).
+    RefreshSweep,
 }
 
 impl Job {
     fn kind(&self) -> &'static str {
         match self {
             Job::Ping { .. } => "ping",
+            Job::RefreshSweep => "refresh_sweep",
         }
     }
 }
+
+/// Grants expiring within this are refreshed by the sweep (it runs every 15 minutes).
+pub const SWEEP_REFRESH_HORIZON: time::Duration = time::Duration::hours(1);
+/// Grants that cannot be refreshed are announced this long before they expire.
+pub const SWEEP_WARN_HORIZON: time::Duration = time::Duration::days(7);
 
 /// A job as it travels in a message body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,19 +117,20 @@ impl WorkQueue {
 pub enum JobError {
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Tokens(#[from] crate::tokens::TokenError),
 }
 
 /// The consumer side: runs a batch of messages with bounded concurrency.
 #[derive(Clone)]
 pub struct Worker {
-    queue: WorkQueue,
-    clock: SharedClock,
+    app: crate::app::App,
     concurrency: usize,
 }
 
 impl Worker {
-    pub fn new(queue: WorkQueue, clock: SharedClock, concurrency: usize) -> Self {
-        Self { queue, clock, concurrency: concurrency.max(1) }
+    pub fn new(app: crate::app::App, concurrency: usize) -> Self {
+        Self { app, concurrency: concurrency.max(1) }
     }
 
     /// Handles an SQS event and returns the ids of the messages that failed.
@@ -148,10 +158,10 @@ impl Worker {
         let body = record.body.as_deref().unwrap_or_default();
         // The body is never logged: later jobs carry post content.
         let envelope: Envelope = serde_json::from_str(body).map_err(|e| QueueError::Malformed(e.to_string()))?;
-        let now = self.clock.now().unix_timestamp();
+        let now = self.app.clock.now().unix_timestamp();
         if let Some(not_before) = envelope.not_before.filter(|t| *t > now) {
             let remaining = Duration::from_secs((not_before - now) as u64);
-            self.queue.send(&envelope, remaining).await?;
+            self.app.queue.send(&envelope, remaining).await?;
             tracing::info!(job = envelope.job.kind(), remaining_s = remaining.as_secs(), "job not due; re-enqueued");
             return Ok(());
         }
@@ -162,6 +172,19 @@ impl Worker {
         match job {
             Job::Ping { .. } => {
                 tracing::info!(job = "ping", queued_for_s, "queue ping received");
+                Ok(())
+            }
+            Job::RefreshSweep => {
+                let report = self.app.tokens.sweep(SWEEP_REFRESH_HORIZON, SWEEP_WARN_HORIZON).await?;
+                tracing::info!(
+                    job = "refresh_sweep",
+                    queued_for_s,
+                    refreshed = report.refreshed,
+                    needs_reauth = report.needs_reauth,
+                    warned = report.warned,
+                    failed = report.failed,
+                    "refresh sweep done"
+                );
                 Ok(())
             }
         }

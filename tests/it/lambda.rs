@@ -4,7 +4,7 @@
 
 use axum::Router;
 use herald::http::{self, AppState};
-use herald::queue::{WorkQueue, Worker};
+use herald::queue::Worker;
 use herald::store::Origin;
 use herald_testkit::{TestEnv, repo_root};
 use http_body_util::BodyExt;
@@ -73,8 +73,7 @@ async fn function_url_events_reach_the_webhooks_router() {
 async fn sqs_event_gets_a_partial_batch_response() {
     let env = TestEnv::fresh().await;
     let clock = TestEnv::system_clock();
-    let worker =
-        Worker::new(WorkQueue::new(env.aws.sqs.clone(), &env.resources.work_queue_url, clock.clone()), clock, 10);
+    let worker = Worker::new(herald::app::App::new(env.config(), &env.aws, clock), 10);
     let event = serde_json::from_str(&fixture("sqs_batch.json")).unwrap();
     let response = worker.handle_batch(event).await;
     assert_eq!(

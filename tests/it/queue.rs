@@ -9,9 +9,8 @@ use herald::queue::{Envelope, Job, WorkQueue, Worker, poll_once};
 use herald_testkit::TestEnv;
 
 fn worker(env: &TestEnv) -> (WorkQueue, Worker) {
-    let clock = TestEnv::system_clock();
-    let queue = WorkQueue::new(env.aws.sqs.clone(), &env.resources.work_queue_url, clock.clone());
-    (queue.clone(), Worker::new(queue, clock, 4))
+    let app = herald::app::App::new(env.config(), &env.aws, TestEnv::system_clock());
+    (app.queue.clone(), Worker::new(app, 4))
 }
 
 async fn queue_counts(env: &TestEnv, url: &str) -> (u64, u64, u64) {

@@ -181,3 +181,58 @@ async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_rea
     let events = app.state.journal.list(&app.tenant, false).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.reason.as_deref() == Some("expired")));
 }
+
+/// Runs one refresh sweep the way the `retries` function receives it: an SQS event.
+async fn sweep(app: &TestApp) {
+    let worker = herald::queue::Worker::new(app.state.clone(), 4);
+    let body = serde_json::to_string(&herald::queue::Envelope {
+        job: herald::queue::Job::RefreshSweep,
+        not_before: None,
+        enqueued_at: 0,
+    })
+    .unwrap();
+    let event = serde_json::from_value(json!({ "Records": [{ "messageId": "sweep-1", "body": body }] })).unwrap();
+    let response = worker.handle_batch(event).await;
+    assert!(response.batch_item_failures.is_empty(), "the sweep failed");
+}
+
+#[tokio::test]
+async fn the_sweep_refreshes_what_it_can_and_warns_once_about_what_it_cannot() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    sandbox_control(
+        &app,
+        "/_sandbox/apps",
+        json!({
+            "platform": "linkedin", "client_id": herald_sandbox::dev::LINKEDIN_CLIENT_ID,
+            "client_secret": herald_sandbox::dev::LINKEDIN_CLIENT_SECRET,
+            "redirect_uris": [format!("{}/oauth/linkedin/callback", app.url)], "refresh_tokens": false,
+        }),
+    )
+    .await;
+    let x = connected(&app, "x", X_USER).await;
+    let linkedin = connected(&app, "linkedin", "yrZCpj2Z12").await;
+    let warnings = |events: &[herald::store::Event]| events.iter().filter(|e| e.kind == "account.expiring").count();
+
+    // X's token is inside the one-hour horizon: refreshed ahead of time. LinkedIn's is far off.
+    app.clock.advance(time::Duration::minutes(70));
+    sweep(&app).await;
+    assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
+    assert!(reload(&app, &x).await.access_expires_at > x.access_expires_at);
+    assert_eq!(warnings(&app.state.journal.list(&app.tenant, false).await.unwrap()), 0);
+
+    // Within seven days of LinkedIn's 60-day expiry: the tenant is told, once.
+    app.clock.advance(time::Duration::days(55));
+    sweep(&app).await;
+    sweep(&app).await;
+    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    assert_eq!(warnings(&events), 1, "{events:?}");
+    assert!(events.iter().any(|e| e.kind == "account.expiring" && e.account_id == linkedin.id.as_str()));
+    assert_eq!(reload(&app, &linkedin).await.status, AccountStatus::Active);
+
+    // Past the expiry: needs_reauth.
+    app.clock.advance(time::Duration::days(6));
+    sweep(&app).await;
+    assert_eq!(reload(&app, &linkedin).await.status, AccountStatus::NeedsReauth);
+    assert_eq!(reload(&app, &x).await.status, AccountStatus::Active, "X kept being refreshed");
+}

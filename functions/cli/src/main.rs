@@ -73,6 +73,8 @@ enum TenantCommand {
 enum QueueCommand {
     /// Send a ping job through the work queue; the worker logs it with its queue latency.
     Ping,
+    /// Send a refresh sweep now (EventBridge sends one every 15 minutes on AWS).
+    Sweep,
 }
 
 fn clock() -> SharedClock {
@@ -125,14 +127,16 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Queue(QueueCommand::Ping) => {
+        Command::Queue(command) => {
             let env = Env::from_process();
             let url = env.required("HERALD_QUEUE_URL")?.to_owned();
             let aws = AwsClients::load(&Config::aws_from_env(&env)?).await;
-            WorkQueue::new(aws.sqs.clone(), url, clock())
-                .enqueue(Job::Ping { note: "herald queue ping".into() }, Duration::ZERO)
-                .await?;
-            println!("ping enqueued");
+            let job = match command {
+                QueueCommand::Ping => Job::Ping { note: "herald queue ping".into() },
+                QueueCommand::Sweep => Job::RefreshSweep,
+            };
+            WorkQueue::new(aws.sqs.clone(), url, clock()).enqueue(job, Duration::ZERO).await?;
+            println!("job enqueued");
             Ok(())
         }
     }
@@ -146,11 +150,11 @@ pub(crate) async fn serve(
     clock: SharedClock,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
-    let worker = Worker::new(queue.clone(), clock.clone(), 10);
     let state = AppState::new(config, aws, clock);
+    let worker = Worker::new(state.clone(), 10);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poller = tokio::spawn(herald::queue::poll_until(aws.sqs.clone(), queue.url().to_owned(), worker, stop_rx));
+    let poller =
+        tokio::spawn(herald::queue::poll_until(aws.sqs.clone(), state.queue.url().to_owned(), worker, stop_rx));
     axum::serve(listener, herald::http::all_routes(state)).with_graceful_shutdown(shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = poller.await;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use herald::queue::{WorkQueue, Worker};
+use herald::queue::Worker;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 /// Messages of one batch processed at once; a batch holds at most 10 (the event source default).
@@ -13,9 +13,8 @@ const BATCH_CONCURRENCY: usize = 10;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, aws) = herald::startup::init().await?;
-    let clock: herald::clock::SharedClock = Arc::new(herald::SystemClock);
-    let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
-    let worker = Worker::new(queue, clock, BATCH_CONCURRENCY);
+    let app = herald::app::App::new(config, &aws, Arc::new(herald::SystemClock));
+    let worker = Worker::new(app, BATCH_CONCURRENCY);
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(worker.handle_batch(event.payload).await)

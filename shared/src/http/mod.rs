@@ -9,7 +9,6 @@ pub mod problem;
 pub mod routes;
 mod webhooks;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -20,52 +19,8 @@ use axum::response::Response;
 pub use problem::Problem;
 pub use routes::{RouteSpec, Routes};
 
-use crate::aws::AwsClients;
-use crate::clock::SharedClock;
-use crate::config::Config;
-use crate::crypto::Sealer;
-use crate::platforms::PlatformClient;
-use crate::store::{AccountStore, ConnectStore, Journal, TenantStore};
-use crate::tokens::TokenManager;
-
-/// What the handlers share: built once per cold start.
-#[derive(Clone)]
-pub struct AppState {
-    pub tenants: TenantStore,
-    pub accounts: AccountStore,
-    pub connect: ConnectStore,
-    pub journal: Journal,
-    pub platforms: Arc<PlatformClient>,
-    pub tokens: Arc<TokenManager>,
-    pub clock: SharedClock,
-    pub config: Arc<Config>,
-}
-
-impl AppState {
-    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
-        let sealer = Arc::new(Sealer::new(aws.kms.clone(), config.crypto.clone(), clock.clone()));
-        let table = &config.table;
-        let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
-        let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone());
-        let platforms = Arc::new(PlatformClient::new(
-            config.platforms.clone(),
-            config.apps.clone(),
-            config.public_url.clone(),
-            clock.clone(),
-        ));
-        let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), journal.clone(), clock.clone()));
-        Self {
-            tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),
-            connect: ConnectStore::new(aws.dynamodb.clone(), table, clock.clone()),
-            accounts,
-            journal,
-            platforms,
-            tokens,
-            clock,
-            config: Arc::new(config),
-        }
-    }
-}
+/// What the handlers share (see [`crate::app::App`]).
+pub type AppState = crate::app::App;
 
 /// The `connect` function's routes: tenant settings, connect links, OAuth callbacks, accounts.
 pub fn connect_routes() -> Routes {

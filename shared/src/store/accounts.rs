@@ -45,6 +45,9 @@ pub struct Account {
     /// Set while one process refreshes the grant; others wait for the new tokens.
     #[serde(skip)]
     pub refresh_lease_until: Option<OffsetDateTime>,
+    /// When the tenant was told this grant will expire and cannot be refreshed (once per grant).
+    #[serde(skip)]
+    pub expiry_warned_at: Option<OffsetDateTime>,
     #[serde(skip)]
     sealed_tokens: SealedTokens,
 }
@@ -65,6 +68,14 @@ pub enum Credentials<'a> {
     Own(&'a TokenSet),
     /// Another account of the same user holds the grant.
     From(&'a AccountId),
+}
+
+/// The expiry index is spread over a few partitions so no single key takes every write.
+const EXPIRY_PARTITIONS: u8 = 8;
+
+fn expiry_partition(id: &AccountId) -> String {
+    let shard = id.as_str().bytes().fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b)) % EXPIRY_PARTITIONS;
+    format!("EXPIRES#{shard}")
 }
 
 /// What a successful connection yields, before it is stored.
@@ -114,6 +125,15 @@ impl Account {
         if let Some(source) = &self.token_source {
             put("token_source", s(source.as_str()));
         }
+        if let Some(at) = self.expiry_warned_at {
+            put("expiry_warned_at", epoch(at));
+        }
+        // gsi2 lists active grants by expiry, for the refresh sweep.
+        if let (None, AccountStatus::Active, Some(expires)) = (&self.token_source, self.status, self.access_expires_at)
+        {
+            put("gsi2pk", s(expiry_partition(&self.id)));
+            put("gsi2sk", s(format!("{:012}#{}", expires.unix_timestamp(), self.id)));
+        }
         put("version", n(self.version));
         put("created_at", epoch(self.created_at));
         put("updated_at", epoch(self.updated_at));
@@ -145,6 +165,7 @@ impl Account {
             updated_at: r.time("updated_at")?,
             token_source: item.get("token_source").map(|_| r.parse("token_source")).transpose()?,
             refresh_lease_until: r.opt_time("refresh_lease_until")?,
+            expiry_warned_at: r.opt_time("expiry_warned_at")?,
             sealed_tokens: SealedTokens(item.get("tokens").map(|_| r.bytes("tokens").map(<[u8]>::to_vec)).transpose()?),
         })
     }
@@ -229,6 +250,7 @@ impl AccountStore {
             updated_at: now,
             token_source: None,
             refresh_lease_until: None,
+            expiry_warned_at: None,
             sealed_tokens: SealedTokens::default(),
         };
         self.set_credentials(&mut account, credentials).await?;
@@ -310,6 +332,7 @@ impl AccountStore {
         let sealed = self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?;
         let mut next = account.clone();
         next.sealed_tokens = SealedTokens(Some(sealed));
+        next.expiry_warned_at = None;
         next.access_expires_at = access_expires_at.map(whole_seconds);
         next.refresh_expires_at = refresh_expires_at.map(whole_seconds);
         self.write_next(account, next).await
@@ -319,6 +342,36 @@ impl AccountStore {
     pub async fn set_status(&self, account: &Account, status: AccountStatus) -> Result<Account, StoreError> {
         let mut next = account.clone();
         next.status = status;
+        self.write_next(account, next).await
+    }
+
+    /// Active accounts holding a grant that expires before `before` (from the eventually
+    /// consistent expiry index: re-read before acting).
+    pub async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Account>, StoreError> {
+        let mut found = Vec::new();
+        for shard in 0..EXPIRY_PARTITIONS {
+            let mut pages = self
+                .dynamodb
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi2")
+                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
+                .expression_attribute_values(":pk", s(format!("EXPIRES#{shard}")))
+                .expression_attribute_values(":upper", s(format!("{:012}#~", before.unix_timestamp())))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                found.push(Account::from_item(&item?)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records that the tenant was warned this grant will expire.
+    pub async fn mark_expiry_warned(&self, account: &Account) -> Result<Account, StoreError> {
+        let mut next = account.clone();
+        next.expiry_warned_at = Some(whole_seconds(self.clock.now()));
         self.write_next(account, next).await
     }
 

@@ -26,6 +26,15 @@ pub const DEFAULT_SKEW: time::Duration = time::Duration::minutes(5);
 /// How long a refresher holds the lease; a crashed refresher's lease lapses after this.
 const LEASE: time::Duration = time::Duration::seconds(30);
 
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub refreshed: usize,
+    pub needs_reauth: usize,
+    pub warned: usize,
+    pub failed: usize,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The grant is dead (refused, revoked or expired without a way to refresh): the user must
@@ -60,8 +69,8 @@ impl TokenManager {
         self
     }
 
-    fn due(&self, account: &Account) -> bool {
-        account.access_expires_at.is_some_and(|at| at <= self.clock.now() + self.skew)
+    fn due_within(&self, account: &Account, skew: time::Duration) -> bool {
+        account.access_expires_at.is_some_and(|at| at <= self.clock.now() + skew)
     }
 
     fn expired(&self, account: &Account, now: OffsetDateTime) -> bool {
@@ -76,15 +85,64 @@ impl TokenManager {
     /// Tokens that are good for a platform call now, for `account` (or the account holding its
     /// grant), refreshed first if they are about to expire.
     pub async fn usable(&self, account: &Account) -> Result<TokenSet, TokenError> {
+        self.usable_within(account, self.skew).await
+    }
+
+    /// As [`usable`](Self::usable), refreshing if less than `skew` remains.
+    async fn usable_within(&self, account: &Account, skew: time::Duration) -> Result<TokenSet, TokenError> {
         let holder = self.accounts.grant_holder(account).await?;
         Self::check_status(&holder)?;
-        if !self.due(&holder) {
+        if !self.due_within(&holder, skew) {
             return Ok(self.accounts.tokens(&holder).await?);
         }
         // One refresher per account in this process; the others wait here, then see new tokens.
         let lock = self.local_lock(&holder.id);
         let _guard = lock.lock().await;
-        self.refresh_or_wait(&holder).await
+        self.refresh_or_wait(&holder, skew).await
+    }
+
+    /// The scheduled sweep: refreshes every grant expiring within `refresh_horizon`; for grants
+    /// that cannot be refreshed, tells the tenant once (`account.expiring`) when they expire
+    /// within `warn_horizon`, and marks them `needs_reauth` once they have expired.
+    pub async fn sweep(
+        &self,
+        refresh_horizon: time::Duration,
+        warn_horizon: time::Duration,
+    ) -> Result<SweepReport, TokenError> {
+        let now = self.clock.now();
+        let mut report = SweepReport::default();
+        for candidate in self.accounts.expiring(now + warn_horizon.max(refresh_horizon)).await? {
+            // The index is eventually consistent: act on the current record.
+            let Some(account) = self.accounts.get(&candidate.tenant, &candidate.user, &candidate.id).await? else {
+                continue;
+            };
+            if account.status != AccountStatus::Active || account.token_source.is_some() {
+                continue;
+            }
+            let refreshable = self.accounts.tokens(&account).await?.refresh_token.is_some();
+            let result = if refreshable || self.expired(&account, now) {
+                if !self.due_within(&account, refresh_horizon) {
+                    continue;
+                }
+                self.usable_within(&account, refresh_horizon).await.map(|_| ())
+            } else if account.expiry_warned_at.is_none() {
+                let warned = self.accounts.mark_expiry_warned(&account).await?;
+                self.journal.event(kinds::ACCOUNT_EXPIRING, &warned, Some("cannot_refresh")).await?;
+                report.warned += 1;
+                continue;
+            } else {
+                continue;
+            };
+            match result {
+                Ok(()) => report.refreshed += 1,
+                Err(TokenError::NeedsReauth) => report.needs_reauth += 1,
+                Err(e) => {
+                    tracing::warn!(account = %account.id, error = %e, "sweep could not refresh");
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
     }
 
     fn check_status(account: &Account) -> Result<(), TokenError> {
@@ -100,13 +158,13 @@ impl TokenManager {
     }
 
     /// Refreshes under the cross-process lease, or waits for whoever holds it.
-    async fn refresh_or_wait(&self, holder: &Account) -> Result<TokenSet, TokenError> {
+    async fn refresh_or_wait(&self, holder: &Account, skew: time::Duration) -> Result<TokenSet, TokenError> {
         let mut backoff = Duration::from_millis(25);
         let deadline = self.clock.now() + LEASE * 2;
         loop {
             let fresh = self.current(holder).await?;
             Self::check_status(&fresh)?;
-            if !self.due(&fresh) {
+            if !self.due_within(&fresh, skew) {
                 return Ok(self.accounts.tokens(&fresh).await?);
             }
             let now = self.clock.now();

@@ -3,7 +3,7 @@
 
 mod manager;
 
-pub use manager::{TokenError, TokenManager};
+pub use manager::{SweepReport, TokenError, TokenManager};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,52 @@
+//! The application's services, built once per cold start and shared by HTTP handlers and jobs.
+
+use std::sync::Arc;
+
+use crate::aws::AwsClients;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::crypto::Sealer;
+use crate::platforms::PlatformClient;
+use crate::queue::WorkQueue;
+use crate::store::{AccountStore, ConnectStore, Journal, TenantStore};
+use crate::tokens::TokenManager;
+
+#[derive(Clone)]
+pub struct App {
+    pub tenants: TenantStore,
+    pub accounts: AccountStore,
+    pub connect: ConnectStore,
+    pub journal: Journal,
+    pub platforms: Arc<PlatformClient>,
+    pub tokens: Arc<TokenManager>,
+    pub queue: WorkQueue,
+    pub clock: SharedClock,
+    pub config: Arc<Config>,
+}
+
+impl App {
+    pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
+        let sealer = Arc::new(Sealer::new(aws.kms.clone(), config.crypto.clone(), clock.clone()));
+        let table = &config.table;
+        let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
+        let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone());
+        let platforms = Arc::new(PlatformClient::new(
+            config.platforms.clone(),
+            config.apps.clone(),
+            config.public_url.clone(),
+            clock.clone(),
+        ));
+        let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), journal.clone(), clock.clone()));
+        Self {
+            tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            connect: ConnectStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            accounts,
+            journal,
+            platforms,
+            tokens,
+            queue: WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone()),
+            clock,
+            config: Arc::new(config),
+        }
+    }
+}
