@@ -35,6 +35,20 @@ fn refreshes(app: &TestApp, path_suffix: &str) -> usize {
         .count()
 }
 
+/// Re-registers the dev LinkedIn app as one without programmatic refresh tokens (not an MDP partner).
+async fn linkedin_without_refresh_tokens(app: &TestApp) {
+    sandbox_control(
+        app,
+        "/_sandbox/apps",
+        json!({
+            "platform": "linkedin", "client_id": herald_sandbox::dev::LINKEDIN_CLIENT_ID,
+            "client_secret": herald_sandbox::dev::LINKEDIN_CLIENT_SECRET,
+            "redirect_uris": [format!("{}/oauth/linkedin/callback", app.url)], "refresh_tokens": false,
+        }),
+    )
+    .await;
+}
+
 async fn sandbox_control(app: &TestApp, path: &str, body: serde_json::Value) {
     let response = app.browser.post(format!("{}{path}", app.sandbox.url)).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "{path}");
@@ -158,16 +172,7 @@ async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_rea
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     // This deployment's LinkedIn app is not an MDP partner: no refresh tokens.
-    sandbox_control(
-        &app,
-        "/_sandbox/apps",
-        json!({
-            "platform": "linkedin", "client_id": herald_sandbox::dev::LINKEDIN_CLIENT_ID,
-            "client_secret": herald_sandbox::dev::LINKEDIN_CLIENT_SECRET,
-            "redirect_uris": [format!("{}/oauth/linkedin/callback", app.url)], "refresh_tokens": false,
-        }),
-    )
-    .await;
+    linkedin_without_refresh_tokens(&app).await;
     let account = connected(&app, "linkedin", "yrZCpj2Z12").await;
     assert!(account.refresh_expires_at.is_none());
 
@@ -200,16 +205,7 @@ async fn sweep(app: &TestApp) {
 async fn the_sweep_refreshes_what_it_can_and_warns_once_about_what_it_cannot() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    sandbox_control(
-        &app,
-        "/_sandbox/apps",
-        json!({
-            "platform": "linkedin", "client_id": herald_sandbox::dev::LINKEDIN_CLIENT_ID,
-            "client_secret": herald_sandbox::dev::LINKEDIN_CLIENT_SECRET,
-            "redirect_uris": [format!("{}/oauth/linkedin/callback", app.url)], "refresh_tokens": false,
-        }),
-    )
-    .await;
+    linkedin_without_refresh_tokens(&app).await;
     let x = connected(&app, "x", X_USER).await;
     let linkedin = connected(&app, "linkedin", "yrZCpj2Z12").await;
     let warnings = |events: &[herald::store::Event]| events.iter().filter(|e| e.kind == "account.expiring").count();
