@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::platforms::PlatformClient;
 use crate::queue::WorkQueue;
-use crate::store::{AccountStore, ConnectStore, Journal, TenantStore};
+use crate::store::{AccountStore, ConnectStore, Journal, PostStore, TenantStore};
 use crate::tokens::TokenManager;
 
 #[derive(Clone)]
@@ -16,6 +16,7 @@ pub struct App {
     pub tenants: TenantStore,
     pub accounts: AccountStore,
     pub connect: ConnectStore,
+    pub posts: PostStore,
     pub journal: Journal,
     pub platforms: Arc<PlatformClient>,
     pub tokens: Arc<TokenManager>,
@@ -40,6 +41,7 @@ impl App {
         Self {
             tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),
             connect: ConnectStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            posts: PostStore::new(aws.dynamodb.clone(), table, clock.clone()),
             accounts,
             journal,
             platforms,

@@ -110,6 +110,9 @@ pub struct PlatformEndpoints {
     /// `HERALD_LINKEDIN_VERSION` (default `202609`): the `LinkedIn-Version` header, `YYYYMM`;
     /// versions are sunset after about a year (426 `NONEXISTENT_VERSION`), so bump it twice a year.
     pub linkedin_version: String,
+    /// `HERALD_PLATFORM_TIMEOUT_SECONDS` (default 10): the most one platform call may take. A
+    /// publish that times out after sending is recorded as `unknown`, never resent blindly.
+    pub timeout: std::time::Duration,
 }
 
 pub const DEFAULT_META_GRAPH_VERSION: &str = "v26.0";
@@ -130,6 +133,7 @@ impl PlatformEndpoints {
             linkedin_api: static_url("https://api.linkedin.com"),
             linkedin_oauth: static_url("https://www.linkedin.com"),
             linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
+            timeout: std::time::Duration::from_secs(10),
         }
     }
 
@@ -179,6 +183,7 @@ impl PlatformEndpoints {
             linkedin_api: env.url("HERALD_LINKEDIN_API_URL")?.unwrap_or(defaults.linkedin_api),
             linkedin_oauth: env.url("HERALD_LINKEDIN_OAUTH_URL")?.unwrap_or(defaults.linkedin_oauth),
             linkedin_version,
+            timeout: Duration::from_secs(env.parsed("HERALD_PLATFORM_TIMEOUT_SECONDS", 10u64)?.max(1)),
         })
     }
 }

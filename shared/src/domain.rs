@@ -102,6 +102,19 @@ id_type!(
     AccountId, "account id", 64
 );
 
+id_type!(
+    /// Herald's id for a post (`pst_…`): the creation time in hex first, so ids sort by time.
+    PostId, "post id", 64
+);
+
+impl PostId {
+    pub fn generate(now: time::OffsetDateTime) -> Self {
+        let millis = (now.unix_timestamp_nanos() / 1_000_000) as u64;
+        let suffix: [u8; 5] = random_bytes();
+        Self(format!("pst_{millis:012x}{}", hex::encode(suffix)))
+    }
+}
+
 impl TenantId {
     pub fn generate() -> Self {
         Self(random_id("ten_"))

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod http;
 pub mod local;
 pub mod platforms;
+pub mod posts;
 pub mod queue;
 pub mod schema;
 pub mod startup;

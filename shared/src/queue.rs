@@ -29,6 +29,8 @@ pub enum Job {
     /// Refreshes grants nearing expiry and warns tenants about grants that cannot be refreshed.
     /// Sent every 15 minutes by the EventBridge rule in `template.yaml` (`herald queue sweep`).
     RefreshSweep,
+    /// The next attempt at one target of a post.
+    Publish { tenant: crate::domain::TenantId, post: crate::domain::PostId, account: crate::domain::AccountId },
 }
 
 impl Job {
@@ -36,6 +38,7 @@ impl Job {
         match self {
             Job::Ping { .. } => "ping",
             Job::RefreshSweep => "refresh_sweep",
+            Job::Publish { .. } => "publish",
         }
     }
 }
@@ -119,6 +122,8 @@ pub enum JobError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Tokens(#[from] crate::tokens::TokenError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The consumer side: runs a batch of messages with bounded concurrency.
@@ -172,6 +177,26 @@ impl Worker {
         match job {
             Job::Ping { .. } => {
                 tracing::info!(job = "ping", queued_for_s, "queue ping received");
+                Ok(())
+            }
+            Job::Publish { tenant, post, account } => {
+                let Some(found) = self.app.posts.get(&tenant, &post).await? else {
+                    tracing::warn!(post = %post, "publish job for a post that does not exist; dropped");
+                    return Ok(());
+                };
+                let Some(target) = found.targets.iter().find(|t| t.account_id == account) else { return Ok(()) };
+                if !crate::posts::publish::open(target) {
+                    // Already handled (a duplicate delivery, or another worker): nothing to do.
+                    return Ok(());
+                }
+                let now = self.app.clock.now();
+                if let Some(due) = target.next_attempt_at.filter(|at| *at > now) {
+                    let wait = Duration::from_secs((due - now).whole_seconds().max(0) as u64);
+                    crate::posts::publish::schedule(&self.app, &tenant, &post, target, wait).await;
+                    return Ok(());
+                }
+                crate::posts::publish::attempt(&self.app, &found, target, crate::posts::publish::Refresh::Allowed)
+                    .await?;
                 Ok(())
             }
             Job::RefreshSweep => {

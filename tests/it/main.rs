@@ -6,6 +6,7 @@ mod connect;
 mod crypto;
 mod lambda;
 mod openapi;
+mod posts;
 mod queue;
 mod secrets;
 mod template;

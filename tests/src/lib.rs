@@ -122,6 +122,8 @@ impl TestEnv {
         let mut config = self.config();
         config.public_url = url.parse().expect("loopback URL");
         config.platforms = herald::config::PlatformEndpoints::sandbox(&sandbox.url).expect("sandbox URL");
+        // Short, so tests of calls that never answer do not wait long.
+        config.platforms.timeout = std::time::Duration::from_millis(1500);
         config.apps = dev_apps();
         let clock = herald::clock::ManualClock::new(time::OffsetDateTime::now_utc());
         let state = herald::http::AppState::new(config, &self.aws, Arc::new(clock.clone()));
@@ -212,6 +214,26 @@ impl TestApp {
         let back = self.redirected(&callback).await;
         assert!(back.starts_with(RETURN_ORIGIN), "sent back elsewhere: {back}");
         query(&back)
+    }
+
+    /// `POST /v1/posts`, optionally with an idempotency key: status and body.
+    pub async fn post(&self, body: serde_json::Value, key: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.api(reqwest::Method::POST, "/v1/posts").json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("answered");
+        (response.status().as_u16(), response.json().await.expect("json"))
+    }
+
+    /// A media URL on the sandbox (`name` ending in .jpg or .png).
+    pub fn media(&self, name: &str) -> String {
+        format!("{}/_sandbox/media/{name}", self.sandbox.url)
+    }
+
+    /// What the sandbox holds for a platform (`x`, `meta`, `linkedin`), per account.
+    pub fn published(&self, platform: herald_sandbox::Platform) -> Vec<herald_sandbox::Post> {
+        self.sandbox.state.world().posts.iter().filter(|p| p.platform == platform).cloned().collect()
     }
 
     pub async fn accounts(&self, user: &str) -> Vec<serde_json::Value> {

@@ -1,8 +1,231 @@
-//! The `posts` function's routes. Post submission and status arrive with the publishing work;
-//! until then every path here answers with a `route_not_found` problem document.
+//! The `posts` function's routes: submit a post for some of a user's accounts, read it back, list
+//! a user's posts.
 
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::connect::parse_user;
+use super::extract::{ApiJson, ApiPath, Authenticated};
 use super::routes::Routes;
+use super::{AppState, Problem};
+use crate::domain::{AccountId, AccountStatus, PostId, UserId};
+use crate::posts::publish::{Refresh, attempt, schedule};
+use crate::posts::{Media, Post, Target, TargetStatus, validate};
+use crate::store::{CreateError, Created};
 
 pub(super) fn routes() -> Routes {
-    Routes::new()
+    Routes::new().on(Method::POST, "/v1/posts", create).on(Method::GET, "/v1/posts/{post_id}", get_post).on(
+        Method::GET,
+        "/v1/users/{user_id}/posts",
+        list,
+    )
+}
+
+const MAX_TARGETS: usize = 20;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetRequest {
+    account_id: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    options: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostRequest {
+    user_id: String,
+    targets: Vec<TargetRequest>,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    media: Vec<Media>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    scheduled_at: Option<OffsetDateTime>,
+}
+
+/// A broken rule, naming the target it is about.
+fn rule(code: &'static str, field: &str, detail: impl Into<String>, account: Option<&AccountId>) -> Problem {
+    let problem = Problem::invalid(code, field, detail);
+    match account {
+        Some(id) => problem.with("account_id", id.as_str()),
+        None => problem,
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Response, Problem> {
+    // The request's hash, over its JSON with keys in order, for idempotency.
+    let hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
+    let request: PostRequest = serde_json::from_value(body).map_err(|e| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
+            .detail(e.to_string())
+    })?;
+    let key = headers.get("idempotency-key").map(|v| v.to_str().map(str::trim).unwrap_or_default().to_owned());
+    if let Some(key) = &key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)
+    {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "The Idempotency-Key header is invalid",
+        )
+        .detail(format!("1 to {MAX_IDEMPOTENCY_KEY} visible characters")));
+    }
+    let user = UserId::parse(request.user_id).map_err(|e| rule("invalid_user_id", "user_id", e.to_string(), None))?;
+    if request.targets.is_empty() || request.targets.len() > MAX_TARGETS {
+        return Err(rule("invalid_targets", "targets", format!("1 to {MAX_TARGETS} targets"), None));
+    }
+    let now = state.clock.now();
+    let loopback_media = state.config.public_url.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost");
+    validate::common(&request.media, request.scheduled_at, now, loopback_media).map_err(|b| {
+        rule(b.code, if b.code.starts_with("scheduled") { "scheduled_at" } else { "media" }, b.detail, None)
+    })?;
+
+    let mut seen = HashSet::new();
+    let mut targets = Vec::with_capacity(request.targets.len());
+    for (i, requested) in request.targets.iter().enumerate() {
+        let field = format!("targets[{i}]");
+        let id = AccountId::parse(requested.account_id.clone())
+            .map_err(|_| rule("account_not_found", &field, "no such account for this user", None))?;
+        if !seen.insert(id.clone()) {
+            return Err(rule("duplicate_target", &field, "each account may be targeted once", Some(&id)));
+        }
+        // Keys start with the caller's tenant: another tenant's account is not found.
+        let account = state
+            .accounts
+            .get(&tenant, &user, &id)
+            .await?
+            .ok_or_else(|| rule("account_not_found", &field, "no such account for this user", Some(&id)))?;
+        if account.status != AccountStatus::Active {
+            return Err(rule("account_needs_reauth", &field, "the account must be connected again", Some(&id)));
+        }
+        validate::for_platform(account.platform, account.kind, &request.text, &request.media)
+            .map_err(|b| rule(b.code, &field, format!("{}: {}", account.platform, b.detail), Some(&id)))?;
+        targets.push(Target {
+            account_id: id,
+            platform: account.platform,
+            status: TargetStatus::Pending,
+            attempts: 0,
+            platform_post_id: None,
+            url: None,
+            error: None,
+            next_attempt_at: request.scheduled_at,
+            lease_until: None,
+            version: 1,
+        });
+    }
+
+    let post = Post {
+        id: PostId::generate(now),
+        tenant: tenant.clone(),
+        user_id: user,
+        text: request.text,
+        media: request.media,
+        scheduled_at: request.scheduled_at,
+        created_at: crate::store::whole_seconds(now),
+        targets,
+    };
+    let created = state.posts.create(post, key.as_deref().map(|k| (k, hash.as_str()))).await;
+    let post = match created {
+        Ok(Created::New(post)) => post,
+        Ok(Created::Existing(id)) => {
+            let original = state
+                .posts
+                .get(&tenant, &id)
+                .await?
+                .ok_or_else(|| Problem::not_found("post_not_found", "No such post"))?;
+            return Ok((StatusCode::ACCEPTED, Json(original)).into_response());
+        }
+        Err(CreateError::KeyReused) => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different request",
+            ));
+        }
+        Err(CreateError::Store(e)) => return Err(e.into()),
+    };
+
+    if let Some(at) = post.scheduled_at {
+        // Held until its time: one queued attempt per target (long delays are re-queued in steps).
+        let delay = std::time::Duration::from_secs((at - now).whole_seconds().max(0) as u64);
+        for target in &post.targets {
+            schedule(&state, &post.tenant, &post.id, target, delay).await;
+        }
+        return Ok((StatusCode::ACCEPTED, Json(post)).into_response());
+    }
+    // The first attempt, for every target at once. This function may not refresh tokens; a
+    // target whose token is due is handed to the retries function.
+    let attempts = post.targets.iter().map(|target| attempt(&state, &post, target, Refresh::Deferred));
+    let results = futures_util::future::join_all(attempts).await;
+    let mut answered = post.clone();
+    for (slot, result) in answered.targets.iter_mut().zip(results) {
+        match result {
+            Ok(target) => *slot = target,
+            Err(e) => {
+                tracing::error!(post = %post.id, account = %slot.account_id, error = %e, "first attempt could not be recorded")
+            }
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(answered)).into_response())
+}
+
+async fn get_post(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Post>, Problem> {
+    let not_found = || Problem::not_found("post_not_found", "No such post");
+    let id = PostId::parse(id).map_err(|_| not_found())?;
+    state.posts.get(&tenant, &id).await?.map(Json).ok_or_else(not_found)
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<i32>,
+    after: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PostPage {
+    posts: Vec<Post>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<PostId>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    ApiPath(user): ApiPath<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<PostPage>, Problem> {
+    let user = parse_user(user)?;
+    let limit = page.limit.unwrap_or(20).clamp(1, 100);
+    let after = page.after.map(PostId::parse).transpose().map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The after cursor is invalid").detail(e.to_string())
+    })?;
+    let ids = state.posts.list(&tenant, &user, limit, after.as_ref()).await?;
+    let mut posts = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some(post) = state.posts.get(&tenant, id).await? {
+            posts.push(post);
+        }
+    }
+    let next = (ids.len() as i32 == limit).then(|| ids.last().cloned()).flatten();
+    Ok(Json(PostPage { posts, next }))
 }

@@ -55,7 +55,7 @@ async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result
     Ok(response.into_grant(client.clock.now()))
 }
 
-fn api_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+fn api_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     PlatformError::Refused {
         platform,

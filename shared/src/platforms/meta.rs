@@ -43,11 +43,14 @@ pub(super) fn start(client: &PlatformClient, platform: Platform) -> Result<Autho
 }
 
 /// A Graph error object as a refusal, or as transient when it is throttling.
-fn graph_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+pub(super) fn graph_refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let error = &parsed["error"];
     let code = error["code"].as_i64().unwrap_or(0);
-    if THROTTLING.contains(&code) || error["is_transient"].as_bool() == Some(true) {
+    if THROTTLING.contains(&code) {
+        return PlatformError::RateLimited { platform, retry_at: Some(retry_at) };
+    }
+    if error["is_transient"].as_bool() == Some(true) {
         return PlatformError::Transient { platform, detail: format!("Graph code {code}") };
     }
     PlatformError::Refused {

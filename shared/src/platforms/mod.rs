@@ -11,6 +11,7 @@
 mod linkedin;
 mod meta;
 pub mod oauth1;
+pub mod publish;
 mod x;
 
 use std::time::{Duration, Instant};
@@ -38,6 +39,13 @@ pub enum PlatformError {
     Unexpected { platform: Platform, detail: String },
     #[error("{0} is not configured on this deployment")]
     NotConfigured(Platform),
+    /// Over the platform's limit; `retry_at` (Unix seconds) when it says or we can tell.
+    #[error("{platform} is rate limiting")]
+    RateLimited { platform: Platform, retry_at: Option<i64> },
+    /// The request may have reached the platform (timeout or dropped connection after sending):
+    /// it must not be resent blindly.
+    #[error("{platform} may have applied the request: {detail}")]
+    Ambiguous { platform: Platform, detail: String },
 }
 
 impl PlatformError {
@@ -128,7 +136,7 @@ impl PlatformClient {
             // OAuth endpoints must not be followed across redirects (oauth2-rs's advice).
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
+            .timeout(endpoints.timeout)
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
@@ -241,28 +249,91 @@ impl PlatformClient {
         }
     }
 
+    /// Sends a request that creates something (the final publish call): a failure after the
+    /// connection was made is [`PlatformError::Ambiguous`], never plain transient.
+    async fn send_effect(
+        &self,
+        platform: Platform,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, PlatformError> {
+        let started = Instant::now();
+        let result = request.send().await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(response) => {
+                tracing::info!(platform = %platform, endpoint, status = response.status().as_u16(), latency_ms, "platform call");
+                Ok(response)
+            }
+            Err(err) if err.is_connect() => {
+                tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = "connect", "platform call failed");
+                Err(PlatformError::Transient { platform, detail: "could not connect".into() })
+            }
+            Err(err) => {
+                let kind = if err.is_timeout() { "timeout" } else { "transport" };
+                tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = kind, "platform call outcome unknown");
+                Err(PlatformError::Ambiguous { platform, detail: format!("{kind} after the request was sent") })
+            }
+        }
+    }
+
     /// Sends, then reads a JSON body; classifies non-2xx answers with `refusal`.
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
         platform: Platform,
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
-        refusal: fn(Platform, u16, &[u8]) -> PlatformError,
+        refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
     ) -> Result<T, PlatformError> {
         let response = self.send(platform, endpoint, request).await?;
         let status = response.status().as_u16();
+        let retry_at = retry_at(platform, response.headers(), self.clock.now());
         let body = response
             .bytes()
             .await
             .map_err(|_| PlatformError::Transient { platform, detail: "the answer was cut off".into() })?;
-        if status == 429 || status >= 500 {
+        if status == 429 {
+            return Err(PlatformError::RateLimited { platform, retry_at: Some(retry_at) });
+        }
+        if status >= 500 {
             return Err(PlatformError::Transient { platform, detail: format!("status {status}") });
         }
         if !(200..300).contains(&status) {
-            return Err(refusal(platform, status, &body));
+            return Err(refusal(platform, status, &body, retry_at));
         }
         serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
     }
+}
+
+/// When a throttled call may be tried again: X's `x-rate-limit-reset`, `Retry-After`, Meta's
+/// `estimated_time_to_regain_access` (minutes), LinkedIn's next midnight UTC; else in 15 minutes.
+pub(crate) fn retry_at(platform: Platform, headers: &reqwest::header::HeaderMap, now: OffsetDateTime) -> i64 {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let now_s = now.unix_timestamp();
+    if let Some(reset) = header("x-rate-limit-reset").and_then(|v| v.parse::<i64>().ok()) {
+        return reset.max(now_s);
+    }
+    if let Some(after) = header("retry-after").and_then(|v| v.parse::<i64>().ok()) {
+        return now_s + after;
+    }
+    if let Some(minutes) = header("x-business-use-case-usage")
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .and_then(|usage| {
+            usage
+                .as_object()?
+                .values()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .filter_map(|e| e["estimated_time_to_regain_access"].as_i64())
+                .max()
+        })
+        .filter(|m| *m > 0)
+    {
+        return now_s + minutes * 60;
+    }
+    if platform == Platform::Linkedin {
+        return (now_s.div_euclid(86_400) + 1) * 86_400;
+    }
+    now_s + 900
 }
 
 /// An OAuth token response (`RFC 6749 §5.1`), as X and LinkedIn send it.
@@ -298,7 +369,7 @@ impl TokenResponse {
 }
 
 /// An OAuth error body (`{"error", "error_description"}`) as a refusal.
-fn oauth_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+fn oauth_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
     #[derive(Deserialize)]
     struct OAuthError {
         error: String,
@@ -346,6 +417,7 @@ mod tests {
             Platform::Linkedin,
             400,
             br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+            0,
         );
         assert!(e.is_dead_grant());
         assert!(matches!(e, PlatformError::Refused { ref code, .. } if code == "invalid_grant"));

@@ -107,7 +107,7 @@ struct Me {
     username: String,
 }
 
-fn problem_refusal(platform: Platform, status: u16, body: &[u8]) -> PlatformError {
+fn problem_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let code = parsed["type"].as_str().or(parsed["title"].as_str()).unwrap_or("error").to_owned();
     let message = parsed["detail"].as_str().unwrap_or_default().to_owned();

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod connect;
 pub mod journal;
+pub mod posts;
 pub mod tenants;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 pub use accounts::{Account, AccountStore, Credentials, NewAccount};
 pub use connect::{ConnectLink, ConnectStore, ConsumeError, OAuthState};
 pub use journal::{Event, Journal};
+pub use posts::{CreateError, Created, Outcome, PostStore};
 pub use tenants::{ApiKey, Origin, Tenant, TenantStore};
 
 use crate::crypto::CryptoError;
@@ -62,7 +64,7 @@ pub(crate) fn n(value: impl std::fmt::Display) -> AttributeValue {
 }
 
 /// Times are stored as epoch seconds; what a write returns equals what a read will return.
-pub(crate) fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
+pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(0).unwrap_or(at)
 }
 

@@ -88,6 +88,17 @@ impl TokenManager {
         self.usable_within(account, self.skew).await
     }
 
+    /// Tokens that are good now without refreshing, or `None` if they are due for a refresh (for
+    /// callers that may not seal, such as the `posts` function: they hand the work to `retries`).
+    pub async fn fresh(&self, account: &Account) -> Result<Option<TokenSet>, TokenError> {
+        let holder = self.accounts.grant_holder(account).await?;
+        Self::check_status(&holder)?;
+        if self.due_within(&holder, self.skew) {
+            return Ok(None);
+        }
+        Ok(Some(self.accounts.tokens(&holder).await?))
+    }
+
     /// As [`usable`](Self::usable), refreshing if less than `skew` remains.
     async fn usable_within(&self, account: &Account, skew: time::Duration) -> Result<TokenSet, TokenError> {
         let holder = self.accounts.grant_holder(account).await?;

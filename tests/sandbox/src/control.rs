@@ -36,6 +36,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_sandbox/clock/advance", post(advance_clock))
         .route("/_sandbox/posts", get(posts))
         .route("/_sandbox/calls", get(calls))
+        .route("/_sandbox/media/{name}", get(media))
 }
 
 /// Apps and users for `herald dev` and quick experiments (tests register their own). The
@@ -264,4 +265,17 @@ async fn calls(State(sandbox): State<Shared>, Query(filter): Query<Filter>) -> J
         .filter(|c| filter.path.as_deref().is_none_or(|p| c.path.starts_with(p)))
         .collect();
     Json(json!({ "calls": calls }))
+}
+
+/// Media for posts to point at: a tiny image of the type the name's extension says. A name
+/// containing `missing` answers 404.
+async fn media(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0xFF, 0xD9];
+    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0, b'I', b'E', b'N', b'D'];
+    if name.contains("missing") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let lower = name.to_ascii_lowercase();
+    let (content_type, bytes) = if lower.ends_with(".png") { ("image/png", PNG) } else { ("image/jpeg", JPEG) };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response()
 }

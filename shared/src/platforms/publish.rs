@@ -1,0 +1,401 @@
+//! Publishing: one post to one account, through the platform's current API.
+//!
+//! Only the final, creating call of each flow can leave the outcome unknown
+//! ([`PlatformError::Ambiguous`]); the steps before it (media uploads, unpublished photos,
+//! containers) are safe to repeat.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::{PlatformClient, PlatformError, meta::graph_refusal, oauth1};
+use crate::domain::Platform;
+use crate::posts::Media;
+use crate::store::Account;
+use crate::tokens::TokenSet;
+
+/// What a published post is called on its platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+    pub url: Option<String>,
+}
+
+/// Media are fetched by Herald for the platforms that take uploads (X, LinkedIn).
+const MEDIA_MAX_BYTES: usize = 5 * 1024 * 1024;
+/// Instagram containers: status checks before giving the attempt back to the queue.
+const CONTAINER_POLLS: u32 = 10;
+const CONTAINER_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+fn status_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or_default();
+    let code = parsed["code"]
+        .as_str()
+        .or(parsed["type"].as_str())
+        .or(parsed["title"].as_str())
+        .map(str::to_owned)
+        .or_else(|| parsed["errors"][0]["code"].as_i64().map(|c| c.to_string()))
+        .unwrap_or_else(|| status.to_string());
+    let message = parsed["message"]
+        .as_str()
+        .or(parsed["detail"].as_str())
+        .or(parsed["errors"][0]["message"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    PlatformError::Refused { platform, status, code, message }
+}
+
+impl PlatformClient {
+    /// Publishes `text` and `media` as `account`, with its usable `tokens`.
+    pub async fn publish(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        text: &str,
+        media: &[Media],
+    ) -> Result<Published, PlatformError> {
+        match account.platform {
+            Platform::X => self.publish_x(tokens, text, media).await,
+            Platform::Facebook => self.publish_facebook(account, tokens, text, media).await,
+            Platform::Instagram => self.publish_instagram(account, tokens, text, media).await,
+            Platform::Linkedin => self.publish_linkedin(account, tokens, text, media).await,
+        }
+    }
+
+    async fn fetch_media(&self, platform: Platform, media: &Media) -> Result<(Vec<u8>, String), PlatformError> {
+        let response = self.send(platform, "GET media", self.http.get(media.url.clone())).await?;
+        if !response.status().is_success() {
+            return Err(PlatformError::Refused {
+                platform,
+                status: 422,
+                code: "media_unreachable".into(),
+                message: format!("fetching the media answered {}", response.status()),
+            });
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|_| PlatformError::Transient { platform, detail: "media download cut off".into() })?;
+        if bytes.len() > MEDIA_MAX_BYTES {
+            return Err(PlatformError::Refused {
+                platform,
+                status: 422,
+                code: "media_too_large".into(),
+                message: "over 5 MB".into(),
+            });
+        }
+        Ok((bytes.to_vec(), content_type))
+    }
+
+    // --- X ----------------------------------------------------------------------------------
+
+    /// Bearer for OAuth 2.0 grants, a signed header for OAuth 1.0a (bodies are JSON or
+    /// multipart, which are not signed).
+    fn x_authorization(&self, tokens: &TokenSet, method: &str, url: &str) -> Result<String, PlatformError> {
+        match &tokens.token_secret {
+            None => Ok(format!("Bearer {}", tokens.access_token.expose_secret())),
+            Some(secret) => {
+                let app = self.apps.x_oauth1.as_ref().ok_or(PlatformError::NotConfigured(Platform::X))?;
+                let creds = oauth1::Credentials {
+                    consumer_key: &app.client_id,
+                    consumer_secret: app.client_secret.expose_secret(),
+                    token: Some(tokens.access_token.expose_secret()),
+                    token_secret: secret.expose_secret(),
+                };
+                let now = self.clock.now().unix_timestamp();
+                Ok(oauth1::authorization(&oauth1::Request { method, base_url: url, params: &[] }, &creds, now, &[]))
+            }
+        }
+    }
+
+    async fn publish_x(&self, tokens: &TokenSet, text: &str, media: &[Media]) -> Result<Published, PlatformError> {
+        let p = Platform::X;
+        let api = self.endpoints.x_api.as_str().trim_end_matches('/').to_owned();
+        let mut media_ids = Vec::new();
+        for item in media {
+            let (bytes, content_type) = self.fetch_media(p, item).await?;
+            let url = format!("{api}/2/media/upload");
+            let part = reqwest::multipart::Part::bytes(bytes)
+                .file_name("media")
+                .mime_str(&content_type)
+                .unwrap_or_else(|_| reqwest::multipart::Part::bytes(Vec::new()));
+            let form = reqwest::multipart::Form::new().text("media_category", "tweet_image").part("media", part);
+            let request = self
+                .http
+                .post(&url)
+                .header("authorization", self.x_authorization(tokens, "POST", &url)?)
+                .multipart(form);
+            let uploaded: Value = self.json(p, "POST /2/media/upload", request, status_refusal).await?;
+            let id = uploaded["data"]["id"]
+                .as_str()
+                .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no media id".into() })?;
+            media_ids.push(id.to_owned());
+        }
+        let mut body = json!({ "text": text });
+        if !media_ids.is_empty() {
+            body["media"] = json!({ "media_ids": media_ids });
+        }
+        let url = format!("{api}/2/tweets");
+        let request =
+            self.http.post(&url).header("authorization", self.x_authorization(tokens, "POST", &url)?).json(&body);
+        let response = self.send_effect(p, "POST /2/tweets", request).await?;
+        let created: Value = self.read_effect(p, response, status_refusal).await?;
+        let id = created["data"]["id"]
+            .as_str()
+            .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no post id".into() })?;
+        Ok(Published { id: id.to_owned(), url: Some(format!("https://x.com/i/web/status/{id}")) })
+    }
+
+    /// Reads the answer of a creating call: errors are classified as in [`Self::json`], and a
+    /// body cut off after a 2xx status is ambiguous (the post exists).
+    async fn read_effect(
+        &self,
+        platform: Platform,
+        response: reqwest::Response,
+        refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
+    ) -> Result<Value, PlatformError> {
+        let status = response.status().as_u16();
+        let retry_at = super::retry_at(platform, response.headers(), self.clock.now());
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|_| PlatformError::Ambiguous { platform, detail: "the answer was cut off".into() })?;
+        if status == 429 {
+            return Err(PlatformError::RateLimited { platform, retry_at: Some(retry_at) });
+        }
+        if status >= 500 {
+            return Err(PlatformError::Transient { platform, detail: format!("status {status}") });
+        }
+        if !(200..300).contains(&status) {
+            return Err(refusal(platform, status, &body, retry_at));
+        }
+        if body.is_empty() {
+            // LinkedIn answers 201 with the id in a header.
+            let id = headers.get("x-restli-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            return Ok(json!({ "id": id }));
+        }
+        serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
+    }
+
+    // --- Facebook Pages ---------------------------------------------------------------------
+
+    fn graph_url(&self, path: &str) -> String {
+        format!(
+            "{}/{}{path}",
+            self.endpoints.meta_graph.as_str().trim_end_matches('/'),
+            self.endpoints.meta_graph_version
+        )
+    }
+
+    async fn publish_facebook(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        text: &str,
+        media: &[Media],
+    ) -> Result<Published, PlatformError> {
+        let p = Platform::Facebook;
+        let page = &account.platform_account_id;
+        let token = tokens.access_token.expose_secret();
+        let post_url = |id: &str| Some(format!("https://www.facebook.com/{id}"));
+        if media.len() == 1 {
+            let request = self.http.post(self.graph_url(&format!("/{page}/photos"))).form(&[
+                ("url", media[0].url.as_str()),
+                ("caption", text),
+                ("access_token", token),
+            ]);
+            let response = self.send_effect(p, "POST /{page-id}/photos", request).await?;
+            let created = self.read_effect(p, response, graph_refusal).await?;
+            let id = created["post_id"].as_str().or(created["id"].as_str()).unwrap_or_default().to_owned();
+            return Ok(Published { url: post_url(&id), id });
+        }
+        let mut form: Vec<(String, String)> =
+            vec![("message".into(), text.to_owned()), ("access_token".into(), token.to_owned())];
+        for (i, item) in media.iter().enumerate() {
+            // Unpublished photos first; they are attached to one post below.
+            let request = self.http.post(self.graph_url(&format!("/{page}/photos"))).form(&[
+                ("url", item.url.as_str()),
+                ("published", "false"),
+                ("access_token", token),
+            ]);
+            let photo: Value = self.json(p, "POST /{page-id}/photos (unpublished)", request, graph_refusal).await?;
+            let id = photo["id"]
+                .as_str()
+                .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no photo id".into() })?;
+            form.push((format!("attached_media[{i}]"), json!({ "media_fbid": id }).to_string()));
+        }
+        let request = self.http.post(self.graph_url(&format!("/{page}/feed"))).form(&form);
+        let response = self.send_effect(p, "POST /{page-id}/feed", request).await?;
+        let created = self.read_effect(p, response, graph_refusal).await?;
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        Ok(Published { url: post_url(&id), id })
+    }
+
+    // --- Instagram --------------------------------------------------------------------------
+
+    async fn container(&self, tokens: &TokenSet, ig: &str, params: &[(&str, &str)]) -> Result<String, PlatformError> {
+        let p = Platform::Instagram;
+        let mut form = params.to_vec();
+        form.push(("access_token", tokens.access_token.expose_secret()));
+        let request = self.http.post(self.graph_url(&format!("/{ig}/media"))).form(&form);
+        let created: Value = self.json(p, "POST /{ig-user-id}/media", request, graph_refusal).await?;
+        created["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no container id".into() })
+    }
+
+    /// Polls a container until FINISHED (bounded); still in progress → transient.
+    async fn container_ready(&self, tokens: &TokenSet, container: &str) -> Result<(), PlatformError> {
+        let p = Platform::Instagram;
+        for poll in 0..CONTAINER_POLLS {
+            let request = self
+                .http
+                .get(self.graph_url(&format!("/{container}")))
+                .query(&[("fields", "status_code"), ("access_token", tokens.access_token.expose_secret())]);
+            let status: Value = self.json(p, "GET /{container-id}?fields=status_code", request, graph_refusal).await?;
+            match status["status_code"].as_str() {
+                Some("FINISHED") => return Ok(()),
+                Some("IN_PROGRESS") if poll + 1 < CONTAINER_POLLS => tokio::time::sleep(CONTAINER_POLL_INTERVAL).await,
+                Some("IN_PROGRESS") => break,
+                other => {
+                    return Err(PlatformError::Refused {
+                        platform: p,
+                        status: 400,
+                        code: format!("container_{}", other.unwrap_or("unknown").to_ascii_lowercase()),
+                        message: "the media container could not be processed".into(),
+                    });
+                }
+            }
+        }
+        Err(PlatformError::Transient { platform: p, detail: "the media is still being processed".into() })
+    }
+
+    async fn publish_instagram(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        text: &str,
+        media: &[Media],
+    ) -> Result<Published, PlatformError> {
+        let p = Platform::Instagram;
+        let ig = &account.platform_account_id;
+        // The publishing quota is read and respected before anything is created.
+        let request = self
+            .http
+            .get(self.graph_url(&format!("/{ig}/content_publishing_limit")))
+            .query(&[("fields", "quota_usage,config"), ("access_token", tokens.access_token.expose_secret())]);
+        let limit: Value = self.json(p, "GET /{ig-user-id}/content_publishing_limit", request, graph_refusal).await?;
+        let usage = limit["data"][0]["quota_usage"].as_i64().unwrap_or(0);
+        let total = limit["data"][0]["config"]["quota_total"].as_i64().unwrap_or(i64::MAX);
+        if usage >= total {
+            // A rolling 24 h window: a slot frees when the oldest post leaves it; check hourly.
+            return Err(PlatformError::RateLimited {
+                platform: p,
+                retry_at: Some(self.clock.now().unix_timestamp() + 3600),
+            });
+        }
+        let creation = if media.len() == 1 {
+            let mut params = vec![("image_url", media[0].url.as_str()), ("caption", text)];
+            if let Some(alt) = &media[0].alt_text {
+                params.push(("alt_text", alt.as_str()));
+            }
+            self.container(tokens, ig, &params).await?
+        } else {
+            let mut children = Vec::new();
+            for item in media {
+                let child = self
+                    .container(tokens, ig, &[("image_url", item.url.as_str()), ("is_carousel_item", "true")])
+                    .await?;
+                self.container_ready(tokens, &child).await?;
+                children.push(child);
+            }
+            let joined = children.join(",");
+            self.container(tokens, ig, &[("media_type", "CAROUSEL"), ("children", &joined), ("caption", text)]).await?
+        };
+        self.container_ready(tokens, &creation).await?;
+        let request = self
+            .http
+            .post(self.graph_url(&format!("/{ig}/media_publish")))
+            .form(&[("creation_id", creation.as_str()), ("access_token", tokens.access_token.expose_secret())]);
+        let response = self.send_effect(p, "POST /{ig-user-id}/media_publish", request).await?;
+        let published = self.read_effect(p, response, graph_refusal).await?;
+        let id = published["id"].as_str().unwrap_or_default().to_owned();
+        Ok(Published { id, url: None })
+    }
+
+    // --- LinkedIn ---------------------------------------------------------------------------
+
+    fn linkedin_rest(&self, request: reqwest::RequestBuilder, tokens: &TokenSet) -> reqwest::RequestBuilder {
+        request
+            .bearer_auth(tokens.access_token.expose_secret())
+            .header("LinkedIn-Version", self.endpoints.linkedin_version.as_str())
+            .header("X-Restli-Protocol-Version", "2.0.0")
+    }
+
+    async fn publish_linkedin(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        text: &str,
+        media: &[Media],
+    ) -> Result<Published, PlatformError> {
+        let p = Platform::Linkedin;
+        let api = self.endpoints.linkedin_api.as_str().trim_end_matches('/').to_owned();
+        let author = &account.platform_account_id;
+        let mut images = Vec::new();
+        for item in media {
+            let request =
+                self.linkedin_rest(self.http.post(format!("{api}/rest/images?action=initializeUpload")), tokens);
+            let init: Value = self
+                .json(
+                    p,
+                    "POST /rest/images?action=initializeUpload",
+                    request.json(&json!({ "initializeUploadRequest": { "owner": author } })),
+                    status_refusal,
+                )
+                .await?;
+            let (Some(upload_url), Some(image)) =
+                (init["value"]["uploadUrl"].as_str(), init["value"]["image"].as_str())
+            else {
+                return Err(PlatformError::Unexpected { platform: p, detail: "no upload URL".into() });
+            };
+            let (bytes, _) = self.fetch_media(p, item).await?;
+            let put = self.http.put(upload_url).bearer_auth(tokens.access_token.expose_secret()).body(bytes);
+            let uploaded = self.send(p, "PUT upload URL", put).await?;
+            if !uploaded.status().is_success() {
+                return Err(PlatformError::Transient {
+                    platform: p,
+                    detail: format!("image upload answered {}", uploaded.status()),
+                });
+            }
+            images.push(json!({ "id": image, "altText": item.alt_text.clone().unwrap_or_default() }));
+        }
+        let mut body = json!({
+            "author": author,
+            "commentary": text,
+            "visibility": "PUBLIC",
+            "distribution": { "feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": [] },
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": false,
+        });
+        match images.len() {
+            0 => {}
+            1 => body["content"] = json!({ "media": images[0] }),
+            _ => body["content"] = json!({ "multiImage": { "images": images } }),
+        }
+        let request = self.linkedin_rest(self.http.post(format!("{api}/rest/posts")), tokens).json(&body);
+        let response = self.send_effect(p, "POST /rest/posts", request).await?;
+        let created = self.read_effect(p, response, status_refusal).await?;
+        let urn = created["id"].as_str().unwrap_or_default().to_owned();
+        Ok(Published { url: Some(format!("https://www.linkedin.com/feed/update/{urn}")), id: urn })
+    }
+}

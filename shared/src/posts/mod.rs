@@ -1,0 +1,118 @@
+//! Posts: what a tenant asks to publish, the per-platform rules checked before anything is
+//! stored, and each target's state.
+
+pub mod publish;
+pub mod validate;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::domain::{AccountId, Platform, PostId, TenantId, UserId};
+
+/// One media item, by URL (the platforms fetch it, or Herald does for upload-only APIs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    pub url: Url,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+}
+
+/// A target's state. Transitions are conditional writes (see `store::posts`):
+///
+/// ```text
+/// pending ──claim──▶ publishing ──▶ published
+///    ▲                   │ ├──────▶ failed      (refused: the platform's code and message)
+///    │                   │ ├──────▶ unknown     (may have been applied; not resent blindly)
+///    └──── retrying ◀────┘ └──────▶ retrying    (transient, throttled: queued with a delay)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    Pending,
+    Publishing,
+    Published,
+    Retrying,
+    Failed,
+    Unknown,
+}
+
+impl TargetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Pending => "pending",
+            TargetStatus::Publishing => "publishing",
+            TargetStatus::Published => "published",
+            TargetStatus::Retrying => "retrying",
+            TargetStatus::Failed => "failed",
+            TargetStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TargetStatus::Published | TargetStatus::Failed | TargetStatus::Unknown)
+    }
+}
+
+impl std::str::FromStr for TargetStatus {
+    type Err = ();
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        [
+            TargetStatus::Pending,
+            TargetStatus::Publishing,
+            TargetStatus::Published,
+            TargetStatus::Retrying,
+            TargetStatus::Failed,
+            TargetStatus::Unknown,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+        .ok_or(())
+    }
+}
+
+/// Why a target failed (or is unknown): Herald's code and words, and the platform's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetError {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub account_id: AccountId,
+    pub platform: Platform,
+    pub status: TargetStatus,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_post_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<TargetError>,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(skip)]
+    pub lease_until: Option<OffsetDateTime>,
+    #[serde(skip)]
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Post {
+    pub id: PostId,
+    #[serde(skip)]
+    pub tenant: TenantId,
+    pub user_id: UserId,
+    pub text: String,
+    pub media: Vec<Media>,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub targets: Vec<Target>,
+}

@@ -1,0 +1,174 @@
+//! One publishing attempt for one target: claim it, get a usable token, publish, record what
+//! happened, and hand retryable failures to the queue with the delay they call for.
+
+use std::time::Duration;
+
+use crate::app::App;
+use crate::domain::{PostId, TenantId};
+use crate::platforms::PlatformError;
+use crate::posts::{Post, Target, TargetError, TargetStatus};
+use crate::queue::Job;
+use crate::store::{Outcome, StoreError};
+use crate::tokens::TokenError;
+
+/// How long a claimed target is ours; a publish takes well under this.
+const CLAIM: time::Duration = time::Duration::minutes(2);
+/// Attempts per target before it fails for good.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Full-jitter exponential backoff: base and cap.
+const BACKOFF_BASE_S: u64 = 2;
+const BACKOFF_CAP_S: u64 = 900;
+
+/// Whether this caller may refresh tokens (only the functions allowed to seal may).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Allowed,
+    Deferred,
+}
+
+fn error(code: &str, message: impl Into<String>) -> TargetError {
+    TargetError { code: code.to_owned(), message: message.into(), platform_code: None, platform_message: None }
+}
+
+/// A random delay in `[0, min(cap, base · 2^attempt)]` (AWS's "full jitter").
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_CAP_S.min(BACKOFF_BASE_S.saturating_mul(1u64 << attempt.min(20)));
+    let random = u64::from_le_bytes(crate::domain::random_bytes());
+    Duration::from_millis(random % (ceiling * 1000 + 1))
+}
+
+/// What a platform failure means for the target.
+fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> Outcome {
+    let later = |delay: Duration| now + time::Duration::milliseconds(delay.as_millis() as i64);
+    match err {
+        PlatformError::Refused { status: 401, code, message, .. } => {
+            // The token was refused although it looked valid: refresh once, then retry.
+            Outcome::Retry {
+                at: later(Duration::from_secs(1)),
+                error: Some(TargetError {
+                    code: "unauthorized".into(),
+                    message: "the platform refused the token".into(),
+                    platform_code: Some(code),
+                    platform_message: Some(message),
+                }),
+            }
+        }
+        PlatformError::Refused { code, message, status, .. } => Outcome::Failed(TargetError {
+            code: "platform_rejected".into(),
+            message: format!("the platform refused the post ({status})"),
+            platform_code: Some(code),
+            platform_message: Some(message),
+        }),
+        PlatformError::RateLimited { retry_at, .. } => {
+            let at = retry_at
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                .unwrap_or(later(Duration::from_secs(900)));
+            Outcome::Retry {
+                at: at.max(now),
+                error: Some(error("rate_limited", "the platform's limit was reached; deferred to its reset")),
+            }
+        }
+        PlatformError::Transient { detail, .. } => {
+            Outcome::Retry { at: later(backoff(attempts)), error: Some(error("platform_unavailable", detail)) }
+        }
+        PlatformError::Ambiguous { detail, .. } | PlatformError::Unexpected { detail, .. } => Outcome::Unknown(error(
+            "outcome_unknown",
+            format!("the platform may have published this post ({detail}); it was not sent again"),
+        )),
+        PlatformError::NotConfigured(platform) => {
+            Outcome::Failed(error("platform_not_configured", format!("{platform} is not configured")))
+        }
+    }
+}
+
+/// One attempt at `target` of `post`. Returns the target as it now stands (someone else's
+/// claim included: then it is left alone).
+pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) -> Result<Target, StoreError> {
+    let claimed = match app.posts.claim(&post.tenant, &post.id, target, CLAIM).await {
+        Ok(claimed) => claimed,
+        Err(StoreError::VersionConflict) => {
+            return app.posts.target(&post.tenant, &post.id, &target.account_id).await?.ok_or(StoreError::NotFound);
+        }
+        Err(e) => return Err(e),
+    };
+    let now = app.clock.now();
+    let outcome = run(app, post, &claimed, refresh).await;
+    let outcome = match outcome {
+        // Bounded attempts: the last retryable failure fails the target with its reason.
+        Outcome::Retry { error: last, .. } if claimed.attempts >= MAX_ATTEMPTS => Outcome::Failed(TargetError {
+            code: "attempts_exhausted".into(),
+            message: format!(
+                "{MAX_ATTEMPTS} attempts failed; the last: {}",
+                last.as_ref().map(|e| e.message.as_str()).unwrap_or("retry")
+            ),
+            platform_code: last.as_ref().and_then(|e| e.platform_code.clone()),
+            platform_message: last.and_then(|e| e.platform_message),
+        }),
+        other => other,
+    };
+    let finished = app.posts.finish(&post.tenant, &post.id, &claimed, &outcome).await?;
+    if let Outcome::Retry { at, .. } = &outcome {
+        let delay = (*at - now).max(time::Duration::ZERO);
+        schedule(app, &post.tenant, &post.id, &claimed, Duration::from_secs(delay.whole_seconds() as u64)).await;
+    }
+    tracing::info!(
+        post = %post.id,
+        account = %claimed.account_id,
+        platform = %claimed.platform,
+        attempt = claimed.attempts,
+        status = finished.status.as_str(),
+        "publish attempt"
+    );
+    Ok(finished)
+}
+
+/// Queues the next attempt. A failed enqueue is logged; the target stays `retrying` with its
+/// due time, so nothing is lost (the due-time sweep picks it up).
+pub async fn schedule(app: &App, tenant: &TenantId, post: &PostId, target: &Target, delay: Duration) {
+    let job = Job::Publish { tenant: tenant.clone(), post: post.clone(), account: target.account_id.clone() };
+    if let Err(e) = app.queue.enqueue(job, delay).await {
+        tracing::error!(post = %post, account = %target.account_id, error = %e, "could not queue the next attempt");
+    }
+}
+
+async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outcome {
+    let now = app.clock.now();
+    let account = match app.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return Outcome::Failed(error("account_not_found", "the account was disconnected")),
+        Err(e) => {
+            return Outcome::Retry {
+                at: now + time::Duration::seconds(5),
+                error: Some(error("internal_error", e.to_string())),
+            };
+        }
+    };
+    let tokens = match refresh {
+        Refresh::Allowed => app.tokens.usable(&account).await.map(Some),
+        Refresh::Deferred => app.tokens.fresh(&account).await,
+    };
+    let tokens = match tokens {
+        Ok(Some(tokens)) => tokens,
+        // Due for a refresh, which this function may not do: the retries function will.
+        Ok(None) => return Outcome::Retry { at: now, error: None },
+        Err(TokenError::NeedsReauth) | Err(TokenError::Revoked) => {
+            return Outcome::Failed(error("account_needs_reauth", "the account must be connected again"));
+        }
+        Err(TokenError::Transient(e)) => return outcome_of(e, claimed.attempts, now),
+        Err(TokenError::Store(e)) => {
+            return Outcome::Retry {
+                at: now + time::Duration::seconds(5),
+                error: Some(error("internal_error", e.to_string())),
+            };
+        }
+    };
+    match app.platforms.publish(&account, &tokens, &post.text, &post.media).await {
+        Ok(published) => Outcome::Published { platform_post_id: published.id, url: published.url },
+        Err(e) => outcome_of(e, claimed.attempts, now),
+    }
+}
+
+/// Whether a target still needs work.
+pub fn open(target: &Target) -> bool {
+    matches!(target.status, TargetStatus::Pending | TargetStatus::Retrying)
+}

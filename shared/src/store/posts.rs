@@ -1,0 +1,385 @@
+//! Posts, their targets (one state machine per account) and idempotency keys.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | post | `POST#{tenant}#{post}` | `POST` |
+//! | target | `POST#{tenant}#{post}` | `TARGET#{account}` |
+//! | idempotency key | `IDEM#{tenant}#{sha256(key)}` | `IDEM` |
+//!
+//! A post and its targets (and its idempotency key) are written in one transaction. Every target
+//! transition is a conditional update on the target's version and status.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s};
+use crate::clock::SharedClock;
+use crate::domain::{AccountId, PostId, TenantId, UserId};
+use crate::posts::{Media, Post, Target, TargetError, TargetStatus};
+use crate::schema::TTL_ATTRIBUTE;
+
+/// Idempotency keys are remembered for a day.
+const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
+
+/// The result of creating a post with an idempotency key.
+#[derive(Debug)]
+pub enum Created {
+    New(Post),
+    /// The key was used before with the same request: the original post.
+    Existing(PostId),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("the idempotency key was used with a different request")]
+    KeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a finished attempt wrote to a target.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Published {
+        platform_post_id: String,
+        url: Option<String>,
+    },
+    Failed(TargetError),
+    /// May have been applied: never resent blindly.
+    Unknown(TargetError),
+    /// Try again at `at` (transient failure, throttling, a token to refresh first).
+    Retry {
+        at: OffsetDateTime,
+        error: Option<TargetError>,
+    },
+}
+
+#[derive(Clone)]
+pub struct PostStore {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    clock: SharedClock,
+}
+
+fn post_pk(tenant: &TenantId, post: &PostId) -> String {
+    format!("POST#{tenant}#{post}")
+}
+
+fn idem_pk(tenant: &TenantId, key: &str) -> String {
+    format!("IDEM#{tenant}#{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+fn json_attr<T: serde::Serialize>(value: &T) -> AttributeValue {
+    s(serde_json::to_string(value).expect("plain data serializes"))
+}
+
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+impl Target {
+    fn to_item(&self, tenant: &TenantId, post: &PostId) -> Item {
+        let mut item = Item::from([
+            ("pk".to_owned(), s(post_pk(tenant, post))),
+            ("sk".to_owned(), s(format!("TARGET#{}", self.account_id))),
+            ("account_id".to_owned(), s(self.account_id.as_str())),
+            ("platform".to_owned(), s(self.platform.as_str())),
+            ("status".to_owned(), s(self.status.as_str())),
+            ("attempts".to_owned(), n(self.attempts)),
+            ("version".to_owned(), n(self.version)),
+        ]);
+        if let Some(at) = self.next_attempt_at {
+            item.insert("next_attempt_at".to_owned(), epoch(at));
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let r = Reader(item);
+        let error = item
+            .get("error")
+            .and_then(|v| v.as_s().ok())
+            .map(|raw| serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?;
+        Ok(Self {
+            account_id: r.parse("account_id")?,
+            platform: r.parse("platform")?,
+            status: r.str("status")?.parse().map_err(|_| StoreError::Corrupt("status".into()))?,
+            attempts: r.u64("attempts")? as u32,
+            platform_post_id: item.get("platform_post_id").and_then(|v| v.as_s().ok()).cloned(),
+            url: item.get("post_url").and_then(|v| v.as_s().ok()).cloned(),
+            error,
+            next_attempt_at: r.opt_time("next_attempt_at")?,
+            lease_until: r.opt_time("lease_until")?,
+            version: r.u64("version")?,
+        })
+    }
+}
+
+impl PostStore {
+    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>, clock: SharedClock) -> Self {
+        Self { dynamodb, table: table.into(), clock }
+    }
+
+    /// Stores a post and its targets; with an idempotency key, at most once per key.
+    pub async fn create(&self, post: Post, idempotency: Option<(&str, &str)>) -> Result<Created, CreateError> {
+        let pk = post_pk(&post.tenant, &post.id);
+        let mut item = Item::from([
+            ("pk".to_owned(), s(pk.clone())),
+            ("sk".to_owned(), s("POST")),
+            ("post_id".to_owned(), s(post.id.as_str())),
+            ("user_id".to_owned(), s(post.user_id.as_str())),
+            ("text".to_owned(), s(post.text.clone())),
+            ("media".to_owned(), json_attr(&post.media)),
+            ("created_at".to_owned(), epoch(post.created_at)),
+            // gsi1: a user's posts, newest first (post ids sort by creation time).
+            ("gsi1pk".to_owned(), s(format!("POSTS#{}#{}", post.tenant, post.user_id))),
+            ("gsi1sk".to_owned(), s(post.id.as_str())),
+        ]);
+        if let Some(at) = post.scheduled_at {
+            item.insert("scheduled_at".to_owned(), epoch(at));
+        }
+        let mut writes = vec![put(&self.table, item, Some("attribute_not_exists(pk)"))?];
+        for target in &post.targets {
+            writes.push(put(&self.table, target.to_item(&post.tenant, &post.id), Some("attribute_not_exists(pk)"))?);
+        }
+        if let Some((key, hash)) = idempotency {
+            let idem = Item::from([
+                ("pk".to_owned(), s(idem_pk(&post.tenant, key))),
+                ("sk".to_owned(), s("IDEM")),
+                ("post_id".to_owned(), s(post.id.as_str())),
+                ("request_hash".to_owned(), s(hash)),
+                (TTL_ATTRIBUTE.to_owned(), epoch(self.clock.now() + IDEMPOTENCY_TTL)),
+            ]);
+            writes.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
+        }
+        let result = self.dynamodb.transact_write_items().set_transact_items(Some(writes)).send().await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(Created::New(post)),
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) && idempotency.is_some() => {
+                let (key, hash) = idempotency.expect("checked");
+                self.existing(&post.tenant, key, hash).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn existing(&self, tenant: &TenantId, key: &str, hash: &str) -> Result<Created, CreateError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(idem_pk(tenant, key)))
+            .key("sk", s("IDEM"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from)?;
+        let item = out.item.ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()))?;
+        let r = Reader(&item);
+        if r.str("request_hash")? != hash {
+            return Err(CreateError::KeyReused);
+        }
+        Ok(Created::Existing(r.parse("post_id")?))
+    }
+
+    /// A post with all its targets.
+    pub async fn get(&self, tenant: &TenantId, id: &PostId) -> Result<Option<Post>, StoreError> {
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(post_pk(tenant, id)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut post: Option<Post> = None;
+        let mut targets = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item?;
+            let r = Reader(&item);
+            if r.str("sk")? == "POST" {
+                let media: Vec<Media> =
+                    serde_json::from_str(r.str("media")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                post = Some(Post {
+                    id: id.clone(),
+                    tenant: tenant.clone(),
+                    user_id: r.parse("user_id")?,
+                    text: r.str("text")?.to_owned(),
+                    media,
+                    scheduled_at: r.opt_time("scheduled_at")?,
+                    created_at: r.time("created_at")?,
+                    targets: Vec::new(),
+                });
+            } else {
+                targets.push(Target::from_item(&item)?);
+            }
+        }
+        Ok(post.map(|mut p| {
+            p.targets = targets;
+            p
+        }))
+    }
+
+    /// A user's post ids, newest first; `after` continues from the last id of the previous page.
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        limit: i32,
+        after: Option<&PostId>,
+    ) -> Result<Vec<PostId>, StoreError> {
+        let mut query = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(format!("POSTS#{tenant}#{user}")))
+            .scan_index_forward(false)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :after")
+                .expression_attribute_values(":after", s(after.as_str()));
+        }
+        let out = query.send().await?;
+        out.items().iter().map(|item| Reader(item).parse("post_id")).collect()
+    }
+
+    /// Claims a target for one attempt: `pending`/`retrying` (and due) → `publishing`, with a
+    /// lease, as read at `target.version`. Exactly one caller wins.
+    pub async fn claim(
+        &self,
+        tenant: &TenantId,
+        post: &PostId,
+        target: &Target,
+        lease: time::Duration,
+    ) -> Result<Target, StoreError> {
+        let now = self.clock.now();
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(post_pk(tenant, post)))
+            .key("sk", s(format!("TARGET#{}", target.account_id)))
+            .update_expression("SET #status = :publishing, lease_until = :until, attempts = attempts + :one, version = version + :one REMOVE next_attempt_at")
+            .condition_expression("version = :read AND #status IN (:pending, :retrying) AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
+            .expression_attribute_values(":pending", s(TargetStatus::Pending.as_str()))
+            .expression_attribute_values(":retrying", s(TargetStatus::Retrying.as_str()))
+            .expression_attribute_values(":until", epoch(now + lease))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":read", n(target.version))
+            .expression_attribute_values(":now", epoch(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records the outcome of the attempt the caller claimed.
+    pub async fn finish(
+        &self,
+        tenant: &TenantId,
+        post: &PostId,
+        claimed: &Target,
+        outcome: &Outcome,
+    ) -> Result<Target, StoreError> {
+        let mut update = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(post_pk(tenant, post)))
+            .key("sk", s(format!("TARGET#{}", claimed.account_id)))
+            .condition_expression("version = :read AND #status = :publishing")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":read", n(claimed.version))
+            .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew);
+        let (status, mut sets, mut removes) = (
+            match outcome {
+                Outcome::Published { .. } => TargetStatus::Published,
+                Outcome::Failed(_) => TargetStatus::Failed,
+                Outcome::Unknown(_) => TargetStatus::Unknown,
+                Outcome::Retry { .. } => TargetStatus::Retrying,
+            },
+            vec!["#status = :status", "version = version + :one"],
+            vec!["lease_until"],
+        );
+        update = update.expression_attribute_values(":status", s(status.as_str()));
+        match outcome {
+            Outcome::Published { platform_post_id, url } => {
+                sets.push("platform_post_id = :pid");
+                update = update.expression_attribute_values(":pid", s(platform_post_id));
+                if let Some(url) = url {
+                    sets.push("post_url = :url");
+                    update = update.expression_attribute_values(":url", s(url));
+                }
+                removes.push("#error");
+                update = update.expression_attribute_names("#error", "error");
+            }
+            Outcome::Failed(error) | Outcome::Unknown(error) => {
+                sets.push("#error = :error");
+                update = update
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_values(":error", json_attr(error));
+            }
+            Outcome::Retry { at, error } => {
+                sets.push("next_attempt_at = :at");
+                update = update.expression_attribute_values(":at", epoch(*at));
+                if let Some(error) = error {
+                    sets.push("#error = :error");
+                    update = update
+                        .expression_attribute_names("#error", "error")
+                        .expression_attribute_values(":error", json_attr(error));
+                }
+            }
+        }
+        let expression = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
+        let result = update.update_expression(expression).send().await;
+        match result.map_err(StoreError::from) {
+            Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The current state of one target.
+    pub async fn target(
+        &self,
+        tenant: &TenantId,
+        post: &PostId,
+        account: &AccountId,
+    ) -> Result<Option<Target>, StoreError> {
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(post_pk(tenant, post)))
+            .key("sk", s(format!("TARGET#{account}")))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.as_ref().map(Target::from_item).transpose()
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,292 @@
+//! Publishing end to end: Herald on loopback, the platform sandbox, DynamoDB/KMS/SQS in moto.
+
+use std::collections::HashMap;
+
+use herald_sandbox::Platform as SandboxPlatform;
+use herald_testkit::{TestApp, TestEnv};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Connects every platform for `user-1`; returns account ids by kind.
+async fn connect_all(app: &TestApp) -> HashMap<&'static str, String> {
+    for (platform, user) in [
+        ("x", "2244994945"),
+        ("facebook", "10158000000000001"),
+        ("instagram", "10158000000000001"),
+        ("linkedin", "yrZCpj2Z12"),
+    ] {
+        assert_eq!(app.connect("user-1", platform, user, "approve").await["status"], "connected");
+    }
+    let mut ids = HashMap::new();
+    for account in app.accounts("user-1").await {
+        let key = match (account["platform"].as_str().unwrap(), account["kind"].as_str().unwrap()) {
+            ("x", _) => "x",
+            ("facebook", _) => "facebook",
+            ("instagram", _) => "instagram",
+            ("linkedin", "member") => "linkedin_member",
+            ("linkedin", _) => "linkedin_org",
+            _ => continue,
+        };
+        ids.insert(key, account["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+fn targets(ids: &HashMap<&str, String>, keys: &[&str]) -> Value {
+    Value::Array(keys.iter().map(|k| json!({ "account_id": ids[k] })).collect())
+}
+
+fn statuses(post: &Value) -> Vec<String> {
+    post["targets"].as_array().unwrap().iter().map(|t| t["status"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn text_and_image_posts_reach_every_platform_exactly_once() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    let all = ["x", "facebook", "linkedin_member", "linkedin_org"];
+
+    let (status, text_post) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &all), "text": "Hello from Herald" }), None)
+        .await;
+    assert_eq!(status, 202, "{text_post}");
+    assert_eq!(statuses(&text_post), ["published"; 4], "{text_post}");
+    for target in text_post["targets"].as_array().unwrap() {
+        assert!(target["platform_post_id"].is_string(), "{target}");
+        assert_eq!(target["attempts"], 1);
+    }
+
+    // Posts are ordered by creation time; the test's clock moves a second between them.
+    app.clock.advance(time::Duration::seconds(1));
+    let one = json!([{ "url": app.media("bread.jpg"), "alt_text": "a loaf" }]);
+    let (status, image_post) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x", "facebook", "instagram", "linkedin_member", "linkedin_org"]), "text": "Fresh bread", "media": one }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{image_post}");
+    assert_eq!(statuses(&image_post), ["published"; 5], "{image_post}");
+
+    app.clock.advance(time::Duration::seconds(1));
+    let three: Vec<Value> = ["a.jpg", "b.jpg", "c.jpg"].iter().map(|n| json!({ "url": app.media(n) })).collect();
+    let (_, multi) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["facebook", "instagram", "linkedin_member"]), "text": "Three", "media": three }), None)
+        .await;
+    assert_eq!(statuses(&multi), ["published"; 3], "{multi}");
+
+    // The sandbox holds exactly one copy of each post on each account.
+    let x = app.published(SandboxPlatform::X);
+    assert_eq!(x.len(), 2);
+    assert_eq!(x[1].media.len(), 1, "the image was uploaded and attached");
+    let meta = app.published(SandboxPlatform::Meta);
+    let page: Vec<_> = meta.iter().filter(|p| p.account == "104000000000001").collect();
+    let instagram: Vec<_> = meta.iter().filter(|p| p.account == "17841400000000001").collect();
+    assert_eq!(page.len(), 3);
+    assert_eq!(page[2].media.len(), 3, "multi-photo post with attached_media");
+    assert_eq!(instagram.len(), 2);
+    assert_eq!(instagram[1].media.len(), 3, "a carousel");
+    let linkedin = app.published(SandboxPlatform::Linkedin);
+    assert_eq!(linkedin.iter().filter(|p| p.account.starts_with("urn:li:person:")).count(), 3);
+    assert_eq!(linkedin.iter().filter(|p| p.account.starts_with("urn:li:organization:")).count(), 2);
+    assert!(linkedin.iter().any(|p| p.media.len() == 3), "multi-image post");
+
+    // Read back, and listed newest first.
+    let id = multi["id"].as_str().unwrap();
+    let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(statuses(&read), ["published"; 3]);
+    let listed: Value =
+        app.api(Method::GET, "/v1/users/user-1/posts?limit=2").send().await.unwrap().json().await.unwrap();
+    let listed_ids: Vec<&str> = listed["posts"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(listed_ids, [multi["id"].as_str().unwrap(), image_post["id"].as_str().unwrap()]);
+    let next = listed["next"].as_str().unwrap();
+    let rest: Value = app
+        .api(Method::GET, &format!("/v1/users/user-1/posts?limit=2&after={next}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["posts"][0]["id"], text_post["id"]);
+}
+
+#[tokio::test]
+async fn each_validation_rule_answers_with_its_problem_and_stores_nothing() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    let jpg = json!([{ "url": app.media("a.jpg") }]);
+    let cases = [
+        (json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "a".repeat(281) }), "text_too_long"),
+        (json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "" }), "text_required"),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "x", "media": vec![json!({ "url": app.media("a.jpg") }); 5] }),
+            "too_many_media",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "no image" }),
+            "media_required",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "png", "media": [{ "url": app.media("a.png") }] }),
+            "media_type_not_allowed",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "#a ".repeat(31), "media": jpg }),
+            "too_many_hashtags",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": "a".repeat(3001) }),
+            "text_too_long",
+        ),
+        (json!({ "user_id": "user-1", "targets": targets(&ids, &["facebook"]), "text": "" }), "text_required"),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "x", "media": [{ "url": "http://cdn.example/a.jpg" }] }),
+            "media_url_not_https",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "x", "scheduled_at": "2000-01-01T00:00:00Z" }),
+            "scheduled_at_in_past",
+        ),
+        (json!({ "user_id": "user-1", "targets": [], "text": "x" }), "invalid_targets"),
+        (
+            json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }, { "account_id": ids["x"] }], "text": "x" }),
+            "duplicate_target",
+        ),
+        (json!({ "user_id": "user-1", "targets": [{ "account_id": "acc_nope" }], "text": "x" }), "account_not_found"),
+        (
+            json!({ "user_id": "user-2", "targets": targets(&ids, &["x"]), "text": "another user's account" }),
+            "account_not_found",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "x", "colour": "red" }),
+            "invalid_body",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, problem) = app.post(body.clone(), None).await;
+        assert_eq!((status, problem["code"].as_str()), (422, Some(code)), "{body}: {problem}");
+        assert!(problem["detail"].is_string());
+    }
+    // The per-target rules name the target.
+    let (_, problem) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "no image" }), None)
+        .await;
+    assert_eq!(problem["field"], "targets[0]");
+    assert_eq!(problem["account_id"].as_str(), Some(ids["instagram"].as_str()));
+
+    let listed: Value = app.api(Method::GET, "/v1/users/user-1/posts").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["posts"], json!([]), "nothing stored for invalid requests");
+    assert!(app.published(SandboxPlatform::X).is_empty() && app.published(SandboxPlatform::Meta).is_empty());
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_mismatches_and_survive_races() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    let body = json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "once" });
+
+    let (status, first) = app.post(body.clone(), Some("key-1")).await;
+    assert_eq!(status, 202);
+    let (status, replay) = app.post(body.clone(), Some("key-1")).await;
+    assert_eq!(status, 202);
+    assert_eq!(replay["id"], first["id"], "the same key and body return the original post");
+    let (status, problem) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "different" }), Some("key-1"))
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("idempotency_key_reused")));
+
+    // Ten identical requests racing with one key: one post, one publication.
+    let racing = json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "raced" });
+    let attempts: Vec<_> = (0..10).map(|_| app.post(racing.clone(), Some("key-2"))).collect();
+    let answers = futures_util::future::join_all(attempts).await;
+    let post_ids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 202, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(post_ids.len(), 1, "one post for one key");
+    let texts: Vec<String> = app.published(SandboxPlatform::X).iter().map(|p| p.text.clone()).collect();
+    assert_eq!(texts, ["once", "raced"], "published once each");
+}
+
+#[tokio::test]
+async fn applied_then_timed_out_is_unknown_and_never_resent() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    let fault = json!({ "path": "/x/api/2/tweets", "kind": { "type": "applied_then_hang" }, "times": 1 });
+    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
+
+    let (status, post) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "maybe" }), None).await;
+    assert_eq!(status, 202);
+    let target = &post["targets"][0];
+    assert_eq!(target["status"], "unknown", "{post}");
+    assert_eq!(target["error"]["code"], "outcome_unknown");
+
+    // A duplicate delivery of the publish job changes nothing: the target is terminal.
+    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let job = herald::queue::Envelope {
+        job: herald::queue::Job::Publish {
+            tenant: app.tenant.clone(),
+            post: post["id"].as_str().unwrap().parse().unwrap(),
+            account: ids["x"].parse().unwrap(),
+        },
+        not_before: None,
+        enqueued_at: 0,
+    };
+    let event = serde_json::from_value(
+        json!({ "Records": [{ "messageId": "m1", "body": serde_json::to_string(&job).unwrap() }] }),
+    )
+    .unwrap();
+    assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
+    let tweets = app.published(SandboxPlatform::X);
+    assert_eq!(tweets.len(), 1, "the post exists once and was not resent");
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    let fault = json!({ "path": "/linkedin/api/rest/posts", "kind": { "type": "status", "status": 503 }, "times": 1 });
+    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
+
+    let (_, post) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": "retry me" }), None)
+        .await;
+    let target = &post["targets"][0];
+    assert_eq!(target["status"], "retrying", "{post}");
+    assert_eq!(target["error"]["code"], "platform_unavailable");
+    assert!(target["next_attempt_at"].is_string());
+
+    // The queued attempt, once due.
+    app.clock.advance(time::Duration::minutes(20));
+    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let job = herald::queue::Envelope {
+        job: herald::queue::Job::Publish {
+            tenant: app.tenant.clone(),
+            post: post["id"].as_str().unwrap().parse().unwrap(),
+            account: ids["linkedin_member"].parse().unwrap(),
+        },
+        not_before: None,
+        enqueued_at: 0,
+    };
+    let body = serde_json::to_string(&job).unwrap();
+    let event = serde_json::from_value(
+        json!({ "Records": [{ "messageId": "m1", "body": body }, { "messageId": "m2", "body": body }] }),
+    )
+    .unwrap();
+    assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
+    let id = post["id"].as_str().unwrap();
+    let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read["targets"][0]["status"], "published", "{read}");
+    assert_eq!(read["targets"][0]["attempts"], 2);
+    assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 1, "the duplicate delivery did not publish twice");
+}
