@@ -220,33 +220,14 @@ impl PlatformClient {
     }
 
     /// Sends one platform call and logs it: platform, endpoint template, status, latency.
+    /// Any transport failure is transient (for reads and steps that are safe to repeat).
     async fn send(
         &self,
         platform: Platform,
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, PlatformError> {
-        let started = Instant::now();
-        let result = request.send().await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match result {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                tracing::info!(platform = %platform, endpoint, status, latency_ms, "platform call");
-                Ok(response)
-            }
-            Err(err) => {
-                let kind = if err.is_timeout() {
-                    "timeout"
-                } else if err.is_connect() {
-                    "connect"
-                } else {
-                    "transport"
-                };
-                tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = kind, "platform call failed");
-                Err(PlatformError::Transient { platform, detail: format!("{kind} error") })
-            }
-        }
+        self.send_logged(platform, endpoint, request, false).await
     }
 
     /// Sends a request that creates something (the final publish call): a failure after the
@@ -257,23 +238,60 @@ impl PlatformClient {
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, PlatformError> {
+        self.send_logged(platform, endpoint, request, true).await
+    }
+
+    async fn send_logged(
+        &self,
+        platform: Platform,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+        effect: bool,
+    ) -> Result<reqwest::Response, PlatformError> {
         let started = Instant::now();
         let result = request.send().await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match result {
+        let err = match result {
             Ok(response) => {
-                tracing::info!(platform = %platform, endpoint, status = response.status().as_u16(), latency_ms, "platform call");
-                Ok(response)
+                let status = response.status().as_u16();
+                let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                tracing::info!(
+                    platform = %platform,
+                    endpoint,
+                    status,
+                    latency_ms,
+                    rate_limit_remaining = header("x-rate-limit-remaining"),
+                    rate_limit_reset = header("x-rate-limit-reset"),
+                    app_usage = header("x-app-usage"),
+                    "platform call"
+                );
+                return Ok(response);
             }
-            Err(err) if err.is_connect() => {
-                tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = "connect", "platform call failed");
-                Err(PlatformError::Transient { platform, detail: "could not connect".into() })
-            }
-            Err(err) => {
-                let kind = if err.is_timeout() { "timeout" } else { "transport" };
-                tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = kind, "platform call outcome unknown");
-                Err(PlatformError::Ambiguous { platform, detail: format!("{kind} after the request was sent") })
-            }
+            Err(err) => err,
+        };
+        let kind = if err.is_timeout() { "timeout" } else if err.is_connect() { "connect" } else { "transport" };
+        tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = kind, "platform call failed");
+        if effect && !err.is_connect() {
+            Err(PlatformError::Ambiguous { platform, detail: format!("{kind} after the request was sent") })
+        } else {
+            Err(PlatformError::Transient { platform, detail: format!("{kind} error") })
+        }
+    }
+
+    /// The failure an answer's status means, if any (429 throttled, 5xx transient, other
+    /// non-2xx classified by `refusal`).
+    fn classify(
+        platform: Platform,
+        status: u16,
+        body: &[u8],
+        retry_at: i64,
+        refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
+    ) -> Result<(), PlatformError> {
+        match status {
+            429 => Err(PlatformError::RateLimited { platform, retry_at: Some(retry_at) }),
+            500.. => Err(PlatformError::Transient { platform, detail: format!("status {status}") }),
+            200..=299 => Ok(()),
+            _ => Err(refusal(platform, status, body, retry_at)),
         }
     }
 
@@ -292,15 +310,7 @@ impl PlatformClient {
             .bytes()
             .await
             .map_err(|_| PlatformError::Transient { platform, detail: "the answer was cut off".into() })?;
-        if status == 429 {
-            return Err(PlatformError::RateLimited { platform, retry_at: Some(retry_at) });
-        }
-        if status >= 500 {
-            return Err(PlatformError::Transient { platform, detail: format!("status {status}") });
-        }
-        if !(200..300).contains(&status) {
-            return Err(refusal(platform, status, &body, retry_at));
-        }
+        Self::classify(platform, status, &body, retry_at, refusal)?;
         serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
     }
 }

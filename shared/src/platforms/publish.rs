@@ -168,15 +168,7 @@ impl PlatformClient {
             .bytes()
             .await
             .map_err(|_| PlatformError::Ambiguous { platform, detail: "the answer was cut off".into() })?;
-        if status == 429 {
-            return Err(PlatformError::RateLimited { platform, retry_at: Some(retry_at) });
-        }
-        if status >= 500 {
-            return Err(PlatformError::Transient { platform, detail: format!("status {status}") });
-        }
-        if !(200..300).contains(&status) {
-            return Err(refusal(platform, status, &body, retry_at));
-        }
+        Self::classify(platform, status, &body, retry_at, refusal)?;
         if body.is_empty() {
             // LinkedIn answers 201 with the id in a header.
             let id = headers.get("x-restli-id").and_then(|v| v.to_str().ok()).unwrap_or_default();

@@ -82,7 +82,9 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
 }
 
 /// One attempt at `target` of `post`. Returns the target as it now stands (someone else's
-/// claim included: then it is left alone).
+/// claim included: then it is left alone). Every log line inside carries the tenant, post,
+/// account and platform.
+#[tracing::instrument(name = "publish", skip_all, fields(tenant = %post.tenant, post = %post.id, account = %target.account_id, platform = %target.platform, attempt = target.attempts + 1))]
 pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) -> Result<Target, StoreError> {
     let claimed = match app.posts.claim(&post.tenant, &post.id, target, CLAIM).await {
         Ok(claimed) => claimed,
