@@ -269,7 +269,13 @@ impl PlatformClient {
             }
             Err(err) => err,
         };
-        let kind = if err.is_timeout() { "timeout" } else if err.is_connect() { "connect" } else { "transport" };
+        let kind = if err.is_timeout() {
+            "timeout"
+        } else if err.is_connect() {
+            "connect"
+        } else {
+            "transport"
+        };
         tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = kind, "platform call failed");
         if effect && !err.is_connect() {
             Err(PlatformError::Ambiguous { platform, detail: format!("{kind} after the request was sent") })
