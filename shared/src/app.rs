@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::platforms::PlatformClient;
 use crate::queue::WorkQueue;
+use crate::ratelimit::RateLimiter;
 use crate::store::{AccountStore, ConnectStore, Journal, PostStore, TenantStore};
 use crate::tokens::TokenManager;
 
@@ -21,6 +22,7 @@ pub struct App {
     pub platforms: Arc<PlatformClient>,
     pub tokens: Arc<TokenManager>,
     pub queue: WorkQueue,
+    pub limits: Arc<RateLimiter>,
     pub clock: SharedClock,
     pub config: Arc<Config>,
 }
@@ -47,6 +49,12 @@ impl App {
             platforms,
             tokens,
             queue: WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone()),
+            limits: Arc::new(RateLimiter::new(
+                aws.dynamodb.clone(),
+                table,
+                clock.clone(),
+                crate::ratelimit::with_overrides(&config.rate_limits),
+            )),
             clock,
             config: Arc::new(config),
         }

@@ -250,6 +250,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub platforms: PlatformEndpoints,
     pub apps: PlatformApps,
+    /// `HERALD_RATE_LIMITS`: JSON list of budgets replacing the defaults of the same platform,
+    /// endpoint and scope, e.g. `[{"platform":"x","endpoint":"publish","scope":"app","limit":1667,
+    /// "window":{"type":"fixed","seconds":86400}}]` (see `herald::ratelimit`).
+    pub rate_limits: Vec<crate::ratelimit::Budget>,
 }
 
 impl Config {
@@ -284,6 +288,11 @@ impl Config {
             max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
             platforms: PlatformEndpoints::from_env(env)?,
             apps: PlatformApps::from_env(env)?,
+            rate_limits: match env.optional("HERALD_RATE_LIMITS") {
+                None => Vec::new(),
+                Some(raw) => serde_json::from_str(raw)
+                    .map_err(|e| ConfigError::Invalid { name: "HERALD_RATE_LIMITS", reason: e.to_string() })?,
+            },
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod local;
 pub mod platforms;
 pub mod posts;
 pub mod queue;
+pub mod ratelimit;
 pub mod schema;
 pub mod startup;
 pub mod store;

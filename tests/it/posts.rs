@@ -290,3 +290,92 @@ async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
     assert_eq!(read["targets"][0]["attempts"], 2);
     assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 1, "the duplicate delivery did not publish twice");
 }
+
+#[tokio::test]
+async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_then_publish_the_rest() {
+    use herald::ratelimit::{Budget, Scope, Window};
+    let env = TestEnv::fresh().await;
+    let app = env
+        .spawn_app_with(|config| {
+            config.rate_limits = vec![Budget {
+                platform: herald::domain::Platform::X,
+                endpoint: "publish".into(),
+                scope: Scope::Account,
+                limit: 50,
+                window: Window::Fixed { seconds: 900 },
+            }]
+        })
+        .await;
+    assert_eq!(app.connect("user-1", "x", "2244994945", "approve").await["status"], "connected");
+    let account = app.accounts("user-1").await[0]["id"].as_str().unwrap().to_owned();
+    // The sandbox's own X limit is 100 per 15 minutes; ours is tighter.
+    let submissions: Vec<_> = (0..200)
+        .map(|i| {
+            app.post(
+                json!({ "user_id": "user-1", "targets": [{ "account_id": account }], "text": format!("post {i}") }),
+                None,
+            )
+        })
+        .collect();
+    let answers = futures_util::future::join_all(submissions).await;
+    let mut published = 0;
+    let mut deferred = Vec::new();
+    for (status, post) in &answers {
+        assert_eq!(*status, 202, "{post}");
+        let target = &post["targets"][0];
+        match target["status"].as_str().unwrap() {
+            "published" => published += 1,
+            "retrying" => {
+                assert_eq!(target["error"]["code"], "rate_limited");
+                assert_eq!(target["attempts"], 0, "our own budget's deferral is not an attempt");
+                deferred.push((
+                    post["id"].as_str().unwrap().to_owned(),
+                    target["next_attempt_at"].as_str().unwrap().to_owned(),
+                ));
+            }
+            other => panic!("unexpected status {other}: {post}"),
+        }
+    }
+    assert_eq!(published, 50, "exactly the budget was admitted");
+    assert_eq!(app.published(SandboxPlatform::X).len(), 50);
+    assert_eq!(deferred.len(), 150);
+    let reset = &deferred[0].1;
+    assert!(deferred.iter().all(|(_, at)| at == reset), "all deferred to the window's reset");
+
+    // Window by window, the queued attempts publish the rest: 50 per window, nothing lost.
+    let worker = herald::queue::Worker::new(app.state.clone(), 10);
+    let tenant = app.tenant.clone();
+    for window in 1..=3 {
+        app.clock.advance(time::Duration::seconds(900));
+        app.browser
+            .post(format!("{}/_sandbox/clock/advance", app.sandbox.url))
+            .json(&json!({ "seconds": 900 }))
+            .send()
+            .await
+            .unwrap();
+        let records: Vec<Value> = deferred
+            .iter()
+            .enumerate()
+            .map(|(i, (post, _))| {
+                let envelope = herald::queue::Envelope {
+                    job: herald::queue::Job::Publish {
+                        tenant: tenant.clone(),
+                        post: post.parse().unwrap(),
+                        account: account.parse().unwrap(),
+                    },
+                    not_before: None,
+                    enqueued_at: 0,
+                };
+                json!({ "messageId": format!("w{window}-{i}"), "body": serde_json::to_string(&envelope).unwrap() })
+            })
+            .collect();
+        for chunk in records.chunks(10) {
+            let event = serde_json::from_value(json!({ "Records": chunk })).unwrap();
+            assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
+        }
+        assert_eq!(app.published(SandboxPlatform::X).len(), 50 + 50 * window);
+    }
+    let texts: std::collections::HashSet<String> =
+        app.published(SandboxPlatform::X).iter().map(|p| p.text.clone()).collect();
+    assert_eq!(texts.len(), 200, "every post once, none twice");
+}

@@ -63,6 +63,7 @@ impl TestEnv {
             max_body_bytes: 64 * 1024,
             platforms: herald::config::PlatformEndpoints::production(),
             apps: herald::config::PlatformApps::default(),
+            rate_limits: Vec::new(),
         }
     }
 
@@ -111,6 +112,11 @@ impl Drop for TestApp {
 impl TestEnv {
     /// Starts Herald (every HTTP route) and the sandbox, wired to each other like `herald dev`.
     pub async fn spawn_app(&self) -> TestApp {
+        self.spawn_app_with(|_| {}).await
+    }
+
+    /// As [`spawn_app`](Self::spawn_app), with changes to Herald's configuration.
+    pub async fn spawn_app_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port");
         let url = format!("http://{}", listener.local_addr().expect("bound"));
         let sandbox = herald_sandbox::start(
@@ -125,6 +131,7 @@ impl TestEnv {
         // Short, so tests of calls that never answer do not wait long.
         config.platforms.timeout = std::time::Duration::from_millis(1500);
         config.apps = dev_apps();
+        adjust(&mut config);
         let clock = herald::clock::ManualClock::new(time::OffsetDateTime::now_utc());
         let state = herald::http::AppState::new(config, &self.aws, Arc::new(clock.clone()));
         let origin = herald::store::Origin::parse(RETURN_ORIGIN).expect("valid origin");

@@ -95,6 +95,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         max_body_bytes: 64 * 1024,
         platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
         apps: dev_apps(),
+        rate_limits: Vec::new(),
     };
 
     let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();

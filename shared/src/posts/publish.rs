@@ -8,6 +8,7 @@ use crate::domain::{PostId, TenantId};
 use crate::platforms::PlatformError;
 use crate::posts::{Post, Target, TargetError, TargetStatus};
 use crate::queue::Job;
+use crate::ratelimit::LimitError;
 use crate::store::{Outcome, StoreError};
 use crate::tokens::TokenError;
 
@@ -44,6 +45,7 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
         PlatformError::Refused { status: 401, code, message, .. } => {
             // The token was refused although it looked valid: refresh once, then retry.
             Outcome::Retry {
+                counted: true,
                 at: later(Duration::from_secs(1)),
                 error: Some(TargetError {
                     code: "unauthorized".into(),
@@ -66,11 +68,14 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
             Outcome::Retry {
                 at: at.max(now),
                 error: Some(error("rate_limited", "the platform's limit was reached; deferred to its reset")),
+                counted: true,
             }
         }
-        PlatformError::Transient { detail, .. } => {
-            Outcome::Retry { at: later(backoff(attempts)), error: Some(error("platform_unavailable", detail)) }
-        }
+        PlatformError::Transient { detail, .. } => Outcome::Retry {
+            at: later(backoff(attempts)),
+            error: Some(error("platform_unavailable", detail)),
+            counted: true,
+        },
         PlatformError::Ambiguous { detail, .. } | PlatformError::Unexpected { detail, .. } => Outcome::Unknown(error(
             "outcome_unknown",
             format!("the platform may have published this post ({detail}); it was not sent again"),
@@ -97,15 +102,17 @@ pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) 
     let outcome = run(app, post, &claimed, refresh).await;
     let outcome = match outcome {
         // Bounded attempts: the last retryable failure fails the target with its reason.
-        Outcome::Retry { error: last, .. } if claimed.attempts >= MAX_ATTEMPTS => Outcome::Failed(TargetError {
-            code: "attempts_exhausted".into(),
-            message: format!(
-                "{MAX_ATTEMPTS} attempts failed; the last: {}",
-                last.as_ref().map(|e| e.message.as_str()).unwrap_or("retry")
-            ),
-            platform_code: last.as_ref().and_then(|e| e.platform_code.clone()),
-            platform_message: last.and_then(|e| e.platform_message),
-        }),
+        Outcome::Retry { error: last, counted: true, .. } if claimed.attempts >= MAX_ATTEMPTS => {
+            Outcome::Failed(TargetError {
+                code: "attempts_exhausted".into(),
+                message: format!(
+                    "{MAX_ATTEMPTS} attempts failed; the last: {}",
+                    last.as_ref().map(|e| e.message.as_str()).unwrap_or("retry")
+                ),
+                platform_code: last.as_ref().and_then(|e| e.platform_code.clone()),
+                platform_message: last.and_then(|e| e.platform_message),
+            })
+        }
         other => other,
     };
     let finished = app.posts.finish(&post.tenant, &post.id, &claimed, &outcome).await?;
@@ -142,6 +149,7 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
             return Outcome::Retry {
                 at: now + time::Duration::seconds(5),
                 error: Some(error("internal_error", e.to_string())),
+                counted: true,
             };
         }
     };
@@ -152,7 +160,7 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
     let tokens = match tokens {
         Ok(Some(tokens)) => tokens,
         // Due for a refresh, which this function may not do: the retries function will.
-        Ok(None) => return Outcome::Retry { at: now, error: None },
+        Ok(None) => return Outcome::Retry { at: now, error: None, counted: false },
         Err(TokenError::NeedsReauth) | Err(TokenError::Revoked) => {
             return Outcome::Failed(error("account_needs_reauth", "the account must be connected again"));
         }
@@ -161,12 +169,39 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
             return Outcome::Retry {
                 at: now + time::Duration::seconds(5),
                 error: Some(error("internal_error", e.to_string())),
+                counted: true,
             };
         }
     };
+    // Within the platform's budgets, checked before the call; over them, deferred to the reset.
+    match app.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
+        Ok(()) => {}
+        Err(LimitError::Denied(denied)) => {
+            let at = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(now);
+            return Outcome::Retry {
+                at,
+                error: Some(error("rate_limited", "over the platform's budget; deferred to the window's reset")),
+                counted: false,
+            };
+        }
+        Err(LimitError::Store(e)) => {
+            return Outcome::Retry {
+                at: now + time::Duration::seconds(5),
+                error: Some(error("internal_error", e.to_string())),
+                counted: true,
+            };
+        }
+    }
     match app.platforms.publish(&account, &tokens, &post.text, &post.media).await {
         Ok(published) => Outcome::Published { platform_post_id: published.id, url: published.url },
-        Err(e) => outcome_of(e, claimed.attempts, now),
+        Err(e) => {
+            if let PlatformError::RateLimited { retry_at: Some(until), .. } = &e
+                && let Err(store) = app.limits.block(account.platform, account.id.as_str(), *until).await
+            {
+                tracing::warn!(error = %store, "could not record the platform's block");
+            }
+            outcome_of(e, claimed.attempts, now)
+        }
     }
 }
 

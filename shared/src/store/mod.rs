@@ -55,11 +55,11 @@ where
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub(crate) fn n(value: impl std::fmt::Display) -> AttributeValue {
+pub fn n(value: impl std::fmt::Display) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -68,7 +68,7 @@ pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(0).unwrap_or(at)
 }
 
-pub(crate) fn epoch(at: OffsetDateTime) -> AttributeValue {
+pub fn epoch(at: OffsetDateTime) -> AttributeValue {
     n(at.unix_timestamp())
 }
 
@@ -116,7 +116,7 @@ impl Reader<'_> {
 }
 
 /// True when a DynamoDB error is a failed condition check (plain or inside a transaction).
-pub(crate) fn is_condition_failure(err: &aws_sdk_dynamodb::Error) -> bool {
+pub fn is_condition_failure(err: &aws_sdk_dynamodb::Error) -> bool {
     match err {
         aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_) => true,
         aws_sdk_dynamodb::Error::TransactionCanceledException(e) => {

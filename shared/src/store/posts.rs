@@ -48,10 +48,12 @@ pub enum Outcome {
     Failed(TargetError),
     /// May have been applied: never resent blindly.
     Unknown(TargetError),
-    /// Try again at `at` (transient failure, throttling, a token to refresh first).
+    /// Try again at `at` (transient failure, throttling, a token to refresh first). `counted`:
+    /// whether this attempt counts toward the bound (not when our own budget deferred it).
     Retry {
         at: OffsetDateTime,
         error: Option<TargetError>,
+        counted: bool,
     },
 }
 
@@ -340,7 +342,10 @@ impl PostStore {
                     .expression_attribute_names("#error", "error")
                     .expression_attribute_values(":error", json_attr(error));
             }
-            Outcome::Retry { at, error } => {
+            Outcome::Retry { at, error, counted } => {
+                if !counted {
+                    sets.push("attempts = attempts - :one");
+                }
                 sets.push("next_attempt_at = :at");
                 update = update.expression_attribute_values(":at", epoch(*at));
                 if let Some(error) = error {

@@ -1,0 +1,279 @@
+//! Platform budgets, checked before each call with one conditional DynamoDB update per budget.
+//!
+//! Budgets are data (platform, endpoint, scope, limit, window), with the published defaults below
+//! and per-deployment overrides (`HERALD_RATE_LIMITS`), since tiers differ. A denied check defers
+//! the work to the window's reset; it is never dropped. What the platforms say (429s, reset
+//! headers, usage at 100 %) writes a blocked-until record that every function honours.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | window counter | `RL#{platform}#{endpoint}#{scope key}` | `W#{window start}` |
+//! | blocked until | `RLBLOCK#{platform}#{scope key}` | `BLOCK` |
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::clock::SharedClock;
+use crate::domain::Platform;
+use crate::schema::TTL_ATTRIBUTE;
+use crate::store::{StoreError, epoch, is_condition_failure, n, s};
+
+/// Whose calls a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every call of Herald's app on the platform.
+    App,
+    /// The calls for one connected account (X user, Page, Instagram account, LinkedIn member).
+    Account,
+}
+
+/// How a budget's window is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Window {
+    /// Fixed windows of `seconds`, aligned to the epoch (X's 15 minutes and 24 hours, Meta's hour).
+    Fixed { seconds: i64 },
+    /// Calendar days in UTC, reset at midnight (LinkedIn).
+    DailyUtc,
+}
+
+impl Window {
+    /// The window containing `now`: start and end, Unix seconds.
+    fn bounds(self, now: i64) -> (i64, i64) {
+        let size = match self {
+            Window::Fixed { seconds } => seconds.max(1),
+            Window::DailyUtc => 86_400,
+        };
+        let start = now.div_euclid(size) * size;
+        (start, start + size)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub platform: Platform,
+    /// What is counted, e.g. `publish` (each post's creating call).
+    pub endpoint: String,
+    pub scope: Scope,
+    pub limit: u32,
+    pub window: Window,
+}
+
+impl Budget {
+    fn new(platform: Platform, scope: Scope, limit: u32, window: Window) -> Self {
+        Self { platform, endpoint: "publish".into(), scope, limit, window }
+    }
+}
+
+/// The published limits on publishing (platforms.md): X 100 / 15 min per user and 10,000 / 24 h
+/// per app; Meta Pages 4,800 calls / 24 h per Page; Instagram 50 posts / 24 h per account (also
+/// read at runtime from `content_publishing_limit`); LinkedIn 150 / day per member and 100,000 /
+/// day per app. None of the app-wide budgets needs sharding: 100,000 a day is about 1.2 writes a
+/// second, far under DynamoDB's 1,000 per item.
+pub fn defaults() -> Vec<Budget> {
+    use Platform::*;
+    vec![
+        Budget::new(X, Scope::Account, 100, Window::Fixed { seconds: 900 }),
+        Budget::new(X, Scope::App, 10_000, Window::Fixed { seconds: 86_400 }),
+        Budget::new(Facebook, Scope::Account, 4_800, Window::Fixed { seconds: 86_400 }),
+        Budget::new(Instagram, Scope::Account, 50, Window::Fixed { seconds: 86_400 }),
+        Budget::new(Linkedin, Scope::Account, 150, Window::DailyUtc),
+        Budget::new(Linkedin, Scope::App, 100_000, Window::DailyUtc),
+    ]
+}
+
+/// Budgets with overrides applied: an override replaces the default of the same platform,
+/// endpoint and scope.
+pub fn with_overrides(overrides: &[Budget]) -> Vec<Budget> {
+    let mut budgets = defaults();
+    for o in overrides {
+        budgets.retain(|b| !(b.platform == o.platform && b.endpoint == o.endpoint && b.scope == o.scope));
+        budgets.push(o.clone());
+    }
+    budgets
+}
+
+/// A denied check: try again at `retry_at` (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    pub retry_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error("over budget until {}", .0.retry_at)]
+    Denied(Denied),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct RateLimiter {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    clock: SharedClock,
+    budgets: Vec<Budget>,
+    /// Denials (and blocks) known here, by key → until: a spent window costs no further writes.
+    known: Mutex<HashMap<String, i64>>,
+}
+
+impl RateLimiter {
+    pub fn new(
+        dynamodb: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        clock: SharedClock,
+        budgets: Vec<Budget>,
+    ) -> Self {
+        Self { dynamodb, table: table.into(), clock, budgets, known: Mutex::new(HashMap::new()) }
+    }
+
+    fn known_until(&self, key: &str, now: i64) -> Option<i64> {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        match known.get(key) {
+            Some(until) if *until > now => Some(*until),
+            Some(_) => {
+                known.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, key: String, until: i64) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(key, until);
+    }
+
+    /// Counts one `endpoint` call for the account (`account_key`) and the app (`app_key`) against
+    /// every matching budget, after honouring blocked-until records. `Denied` carries when to
+    /// try again.
+    pub async fn admit(
+        &self,
+        platform: Platform,
+        endpoint: &str,
+        account_key: &str,
+        app_key: &str,
+    ) -> Result<(), LimitError> {
+        let now = self.clock.now().unix_timestamp();
+        for key in [account_key, app_key] {
+            if let Some(until) = self.blocked_until(platform, key, now).await? {
+                return Err(LimitError::Denied(Denied { retry_at: until }));
+            }
+        }
+        for budget in self.budgets.iter().filter(|b| b.platform == platform && b.endpoint == endpoint) {
+            let scope_key = if budget.scope == Scope::Account { account_key } else { app_key };
+            let (start, end) = budget.window.bounds(now);
+            let pk = format!("RL#{platform}#{endpoint}#{scope_key}");
+            let cache_key = format!("{pk}#{start}");
+            if let Some(until) = self.known_until(&cache_key, now) {
+                return Err(LimitError::Denied(Denied { retry_at: until }));
+            }
+            let result = self
+                .dynamodb
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(format!("W#{start}")))
+                .update_expression("ADD #count :one SET #ttl = :expires")
+                .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":limit", n(budget.limit))
+                .expression_attribute_values(":expires", n(end + 3600))
+                .send()
+                .await;
+            match result.map_err(StoreError::from) {
+                Ok(_) => {}
+                Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
+                    self.remember(cache_key, end);
+                    return Err(LimitError::Denied(Denied { retry_at: end }));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn blocked_until(&self, platform: Platform, key: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let pk = format!("RLBLOCK#{platform}#{key}");
+        if let Some(until) = self.known_until(&pk, now) {
+            return Ok(Some(until));
+        }
+        let out = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk.clone()))
+            .key("sk", s("BLOCK"))
+            .send()
+            .await?;
+        let until = out
+            .item
+            .as_ref()
+            .and_then(|i| i.get("until"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        match until {
+            // Expiry is checked on read; TTL deletion lags.
+            Some(until) if until > now => {
+                self.remember(pk, until);
+                Ok(Some(until))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Records what the platform said: no calls for `key` before `until` (Unix seconds).
+    pub async fn block(&self, platform: Platform, key: &str, until: i64) -> Result<(), StoreError> {
+        let pk = format!("RLBLOCK#{platform}#{key}");
+        let expires = OffsetDateTime::from_unix_timestamp(until + 3600).unwrap_or(self.clock.now());
+        self.dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk.clone()))
+            .key("sk", s("BLOCK"))
+            .update_expression("SET #until = :until, #ttl = :expires")
+            // Never shorten a block another function wrote.
+            .condition_expression("attribute_not_exists(#until) OR #until < :until")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":expires", epoch(expires))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                let e = StoreError::from(e);
+                match &e {
+                    StoreError::Dynamo(inner) if is_condition_failure(inner) => Ok(()),
+                    _ => Err(e),
+                }
+            })?;
+        self.remember(pk, until);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_align_to_their_size() {
+        assert_eq!(Window::Fixed { seconds: 900 }.bounds(1000), (900, 1800));
+        assert_eq!(Window::DailyUtc.bounds(86_400 * 3 + 5), (86_400 * 3, 86_400 * 4));
+    }
+
+    #[test]
+    fn overrides_replace_their_default() {
+        let tight = Budget::new(Platform::X, Scope::Account, 5, Window::Fixed { seconds: 60 });
+        let budgets = with_overrides(std::slice::from_ref(&tight));
+        let x_account: Vec<_> =
+            budgets.iter().filter(|b| b.platform == Platform::X && b.scope == Scope::Account).collect();
+        assert_eq!(x_account, [&tight]);
+        assert_eq!(budgets.len(), defaults().len());
+    }
+}
