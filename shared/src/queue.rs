@@ -26,9 +26,10 @@ pub enum Job {
     /// Proves the queue path end to end (enqueue → event source → handler → delete);
     /// `herald queue ping` sends one and the handler logs its queue latency.
     Ping { note: String },
-    /// Refreshes grants nearing expiry and warns tenants about grants that cannot be refreshed.
-    /// Sent every 15 minutes by the EventBridge rule in `template.yaml` (`herald queue sweep`).
-    RefreshSweep,
+    /// Housekeeping, every 15 minutes from the EventBridge rule in `template.yaml` (`herald queue
+    /// sweep`): refreshes grants nearing expiry, warns tenants about grants that cannot be
+    /// refreshed, and queues the post targets due in the next 15 minutes.
+    Sweep,
     /// The next attempt at one target of a post.
     Publish { tenant: crate::domain::TenantId, post: crate::domain::PostId, account: crate::domain::AccountId },
 }
@@ -37,7 +38,7 @@ impl Job {
     fn kind(&self) -> &'static str {
         match self {
             Job::Ping { .. } => "ping",
-            Job::RefreshSweep => "refresh_sweep",
+            Job::Sweep => "sweep",
             Job::Publish { .. } => "publish",
         }
     }
@@ -199,10 +200,12 @@ impl Worker {
                     .await?;
                 Ok(())
             }
-            Job::RefreshSweep => {
+            Job::Sweep => {
+                let queued = crate::posts::publish::queue_due(&self.app).await?;
                 let report = self.app.tokens.sweep(SWEEP_REFRESH_HORIZON, SWEEP_WARN_HORIZON).await?;
                 tracing::info!(
-                    job = "refresh_sweep",
+                    job = "sweep",
+                    posts_queued = queued,
                     queued_for_s,
                     refreshed = report.refreshed,
                     needs_reauth = report.needs_reauth,

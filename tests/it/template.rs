@@ -153,11 +153,11 @@ fn only_connect_and_retries_may_encrypt() {
 
 /// The schedule sends exactly the job the worker understands, to the work queue.
 #[test]
-fn the_refresh_sweep_schedule_sends_a_valid_job() {
+fn the_sweep_schedule_sends_a_valid_job() {
     let template = template();
-    let target = &resource(&template, "RefreshSweepSchedule")["Targets"][0];
+    let target = &resource(&template, "SweepSchedule")["Targets"][0];
     assert!(format!("{:?}", target["Arn"]).contains("WorkQueue.Arn"));
     let input = target["Input"].as_str().unwrap();
     let envelope: herald::queue::Envelope = serde_json::from_str(input).unwrap();
-    assert_eq!(envelope.job, herald::queue::Job::RefreshSweep);
+    assert_eq!(envelope.job, herald::queue::Job::Sweep);
 }

@@ -191,7 +191,7 @@ async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_rea
 async fn sweep(app: &TestApp) {
     let worker = herald::queue::Worker::new(app.state.clone(), 4);
     let body = serde_json::to_string(&herald::queue::Envelope {
-        job: herald::queue::Job::RefreshSweep,
+        job: herald::queue::Job::Sweep,
         not_before: None,
         enqueued_at: 0,
     })

@@ -133,7 +133,7 @@ async fn main() -> Result<()> {
             let aws = AwsClients::load(&Config::aws_from_env(&env)?).await;
             let job = match command {
                 QueueCommand::Ping => Job::Ping { note: "herald queue ping".into() },
-                QueueCommand::Sweep => Job::RefreshSweep,
+                QueueCommand::Sweep => Job::Sweep,
             };
             WorkQueue::new(aws.sqs.clone(), url, clock()).enqueue(job, Duration::ZERO).await?;
             println!("job enqueued");

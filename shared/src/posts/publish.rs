@@ -131,13 +131,34 @@ pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) 
     Ok(finished)
 }
 
-/// Queues the next attempt. A failed enqueue is logged; the target stays `retrying` with its
-/// due time, so nothing is lost (the due-time sweep picks it up).
+/// Queues the next attempt if it is due within SQS's 15-minute delay; later ones wait in the due
+/// index for the sweep. A failed enqueue is logged: the target keeps its due time in the index,
+/// so the sweep queues it again and nothing is lost.
 pub async fn schedule(app: &App, tenant: &TenantId, post: &PostId, target: &Target, delay: Duration) {
+    if delay > crate::queue::SQS_MAX_DELAY {
+        return;
+    }
     let job = Job::Publish { tenant: tenant.clone(), post: post.clone(), account: target.account_id.clone() };
     if let Err(e) = app.queue.enqueue(job, delay).await {
         tracing::error!(post = %post, account = %target.account_id, error = %e, "could not queue the next attempt");
     }
+}
+
+/// The sweep's part for posts: queues every waiting target due within the next 15 minutes
+/// (overdue ones too, in case their message was lost; a duplicate job is harmless, since a
+/// target is claimed before it is sent). Returns how many were queued.
+pub async fn queue_due(app: &App) -> Result<usize, StoreError> {
+    let now = app.clock.now();
+    let due = app.posts.due(now + time::Duration::seconds(crate::queue::SQS_MAX_DELAY.as_secs() as i64)).await?;
+    for target in &due {
+        let delay = Duration::from_secs((target.at - now).whole_seconds().max(0) as u64);
+        let job =
+            Job::Publish { tenant: target.tenant.clone(), post: target.post.clone(), account: target.account.clone() };
+        if let Err(e) = app.queue.enqueue(job, delay).await {
+            tracing::error!(post = %target.post, error = %e, "could not queue a due target");
+        }
+    }
+    Ok(due.len())
 }
 
 async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outcome {

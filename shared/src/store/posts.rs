@@ -72,6 +72,24 @@ fn idem_pk(tenant: &TenantId, key: &str) -> String {
     format!("IDEM#{tenant}#{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
+/// The due index spreads work over a few partitions; the sort key is the due time.
+const DUE_PARTITIONS: u8 = 8;
+
+/// `gsi2` keys of a target waiting for `at`: `DUE#{0-7}` / `{epoch, 12 digits}#{tenant}#{post}#{account}`.
+fn due_keys(tenant: &TenantId, post: &PostId, account: &AccountId, at: OffsetDateTime) -> (String, String) {
+    let shard = post.as_str().bytes().fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b)) % DUE_PARTITIONS;
+    (format!("DUE#{shard}"), format!("{:012}#{tenant}#{post}#{account}", at.unix_timestamp()))
+}
+
+/// A target waiting in the due index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub tenant: TenantId,
+    pub post: PostId,
+    pub account: AccountId,
+    pub at: OffsetDateTime,
+}
+
 fn json_attr<T: serde::Serialize>(value: &T) -> AttributeValue {
     s(serde_json::to_string(value).expect("plain data serializes"))
 }
@@ -99,6 +117,9 @@ impl Target {
         ]);
         if let Some(at) = self.next_attempt_at {
             item.insert("next_attempt_at".to_owned(), epoch(at));
+            let (pk, sk) = due_keys(tenant, post, &self.account_id, at);
+            item.insert("gsi2pk".to_owned(), s(pk));
+            item.insert("gsi2sk".to_owned(), s(sk));
         }
         item
     }
@@ -274,7 +295,7 @@ impl PostStore {
             .table_name(&self.table)
             .key("pk", s(post_pk(tenant, post)))
             .key("sk", s(format!("TARGET#{}", target.account_id)))
-            .update_expression("SET #status = :publishing, lease_until = :until, attempts = attempts + :one, version = version + :one REMOVE next_attempt_at")
+            .update_expression("SET #status = :publishing, lease_until = :until, attempts = attempts + :one, version = version + :one REMOVE next_attempt_at, gsi2pk, gsi2sk")
             .condition_expression("version = :read AND #status IN (:pending, :retrying) AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
@@ -348,6 +369,13 @@ impl PostStore {
                 }
                 sets.push("next_attempt_at = :at");
                 update = update.expression_attribute_values(":at", epoch(*at));
+                // In the due index, so a lost or far-off queue message cannot lose the target.
+                let (due_pk, due_sk) = due_keys(tenant, post, &claimed.account_id, *at);
+                sets.push("gsi2pk = :due_pk");
+                sets.push("gsi2sk = :due_sk");
+                update = update
+                    .expression_attribute_values(":due_pk", s(due_pk))
+                    .expression_attribute_values(":due_sk", s(due_sk));
                 if let Some(error) = error {
                     sets.push("#error = :error");
                     update = update
@@ -382,6 +410,48 @@ impl PostStore {
             .send()
             .await?;
         out.item.as_ref().map(Target::from_item).transpose()
+    }
+
+    /// Targets waiting (pending or retrying) whose time is before `before`, from the
+    /// eventually consistent due index.
+    pub async fn due(&self, before: OffsetDateTime) -> Result<Vec<Due>, StoreError> {
+        let mut found = Vec::new();
+        for shard in 0..DUE_PARTITIONS {
+            let mut pages = self
+                .dynamodb
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi2")
+                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
+                .expression_attribute_values(":pk", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":upper", s(format!("{:012}#~", before.unix_timestamp())))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item?;
+                let sk = Reader(&item).str("gsi2sk")?.to_owned();
+                let mut parts = sk.splitn(4, '#');
+                let (Some(at), Some(tenant), Some(post), Some(account)) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(StoreError::Corrupt(format!("due key {sk}")));
+                };
+                let at = at
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+                    .ok_or_else(|| StoreError::Corrupt(sk.clone()))?;
+                let parse = |e: crate::domain::InvalidId| StoreError::Corrupt(e.to_string());
+                found.push(Due {
+                    tenant: tenant.parse().map_err(parse)?,
+                    post: post.parse().map_err(parse)?,
+                    account: account.parse().map_err(parse)?,
+                    at,
+                });
+            }
+        }
+        Ok(found)
     }
 
     pub fn now(&self) -> OffsetDateTime {
