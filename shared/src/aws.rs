@@ -1,6 +1,11 @@
 //! AWS clients, built once per cold start and shared by every invocation.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -56,14 +61,84 @@ impl AwsClients {
     }
 
     pub fn from_sdk_config(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
+        Self::build(sdk, settings, None)
+    }
+
+    /// As [`from_sdk_config`](Self::from_sdk_config), counting every call per service (for the
+    /// benchmarks' calls-per-post figures).
+    pub fn counted(sdk: &SdkConfig, settings: &AwsSettings, counts: Arc<CallCounts>) -> Self {
+        Self::build(sdk, settings, Some(counts))
+    }
+
+    fn build(sdk: &SdkConfig, settings: &AwsSettings, counts: Option<Arc<CallCounts>>) -> Self {
+        let counter = |service: Service| counts.clone().map(|counts| Counting { counts, service });
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
         if let Some(endpoint) = &settings.dynamodb_endpoint {
             dynamodb = dynamodb.endpoint_url(endpoint.as_str().trim_end_matches('/'));
         }
+        let mut kms = aws_sdk_kms::config::Builder::from(sdk);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+        if let Some(c) = counter(Service::DynamoDb) {
+            dynamodb = dynamodb.interceptor(c);
+        }
+        if let Some(c) = counter(Service::Kms) {
+            kms = kms.interceptor(c);
+        }
+        if let Some(c) = counter(Service::Sqs) {
+            sqs = sqs.interceptor(c);
+        }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
-            kms: aws_sdk_kms::Client::new(sdk),
-            sqs: aws_sdk_sqs::Client::new(sdk),
+            kms: aws_sdk_kms::Client::from_conf(kms.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
         }
+    }
+}
+
+/// AWS calls made, per service.
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    pub dynamodb: AtomicU64,
+    pub kms: AtomicU64,
+    pub sqs: AtomicU64,
+}
+
+impl CallCounts {
+    /// (DynamoDB, KMS, SQS) so far.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (self.dynamodb.load(Ordering::Relaxed), self.kms.load(Ordering::Relaxed), self.sqs.load(Ordering::Relaxed))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Service {
+    DynamoDb,
+    Kms,
+    Sqs,
+}
+
+#[derive(Debug)]
+struct Counting {
+    counts: Arc<CallCounts>,
+    service: Service,
+}
+
+impl Intercept for Counting {
+    fn name(&self) -> &'static str {
+        "herald-call-counter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let counter = match self.service {
+            Service::DynamoDb => &self.counts.dynamodb,
+            Service::Kms => &self.counts.kms,
+            Service::Sqs => &self.counts.sqs,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }

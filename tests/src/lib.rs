@@ -39,8 +39,17 @@ pub struct TestEnv {
 impl TestEnv {
     /// Bootstraps a fresh, uniquely named set of resources.
     pub async fn fresh() -> Self {
+        Self::fresh_with(None).await
+    }
+
+    /// As [`fresh`](Self::fresh), counting every AWS call Herald makes into `counts`.
+    pub async fn fresh_with(counts: Option<Arc<herald::aws::CallCounts>>) -> Self {
         let settings = tokio::task::spawn_blocking(local_aws).await.expect("emulation start does not panic");
-        let aws = AwsClients::from_sdk_config(&herald::local::sdk_config(&settings).await, &settings);
+        let sdk = herald::local::sdk_config(&settings).await;
+        let aws = match counts {
+            Some(counts) => AwsClients::counted(&sdk, &settings, counts),
+            None => AwsClients::from_sdk_config(&sdk, &settings),
+        };
         let suffix: [u8; 6] = herald::domain::random_bytes();
         let names = ResourceNames::with_prefix(&format!("t{}", hex::encode(suffix)));
         let resources = bootstrap(&aws, &names).await.unwrap_or_else(|e| panic!("bootstrap failed: {e}"));
