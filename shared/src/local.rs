@@ -135,6 +135,15 @@ impl LocalAws {
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     let region = settings.region.clone().unwrap_or_else(|| LOCAL_REGION.to_owned());
     crate::aws::loader(settings)
+        // moto serves one DynamoDB call at a time (~150/s): under a burst a call may queue for
+        // seconds, which is not what the production timeouts are for.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                .operation_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        )
         .region(Region::new(region))
         .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, "herald-local-secret", None, None, "herald-local"))
         .load()

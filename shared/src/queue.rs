@@ -186,11 +186,20 @@ impl Worker {
                     return Ok(());
                 };
                 let Some(target) = found.targets.iter().find(|t| t.account_id == account) else { return Ok(()) };
+                let now = self.app.clock.now();
+                if target.status == crate::posts::TargetStatus::Publishing
+                    && target.lease_until.is_some_and(|until| until < now)
+                {
+                    // The claimer died mid-attempt: it may have been sent, so it is not sent again.
+                    match self.app.posts.abandon(&tenant, &post, target).await {
+                        Ok(_) | Err(crate::store::StoreError::VersionConflict) => return Ok(()),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 if !crate::posts::publish::open(target) {
                     // Already handled (a duplicate delivery, or another worker): nothing to do.
                     return Ok(());
                 }
-                let now = self.app.clock.now();
                 if let Some(due) = target.next_attempt_at.filter(|at| *at > now) {
                     let wait = Duration::from_secs((due - now).whole_seconds().max(0) as u64);
                     crate::posts::publish::schedule(&self.app, &tenant, &post, target, wait).await;

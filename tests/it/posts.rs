@@ -435,3 +435,48 @@ async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
     assert_eq!(app.published(SandboxPlatform::X).len(), 1);
     assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 1);
 }
+
+#[tokio::test]
+async fn a_claim_whose_worker_died_is_settled_as_unknown_not_resent() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    // Scheduled, so nothing is attempted at submission; a "worker" claims it and dies.
+    let at =
+        (app.clock_now() + time::Duration::minutes(5)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let (_, post) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "orphan", "scheduled_at": at }),
+            None,
+        )
+        .await;
+    let post_id: herald::domain::PostId = post["id"].as_str().unwrap().parse().unwrap();
+    app.clock.advance(time::Duration::minutes(5));
+    let stored = app.state.posts.get(&app.tenant, &post_id).await.unwrap().unwrap();
+    let claimed =
+        app.state.posts.claim(&app.tenant, &post_id, &stored.targets[0], time::Duration::minutes(2)).await.unwrap();
+    assert_eq!(claimed.status, herald::posts::TargetStatus::Publishing);
+
+    // The claim stays findable: past its lease it is due in the index.
+    app.clock.advance(time::Duration::minutes(3));
+    let due = app.state.posts.due(app.clock_now()).await.unwrap();
+    assert!(due.iter().any(|d| d.post == post_id), "{due:?}");
+    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let envelope = herald::queue::Envelope {
+        job: herald::queue::Job::Publish {
+            tenant: app.tenant.clone(),
+            post: post_id.clone(),
+            account: ids["x"].parse().unwrap(),
+        },
+        not_before: None,
+        enqueued_at: 0,
+    };
+    let event = json!({ "Records": [{ "messageId": "m", "body": serde_json::to_string(&envelope).unwrap() }] });
+    assert!(worker.handle_batch(serde_json::from_value(event).unwrap()).await.batch_item_failures.is_empty());
+    let settled = app.state.posts.get(&app.tenant, &post_id).await.unwrap().unwrap();
+    assert_eq!(settled.targets[0].status, herald::posts::TargetStatus::Unknown);
+    assert!(app.published(SandboxPlatform::X).is_empty(), "not sent by the recovery");
+    assert!(
+        app.state.posts.due(app.clock_now() + time::Duration::days(1)).await.unwrap().iter().all(|d| d.post != post_id)
+    );
+}

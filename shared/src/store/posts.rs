@@ -105,7 +105,7 @@ fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWrite
 }
 
 impl Target {
-    fn to_item(&self, tenant: &TenantId, post: &PostId) -> Item {
+    fn to_item(&self, tenant: &TenantId, post: &PostId, created_at: OffsetDateTime) -> Item {
         let mut item = Item::from([
             ("pk".to_owned(), s(post_pk(tenant, post))),
             ("sk".to_owned(), s(format!("TARGET#{}", self.account_id))),
@@ -117,10 +117,12 @@ impl Target {
         ]);
         if let Some(at) = self.next_attempt_at {
             item.insert("next_attempt_at".to_owned(), epoch(at));
-            let (pk, sk) = due_keys(tenant, post, &self.account_id, at);
-            item.insert("gsi2pk".to_owned(), s(pk));
-            item.insert("gsi2sk".to_owned(), s(sk));
         }
+        // Every open target is in the due index from the start (due now unless scheduled), so a
+        // first attempt that dies half-way cannot lose it.
+        let (pk, sk) = due_keys(tenant, post, &self.account_id, self.next_attempt_at.unwrap_or(created_at));
+        item.insert("gsi2pk".to_owned(), s(pk));
+        item.insert("gsi2sk".to_owned(), s(sk));
         item
     }
 
@@ -171,7 +173,11 @@ impl PostStore {
         }
         let mut writes = vec![put(&self.table, item, Some("attribute_not_exists(pk)"))?];
         for target in &post.targets {
-            writes.push(put(&self.table, target.to_item(&post.tenant, &post.id), Some("attribute_not_exists(pk)"))?);
+            writes.push(put(
+                &self.table,
+                target.to_item(&post.tenant, &post.id, post.created_at),
+                Some("attribute_not_exists(pk)"),
+            )?);
         }
         if let Some((key, hash)) = idempotency {
             let idem = Item::from([
@@ -295,13 +301,16 @@ impl PostStore {
             .table_name(&self.table)
             .key("pk", s(post_pk(tenant, post)))
             .key("sk", s(format!("TARGET#{}", target.account_id)))
-            .update_expression("SET #status = :publishing, lease_until = :until, attempts = attempts + :one, version = version + :one REMOVE next_attempt_at, gsi2pk, gsi2sk")
+            // A claimed target stays in the due index at its lease's end: if the claimer dies, the
+            // sweep finds it and it is settled as `unknown` (it may have been sent).
+            .update_expression("SET #status = :publishing, lease_until = :until, attempts = attempts + :one, version = version + :one, gsi2sk = :lease_due REMOVE next_attempt_at")
             .condition_expression("version = :read AND #status IN (:pending, :retrying) AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
             .expression_attribute_values(":pending", s(TargetStatus::Pending.as_str()))
             .expression_attribute_values(":retrying", s(TargetStatus::Retrying.as_str()))
             .expression_attribute_values(":until", epoch(now + lease))
+            .expression_attribute_values(":lease_due", s(due_keys(tenant, post, &target.account_id, now + lease).1))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":read", n(target.version))
             .expression_attribute_values(":now", epoch(now))
@@ -345,6 +354,11 @@ impl PostStore {
             vec!["#status = :status", "version = version + :one"],
             vec!["lease_until"],
         );
+        if !matches!(outcome, Outcome::Retry { .. }) {
+            // Settled: out of the due index.
+            removes.push("gsi2pk");
+            removes.push("gsi2sk");
+        }
         update = update.expression_attribute_values(":status", s(status.as_str()));
         match outcome {
             Outcome::Published { platform_post_id, url } => {
@@ -386,6 +400,43 @@ impl PostStore {
         }
         let expression = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
         let result = update.update_expression(expression).send().await;
+        match result.map_err(StoreError::from) {
+            Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
+            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Settles a target whose claimer died (its lease ran out while `publishing`): it may have
+    /// been sent, so it becomes `unknown`, never sent again.
+    pub async fn abandon(&self, tenant: &TenantId, post: &PostId, target: &Target) -> Result<Target, StoreError> {
+        let now = self.clock.now();
+        let error = TargetError {
+            code: "outcome_unknown".into(),
+            message: "the attempt was interrupted after it may have reached the platform; it was not sent again".into(),
+            platform_code: None,
+            platform_message: None,
+        };
+        let result = self
+            .dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(post_pk(tenant, post)))
+            .key("sk", s(format!("TARGET#{}", target.account_id)))
+            .update_expression(
+                "SET #status = :unknown, #error = :error, version = version + :one REMOVE lease_until, gsi2pk, gsi2sk",
+            )
+            .condition_expression("#status = :publishing AND lease_until < :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":unknown", s(TargetStatus::Unknown.as_str()))
+            .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
+            .expression_attribute_values(":error", json_attr(&error))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", epoch(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
         match result.map_err(StoreError::from) {
             Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
             Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
