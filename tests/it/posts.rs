@@ -480,3 +480,29 @@ async fn a_claim_whose_worker_died_is_settled_as_unknown_not_resent() {
         app.state.posts.due(app.clock_now() + time::Duration::days(1)).await.unwrap().iter().all(|d| d.post != post_id)
     );
 }
+
+#[tokio::test]
+async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    let fault = |kind: Value| {
+        let body = json!({ "path": "/meta/graph/v26.0/17841400000000001/media_publish", "kind": kind, "times": 1 });
+        app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&body).send()
+    };
+    let media = json!([{ "url": app.media("a.jpg") }]);
+
+    // Applied, then the answer was lost: the container says PUBLISHED, so the target is published.
+    fault(json!({ "type": "applied_then_hang" })).await.unwrap();
+    let (_, post) = app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "lost answer", "media": media }), None).await;
+    assert_eq!(post["targets"][0]["status"], "published", "{post}");
+
+    // Never reached Instagram: the container is still FINISHED, so publishing is retried.
+    fault(json!({ "type": "hang" })).await.unwrap();
+    let (_, post) = app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "never sent", "media": media }), None).await;
+    assert_eq!(post["targets"][0]["status"], "retrying", "{post}");
+    let instagram = |app: &TestApp| {
+        app.published(SandboxPlatform::Meta).into_iter().filter(|p| p.account == "17841400000000001").count()
+    };
+    assert_eq!(instagram(&app), 1, "one post so far: the first");
+}

@@ -249,12 +249,8 @@ impl PlatformClient {
     async fn container_ready(&self, tokens: &TokenSet, container: &str) -> Result<(), PlatformError> {
         let p = Platform::Instagram;
         for poll in 0..CONTAINER_POLLS {
-            let request = self
-                .http
-                .get(self.graph_url(&format!("/{container}")))
-                .query(&[("fields", "status_code"), ("access_token", tokens.access_token.expose_secret())]);
-            let status: Value = self.json(p, "GET /{container-id}?fields=status_code", request, graph_refusal).await?;
-            match status["status_code"].as_str() {
+            let status = self.container_status(tokens, container).await?;
+            match Some(status.as_str()).filter(|s| !s.is_empty()) {
                 Some("FINISHED") => return Ok(()),
                 Some("IN_PROGRESS") if poll + 1 < CONTAINER_POLLS => tokio::time::sleep(CONTAINER_POLL_INTERVAL).await,
                 Some("IN_PROGRESS") => break,
@@ -318,10 +314,33 @@ impl PlatformClient {
             .http
             .post(self.graph_url(&format!("/{ig}/media_publish")))
             .form(&[("creation_id", creation.as_str()), ("access_token", tokens.access_token.expose_secret())]);
-        let response = self.send_effect(p, "POST /{ig-user-id}/media_publish", request).await?;
-        let published = self.read_effect(p, response, graph_refusal).await?;
-        let id = published["id"].as_str().unwrap_or_default().to_owned();
-        Ok(Published { id, url: None })
+        let outcome = match self.send_effect(p, "POST /{ig-user-id}/media_publish", request).await {
+            Ok(response) => self.read_effect(p, response, graph_refusal).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(published) => Ok(Published { id: published["id"].as_str().unwrap_or_default().to_owned(), url: None }),
+            // Instagram lets us check: the container says whether it was published.
+            Err(PlatformError::Ambiguous { detail, .. }) => match self.container_status(tokens, &creation).await {
+                Ok(status) if status == "PUBLISHED" => Ok(Published { id: format!("container:{creation}"), url: None }),
+                Ok(status) if status == "FINISHED" => Err(PlatformError::Transient {
+                    platform: p,
+                    detail: format!("{detail}; the container is still unpublished, so publishing can be retried"),
+                }),
+                _ => Err(PlatformError::Ambiguous { platform: p, detail }),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn container_status(&self, tokens: &TokenSet, container: &str) -> Result<String, PlatformError> {
+        let request = self
+            .http
+            .get(self.graph_url(&format!("/{container}")))
+            .query(&[("fields", "status_code"), ("access_token", tokens.access_token.expose_secret())]);
+        let status: Value =
+            self.json(Platform::Instagram, "GET /{container-id}?fields=status_code", request, graph_refusal).await?;
+        Ok(status["status_code"].as_str().unwrap_or_default().to_owned())
     }
 
     // --- LinkedIn ---------------------------------------------------------------------------
