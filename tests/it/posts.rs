@@ -506,3 +506,27 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     };
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
+
+#[tokio::test]
+async fn platform_feedback_blocks_calls_before_the_platform_refuses_them() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    // X allows this user two posts per window; the second answer says `x-rate-limit-remaining: 0`.
+    let limit = json!({ "platform": "x", "name": "tweets/user", "limit": 2, "window": 900 });
+    app.browser.post(format!("{}/_sandbox/limits", app.sandbox.url)).json(&limit).send().await.unwrap();
+    for i in 0..2 {
+        let (_, post) = app
+            .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": format!("p{i}") }), None)
+            .await;
+        assert_eq!(post["targets"][0]["status"], "published");
+    }
+    let (_, held) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "p2" }), None).await;
+    let target = &held["targets"][0];
+    assert_eq!(target["status"], "retrying", "{held}");
+    assert_eq!(target["error"]["code"], "rate_limited");
+    assert_eq!(target["attempts"], 0);
+    let tweet_calls = app.sandbox.state.world().calls.iter().filter(|c| c.path.ends_with("/2/tweets")).count();
+    assert_eq!(tweet_calls, 2, "the third post never reached X (no 429 provoked)");
+}

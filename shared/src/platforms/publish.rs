@@ -20,6 +20,62 @@ use crate::tokens::TokenSet;
 pub struct Published {
     pub id: String,
     pub url: Option<String>,
+    /// The platform's answer said the budget is (nearly) spent: hold off until `until`.
+    pub throttle: Option<Throttle>,
+}
+
+/// A hint from a successful answer's headers that the next call would be throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// The whole app (Meta's `X-App-Usage`), rather than this account.
+    pub app_wide: bool,
+    /// Unix seconds.
+    pub until: i64,
+}
+
+/// Usage at or above this share of a Meta budget counts as spent.
+const META_USAGE_CEILING: i64 = 95;
+
+/// What a successful answer's headers say about the budget: X's `x-rate-limit-remaining: 0`
+/// (until `x-rate-limit-reset`), Meta's `X-App-Usage` (app-wide) or `X-Business-Use-Case-Usage`
+/// (this account) near 100 % or with time to regain access.
+fn throttle_hint(platform: Platform, headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match platform {
+        Platform::X => {
+            if header("x-rate-limit-remaining")? != "0" {
+                return None;
+            }
+            let until = header("x-rate-limit-reset").and_then(|v| v.parse().ok()).unwrap_or(now + 900);
+            Some(Throttle { app_wide: false, until })
+        }
+        Platform::Facebook | Platform::Instagram => {
+            let peak = |usage: &Value| {
+                ["call_count", "total_cputime", "total_time"]
+                    .iter()
+                    .filter_map(|k| usage[*k].as_i64())
+                    .max()
+                    .unwrap_or(0)
+            };
+            if let Some(app) = header("x-app-usage").and_then(|v| serde_json::from_str::<Value>(v).ok())
+                && peak(&app) >= META_USAGE_CEILING
+            {
+                return Some(Throttle { app_wide: true, until: now + 3600 });
+            }
+            let buc = header("x-business-use-case-usage").and_then(|v| serde_json::from_str::<Value>(v).ok())?;
+            let entries: Vec<Value> =
+                buc.as_object()?.values().flat_map(|v| v.as_array().cloned().unwrap_or_default()).collect();
+            let wait = entries.iter().filter_map(|e| e["estimated_time_to_regain_access"].as_i64()).max().unwrap_or(0);
+            if wait > 0 {
+                return Some(Throttle { app_wide: false, until: now + wait * 60 });
+            }
+            entries
+                .iter()
+                .any(|e| peak(e) >= META_USAGE_CEILING)
+                .then_some(Throttle { app_wide: false, until: now + 3600 })
+        }
+        Platform::Linkedin => None,
+    }
 }
 
 /// Media are fetched by Herald for the platforms that take uploads (X, LinkedIn).
@@ -146,11 +202,11 @@ impl PlatformClient {
         let request =
             self.http.post(&url).header("authorization", self.x_authorization(tokens, "POST", &url)?).json(&body);
         let response = self.send_effect(p, "POST /2/tweets", request).await?;
-        let created: Value = self.read_effect(p, response, status_refusal).await?;
+        let (created, throttle) = self.read_effect(p, response, status_refusal).await?;
         let id = created["data"]["id"]
             .as_str()
             .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no post id".into() })?;
-        Ok(Published { id: id.to_owned(), url: Some(format!("https://x.com/i/web/status/{id}")) })
+        Ok(Published { id: id.to_owned(), url: Some(format!("https://x.com/i/web/status/{id}")), throttle })
     }
 
     /// Reads the answer of a creating call: errors are classified as in [`Self::json`], and a
@@ -160,10 +216,11 @@ impl PlatformClient {
         platform: Platform,
         response: reqwest::Response,
         refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
-    ) -> Result<Value, PlatformError> {
+    ) -> Result<(Value, Option<Throttle>), PlatformError> {
         let status = response.status().as_u16();
         let retry_at = super::retry_at(platform, response.headers(), self.clock.now());
         let headers = response.headers().clone();
+        let throttle = throttle_hint(platform, &headers, self.clock.now().unix_timestamp());
         let body = response
             .bytes()
             .await
@@ -172,9 +229,11 @@ impl PlatformClient {
         if body.is_empty() {
             // LinkedIn answers 201 with the id in a header.
             let id = headers.get("x-restli-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            return Ok(json!({ "id": id }));
+            return Ok((json!({ "id": id }), throttle));
         }
-        serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
+        let value =
+            serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })?;
+        Ok((value, throttle))
     }
 
     // --- Facebook Pages ---------------------------------------------------------------------
@@ -205,9 +264,9 @@ impl PlatformClient {
                 ("access_token", token),
             ]);
             let response = self.send_effect(p, "POST /{page-id}/photos", request).await?;
-            let created = self.read_effect(p, response, graph_refusal).await?;
+            let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
             let id = created["post_id"].as_str().or(created["id"].as_str()).unwrap_or_default().to_owned();
-            return Ok(Published { url: post_url(&id), id });
+            return Ok(Published { url: post_url(&id), id, throttle });
         }
         let mut form: Vec<(String, String)> =
             vec![("message".into(), text.to_owned()), ("access_token".into(), token.to_owned())];
@@ -226,9 +285,9 @@ impl PlatformClient {
         }
         let request = self.http.post(self.graph_url(&format!("/{page}/feed"))).form(&form);
         let response = self.send_effect(p, "POST /{page-id}/feed", request).await?;
-        let created = self.read_effect(p, response, graph_refusal).await?;
+        let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
         let id = created["id"].as_str().unwrap_or_default().to_owned();
-        Ok(Published { url: post_url(&id), id })
+        Ok(Published { url: post_url(&id), id, throttle })
     }
 
     // --- Instagram --------------------------------------------------------------------------
@@ -319,10 +378,14 @@ impl PlatformClient {
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(published) => Ok(Published { id: published["id"].as_str().unwrap_or_default().to_owned(), url: None }),
+            Ok((published, throttle)) => {
+                Ok(Published { id: published["id"].as_str().unwrap_or_default().to_owned(), url: None, throttle })
+            }
             // Instagram lets us check: the container says whether it was published.
             Err(PlatformError::Ambiguous { detail, .. }) => match self.container_status(tokens, &creation).await {
-                Ok(status) if status == "PUBLISHED" => Ok(Published { id: format!("container:{creation}"), url: None }),
+                Ok(status) if status == "PUBLISHED" => {
+                    Ok(Published { id: format!("container:{creation}"), url: None, throttle: None })
+                }
                 Ok(status) if status == "FINISHED" => Err(PlatformError::Transient {
                     platform: p,
                     detail: format!("{detail}; the container is still unpublished, so publishing can be retried"),
@@ -405,8 +468,40 @@ impl PlatformClient {
         }
         let request = self.linkedin_rest(self.http.post(format!("{api}/rest/posts")), tokens).json(&body);
         let response = self.send_effect(p, "POST /rest/posts", request).await?;
-        let created = self.read_effect(p, response, status_refusal).await?;
+        let (created, throttle) = self.read_effect(p, response, status_refusal).await?;
         let urn = created["id"].as_str().unwrap_or_default().to_owned();
-        Ok(Published { url: Some(format!("https://www.linkedin.com/feed/update/{urn}")), id: urn })
+        Ok(Published { url: Some(format!("https://www.linkedin.com/feed/update/{urn}")), id: urn, throttle })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn throttle_hints_from_success_headers() {
+        let x = headers(&[("x-rate-limit-remaining", "0"), ("x-rate-limit-reset", "1900")]);
+        assert_eq!(throttle_hint(Platform::X, &x, 1000), Some(Throttle { app_wide: false, until: 1900 }));
+        let x = headers(&[("x-rate-limit-remaining", "3"), ("x-rate-limit-reset", "1900")]);
+        assert_eq!(throttle_hint(Platform::X, &x, 1000), None);
+        let app = headers(&[("x-app-usage", r#"{"call_count":96,"total_cputime":10,"total_time":12}"#)]);
+        assert_eq!(throttle_hint(Platform::Facebook, &app, 1000), Some(Throttle { app_wide: true, until: 4600 }));
+        let calm = headers(&[("x-app-usage", r#"{"call_count":40,"total_cputime":10,"total_time":12}"#)]);
+        assert_eq!(throttle_hint(Platform::Instagram, &calm, 1000), None);
+        let buc = headers(&[(
+            "x-business-use-case-usage",
+            r#"{"104":[{"type":"pages","call_count":50,"total_cputime":5,"total_time":5,"estimated_time_to_regain_access":7}]}"#,
+        )]);
+        assert_eq!(throttle_hint(Platform::Facebook, &buc, 1000), Some(Throttle { app_wide: false, until: 1420 }));
+        assert_eq!(throttle_hint(Platform::Linkedin, &x, 1000), None);
     }
 }

@@ -214,7 +214,16 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
         }
     }
     match app.platforms.publish(&account, &tokens, &post.text, &post.media).await {
-        Ok(published) => Outcome::Published { platform_post_id: published.id, url: published.url },
+        Ok(published) => {
+            // The answer said the budget is spent: everyone holds off until the reset.
+            if let Some(throttle) = published.throttle {
+                let key = if throttle.app_wide { "app" } else { account.id.as_str() };
+                if let Err(e) = app.limits.block(account.platform, key, throttle.until).await {
+                    tracing::warn!(error = %e, "could not record the platform's usage");
+                }
+            }
+            Outcome::Published { platform_post_id: published.id, url: published.url }
+        }
         Err(e) => {
             if let PlatformError::RateLimited { retry_at: Some(until), .. } = &e
                 && let Err(store) = app.limits.block(account.platform, account.id.as_str(), *until).await
