@@ -152,6 +152,18 @@ async fn each_validation_rule_answers_with_its_problem_and_stores_nothing() {
         ),
         (json!({ "user_id": "user-1", "targets": [], "text": "x" }), "invalid_targets"),
         (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "@u ".repeat(21), "media": [{ "url": app.media("a.jpg") }] }),
+            "too_many_mentions",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "x", "media": [{ "url": app.media("a.jpg"), "alt_text": "a".repeat(1001) }] }),
+            "alt_text_too_long",
+        ),
+        (
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "x", "scheduled_at": "2100-01-01T00:00:00Z" }),
+            "scheduled_at_too_far",
+        ),
+        (
             json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }, { "account_id": ids["x"] }], "text": "x" }),
             "duplicate_target",
         ),
