@@ -42,7 +42,12 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    from werkzeug.serving import BaseWSGIServer, make_server
+
+    # moto closes the connection after every response, so every call is a new connection; under
+    # a burst (hundreds of concurrent calls) werkzeug's listen backlog of 128 overflows and
+    # clients see connect timeouts. Let the kernel queue them instead.
+    BaseWSGIServer.request_queue_size = 4096
 
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(

@@ -338,7 +338,7 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
         match target["status"].as_str().unwrap() {
             "published" => published += 1,
             "retrying" => {
-                assert_eq!(target["error"]["code"], "rate_limited");
+                assert_eq!(target["error"]["code"], "rate_limited", "{post}");
                 assert_eq!(target["attempts"], 0, "our own budget's deferral is not an attempt");
                 deferred.push((
                     post["id"].as_str().unwrap().to_owned(),
@@ -541,4 +541,70 @@ async fn platform_feedback_blocks_calls_before_the_platform_refuses_them() {
     assert_eq!(target["attempts"], 0);
     let tweet_calls = app.sandbox.state.world().calls.iter().filter(|c| c.path.ends_with("/2/tweets")).count();
     assert_eq!(tweet_calls, 2, "the third post never reached X (no 429 provoked)");
+}
+
+/// Runs the queued attempt for one target, as the retries function would.
+async fn run_publish_job(app: &TestApp, post: &str, account: &str) {
+    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let envelope = herald::queue::Envelope {
+        job: herald::queue::Job::Publish {
+            tenant: app.tenant.clone(),
+            post: post.parse().unwrap(),
+            account: account.parse().unwrap(),
+        },
+        not_before: None,
+        enqueued_at: 0,
+    };
+    let event = json!({ "Records": [{ "messageId": "job", "body": serde_json::to_string(&envelope).unwrap() }] });
+    assert!(worker.handle_batch(serde_json::from_value(event).unwrap()).await.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
+    use secrecy::ExposeSecret;
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_all(&app).await;
+    let user: herald::domain::UserId = "user-1".parse().unwrap();
+    let account = app.state.accounts.get(&app.tenant, &user, &ids["x"].parse().unwrap()).await.unwrap().unwrap();
+    // X revokes just the access token; Herald still thinks it is good for two hours.
+    let access = app.state.tokens.usable(&account).await.unwrap().access_token.expose_secret().to_owned();
+    let revoke = json!({ "platform": "x", "token": access });
+    app.browser.post(format!("{}/_sandbox/grants/revoke", app.sandbox.url)).json(&revoke).send().await.unwrap();
+
+    let (_, post) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "after a 401" }), None).await;
+    assert_eq!(post["targets"][0]["status"], "retrying", "the posts function may not refresh: {post}");
+    assert_eq!(post["targets"][0]["error"]["code"], "unauthorized");
+    app.clock.advance(time::Duration::seconds(5));
+    run_publish_job(&app, post["id"].as_str().unwrap(), &ids["x"]).await;
+    let id = post["id"].as_str().unwrap();
+    let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read["targets"][0]["status"], "published", "{read}");
+    let refreshes = app
+        .sandbox
+        .state
+        .world()
+        .calls
+        .iter()
+        .filter(|c| c.note.as_deref() == Some("grant_type=refresh_token"))
+        .count();
+    assert_eq!(refreshes, 1, "refreshed once");
+
+    // When the refresh is refused too, the account needs reauth and the target fails with that.
+    app.browser
+        .post(format!("{}/_sandbox/grants/revoke", app.sandbox.url))
+        .json(&json!({ "platform": "x", "user_id": "2244994945" }))
+        .send()
+        .await
+        .unwrap();
+    let (_, post) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "dead grant" }), None).await;
+    app.clock.advance(time::Duration::seconds(5));
+    run_publish_job(&app, post["id"].as_str().unwrap(), &ids["x"]).await;
+    let id = post["id"].as_str().unwrap();
+    let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read["targets"][0]["status"], "failed", "{read}");
+    assert_eq!(read["targets"][0]["error"]["code"], "account_needs_reauth");
+    assert_eq!(app.accounts("user-1").await.iter().find(|a| a["platform"] == "x").unwrap()["status"], "needs_reauth");
 }

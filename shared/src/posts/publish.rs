@@ -27,6 +27,23 @@ pub enum Refresh {
     Deferred,
 }
 
+/// An error on Herald's side during an attempt: logged with its cause chain, retried soon.
+fn internal(now: time::OffsetDateTime, e: &dyn std::error::Error) -> Outcome {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(error = %chain, "attempt failed on Herald's side; retrying");
+    Outcome::Retry {
+        at: now + time::Duration::seconds(5),
+        error: Some(error("internal_error", e.to_string())),
+        counted: true,
+    }
+}
+
 fn error(code: &str, message: impl Into<String>) -> TargetError {
     TargetError { code: code.to_owned(), message: message.into(), platform_code: None, platform_message: None }
 }
@@ -166,13 +183,7 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
     let account = match app.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
         Ok(Some(account)) => account,
         Ok(None) => return Outcome::Failed(error("account_not_found", "the account was disconnected")),
-        Err(e) => {
-            return Outcome::Retry {
-                at: now + time::Duration::seconds(5),
-                error: Some(error("internal_error", e.to_string())),
-                counted: true,
-            };
-        }
+        Err(e) => return internal(now, &e),
     };
     let tokens = match refresh {
         Refresh::Allowed => app.tokens.usable(&account).await.map(Some),
@@ -187,11 +198,7 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
         }
         Err(TokenError::Transient(e)) => return outcome_of(e, claimed.attempts, now),
         Err(TokenError::Store(e)) => {
-            return Outcome::Retry {
-                at: now + time::Duration::seconds(5),
-                error: Some(error("internal_error", e.to_string())),
-                counted: true,
-            };
+            return internal(now, &e);
         }
     };
     // Within the platform's budgets, checked before the call; over them, deferred to the reset.
@@ -206,14 +213,27 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
             };
         }
         Err(LimitError::Store(e)) => {
-            return Outcome::Retry {
-                at: now + time::Duration::seconds(5),
-                error: Some(error("internal_error", e.to_string())),
-                counted: true,
-            };
+            return internal(now, &e);
         }
     }
-    match app.platforms.publish(&account, &tokens, &post.text, &post.media).await {
+    let mut result = app.platforms.publish(&account, &tokens, &post.text, &post.media).await;
+    if refresh == Refresh::Allowed && matches!(result, Err(PlatformError::Refused { status: 401, .. })) {
+        // The token looked valid but was refused: refresh once, then try once more.
+        match app.tokens.refresh_after_refusal(&account).await {
+            Ok(fresh) => result = app.platforms.publish(&account, &fresh, &post.text, &post.media).await,
+            Err(TokenError::NeedsReauth) | Err(TokenError::Revoked) => {
+                return Outcome::Failed(error(
+                    "account_needs_reauth",
+                    "the platform refused the account's token and its refresh",
+                ));
+            }
+            Err(TokenError::Transient(e)) => return outcome_of(e, claimed.attempts, now),
+            Err(TokenError::Store(e)) => {
+                return internal(now, &e);
+            }
+        }
+    }
+    match result {
         Ok(published) => {
             // The answer said the budget is spent: everyone holds off until the reset.
             if let Some(throttle) = published.throttle {

@@ -112,6 +112,32 @@ impl TokenManager {
         self.refresh_or_wait(&holder, skew).await
     }
 
+    /// After the platform refused `used` (the account as read before the call) with a 401:
+    /// refreshes the grant once, unless someone already did since; a grant that cannot be
+    /// refreshed is dead (`needs_reauth`).
+    pub async fn refresh_after_refusal(&self, used: &Account) -> Result<TokenSet, TokenError> {
+        let holder = self.accounts.grant_holder(used).await?;
+        let lock = self.local_lock(&holder.id);
+        let _guard = lock.lock().await;
+        let current = self.current(&holder).await?;
+        Self::check_status(&current)?;
+        if current.version != holder.version {
+            // Refreshed (or reconnected) since the refused call: use what is there now.
+            return Ok(self.accounts.tokens(&current).await?);
+        }
+        let tokens = self.accounts.tokens(&current).await?;
+        if tokens.refresh_token.is_none() {
+            self.mark_needs_reauth(&current, "token_refused").await?;
+            return Err(TokenError::NeedsReauth);
+        }
+        match self.accounts.acquire_refresh_lease(&current, LEASE).await {
+            Ok(leased) => self.refresh(leased).await,
+            // Another process is refreshing: wait for its result like any due refresh.
+            Err(StoreError::VersionConflict) => self.refresh_or_wait(&current, time::Duration::days(36_500)).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The scheduled sweep: refreshes every grant expiring within `refresh_horizon`; for grants
     /// that cannot be refreshed, tells the tenant once (`account.expiring`) when they expire
     /// within `warn_horizon`, and marks them `needs_reauth` once they have expired.
