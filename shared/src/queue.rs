@@ -201,7 +201,7 @@ impl Worker {
                     return Ok(());
                 }
                 if let Some(due) = target.next_attempt_at.filter(|at| *at > now) {
-                    let wait = Duration::from_secs((due - now).whole_seconds().max(0) as u64);
+                    let wait = crate::posts::publish::wait_until(due, now);
                     crate::posts::publish::schedule(&self.app, &tenant, &post, target, wait).await;
                     return Ok(());
                 }

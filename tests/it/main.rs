@@ -2,6 +2,7 @@
 //! one fresh set of resources per test. One binary, so the emulation starts once.
 
 mod api;
+mod chaos;
 mod connect;
 mod crypto;
 mod lambda;

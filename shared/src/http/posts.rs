@@ -162,7 +162,7 @@ async fn create(
 
     if let Some(at) = post.scheduled_at {
         // Held until its time: one queued attempt per target (long delays are re-queued in steps).
-        let delay = std::time::Duration::from_secs((at - now).whole_seconds().max(0) as u64);
+        let delay = crate::posts::publish::wait_until(at, now);
         for target in &post.targets {
             schedule(&state, &post.tenant, &post.id, target, delay).await;
         }

@@ -134,8 +134,7 @@ pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) 
     };
     let finished = app.posts.finish(&post.tenant, &post.id, &claimed, &outcome).await?;
     if let Outcome::Retry { at, .. } = &outcome {
-        let delay = (*at - now).max(time::Duration::ZERO);
-        schedule(app, &post.tenant, &post.id, &claimed, Duration::from_secs(delay.whole_seconds() as u64)).await;
+        schedule(app, &post.tenant, &post.id, &claimed, wait_until(*at, now)).await;
     }
     tracing::info!(
         post = %post.id,
@@ -168,7 +167,7 @@ pub async fn queue_due(app: &App) -> Result<usize, StoreError> {
     let now = app.clock.now();
     let due = app.posts.due(now + time::Duration::seconds(crate::queue::SQS_MAX_DELAY.as_secs() as i64)).await?;
     for target in &due {
-        let delay = Duration::from_secs((target.at - now).whole_seconds().max(0) as u64);
+        let delay = wait_until(target.at, now);
         let job =
             Job::Publish { tenant: target.tenant.clone(), post: target.post.clone(), account: target.account.clone() };
         if let Err(e) = app.queue.enqueue(job, delay).await {
@@ -253,6 +252,13 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outc
             outcome_of(e, claimed.attempts, now)
         }
     }
+}
+
+/// How long until `at`, rounded up to whole seconds (SQS delays are whole seconds; rounding down
+/// would deliver a job before it is due, and it would only be queued again).
+pub fn wait_until(at: time::OffsetDateTime, now: time::OffsetDateTime) -> Duration {
+    let millis = (at - now).whole_milliseconds().max(0) as u64;
+    Duration::from_secs(millis.div_ceil(1000))
 }
 
 /// Whether a target still needs work.

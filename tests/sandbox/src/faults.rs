@@ -61,26 +61,36 @@ pub enum FaultKind {
     AppliedThenHang,
 }
 
-/// The fault (if any) that applies to this call; consumes one use of it.
+/// The fault (if any) that applies to this call; consumes one use of it. Matching faults are
+/// tried in the order they were added, each with its own probability.
 fn pick(sandbox: &Shared, method: &str, path: &str) -> Option<(FaultKind, i64)> {
     let mut world = sandbox.world();
     let now = world.now();
-    let index = world.faults.iter().position(|f| {
-        path.starts_with(&f.path) && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
-    })?;
-    let probability = world.faults[index].probability.unwrap_or(1.0);
-    if probability < 1.0 && !world.rng.random_bool(probability.clamp(0.0, 1.0)) {
-        return None;
-    }
-    let fault = &mut world.faults[index];
-    let kind = fault.kind.clone();
-    if let Some(times) = fault.times.as_mut() {
-        *times -= 1;
-        if *times == 0 {
-            world.faults.remove(index);
+    let candidates: Vec<usize> = world
+        .faults
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            path.starts_with(&f.path) && f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    for index in candidates {
+        let probability = world.faults[index].probability.unwrap_or(1.0);
+        if probability < 1.0 && !world.rng.random_bool(probability.clamp(0.0, 1.0)) {
+            continue;
         }
+        let fault = &mut world.faults[index];
+        let kind = fault.kind.clone();
+        if let Some(times) = fault.times.as_mut() {
+            *times -= 1;
+            if *times == 0 {
+                world.faults.remove(index);
+            }
+        }
+        return Some((kind, now));
     }
-    Some((kind, now))
+    None
 }
 
 pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next) -> Response {

@@ -1,0 +1,269 @@
+//! The chaos run: 300 posts across the four platforms while the sandbox injects, at random under a
+//! fixed seed, 5xx answers, 429s with reset headers, slow answers past the timeout, "applied then
+//! timed out", expired tokens and one revoked account. The queue is driven until quiet; then every
+//! post must be settled, none lost, none duplicated, and the budgets kept.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use herald::posts::TargetStatus;
+use herald_sandbox::Platform as SandboxPlatform;
+use herald_testkit::TestEnv;
+use serde_json::{Value, json};
+
+/// A tiny deterministic generator (SplitMix64), so the run is the same every time.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// At least 300 by default; `HERALD_CHAOS_POSTS` changes it (a multiple of 20).
+fn posts() -> usize {
+    std::env::var("HERALD_CHAOS_POSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+}
+/// Herald's X budget per user, under the sandbox's own 100 per 15 minutes even when the two
+/// clocks' windows do not line up.
+const X_BUDGET: u32 = 50;
+
+#[tokio::test]
+#[ignore = "issue 6 in progress: with every fault kind firing, the run does not yet settle within its bound on moto; run with --ignored"]
+async fn chaos_run_settles_every_post_once() {
+    use herald::ratelimit::{Budget, Scope, Window};
+    let env = TestEnv::fresh().await;
+    let app = env
+        .spawn_app_with(|config| {
+            config.rate_limits = vec![
+                Budget {
+                    platform: herald::domain::Platform::X,
+                    endpoint: "publish".into(),
+                    scope: Scope::Account,
+                    limit: X_BUDGET,
+                    window: Window::Fixed { seconds: 900 },
+                },
+                // Instagram's daily quota is exercised elsewhere; here it would only stretch the
+                // run over simulated days.
+                Budget {
+                    platform: herald::domain::Platform::Instagram,
+                    endpoint: "publish".into(),
+                    scope: Scope::Account,
+                    limit: 1000,
+                    window: Window::Fixed { seconds: 86_400 },
+                },
+            ]
+        })
+        .await;
+    let sandbox = |path: &str, body: Value| app.browser.post(format!("{}{path}", app.sandbox.url)).json(&body).send();
+    for (platform, user) in [
+        ("x", "2244994945"),
+        ("facebook", "10158000000000001"),
+        ("instagram", "10158000000000001"),
+        ("linkedin", "yrZCpj2Z12"),
+    ] {
+        assert_eq!(app.connect("user-1", platform, user, "approve").await["status"], "connected");
+    }
+    let accounts = app.accounts("user-1").await;
+    let id_of = |platform: &str, kind: &str| {
+        accounts.iter().find(|a| a["platform"] == platform && a["kind"] == kind).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let pool = [
+        id_of("x", "member"),
+        id_of("facebook", "page"),
+        id_of("instagram", "professional_account"),
+        id_of("linkedin", "member"),
+        id_of("linkedin", "organization"),
+    ];
+
+    sandbox("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_quota", "limit": 1000 })).await.unwrap();
+    // Faults on every publishing endpoint, drawn from the sandbox's seeded generator.
+    let publish_paths = [
+        "/x/api/2/tweets",
+        "/meta/graph/v26.0/104000000000001/feed",
+        "/meta/graph/v26.0/104000000000001/photos",
+        "/meta/graph/v26.0/17841400000000001/media_publish",
+        "/linkedin/api/rest/posts",
+    ];
+    for path in publish_paths {
+        for (kind, probability) in [
+            (json!({ "type": "status", "status": 503 }), 0.08),
+            (json!({ "type": "rate_limited", "reset_after": 120 }), 0.04),
+            (json!({ "type": "slow", "millis": 2500 }), 0.02),
+            (json!({ "type": "applied_then_hang" }), 0.03),
+        ] {
+            sandbox(
+                "/_sandbox/faults",
+                json!({ "method": "POST", "path": path, "kind": kind, "probability": probability }),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // Every X token expires right away (refresh path), and the LinkedIn grant is revoked (needs_reauth).
+    sandbox("/_sandbox/grants/expire", json!({ "platform": "x", "user_id": "2244994945" })).await.unwrap();
+    app.clock.advance(time::Duration::hours(2));
+    sandbox("/_sandbox/grants/revoke", json!({ "platform": "linkedin", "user_id": "yrZCpj2Z12" })).await.unwrap();
+
+    // 300 posts, each to a seeded subset of the accounts, submitted 20 at a time.
+    let mut rng = Seeded(2026);
+    let mut submitted: Vec<(String, Vec<String>, String)> = Vec::new();
+    let total = posts();
+    for batch in 0..(total / 20) {
+        eprintln!("chaos: submitting batch {batch}");
+        let mut requests = Vec::new();
+        for i in 0..20 {
+            let n = batch * 20 + i;
+            let mask = (rng.next() % 31 + 1) as usize;
+            let targets: Vec<String> =
+                pool.iter().enumerate().filter(|(j, _)| mask & (1 << j) != 0).map(|(_, a)| a.clone()).collect();
+            let text = format!("chaos post {n}");
+            let media = if targets.contains(&pool[2]) || n % 3 == 0 {
+                json!([{ "url": app.media(&format!("{n}.jpg")) }])
+            } else {
+                json!([])
+            };
+            let body = json!({ "user_id": "user-1", "targets": targets.iter().map(|a| json!({ "account_id": a })).collect::<Vec<_>>(), "text": text, "media": media });
+            submitted.push((String::new(), targets, text));
+            requests.push(app.post(body, None));
+        }
+        for (offset, (status, post)) in futures_util::future::join_all(requests).await.into_iter().enumerate() {
+            assert_eq!(status, 202, "{post}");
+            submitted[batch * 20 + offset].0 = post["id"].as_str().unwrap().to_owned();
+        }
+    }
+
+    // Drive the queue until quiet: each round moves both clocks 15 minutes, sweeps, and drains.
+    let worker = herald::queue::Worker::new(app.state.clone(), 10);
+    let sweep = json!({ "Records": [{ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }] });
+    let mut rounds = 0;
+    loop {
+        let open = open_targets(&app, &submitted).await;
+        eprintln!("chaos round {rounds}: {open} open targets");
+        if open == 0 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds <= 40, "still {open} open targets after {rounds} rounds");
+        // Fifteen minutes, or straight to the next due time when every open target waits longer
+        // (LinkedIn defers to midnight UTC).
+        let step =
+            next_due(&app, &submitted).await.map(|due| (due - app.clock_now()).whole_seconds()).unwrap_or(0).max(900);
+        app.clock.advance(time::Duration::seconds(step));
+        sandbox("/_sandbox/clock/advance", json!({ "seconds": step })).await.unwrap();
+        assert!(
+            worker.handle_batch(serde_json::from_value(sweep.clone()).unwrap()).await.batch_item_failures.is_empty()
+        );
+        loop {
+            let stats = herald::queue::poll_once(&env.aws.sqs, &env.resources.work_queue_url, &worker, Duration::ZERO)
+                .await
+                .unwrap();
+            if stats.received == 0 {
+                break;
+            }
+        }
+    }
+
+    // Every target settled; the revoked account's targets failed with needs_reauth.
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let mut published_texts: HashMap<String, HashSet<String>> = HashMap::new();
+    for (post_id, _, text) in &submitted {
+        let post = app.state.posts.get(&app.tenant, &post_id.parse().unwrap()).await.unwrap().expect("no post is lost");
+        for target in &post.targets {
+            assert!(target.status.is_terminal(), "{post_id}: {target:?}");
+            *counts.entry(target.status.as_str()).or_default() += 1;
+            let account = target.account_id.as_str();
+            if account == pool[3] || account == pool[4] {
+                assert_eq!(target.status, TargetStatus::Failed, "revoked LinkedIn grant: {target:?}");
+                assert_eq!(target.error.as_ref().unwrap().code, "account_needs_reauth");
+            }
+            if target.status == TargetStatus::Published {
+                published_texts.entry(account.to_owned()).or_default().insert(text.clone());
+            }
+        }
+    }
+
+    // The sandbox holds no duplicate, and everything Herald calls published is there.
+    let mut sandbox_texts: HashMap<String, Vec<String>> = HashMap::new();
+    for platform in [SandboxPlatform::X, SandboxPlatform::Meta, SandboxPlatform::Linkedin] {
+        for post in app.published(platform) {
+            sandbox_texts.entry(post.account.clone()).or_default().push(post.text.clone());
+        }
+    }
+    let mut duplicates = 0;
+    for texts in sandbox_texts.values() {
+        let unique: HashSet<&String> = texts.iter().collect();
+        duplicates += texts.len() - unique.len();
+    }
+    assert_eq!(duplicates, 0, "a post was published twice");
+    let platform_ids: HashMap<&str, &str> = [
+        (pool[0].as_str(), "2244994945"),
+        (pool[1].as_str(), "104000000000001"),
+        (pool[2].as_str(), "17841400000000001"),
+    ]
+    .into_iter()
+    .collect();
+    for (account, texts) in &published_texts {
+        let on_platform =
+            platform_ids.get(account.as_str()).and_then(|p| sandbox_texts.get(*p)).cloned().unwrap_or_default();
+        for text in texts {
+            assert!(on_platform.contains(text), "Herald says published but the platform has no {text:?}");
+        }
+    }
+
+    // Budgets: never more X posts in one of X's 15-minute windows than X allows (100).
+    let mut per_window: HashMap<i64, u32> = HashMap::new();
+    for post in app.published(SandboxPlatform::X) {
+        *per_window.entry(post.created_at.div_euclid(900)).or_default() += 1;
+    }
+    assert!(per_window.values().all(|n| *n <= 100), "{per_window:?}");
+    let sandbox_calls = app.sandbox.state.world().calls.len();
+    println!(
+        "chaos run: {total} posts, {} targets, {rounds} rounds; published {}, failed {}, unknown {}; {} platform calls; X posts per window {:?}",
+        counts.values().sum::<usize>(),
+        counts.get("published").unwrap_or(&0),
+        counts.get("failed").unwrap_or(&0),
+        counts.get("unknown").unwrap_or(&0),
+        sandbox_calls,
+        per_window.values().collect::<Vec<_>>(),
+    );
+    assert!(counts.get("published").copied().unwrap_or(0) > total, "most targets publish despite the faults");
+}
+
+/// The earliest due time among the waiting targets.
+async fn next_due(
+    app: &herald_testkit::TestApp,
+    submitted: &[(String, Vec<String>, String)],
+) -> Option<time::OffsetDateTime> {
+    let mut earliest: Option<time::OffsetDateTime> = None;
+    for (post_id, _, _) in submitted {
+        let post = app.state.posts.get(&app.tenant, &post_id.parse().unwrap()).await.unwrap().unwrap();
+        for at in post.targets.iter().filter(|t| !t.status.is_terminal()).filter_map(|t| t.next_attempt_at) {
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        }
+    }
+    earliest
+}
+
+async fn open_targets(app: &herald_testkit::TestApp, submitted: &[(String, Vec<String>, String)]) -> usize {
+    let mut open = 0;
+    let mut example = None;
+    for (post_id, _, _) in submitted {
+        let post = app.state.posts.get(&app.tenant, &post_id.parse().unwrap()).await.unwrap().unwrap();
+        for target in post.targets.iter().filter(|t| !t.status.is_terminal()) {
+            open += 1;
+            example.get_or_insert_with(|| format!("{post_id}: {target:?}"));
+        }
+    }
+    if let Some(example) = example {
+        eprintln!("  e.g. {example}");
+    }
+    open
+}
