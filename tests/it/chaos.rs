@@ -35,27 +35,14 @@ const X_BUDGET: u32 = 50;
 #[tokio::test]
 #[ignore = "issue 6 in progress: with every fault kind firing, the run does not yet settle within its bound on moto; run with --ignored"]
 async fn chaos_run_settles_every_post_once() {
-    use herald::ratelimit::{Budget, Scope, Window};
     let env = TestEnv::fresh().await;
     let app = env
         .spawn_app_with(|config| {
             config.rate_limits = vec![
-                Budget {
-                    platform: herald::domain::Platform::X,
-                    endpoint: "publish".into(),
-                    scope: Scope::Account,
-                    limit: X_BUDGET,
-                    window: Window::Fixed { seconds: 900 },
-                },
+                herald_testkit::account_budget(herald::domain::Platform::X, X_BUDGET, 900),
                 // Instagram's daily quota is exercised elsewhere; here it would only stretch the
                 // run over simulated days.
-                Budget {
-                    platform: herald::domain::Platform::Instagram,
-                    endpoint: "publish".into(),
-                    scope: Scope::Account,
-                    limit: 1000,
-                    window: Window::Fixed { seconds: 86_400 },
-                },
+                herald_testkit::account_budget(herald::domain::Platform::Instagram, 1000, 86_400),
             ]
         })
         .await;

@@ -305,17 +305,10 @@ async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
 
 #[tokio::test]
 async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_then_publish_the_rest() {
-    use herald::ratelimit::{Budget, Scope, Window};
     let env = TestEnv::fresh().await;
     let app = env
         .spawn_app_with(|config| {
-            config.rate_limits = vec![Budget {
-                platform: herald::domain::Platform::X,
-                endpoint: "publish".into(),
-                scope: Scope::Account,
-                limit: 50,
-                window: Window::Fixed { seconds: 900 },
-            }]
+            config.rate_limits = vec![herald_testkit::account_budget(herald::domain::Platform::X, 50, 900)]
         })
         .await;
     assert_eq!(app.connect("user-1", "x", "2244994945", "approve").await["status"], "connected");

@@ -307,3 +307,14 @@ pub fn captured_logs() -> LogBuffer {
     })
     .clone()
 }
+
+/// A per-account publishing budget of `limit` per fixed window of `seconds`.
+pub fn account_budget(platform: herald::domain::Platform, limit: u32, seconds: i64) -> herald::ratelimit::Budget {
+    herald::ratelimit::Budget {
+        platform,
+        endpoint: "publish".into(),
+        scope: herald::ratelimit::Scope::Account,
+        limit,
+        window: herald::ratelimit::Window::Fixed { seconds },
+    }
+}
