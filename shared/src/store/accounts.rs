@@ -348,24 +348,11 @@ impl AccountStore {
     /// Active accounts holding a grant that expires before `before` (from the eventually
     /// consistent expiry index: re-read before acting).
     pub async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Account>, StoreError> {
-        let mut found = Vec::new();
-        for shard in 0..EXPIRY_PARTITIONS {
-            let mut pages = self
-                .dynamodb
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
-                .expression_attribute_values(":pk", s(format!("EXPIRES#{shard}")))
-                .expression_attribute_values(":upper", s(format!("{:012}#~", before.unix_timestamp())))
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(item) = pages.next().await {
-                found.push(Account::from_item(&item?)?);
-            }
-        }
-        Ok(found)
+        super::due_before(&self.dynamodb, &self.table, "EXPIRES", EXPIRY_PARTITIONS, before)
+            .await?
+            .iter()
+            .map(Account::from_item)
+            .collect()
     }
 
     /// Records that the tenant was warned this grant will expire.

@@ -55,6 +55,35 @@ where
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// Every item of the sharded time index (`gsi2`, partition `{prefix}#{shard}`, sort key
+/// `{unix:012}#…`) due before `before`. The index is eventually consistent: re-read before acting.
+pub(crate) async fn due_before(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    prefix: &str,
+    shards: u8,
+    before: OffsetDateTime,
+) -> Result<Vec<Item>, StoreError> {
+    let upper = s(format!("{:012}#~", before.unix_timestamp()));
+    let mut found = Vec::new();
+    for shard in 0..shards {
+        let mut pages = dynamodb
+            .query()
+            .table_name(table)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
+            .expression_attribute_values(":pk", s(format!("{prefix}#{shard}")))
+            .expression_attribute_values(":upper", upper.clone())
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            found.push(item?);
+        }
+    }
+    Ok(found)
+}
+
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }

@@ -9,6 +9,7 @@
 //! A post and its targets (and its idempotency key) are written in one transaction. Every target
 //! transition is a conditional update on the target's version and status.
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -295,12 +296,8 @@ impl PostStore {
         lease: time::Duration,
     ) -> Result<Target, StoreError> {
         let now = self.clock.now();
-        let result = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(post_pk(tenant, post)))
-            .key("sk", s(format!("TARGET#{}", target.account_id)))
+        let update = self
+            .update_target(tenant, post, &target.account_id)
             // A claimed target stays in the due index at its lease's end: if the claimer dies, the
             // sweep finds it and it is settled as `unknown` (it may have been sent).
             .update_expression("SET #status = :publishing, lease_until = :until, attempts = attempts + :one, version = version + :one, gsi2sk = :lease_due REMOVE next_attempt_at")
@@ -313,15 +310,8 @@ impl PostStore {
             .expression_attribute_values(":lease_due", s(due_keys(tenant, post, &target.account_id, now + lease).1))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":read", n(target.version))
-            .expression_attribute_values(":now", epoch(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result.map_err(StoreError::from) {
-            Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
-            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
-            Err(e) => Err(e),
-        }
+            .expression_attribute_values(":now", epoch(now));
+        send_target_update(update).await
     }
 
     /// Records the outcome of the attempt the caller claimed.
@@ -333,17 +323,12 @@ impl PostStore {
         outcome: &Outcome,
     ) -> Result<Target, StoreError> {
         let mut update = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(post_pk(tenant, post)))
-            .key("sk", s(format!("TARGET#{}", claimed.account_id)))
+            .update_target(tenant, post, &claimed.account_id)
             .condition_expression("version = :read AND #status = :publishing")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":read", n(claimed.version))
             .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew);
+            .expression_attribute_values(":one", n(1));
         let (status, mut sets, mut removes) = (
             match outcome {
                 Outcome::Published { .. } => TargetStatus::Published,
@@ -399,12 +384,7 @@ impl PostStore {
             }
         }
         let expression = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
-        let result = update.update_expression(expression).send().await;
-        match result.map_err(StoreError::from) {
-            Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
-            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
-            Err(e) => Err(e),
-        }
+        send_target_update(update.update_expression(expression)).await
     }
 
     /// Settles a target whose claimer died (its lease ran out while `publishing`): it may have
@@ -417,12 +397,8 @@ impl PostStore {
             platform_code: None,
             platform_message: None,
         };
-        let result = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(post_pk(tenant, post)))
-            .key("sk", s(format!("TARGET#{}", target.account_id)))
+        let update = self
+            .update_target(tenant, post, &target.account_id)
             .update_expression(
                 "SET #status = :unknown, #error = :error, version = version + :one REMOVE lease_until, gsi2pk, gsi2sk",
             )
@@ -433,15 +409,8 @@ impl PostStore {
             .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
             .expression_attribute_values(":error", json_attr(&error))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", epoch(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result.map_err(StoreError::from) {
-            Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
-            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
-            Err(e) => Err(e),
-        }
+            .expression_attribute_values(":now", epoch(now));
+        send_target_update(update).await
     }
 
     /// The current state of one target.
@@ -467,45 +436,51 @@ impl PostStore {
     /// eventually consistent due index.
     pub async fn due(&self, before: OffsetDateTime) -> Result<Vec<Due>, StoreError> {
         let mut found = Vec::new();
-        for shard in 0..DUE_PARTITIONS {
-            let mut pages = self
-                .dynamodb
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
-                .expression_attribute_values(":pk", s(format!("DUE#{shard}")))
-                .expression_attribute_values(":upper", s(format!("{:012}#~", before.unix_timestamp())))
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(item) = pages.next().await {
-                let item = item?;
-                let sk = Reader(&item).str("gsi2sk")?.to_owned();
-                let mut parts = sk.splitn(4, '#');
-                let (Some(at), Some(tenant), Some(post), Some(account)) =
-                    (parts.next(), parts.next(), parts.next(), parts.next())
-                else {
-                    return Err(StoreError::Corrupt(format!("due key {sk}")));
-                };
-                let at = at
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-                    .ok_or_else(|| StoreError::Corrupt(sk.clone()))?;
-                let parse = |e: crate::domain::InvalidId| StoreError::Corrupt(e.to_string());
-                found.push(Due {
-                    tenant: tenant.parse().map_err(parse)?,
-                    post: post.parse().map_err(parse)?,
-                    account: account.parse().map_err(parse)?,
-                    at,
-                });
-            }
+        for item in super::due_before(&self.dynamodb, &self.table, "DUE", DUE_PARTITIONS, before).await? {
+            let sk = Reader(&item).str("gsi2sk")?.to_owned();
+            let mut parts = sk.splitn(4, '#');
+            let (Some(at), Some(tenant), Some(post), Some(account)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(StoreError::Corrupt(format!("due key {sk}")));
+            };
+            let at = at
+                .parse::<i64>()
+                .ok()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+                .ok_or_else(|| StoreError::Corrupt(sk.clone()))?;
+            let parse = |e: crate::domain::InvalidId| StoreError::Corrupt(e.to_string());
+            found.push(Due {
+                tenant: tenant.parse().map_err(parse)?,
+                post: post.parse().map_err(parse)?,
+                account: account.parse().map_err(parse)?,
+                at,
+            });
         }
         Ok(found)
     }
 
+    /// A conditional update of one target that answers with the target as written.
+    fn update_target(&self, tenant: &TenantId, post: &PostId, account: &AccountId) -> UpdateItemFluentBuilder {
+        self.dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(post_pk(tenant, post)))
+            .key("sk", s(format!("TARGET#{account}")))
+            .return_values(ReturnValue::AllNew)
+    }
+
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+}
+
+/// Sends a target update built by [`PostStore::update_target`]; a failed condition means the
+/// target moved on since it was read.
+async fn send_target_update(update: UpdateItemFluentBuilder) -> Result<Target, StoreError> {
+    match update.send().await.map_err(StoreError::from) {
+        Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
+        Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+        Err(e) => Err(e),
     }
 }
