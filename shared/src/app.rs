@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::platforms::PlatformClient;
 use crate::queue::WorkQueue;
+use crate::queue::dead::DeadLetterQueue;
 use crate::ratelimit::RateLimiter;
 use crate::store::{AccountStore, ConnectStore, Journal, PostStore, TenantStore};
 use crate::tokens::TokenManager;
@@ -22,6 +23,7 @@ pub struct App {
     pub platforms: Arc<PlatformClient>,
     pub tokens: Arc<TokenManager>,
     pub queue: WorkQueue,
+    pub dead_letters: DeadLetterQueue,
     pub limits: Arc<RateLimiter>,
     pub clock: SharedClock,
     pub config: Arc<Config>,
@@ -49,6 +51,7 @@ impl App {
             platforms,
             tokens,
             queue: WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone()),
+            dead_letters: DeadLetterQueue::new(aws.sqs.clone(), &config.dead_letter_queue_url),
             limits: Arc::new(RateLimiter::new(
                 aws.dynamodb.clone(),
                 table,

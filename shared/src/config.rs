@@ -243,6 +243,9 @@ pub struct Config {
     pub crypto: CryptoSettings,
     /// `HERALD_QUEUE_URL`: the work queue the `retries` function consumes.
     pub queue_url: String,
+    /// `HERALD_DLQ_URL`: the work queue's dead-letter queue; jobs whose attempts ran out are sent
+    /// there with their history (`herald dlq list|redrive`).
+    pub dead_letter_queue_url: String,
     /// `HERALD_PUBLIC_URL` (default `http://127.0.0.1:3000`): the base URL users' browsers and the
     /// platforms reach Herald on; OAuth callback URLs are built from it.
     pub public_url: Url,
@@ -284,6 +287,7 @@ impl Config {
             table: env.required("HERALD_TABLE")?.trim().to_owned(),
             crypto,
             queue_url: env.required("HERALD_QUEUE_URL")?.trim().to_owned(),
+            dead_letter_queue_url: env.required("HERALD_DLQ_URL")?.trim().to_owned(),
             public_url: env.url("HERALD_PUBLIC_URL")?.unwrap_or(default_public),
             max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
             platforms: PlatformEndpoints::from_env(env)?,
@@ -306,6 +310,7 @@ mod tests {
             ("HERALD_TABLE", "herald"),
             ("HERALD_KMS_KEY_ID", "alias/herald-tokens"),
             ("HERALD_QUEUE_URL", "http://127.0.0.1:1/000000000000/herald-work"),
+            ("HERALD_DLQ_URL", "http://127.0.0.1:1/000000000000/herald-work-dlq"),
         ]
     }
 
@@ -320,7 +325,7 @@ mod tests {
 
     #[test]
     fn names_each_missing_variable() {
-        for missing in ["HERALD_TABLE", "HERALD_KMS_KEY_ID", "HERALD_QUEUE_URL"] {
+        for missing in ["HERALD_TABLE", "HERALD_KMS_KEY_ID", "HERALD_QUEUE_URL", "HERALD_DLQ_URL"] {
             let env = Env::from_pairs(base().into_iter().filter(|(k, _)| *k != missing));
             let err = Config::from_env(&env).unwrap_err();
             assert_eq!(err, ConfigError::Missing(missing));

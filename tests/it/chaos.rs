@@ -33,8 +33,8 @@ fn posts() -> usize {
 const X_BUDGET: u32 = 50;
 
 #[tokio::test]
-#[ignore = "issue 6 in progress: with every fault kind firing, the run does not yet settle within its bound on moto; run with --ignored"]
 async fn chaos_run_settles_every_post_once() {
+    let started = std::time::Instant::now();
     let env = TestEnv::fresh().await;
     let app = env
         .spawn_app_with(|config| {
@@ -46,29 +46,12 @@ async fn chaos_run_settles_every_post_once() {
             ]
         })
         .await;
+    // Herald's clock follows the wall clock (plus what the test advances), as the sandbox's does
+    // and as the emulated queue's delays do: a message delayed 5 s arrives when it is due.
+    app.clock.run();
     let sandbox = |path: &str, body: Value| app.browser.post(format!("{}{path}", app.sandbox.url)).json(&body).send();
-    for (platform, user) in [
-        ("x", "2244994945"),
-        ("facebook", "10158000000000001"),
-        ("instagram", "10158000000000001"),
-        ("linkedin", "yrZCpj2Z12"),
-    ] {
-        assert_eq!(app.connect("user-1", platform, user, "approve").await["status"], "connected");
-    }
-    let accounts = app.accounts("user-1").await;
-    let id_of = |platform: &str, kind: &str| {
-        accounts.iter().find(|a| a["platform"] == platform && a["kind"] == kind).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let pool = [
-        id_of("x", "member"),
-        id_of("facebook", "page"),
-        id_of("instagram", "professional_account"),
-        id_of("linkedin", "member"),
-        id_of("linkedin", "organization"),
-    ];
+    let ids = app.connect_all("user-1").await;
+    let pool = ["x", "facebook", "instagram", "linkedin_member", "linkedin_org"].map(|k| ids[k].clone());
 
     sandbox("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_quota", "limit": 1000 })).await.unwrap();
     // Faults on every publishing endpoint, drawn from the sandbox's seeded generator.
@@ -132,8 +115,8 @@ async fn chaos_run_settles_every_post_once() {
     let sweep = json!({ "Records": [{ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }] });
     let mut rounds = 0;
     loop {
-        let open = open_targets(&app, &submitted).await;
-        eprintln!("chaos round {rounds}: {open} open targets");
+        let (open, next_due) = open_targets(&app, &submitted).await;
+        eprintln!("chaos round {rounds} at {:.0} s: {open} open targets", started.elapsed().as_secs_f64());
         if open == 0 {
             break;
         }
@@ -141,8 +124,7 @@ async fn chaos_run_settles_every_post_once() {
         assert!(rounds <= 40, "still {open} open targets after {rounds} rounds");
         // Fifteen minutes, or straight to the next due time when every open target waits longer
         // (LinkedIn defers to midnight UTC).
-        let step =
-            next_due(&app, &submitted).await.map(|due| (due - app.clock_now()).whole_seconds()).unwrap_or(0).max(900);
+        let step = next_due.map(|due| (due - app.clock_now()).whole_seconds()).unwrap_or(0).max(900);
         app.clock.advance(time::Duration::seconds(step));
         sandbox("/_sandbox/clock/advance", json!({ "seconds": step })).await.unwrap();
         assert!(
@@ -160,6 +142,7 @@ async fn chaos_run_settles_every_post_once() {
 
     // Every target settled; the revoked account's targets failed with needs_reauth.
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    let mut revoked_timeouts = 0;
     let mut published_texts: HashMap<String, HashSet<String>> = HashMap::new();
     for (post_id, _, text) in &submitted {
         let post = app.state.posts.get(&app.tenant, &post_id.parse().unwrap()).await.unwrap().expect("no post is lost");
@@ -168,8 +151,17 @@ async fn chaos_run_settles_every_post_once() {
             *counts.entry(target.status.as_str()).or_default() += 1;
             let account = target.account_id.as_str();
             if account == pool[3] || account == pool[4] {
-                assert_eq!(target.status, TargetStatus::Failed, "revoked LinkedIn grant: {target:?}");
-                assert_eq!(target.error.as_ref().unwrap().code, "account_needs_reauth");
+                // Refused for the revoked grant, unless the call timed out before the platform
+                // answered: then Herald cannot know it was refused, and it is `unknown`.
+                let error = target.error.as_ref().unwrap();
+                match target.status {
+                    TargetStatus::Failed => assert_eq!(error.code, "account_needs_reauth", "{target:?}"),
+                    TargetStatus::Unknown => {
+                        assert!(error.message.contains("timeout"), "{target:?}");
+                        revoked_timeouts += 1;
+                    }
+                    _ => panic!("revoked LinkedIn grant: {target:?}"),
+                }
             }
             if target.status == TargetStatus::Published {
                 published_texts.entry(account.to_owned()).or_default().insert(text.clone());
@@ -213,8 +205,9 @@ async fn chaos_run_settles_every_post_once() {
     assert!(per_window.values().all(|n| *n <= 100), "{per_window:?}");
     let sandbox_calls = app.sandbox.state.world().calls.len();
     println!(
-        "chaos run: {total} posts, {} targets, {rounds} rounds; published {}, failed {}, unknown {}; {} platform calls; X posts per window {:?}",
+        "chaos run: {total} posts, {} targets, {rounds} rounds, {:.0} s; published {}, failed {}, unknown {} ({revoked_timeouts} of them the revoked grant's timeouts); 0 lost, 0 duplicates; {} platform calls; X posts per 15-minute window {:?}",
         counts.values().sum::<usize>(),
+        started.elapsed().as_secs_f64(),
         counts.get("published").unwrap_or(&0),
         counts.get("failed").unwrap_or(&0),
         counts.get("unknown").unwrap_or(&0),
@@ -224,33 +217,26 @@ async fn chaos_run_settles_every_post_once() {
     assert!(counts.get("published").copied().unwrap_or(0) > total, "most targets publish despite the faults");
 }
 
-/// The earliest due time among the waiting targets.
-async fn next_due(
+/// How many targets are still open, and the earliest time one of them waits for.
+async fn open_targets(
     app: &herald_testkit::TestApp,
     submitted: &[(String, Vec<String>, String)],
-) -> Option<time::OffsetDateTime> {
-    let mut earliest: Option<time::OffsetDateTime> = None;
-    for (post_id, _, _) in submitted {
-        let post = app.state.posts.get(&app.tenant, &post_id.parse().unwrap()).await.unwrap().unwrap();
-        for at in post.targets.iter().filter(|t| !t.status.is_terminal()).filter_map(|t| t.next_attempt_at) {
-            earliest = Some(earliest.map_or(at, |e| e.min(at)));
-        }
-    }
-    earliest
-}
-
-async fn open_targets(app: &herald_testkit::TestApp, submitted: &[(String, Vec<String>, String)]) -> usize {
+) -> (usize, Option<time::OffsetDateTime>) {
     let mut open = 0;
+    let mut earliest: Option<time::OffsetDateTime> = None;
     let mut example = None;
     for (post_id, _, _) in submitted {
         let post = app.state.posts.get(&app.tenant, &post_id.parse().unwrap()).await.unwrap().unwrap();
         for target in post.targets.iter().filter(|t| !t.status.is_terminal()) {
             open += 1;
             example.get_or_insert_with(|| format!("{post_id}: {target:?}"));
+            if let Some(at) = target.next_attempt_at {
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
         }
     }
     if let Some(example) = example {
         eprintln!("  e.g. {example}");
     }
-    open
+    (open, earliest)
 }

@@ -4,7 +4,9 @@
 mod api;
 mod chaos;
 mod connect;
+mod crash;
 mod crypto;
+mod dead_letters;
 mod lambda;
 mod openapi;
 mod posts;

@@ -7,31 +7,6 @@ use herald_testkit::{TestApp, TestEnv};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Connects every platform for `user-1`; returns account ids by kind.
-async fn connect_all(app: &TestApp) -> HashMap<&'static str, String> {
-    for (platform, user) in [
-        ("x", "2244994945"),
-        ("facebook", "10158000000000001"),
-        ("instagram", "10158000000000001"),
-        ("linkedin", "yrZCpj2Z12"),
-    ] {
-        assert_eq!(app.connect("user-1", platform, user, "approve").await["status"], "connected");
-    }
-    let mut ids = HashMap::new();
-    for account in app.accounts("user-1").await {
-        let key = match (account["platform"].as_str().unwrap(), account["kind"].as_str().unwrap()) {
-            ("x", _) => "x",
-            ("facebook", _) => "facebook",
-            ("instagram", _) => "instagram",
-            ("linkedin", "member") => "linkedin_member",
-            ("linkedin", _) => "linkedin_org",
-            _ => continue,
-        };
-        ids.insert(key, account["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
-
 fn targets(ids: &HashMap<&str, String>, keys: &[&str]) -> Value {
     Value::Array(keys.iter().map(|k| json!({ "account_id": ids[k] })).collect())
 }
@@ -44,7 +19,7 @@ fn statuses(post: &Value) -> Vec<String> {
 async fn text_and_image_posts_reach_every_platform_exactly_once() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let all = ["x", "facebook", "linkedin_member", "linkedin_org"];
 
     let (status, text_post) = app
@@ -116,7 +91,7 @@ async fn text_and_image_posts_reach_every_platform_exactly_once() {
 async fn each_validation_rule_answers_with_its_problem_and_stores_nothing() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let jpg = json!([{ "url": app.media("a.jpg") }]);
     let cases = [
         (json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "a".repeat(281) }), "text_too_long"),
@@ -198,7 +173,7 @@ async fn each_validation_rule_answers_with_its_problem_and_stores_nothing() {
 async fn idempotency_keys_replay_refuse_mismatches_and_survive_races() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let body = json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "once" });
 
     let (status, first) = app.post(body.clone(), Some("key-1")).await;
@@ -231,7 +206,7 @@ async fn idempotency_keys_replay_refuse_mismatches_and_survive_races() {
 async fn applied_then_timed_out_is_unknown_and_never_resent() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let fault = json!({ "path": "/x/api/2/tweets", "kind": { "type": "applied_then_hang" }, "times": 1 });
     app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
 
@@ -244,19 +219,7 @@ async fn applied_then_timed_out_is_unknown_and_never_resent() {
 
     // A duplicate delivery of the publish job changes nothing: the target is terminal.
     let worker = herald::queue::Worker::new(app.state.clone(), 2);
-    let job = herald::queue::Envelope {
-        job: herald::queue::Job::Publish {
-            tenant: app.tenant.clone(),
-            post: post["id"].as_str().unwrap().parse().unwrap(),
-            account: ids["x"].parse().unwrap(),
-        },
-        not_before: None,
-        enqueued_at: 0,
-    };
-    let event = serde_json::from_value(
-        json!({ "Records": [{ "messageId": "m1", "body": serde_json::to_string(&job).unwrap() }] }),
-    )
-    .unwrap();
+    let event = app.publish_event(post["id"].as_str().unwrap(), &ids["x"], 1);
     assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
     let tweets = app.published(SandboxPlatform::X);
     assert_eq!(tweets.len(), 1, "the post exists once and was not resent");
@@ -266,7 +229,7 @@ async fn applied_then_timed_out_is_unknown_and_never_resent() {
 async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let fault = json!({ "path": "/linkedin/api/rest/posts", "kind": { "type": "status", "status": 503 }, "times": 1 });
     app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
 
@@ -281,20 +244,7 @@ async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
     // The queued attempt, once due.
     app.clock.advance(time::Duration::minutes(20));
     let worker = herald::queue::Worker::new(app.state.clone(), 2);
-    let job = herald::queue::Envelope {
-        job: herald::queue::Job::Publish {
-            tenant: app.tenant.clone(),
-            post: post["id"].as_str().unwrap().parse().unwrap(),
-            account: ids["linkedin_member"].parse().unwrap(),
-        },
-        not_before: None,
-        enqueued_at: 0,
-    };
-    let body = serde_json::to_string(&job).unwrap();
-    let event = serde_json::from_value(
-        json!({ "Records": [{ "messageId": "m1", "body": body }, { "messageId": "m2", "body": body }] }),
-    )
-    .unwrap();
+    let event = app.publish_event(post["id"].as_str().unwrap(), &ids["linkedin_member"], 2);
     assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
     let id = post["id"].as_str().unwrap();
     let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
@@ -349,7 +299,6 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
 
     // Window by window, the queued attempts publish the rest: 50 per window, nothing lost.
     let worker = herald::queue::Worker::new(app.state.clone(), 10);
-    let tenant = app.tenant.clone();
     for window in 1..=3 {
         app.clock.advance(time::Duration::seconds(900));
         app.browser
@@ -361,21 +310,10 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
         let records: Vec<Value> = deferred
             .iter()
             .enumerate()
-            .map(|(i, (post, _))| {
-                let envelope = herald::queue::Envelope {
-                    job: herald::queue::Job::Publish {
-                        tenant: tenant.clone(),
-                        post: post.parse().unwrap(),
-                        account: account.parse().unwrap(),
-                    },
-                    not_before: None,
-                    enqueued_at: 0,
-                };
-                json!({ "messageId": format!("w{window}-{i}"), "body": serde_json::to_string(&envelope).unwrap() })
-            })
+            .map(|(i, (post, _))| app.publish_record(post, &account, &format!("w{window}-{i}")))
             .collect();
         for chunk in records.chunks(10) {
-            let event = serde_json::from_value(json!({ "Records": chunk })).unwrap();
+            let event = herald_testkit::sqs_event(chunk.to_vec());
             assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
         }
         assert_eq!(app.published(SandboxPlatform::X).len(), 50 + 50 * window);
@@ -389,7 +327,7 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
 async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let at = app.clock_now() + time::Duration::hours(2);
     let at_text = at.format(&time::format_description::well_known::Rfc3339).unwrap();
     let (status, post) = app
@@ -415,28 +353,9 @@ async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
 
     // At the time, the queued jobs publish; early delivery would have been re-queued, not sent.
     app.clock.advance(time::Duration::minutes(10));
-    let records: Vec<Value> = ["x", "linkedin_member"]
-        .iter()
-        .map(|k| {
-            let envelope = herald::queue::Envelope {
-                job: herald::queue::Job::Publish {
-                    tenant: app.tenant.clone(),
-                    post: post["id"].as_str().unwrap().parse().unwrap(),
-                    account: ids[k].parse().unwrap(),
-                },
-                not_before: None,
-                enqueued_at: 0,
-            };
-            json!({ "messageId": k, "body": serde_json::to_string(&envelope).unwrap() })
-        })
-        .collect();
-    assert!(
-        worker
-            .handle_batch(serde_json::from_value(json!({ "Records": records })).unwrap())
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
+    let records: Vec<Value> =
+        ["x", "linkedin_member"].iter().map(|k| app.publish_record(post["id"].as_str().unwrap(), &ids[k], k)).collect();
+    assert!(worker.handle_batch(herald_testkit::sqs_event(records)).await.batch_item_failures.is_empty());
     assert_eq!(app.published(SandboxPlatform::X).len(), 1);
     assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 1);
 }
@@ -445,7 +364,7 @@ async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
 async fn a_claim_whose_worker_died_is_settled_as_unknown_not_resent() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     // Scheduled, so nothing is attempted at submission; a "worker" claims it and dies.
     let at =
         (app.clock_now() + time::Duration::minutes(5)).format(&time::format_description::well_known::Rfc3339).unwrap();
@@ -467,17 +386,8 @@ async fn a_claim_whose_worker_died_is_settled_as_unknown_not_resent() {
     let due = app.state.posts.due(app.clock_now()).await.unwrap();
     assert!(due.iter().any(|d| d.post == post_id), "{due:?}");
     let worker = herald::queue::Worker::new(app.state.clone(), 2);
-    let envelope = herald::queue::Envelope {
-        job: herald::queue::Job::Publish {
-            tenant: app.tenant.clone(),
-            post: post_id.clone(),
-            account: ids["x"].parse().unwrap(),
-        },
-        not_before: None,
-        enqueued_at: 0,
-    };
-    let event = json!({ "Records": [{ "messageId": "m", "body": serde_json::to_string(&envelope).unwrap() }] });
-    assert!(worker.handle_batch(serde_json::from_value(event).unwrap()).await.batch_item_failures.is_empty());
+    let event = app.publish_event(post_id.as_str(), &ids["x"], 1);
+    assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
     let settled = app.state.posts.get(&app.tenant, &post_id).await.unwrap().unwrap();
     assert_eq!(settled.targets[0].status, herald::posts::TargetStatus::Unknown);
     assert!(app.published(SandboxPlatform::X).is_empty(), "not sent by the recovery");
@@ -490,7 +400,7 @@ async fn a_claim_whose_worker_died_is_settled_as_unknown_not_resent() {
 async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let fault = |kind: Value| {
         let body = json!({ "path": "/meta/graph/v26.0/17841400000000001/media_publish", "kind": kind, "times": 1 });
         app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&body).send()
@@ -516,7 +426,7 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
 async fn platform_feedback_blocks_calls_before_the_platform_refuses_them() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     // X allows this user two posts per window; the second answer says `x-rate-limit-remaining: 0`.
     let limit = json!({ "platform": "x", "name": "tweets/user", "limit": 2, "window": 900 });
     app.browser.post(format!("{}/_sandbox/limits", app.sandbox.url)).json(&limit).send().await.unwrap();
@@ -539,17 +449,7 @@ async fn platform_feedback_blocks_calls_before_the_platform_refuses_them() {
 /// Runs the queued attempt for one target, as the retries function would.
 async fn run_publish_job(app: &TestApp, post: &str, account: &str) {
     let worker = herald::queue::Worker::new(app.state.clone(), 2);
-    let envelope = herald::queue::Envelope {
-        job: herald::queue::Job::Publish {
-            tenant: app.tenant.clone(),
-            post: post.parse().unwrap(),
-            account: account.parse().unwrap(),
-        },
-        not_before: None,
-        enqueued_at: 0,
-    };
-    let event = json!({ "Records": [{ "messageId": "job", "body": serde_json::to_string(&envelope).unwrap() }] });
-    assert!(worker.handle_batch(serde_json::from_value(event).unwrap()).await.batch_item_failures.is_empty());
+    assert!(worker.handle_batch(app.publish_event(post, account, 1)).await.batch_item_failures.is_empty());
 }
 
 #[tokio::test]
@@ -557,7 +457,7 @@ async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
     use secrecy::ExposeSecret;
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = connect_all(&app).await;
+    let ids = app.connect_all("user-1").await;
     let user: herald::domain::UserId = "user-1".parse().unwrap();
     let account = app.state.accounts.get(&app.tenant, &user, &ids["x"].parse().unwrap()).await.unwrap().unwrap();
     // X revokes just the access token; Herald still thinks it is good for two hours.

@@ -68,6 +68,7 @@ impl TestEnv {
                 max_uses_per_key: 1000,
             },
             queue_url: self.resources.work_queue_url.clone(),
+            dead_letter_queue_url: self.resources.dead_letter_queue_url.clone(),
             public_url: "http://127.0.0.1:3000".parse().expect("static URL"),
             max_body_bytes: 64 * 1024,
             platforms: herald::config::PlatformEndpoints::production(),
@@ -252,6 +253,52 @@ impl TestApp {
         self.sandbox.state.world().posts.iter().filter(|p| p.platform == platform).cloned().collect()
     }
 
+    /// Connects each platform's development user for `user`; returns the account ids by key:
+    /// `x`, `facebook`, `instagram`, `linkedin_member`, `linkedin_org`.
+    pub async fn connect_all(&self, user: &str) -> HashMap<&'static str, String> {
+        for (platform, platform_user) in [
+            ("x", "2244994945"),
+            ("facebook", "10158000000000001"),
+            ("instagram", "10158000000000001"),
+            ("linkedin", "yrZCpj2Z12"),
+        ] {
+            assert_eq!(self.connect(user, platform, platform_user, "approve").await["status"], "connected");
+        }
+        let mut ids = HashMap::new();
+        for account in self.accounts(user).await {
+            let key = match (account["platform"].as_str(), account["kind"].as_str()) {
+                (Some("x"), _) => "x",
+                (Some("facebook"), _) => "facebook",
+                (Some("instagram"), _) => "instagram",
+                (Some("linkedin"), Some("member")) => "linkedin_member",
+                (Some("linkedin"), _) => "linkedin_org",
+                _ => continue,
+            };
+            ids.insert(key, account["id"].as_str().expect("an id").to_owned());
+        }
+        ids
+    }
+
+    /// An SQS event holding `copies` deliveries of the publish job for `account`'s target of
+    /// `post`, as the retries function receives it.
+    pub fn publish_event(&self, post: &str, account: &str, copies: usize) -> aws_lambda_events::event::sqs::SqsEvent {
+        sqs_event((0..copies).map(|i| self.publish_record(post, account, &format!("m{i}"))).collect())
+    }
+
+    /// One SQS record (JSON) carrying the publish job for `account`'s target of `post`.
+    pub fn publish_record(&self, post: &str, account: &str, message_id: &str) -> serde_json::Value {
+        let envelope = herald::queue::Envelope {
+            job: herald::queue::Job::Publish {
+                tenant: self.tenant.clone(),
+                post: post.parse().expect("a post id"),
+                account: account.parse().expect("an account id"),
+            },
+            not_before: None,
+            enqueued_at: 0,
+        };
+        serde_json::json!({ "messageId": message_id, "body": serde_json::to_string(&envelope).expect("serializes") })
+    }
+
     pub async fn accounts(&self, user: &str) -> Vec<serde_json::Value> {
         let body: serde_json::Value = self
             .api(reqwest::Method::GET, &format!("/v1/users/{user}/accounts"))
@@ -263,6 +310,11 @@ impl TestApp {
             .expect("json");
         body["accounts"].as_array().cloned().unwrap_or_default()
     }
+}
+
+/// An SQS event of `records` (JSON records as Lambda delivers them).
+pub fn sqs_event(records: Vec<serde_json::Value>) -> aws_lambda_events::event::sqs::SqsEvent {
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SQS event")
 }
 
 /// A URL's query parameters.

@@ -91,6 +91,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             max_uses_per_key: 1000,
         },
         queue_url: resources.work_queue_url.clone(),
+        dead_letter_queue_url: resources.dead_letter_queue_url.clone(),
         public_url: base.parse()?,
         max_body_bytes: 64 * 1024,
         platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
@@ -121,15 +122,17 @@ Try:
 Operator commands against this stack (in another shell):
   export AWS_REGION={region} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
          AWS_ENDPOINT_URL={services} AWS_ENDPOINT_URL_DYNAMODB={dynamodb} \
-         HERALD_TABLE={table} HERALD_QUEUE_URL={queue}
+         HERALD_TABLE={table} HERALD_QUEUE_URL={queue} HERALD_DLQ_URL={dlq}
   cargo run -q -p herald-cli -- tenant create --name acme --allowed-origin https://app.acme.test
   cargo run -q -p herald-cli -- queue ping
+  cargo run -q -p herald-cli -- dlq list
 
 Logs follow as JSON lines. Stop with Ctrl-C (the emulators stop with it; their data is not kept).
 "#,
         tenant_id = tenant.id,
         key = key.reveal(),
         queue = resources.work_queue_url,
+        dlq = resources.dead_letter_queue_url,
         table = resources.table,
         region = herald::local::LOCAL_REGION,
         sandbox = sandbox.url,

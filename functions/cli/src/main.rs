@@ -16,6 +16,7 @@ use herald::aws::AwsClients;
 use herald::clock::SharedClock;
 use herald::config::{Config, Env};
 use herald::http::AppState;
+use herald::queue::dead::{DeadLetterQueue, Filter, Letter};
 use herald::queue::{Job, WorkQueue, Worker};
 use herald::schema::ResourceNames;
 use herald::store::{Origin, TenantStore};
@@ -50,6 +51,46 @@ enum Command {
     /// The work queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The dead-letter queue: jobs whose attempts ran out, and messages SQS gave up on.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+/// Which dead letters: all of them, or those of one post and/or account.
+#[derive(clap::Args)]
+struct DlqSelection {
+    #[arg(long)]
+    post: Option<String>,
+    #[arg(long)]
+    account: Option<String>,
+}
+
+impl DlqSelection {
+    fn filter(&self) -> Result<Filter> {
+        Ok(Filter {
+            post: self.post.as_deref().map(str::parse).transpose()?,
+            account: self.account.as_deref().map(str::parse).transpose()?,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters (nothing is removed): one line each, or JSON with `--json`.
+    List {
+        #[command(flatten)]
+        selection: DlqSelection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead letters back to the work queue; exhausted targets are reopened with fresh
+    /// attempts. Needs `--all`, `--post` or `--account`.
+    Redrive {
+        #[command(flatten)]
+        selection: DlqSelection,
+        #[arg(long, conflicts_with_all = ["post", "account"])]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,7 +180,83 @@ async fn main() -> Result<()> {
             println!("job enqueued");
             Ok(())
         }
+        Command::Dlq(command) => dlq(command).await,
     }
+}
+
+async fn dlq(command: DlqCommand) -> Result<()> {
+    let env = Env::from_process();
+    let aws = AwsClients::load(&Config::aws_from_env(&env)?).await;
+    let dead = DeadLetterQueue::new(aws.sqs.clone(), env.required("HERALD_DLQ_URL")?);
+    match command {
+        DlqCommand::List { selection, json } => {
+            let entries = dead.list(&selection.filter()?).await?;
+            for entry in &entries {
+                let line = match &entry.letter {
+                    Letter::Exhausted(letter) => serde_json::json!({
+                        "message_id": entry.message_id,
+                        "kind": "exhausted",
+                        "job": letter.job,
+                        "reason": letter.reason,
+                        "attempts": letter.history.len(),
+                        "dead_at": letter.dead_at,
+                        "history": letter.history,
+                    }),
+                    Letter::Undeliverable(envelope) => serde_json::json!({
+                        "message_id": entry.message_id,
+                        "kind": "undeliverable",
+                        "job": envelope.job,
+                        "receive_count": entry.receive_count,
+                    }),
+                    Letter::Malformed { bytes } => serde_json::json!({
+                        "message_id": entry.message_id,
+                        "kind": "malformed",
+                        "bytes": bytes,
+                    }),
+                };
+                if json {
+                    println!("{line}");
+                } else {
+                    println!("{}", summary(&line));
+                }
+            }
+            eprintln!("{} dead letter(s)", entries.len());
+        }
+        DlqCommand::Redrive { selection, all } => {
+            let filter = selection.filter()?;
+            if !all && filter == Filter::all() {
+                anyhow::bail!("say which dead letters to redrive: --all, --post or --account");
+            }
+            let table = env.required("HERALD_TABLE")?.to_owned();
+            let work = WorkQueue::new(aws.sqs.clone(), env.required("HERALD_QUEUE_URL")?, clock());
+            let posts = herald::store::PostStore::new(aws.dynamodb.clone(), table, clock());
+            let report = dead.redrive(&filter, &posts, &work).await?;
+            println!("requeued {}; {} malformed message(s) left in place", report.requeued, report.malformed);
+        }
+    }
+    Ok(())
+}
+
+/// One line for a listed dead letter: id, kind, job, and the reason when there is one.
+fn summary(line: &serde_json::Value) -> String {
+    let job = &line["job"];
+    let mut out = format!("{}  {}", line["message_id"].as_str().unwrap_or(""), line["kind"].as_str().unwrap_or(""));
+    if let Some(kind) = job["type"].as_str() {
+        out.push_str(&format!("  {kind}"));
+    }
+    for key in ["post", "account"] {
+        if let Some(value) = job[key].as_str() {
+            out.push_str(&format!("  {key}={value}"));
+        }
+    }
+    if let Some(code) = line["reason"]["code"].as_str() {
+        out.push_str(&format!(
+            "  {code} after {} attempts: {}",
+            line["attempts"],
+            line["reason"]["message"].as_str().unwrap_or("")
+        ));
+    }
+    out
 }
 
 /// Serves every HTTP function's routes and runs the queue poller until `shutdown` resolves.

@@ -124,6 +124,8 @@ async fn create(
             url: None,
             error: None,
             next_attempt_at: request.scheduled_at,
+            history: Vec::new(),
+            dead_letter: None,
             lease_until: None,
             version: 1,
         });

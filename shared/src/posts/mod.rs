@@ -82,6 +82,34 @@ pub struct TargetError {
     pub platform_message: Option<String>,
 }
 
+/// One finished attempt at a target: when, what it led to, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub status: TargetStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TargetError>,
+}
+
+/// Where an exhausted target's dead letter stands: written to the target first, then sent, so a
+/// crash in between is finished by the job's next delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterState {
+    Pending,
+    Sent,
+}
+
+impl DeadLetterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterState::Pending => "pending",
+            DeadLetterState::Sent => "sent",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
     pub account_id: AccountId,
@@ -96,6 +124,13 @@ pub struct Target {
     pub error: Option<TargetError>,
     #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// Every finished attempt, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Attempt>,
+    /// Set when the target failed because its attempts ran out: its job goes to the dead-letter
+    /// queue, from which an operator can redrive it.
+    #[serde(skip)]
+    pub dead_letter: Option<DeadLetterState>,
     #[serde(skip)]
     pub lease_until: Option<OffsetDateTime>,
     #[serde(skip)]

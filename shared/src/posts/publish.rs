@@ -120,7 +120,7 @@ pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) 
     let outcome = match outcome {
         // Bounded attempts: the last retryable failure fails the target with its reason.
         Outcome::Retry { error: last, counted: true, .. } if claimed.attempts >= MAX_ATTEMPTS => {
-            Outcome::Failed(TargetError {
+            Outcome::Exhausted(TargetError {
                 code: "attempts_exhausted".into(),
                 message: format!(
                     "{MAX_ATTEMPTS} attempts failed; the last: {}",

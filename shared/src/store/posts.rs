@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s};
 use crate::clock::SharedClock;
 use crate::domain::{AccountId, PostId, TenantId, UserId};
-use crate::posts::{Media, Post, Target, TargetError, TargetStatus};
+use crate::posts::{Attempt, DeadLetterState, Media, Post, Target, TargetError, TargetStatus};
 use crate::schema::TTL_ATTRIBUTE;
 
 /// Idempotency keys are remembered for a day.
@@ -49,6 +49,8 @@ pub enum Outcome {
     Failed(TargetError),
     /// May have been applied: never resent blindly.
     Unknown(TargetError),
+    /// Retryable, but the attempts ran out: `failed`, and the job goes to the dead-letter queue.
+    Exhausted(TargetError),
     /// Try again at `at` (transient failure, throttling, a token to refresh first). `counted`:
     /// whether this attempt counts toward the bound (not when our own budget deferred it).
     Retry {
@@ -134,6 +136,22 @@ impl Target {
             .and_then(|v| v.as_s().ok())
             .map(|raw| serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()?;
+        let history = match item.get("history").and_then(|v| v.as_l().ok()) {
+            None => Vec::new(),
+            Some(entries) => entries
+                .iter()
+                .map(|v| {
+                    let raw = v.as_s().map_err(|_| StoreError::Corrupt("history".into()))?;
+                    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let dead_letter = match item.get("dead_letter").and_then(|v| v.as_s().ok()).map(String::as_str) {
+            None => None,
+            Some("pending") => Some(DeadLetterState::Pending),
+            Some("sent") => Some(DeadLetterState::Sent),
+            Some(other) => return Err(StoreError::Corrupt(format!("dead_letter {other}"))),
+        };
         Ok(Self {
             account_id: r.parse("account_id")?,
             platform: r.parse("platform")?,
@@ -143,6 +161,8 @@ impl Target {
             url: item.get("post_url").and_then(|v| v.as_s().ok()).cloned(),
             error,
             next_attempt_at: r.opt_time("next_attempt_at")?,
+            history,
+            dead_letter,
             lease_until: r.opt_time("lease_until")?,
             version: r.u64("version")?,
         })
@@ -332,7 +352,7 @@ impl PostStore {
         let (status, mut sets, mut removes) = (
             match outcome {
                 Outcome::Published { .. } => TargetStatus::Published,
-                Outcome::Failed(_) => TargetStatus::Failed,
+                Outcome::Failed(_) | Outcome::Exhausted(_) => TargetStatus::Failed,
                 Outcome::Unknown(_) => TargetStatus::Unknown,
                 Outcome::Retry { .. } => TargetStatus::Retrying,
             },
@@ -345,6 +365,24 @@ impl PostStore {
             removes.push("gsi2sk");
         }
         update = update.expression_attribute_values(":status", s(status.as_str()));
+        // Every attempt that reached the platform (or Herald's own failure) joins the history;
+        // deferrals by Herald's own budget are not attempts.
+        if !matches!(outcome, Outcome::Retry { counted: false, .. }) {
+            let entry = Attempt {
+                number: claimed.attempts,
+                at: self.clock.now(),
+                status,
+                error: match outcome {
+                    Outcome::Published { .. } => None,
+                    Outcome::Failed(e) | Outcome::Unknown(e) | Outcome::Exhausted(e) => Some(e.clone()),
+                    Outcome::Retry { error, .. } => error.clone(),
+                },
+            };
+            sets.push("history = list_append(if_not_exists(history, :no_history), :entry)");
+            update = update
+                .expression_attribute_values(":no_history", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":entry", AttributeValue::L(vec![json_attr(&entry)]));
+        }
         match outcome {
             Outcome::Published { platform_post_id, url } => {
                 sets.push("platform_post_id = :pid");
@@ -355,6 +393,14 @@ impl PostStore {
                 }
                 removes.push("#error");
                 update = update.expression_attribute_names("#error", "error");
+            }
+            Outcome::Exhausted(error) => {
+                sets.push("#error = :error");
+                sets.push("dead_letter = :dead_letter");
+                update = update
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_values(":error", json_attr(error))
+                    .expression_attribute_values(":dead_letter", s(DeadLetterState::Pending.as_str()));
             }
             Outcome::Failed(error) | Outcome::Unknown(error) => {
                 sets.push("#error = :error");
@@ -400,7 +446,7 @@ impl PostStore {
         let update = self
             .update_target(tenant, post, &target.account_id)
             .update_expression(
-                "SET #status = :unknown, #error = :error, version = version + :one REMOVE lease_until, gsi2pk, gsi2sk",
+                "SET #status = :unknown, #error = :error, version = version + :one, history = list_append(if_not_exists(history, :no_history), :entry) REMOVE lease_until, gsi2pk, gsi2sk",
             )
             .condition_expression("#status = :publishing AND lease_until < :now")
             .expression_attribute_names("#status", "status")
@@ -409,7 +455,56 @@ impl PostStore {
             .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
             .expression_attribute_values(":error", json_attr(&error))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", epoch(now));
+            .expression_attribute_values(":now", epoch(now))
+            .expression_attribute_values(":no_history", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":entry",
+                AttributeValue::L(vec![json_attr(&Attempt {
+                    number: target.attempts,
+                    at: now,
+                    status: TargetStatus::Unknown,
+                    error: Some(error.clone()),
+                })]),
+            );
+        send_target_update(update).await
+    }
+
+    /// Records that an exhausted target's dead letter reached the dead-letter queue.
+    pub async fn dead_letter_sent(
+        &self,
+        tenant: &TenantId,
+        post: &PostId,
+        target: &Target,
+    ) -> Result<Target, StoreError> {
+        let update = self
+            .update_target(tenant, post, &target.account_id)
+            .update_expression("SET dead_letter = :sent, version = version + :one")
+            .condition_expression("version = :read AND dead_letter = :pending")
+            .expression_attribute_values(":sent", s(DeadLetterState::Sent.as_str()))
+            .expression_attribute_values(":pending", s(DeadLetterState::Pending.as_str()))
+            .expression_attribute_values(":read", n(target.version))
+            .expression_attribute_values(":one", n(1));
+        send_target_update(update).await
+    }
+
+    /// Reopens a target whose attempts ran out (an operator's redrive): `retrying`, due now, with
+    /// a fresh count of attempts; its history stays. A target that is not dead-lettered (already
+    /// redriven, or settled otherwise) is left alone and reported as a conflict.
+    pub async fn redrive(&self, tenant: &TenantId, post: &PostId, account: &AccountId) -> Result<Target, StoreError> {
+        let now = self.clock.now();
+        let (due_pk, due_sk) = due_keys(tenant, post, account, now);
+        let update = self
+            .update_target(tenant, post, account)
+            .update_expression("SET #status = :retrying, attempts = :zero, next_attempt_at = :now, gsi2pk = :due_pk, gsi2sk = :due_sk, version = version + :one REMOVE dead_letter")
+            .condition_expression("#status = :failed AND attribute_exists(dead_letter)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":retrying", s(TargetStatus::Retrying.as_str()))
+            .expression_attribute_values(":failed", s(TargetStatus::Failed.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", epoch(now))
+            .expression_attribute_values(":due_pk", s(due_pk))
+            .expression_attribute_values(":due_sk", s(due_sk))
+            .expression_attribute_values(":one", n(1));
         send_target_update(update).await
     }
 

@@ -8,7 +8,8 @@
 //! - `slow`: the call is served after a delay;
 //! - `hang`: nothing is applied and no answer ever comes (the client times out, as on a dropped
 //!   connection);
-//! - `applied_then_hang`: the call takes effect (the post exists) but no answer comes.
+//! - `applied_then_hang`: the call takes effect (the post exists) but no answer comes. A call the
+//!   platform refuses (a revoked token, a bad request) cannot take effect: its answer is served.
 
 use std::time::Duration;
 
@@ -115,7 +116,10 @@ pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next)
         }
         FaultKind::Hang => std::future::pending().await,
         FaultKind::AppliedThenHang => {
-            let _applied = next.run(request).await;
+            let answer = next.run(request).await;
+            if !answer.status().is_success() {
+                return answer;
+            }
             std::future::pending().await
         }
     }

@@ -5,6 +5,8 @@
 //! batch). A message that keeps failing moves to the dead-letter queue after
 //! [`crate::schema::WORK_QUEUE_MAX_RECEIVES`] deliveries.
 
+pub mod dead;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
+use crate::posts::DeadLetterState;
 
 /// SQS delays a message by at most 15 minutes; longer waits are carried in the envelope and the
 /// message is re-enqueued in steps until it is due.
@@ -103,7 +106,7 @@ impl WorkQueue {
         self.send(&Envelope { job, not_before, enqueued_at: now }, delay).await
     }
 
-    async fn send(&self, envelope: &Envelope, delay: Duration) -> Result<(), QueueError> {
+    pub(crate) async fn send(&self, envelope: &Envelope, delay: Duration) -> Result<(), QueueError> {
         let body = serde_json::to_string(envelope).map_err(|e| QueueError::Malformed(e.to_string()))?;
         self.sqs
             .send_message()
@@ -186,6 +189,10 @@ impl Worker {
                     return Ok(());
                 };
                 let Some(target) = found.targets.iter().find(|t| t.account_id == account) else { return Ok(()) };
+                if target.dead_letter == Some(DeadLetterState::Pending) {
+                    // Exhausted, but its dead letter was not sent (an earlier delivery failed).
+                    return self.dead_letter(&found, target).await;
+                }
                 let now = self.app.clock.now();
                 if target.status == crate::posts::TargetStatus::Publishing
                     && target.lease_until.is_some_and(|until| until < now)
@@ -205,8 +212,12 @@ impl Worker {
                     crate::posts::publish::schedule(&self.app, &tenant, &post, target, wait).await;
                     return Ok(());
                 }
-                crate::posts::publish::attempt(&self.app, &found, target, crate::posts::publish::Refresh::Allowed)
-                    .await?;
+                let finished =
+                    crate::posts::publish::attempt(&self.app, &found, target, crate::posts::publish::Refresh::Allowed)
+                        .await?;
+                if finished.dead_letter == Some(DeadLetterState::Pending) {
+                    self.dead_letter(&found, &finished).await?;
+                }
                 Ok(())
             }
             Job::Sweep => {
@@ -225,6 +236,37 @@ impl Worker {
                 Ok(())
             }
         }
+    }
+}
+
+impl Worker {
+    /// Sends an exhausted target's job to the dead-letter queue with its reason and history,
+    /// then records that it was sent. If the send fails the message is retried, and its next
+    /// delivery sends it.
+    async fn dead_letter(&self, post: &crate::posts::Post, target: &crate::posts::Target) -> Result<(), JobError> {
+        let letter = dead::DeadLetter {
+            job: Job::Publish {
+                tenant: post.tenant.clone(),
+                post: post.id.clone(),
+                account: target.account_id.clone(),
+            },
+            reason: target.error.clone().unwrap_or_else(|| crate::posts::TargetError {
+                code: "attempts_exhausted".into(),
+                message: "the attempts ran out".into(),
+                platform_code: None,
+                platform_message: None,
+            }),
+            history: target.history.clone(),
+            dead_at: self.app.clock.now().unix_timestamp(),
+        };
+        self.app.dead_letters.send(&letter).await?;
+        match self.app.posts.dead_letter_sent(&post.tenant, &post.id, target).await {
+            // Another delivery of the same job recorded it first.
+            Ok(_) | Err(crate::store::StoreError::VersionConflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::warn!(post = %post.id, account = %target.account_id, platform = %target.platform, attempts = target.attempts, "attempts ran out; the job was sent to the dead-letter queue");
+        Ok(())
     }
 }
 

@@ -1,0 +1,122 @@
+//! Benchmark: the retry worker through the local stack.
+//!
+//! 1. Throughput: `N` posts to X wait in the due index; one sweep queues their attempts and the
+//!    worker (batches of up to 10, 10 at a time, as the `retries` function runs) drains the work
+//!    queue in moto. Reports posts per second and SQS calls per job.
+//! 2. Batch concurrency: with the same injected platform latency on every call, the time the
+//!    handler takes for a batch of 10 messages against a batch of 1 (median of several runs).
+//!
+//! Prints a Markdown section for docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald::aws::CallCounts;
+use herald::queue::{Worker, poll_once};
+use herald_testkit::{TestApp, TestEnv};
+use serde_json::json;
+
+/// Injected latency of every X call in the batch measurement.
+const PLATFORM_LATENCY_MS: u64 = 200;
+const BATCH_RUNS: usize = 7;
+
+/// Submits `count` posts to X due in a minute (nothing is attempted at submission); returns ids.
+async fn scheduled_posts(app: &TestApp, account: &str, count: usize, tag: &str) -> Vec<String> {
+    let at = (app.clock_now() + time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let body = json!({ "user_id": "user-1", "targets": [{ "account_id": account }], "text": format!("{tag} {i}"), "scheduled_at": at });
+        let (status, post) = app.post(body, None).await;
+        assert_eq!(status, 202, "{post}");
+        ids.push(post["id"].as_str().expect("id").to_owned());
+    }
+    ids
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let posts: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
+    let counts = Arc::new(CallCounts::default());
+    let env = TestEnv::fresh_with(Some(counts.clone())).await;
+    let app = env
+        .spawn_app_with(|config| {
+            config.rate_limits = vec![herald_testkit::account_budget(herald::domain::Platform::X, 100_000, 86_400)]
+        })
+        .await;
+    app.browser
+        .post(format!("{}/_sandbox/limits", app.sandbox.url))
+        .json(&json!({ "platform": "x", "name": "tweets/user", "limit": 100_000, "window": 86_400 }))
+        .send()
+        .await
+        .expect("sandbox");
+    assert_eq!(app.connect("user-1", "x", "2244994945", "approve").await["status"], "connected");
+    let account = app.accounts("user-1").await[0]["id"].as_str().expect("account").to_owned();
+    let worker = Worker::new(app.state.clone(), 10);
+    let sweep = herald_testkit::sqs_event(vec![
+        json!({ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }),
+    ]);
+
+    // 1. Throughput through SQS (moto).
+    scheduled_posts(&app, &account, posts, "throughput").await;
+    app.clock.advance(time::Duration::minutes(1));
+    let (_, _, s0) = counts.snapshot();
+    let started = Instant::now();
+    assert!(worker.handle_batch(sweep.clone()).await.batch_item_failures.is_empty());
+    let mut done = 0;
+    while done < posts {
+        let stats = poll_once(&env.aws.sqs, &env.resources.work_queue_url, &worker, Duration::from_secs(1))
+            .await
+            .expect("poll");
+        assert_eq!(stats.failed, 0);
+        done += stats.received;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let (_, _, s1) = counts.snapshot();
+    let published = app.published(herald_sandbox::Platform::X).len();
+    assert_eq!(published, posts, "every queued post published once");
+
+    // 2. A batch of 10 against a batch of 1, each platform call delayed by the same latency.
+    let slow = json!({ "method": "POST", "path": "/x/api/2/tweets", "kind": { "type": "slow", "millis": PLATFORM_LATENCY_MS } });
+    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&slow).send().await.expect("sandbox");
+    let mut times = [Vec::new(), Vec::new()];
+    for run in 0..BATCH_RUNS {
+        for (slot, size) in [(0usize, 1usize), (1, 10)] {
+            let ids = scheduled_posts(&app, &account, size, &format!("batch {run} {size}")).await;
+            app.clock.advance(time::Duration::minutes(1));
+            let records =
+                ids.iter().enumerate().map(|(i, id)| app.publish_record(id, &account, &format!("b{i}"))).collect();
+            let started = Instant::now();
+            let response = worker.handle_batch(herald_testkit::sqs_event(records)).await;
+            times[slot].push(started.elapsed().as_secs_f64() * 1000.0);
+            assert!(response.batch_item_failures.is_empty());
+        }
+    }
+    let [one, ten] = times.map(median);
+
+    println!("## Retry worker: throughput and batch concurrency\n");
+    println!("Throughput: {posts} posts to X queued by one sweep, drained from SQS (moto) by the worker");
+    println!("(batches of up to 10, 10 at a time).\n");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| posts published per second through the local stack | {:.1} |", posts as f64 / wall);
+    println!(
+        "| SQS calls per job (the sweep's send; receive and delete per batch) | {:.2} |",
+        (s1 - s0) as f64 / posts as f64
+    );
+    println!();
+    println!(
+        "Batch concurrency: every X call delayed {PLATFORM_LATENCY_MS} ms by the sandbox; median of {BATCH_RUNS} runs.\n"
+    );
+    println!("| batch | handler time |");
+    println!("|---|---|");
+    println!("| 1 message | {one:.0} ms |");
+    println!("| 10 messages | {ten:.0} ms |");
+    println!("| ratio (target ≤ 1.5) | {:.2} |", ten / one);
+}
