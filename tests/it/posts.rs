@@ -203,26 +203,45 @@ async fn idempotency_keys_replay_refuse_mismatches_and_survive_races() {
 }
 
 #[tokio::test]
-async fn applied_then_timed_out_is_unknown_and_never_resent() {
+async fn timeouts_after_sending_are_checked_where_the_platform_allows_and_never_resent() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
-    let fault = json!({ "path": "/x/api/2/tweets", "kind": { "type": "applied_then_hang" }, "times": 1 });
-    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
+    let fault = |path: &str, kind: &str| {
+        let body = json!({ "path": path, "kind": { "type": kind }, "times": 1 });
+        app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&body).send()
+    };
+    let publish = |account: &str, text: &str| {
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &[account]), "text": text }), None)
+    };
 
-    let (status, post) =
-        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "maybe" }), None).await;
-    assert_eq!(status, 202);
-    let target = &post["targets"][0];
-    assert_eq!(target["status"], "unknown", "{post}");
-    assert_eq!(target["error"]["code"], "outcome_unknown");
-
-    // A duplicate delivery of the publish job changes nothing: the target is terminal.
-    let worker = herald::queue::Worker::new(app.state.clone(), 2);
-    let event = app.publish_event(post["id"].as_str().unwrap(), &ids["x"], 1);
-    assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
+    // Applied, answer lost: X and Facebook are asked, and the post is found (URLs as X rewrites them).
+    fault("/x/api/2/tweets", "applied_then_hang").await.unwrap();
+    let (_, post) = publish("x", "maybe https://example.com/a").await;
+    assert_eq!(post["targets"][0]["status"], "published", "{post}");
     let tweets = app.published(SandboxPlatform::X);
-    assert_eq!(tweets.len(), 1, "the post exists once and was not resent");
+    assert_eq!(tweets.len(), 1);
+    assert_eq!(post["targets"][0]["platform_post_id"], tweets[0].id.as_str());
+    fault("/meta/graph/v26.0/104000000000001/feed", "applied_then_hang").await.unwrap();
+    let (_, post) = publish("facebook", "maybe on the page").await;
+    assert_eq!(post["targets"][0]["status"], "published", "{post}");
+
+    // Never applied: not found, so unknown, never resent (a read may lag the write).
+    fault("/x/api/2/tweets", "hang").await.unwrap();
+    let (_, post) = publish("x", "lost on the way").await;
+    assert_eq!(post["targets"][0]["status"], "unknown", "{post}");
+    assert!(post["targets"][0]["error"]["message"].as_str().unwrap().contains("not among the account's recent posts"));
+
+    // LinkedIn offers no such read to posting apps: unknown, and a duplicate delivery changes nothing.
+    fault("/linkedin/api/rest/posts", "applied_then_hang").await.unwrap();
+    let (_, post) = publish("linkedin_member", "maybe on linkedin").await;
+    assert_eq!(post["targets"][0]["status"], "unknown", "{post}");
+    assert_eq!(post["targets"][0]["error"]["code"], "outcome_unknown");
+    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let event = app.publish_event(post["id"].as_str().unwrap(), &ids["linkedin_member"], 1);
+    assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
+    assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 1, "the post exists once and was not resent");
+    assert_eq!(app.published(SandboxPlatform::X).len(), 1, "the lost X post was not resent");
 }
 
 #[tokio::test]

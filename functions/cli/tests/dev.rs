@@ -128,6 +128,20 @@ async fn dev_stack_serves_queues_and_stops_without_logging_the_key() {
     let mut logs = Vec::new();
     assert!(dev.logs_until("queue ping received", &mut logs), "the job never ran: {logs:#?}");
 
+    // The dead-letter commands reach the dev stack's DLQ; a redrive must say what it redrives.
+    let herald = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_herald")).args(args).env_clear().envs(dev.exports()).output().unwrap()
+    };
+    let list = herald(&["dlq", "list"]);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(String::from_utf8_lossy(&list.stderr).contains("0 dead letter(s)"));
+    let unselected = herald(&["dlq", "redrive"]);
+    assert!(!unselected.status.success());
+    assert!(String::from_utf8_lossy(&unselected.stderr).contains("--all, --post or --account"));
+    let all = herald(&["dlq", "redrive", "--all"]);
+    assert!(all.status.success(), "{}", String::from_utf8_lossy(&all.stderr));
+    assert!(String::from_utf8_lossy(&all.stdout).contains("requeued 0"));
+
     // Ctrl-C stops the server, the poller and the emulators cleanly.
     let status = Command::new("kill").args(["-INT", &dev.child.id().to_string()]).status().unwrap();
     assert!(status.success());

@@ -102,6 +102,14 @@ fn status_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) 
     PlatformError::Refused { platform, status, code, message }
 }
 
+/// Text as compared after a platform stored it: whitespace-trimmed, URLs as placeholders.
+fn comparable(text: &str) -> String {
+    text.split_whitespace()
+        .map(|word| if word.starts_with("http://") || word.starts_with("https://") { "<url>" } else { word })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl PlatformClient {
     /// Publishes `text` and `media` as `account`, with its usable `tokens`.
     pub async fn publish(
@@ -111,12 +119,109 @@ impl PlatformClient {
         text: &str,
         media: &[Media],
     ) -> Result<Published, PlatformError> {
-        match account.platform {
+        let started = self.clock.now();
+        let result = match account.platform {
             Platform::X => self.publish_x(tokens, text, media).await,
             Platform::Facebook => self.publish_facebook(account, tokens, text, media).await,
             Platform::Instagram => self.publish_instagram(account, tokens, text, media).await,
             Platform::Linkedin => self.publish_linkedin(account, tokens, text, media).await,
+        };
+        match result {
+            // X and Facebook let us look: the post is among the account's recent ones, or not.
+            Err(PlatformError::Ambiguous { platform, detail })
+                if matches!(account.platform, Platform::X | Platform::Facebook) =>
+            {
+                match self.find_recent(account, tokens, text, started).await {
+                    Ok(Some(published)) => {
+                        tracing::info!(platform = %platform, "an ambiguous publish was found on the platform");
+                        Ok(published)
+                    }
+                    // Not (yet) visible proves nothing: reads may lag the write. Never resent.
+                    Ok(None) => Err(PlatformError::Ambiguous {
+                        platform,
+                        detail: format!("{detail}; not among the account's recent posts when checked"),
+                    }),
+                    Err(_) => Err(PlatformError::Ambiguous { platform, detail }),
+                }
+            }
+            other => other,
         }
+    }
+
+    /// Looks for a post with `text` among the account's posts since `since` (a minute of clock
+    /// skew allowed): how an ambiguous final call is checked where publishing has no idempotent
+    /// step to ask about (Instagram's container has one). URLs are compared as placeholders,
+    /// since X rewrites them to t.co links.
+    async fn find_recent(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        text: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<Option<Published>, PlatformError> {
+        let since = since - time::Duration::minutes(1);
+        let wanted = comparable(text);
+        let (platform, found): (Platform, Vec<(String, String)>) = match account.platform {
+            Platform::X => {
+                let api = self.endpoints.x_api.as_str().trim_end_matches('/');
+                let url = format!("{api}/2/users/{}/tweets", account.platform_account_id);
+                let start = since
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| PlatformError::Unexpected { platform: Platform::X, detail: e.to_string() })?;
+                let query = [("max_results", "20"), ("start_time", start.as_str())];
+                let request = self
+                    .http
+                    .get(&url)
+                    .query(&query)
+                    .header("authorization", self.x_authorization(tokens, "GET", &url, &query)?);
+                let page: Value = self.json(Platform::X, "GET /2/users/{id}/tweets", request, status_refusal).await?;
+                let posts = page["data"].as_array().cloned().unwrap_or_default();
+                (
+                    Platform::X,
+                    posts
+                        .iter()
+                        .map(|p| {
+                            (
+                                p["id"].as_str().unwrap_or_default().to_owned(),
+                                p["text"].as_str().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Platform::Facebook => {
+                let page = &account.platform_account_id;
+                let request = self.http.get(self.graph_url(&format!("/{page}/feed"))).query(&[
+                    ("fields", "id,message"),
+                    ("since", &since.unix_timestamp().to_string()),
+                    ("limit", "25"),
+                    ("access_token", tokens.access_token.expose_secret()),
+                ]);
+                let feed: Value = self.json(Platform::Facebook, "GET /{page-id}/feed", request, graph_refusal).await?;
+                let posts = feed["data"].as_array().cloned().unwrap_or_default();
+                (
+                    Platform::Facebook,
+                    posts
+                        .iter()
+                        .map(|p| {
+                            (
+                                p["id"].as_str().unwrap_or_default().to_owned(),
+                                p["message"].as_str().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Platform::Instagram | Platform::Linkedin => return Ok(None),
+        };
+        Ok(found.into_iter().find(|(id, body)| !id.is_empty() && comparable(body) == wanted).map(|(id, _)| Published {
+            url: Some(match platform {
+                Platform::X => format!("https://x.com/i/web/status/{id}"),
+                _ => format!("https://www.facebook.com/{id}"),
+            }),
+            id,
+            throttle: None,
+        }))
     }
 
     async fn fetch_media(&self, platform: Platform, media: &Media) -> Result<(Vec<u8>, String), PlatformError> {
@@ -154,7 +259,13 @@ impl PlatformClient {
 
     /// Bearer for OAuth 2.0 grants, a signed header for OAuth 1.0a (bodies are JSON or
     /// multipart, which are not signed).
-    fn x_authorization(&self, tokens: &TokenSet, method: &str, url: &str) -> Result<String, PlatformError> {
+    fn x_authorization(
+        &self,
+        tokens: &TokenSet,
+        method: &str,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<String, PlatformError> {
         match &tokens.token_secret {
             None => Ok(format!("Bearer {}", tokens.access_token.expose_secret())),
             Some(secret) => {
@@ -166,7 +277,7 @@ impl PlatformClient {
                     token_secret: secret.expose_secret(),
                 };
                 let now = self.clock.now().unix_timestamp();
-                Ok(oauth1::authorization(&oauth1::Request { method, base_url: url, params: &[] }, &creds, now, &[]))
+                Ok(oauth1::authorization(&oauth1::Request { method, base_url: url, params: query }, &creds, now, &[]))
             }
         }
     }
@@ -186,7 +297,7 @@ impl PlatformClient {
             let request = self
                 .http
                 .post(&url)
-                .header("authorization", self.x_authorization(tokens, "POST", &url)?)
+                .header("authorization", self.x_authorization(tokens, "POST", &url, &[])?)
                 .multipart(form);
             let uploaded: Value = self.json(p, "POST /2/media/upload", request, status_refusal).await?;
             let id = uploaded["data"]["id"]
@@ -200,7 +311,7 @@ impl PlatformClient {
         }
         let url = format!("{api}/2/tweets");
         let request =
-            self.http.post(&url).header("authorization", self.x_authorization(tokens, "POST", &url)?).json(&body);
+            self.http.post(&url).header("authorization", self.x_authorization(tokens, "POST", &url, &[])?).json(&body);
         let response = self.send_effect(p, "POST /2/tweets", request).await?;
         let (created, throttle) = self.read_effect(p, response, status_refusal).await?;
         let id = created["data"]["id"]

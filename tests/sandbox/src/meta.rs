@@ -496,6 +496,7 @@ async fn edge(
     graph_call(&sandbox, &version, &q, &headers, &[], |world, grant, _| match edge.as_str() {
         "accounts" => accounts(world, grant, &node),
         "content_publishing_limit" => publishing_limit(world, grant, &node),
+        "feed" => page_posts(world, grant, &node, &q),
         _ => bad_param(&format!("Tried accessing nonexisting field ({edge})")),
     })
 }
@@ -642,6 +643,25 @@ fn truthy(value: Option<&String>, default: bool) -> bool {
 
 /// Content the sandbox treats as blocked by policy (code 368), so that path can be tested.
 const BLOCKED_MARKER: &str = "#sandbox-blocked";
+
+/// `GET /{page-id}/feed`: the Page's published posts, newest first, from `since` (Unix seconds),
+/// at most `limit`.
+fn page_posts(world: &World, grant: &Grant, page_id: &str, q: &HashMap<String, String>) -> Response {
+    if let Err(response) = page_token_for(grant, page_id) {
+        return response;
+    }
+    let since = q.get("since").and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MIN);
+    let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(25).min(100);
+    let data: Vec<Value> = world
+        .posts
+        .iter()
+        .rev()
+        .filter(|p| p.platform == Platform::Meta && p.account == page_id && p.created_at >= since)
+        .take(limit)
+        .map(|p| json!({ "id": p.id, "message": p.text }))
+        .collect();
+    Json(json!({ "data": data })).into_response()
+}
 
 fn page_feed(world: &mut World, grant: &Grant, page_id: &str, params: &HashMap<String, String>) -> Response {
     if let Err(response) = page_token_for(grant, page_id) {

@@ -125,6 +125,7 @@ pub fn routes() -> Router<Shared> {
         .route("/x/api/2/oauth2/token", post(token))
         .route("/x/api/2/oauth2/revoke", post(revoke))
         .route("/x/api/2/users/me", get(me))
+        .route("/x/api/2/users/{id}/tweets", get(user_tweets))
         .route("/x/api/2/tweets", post(create_tweet))
         .route("/x/api/2/tweets/{id}", delete(delete_tweet))
         .route("/x/api/2/media/upload", post(upload_simple).get(upload_status))
@@ -757,6 +758,52 @@ async fn me(State(sandbox): State<Shared>, XUser(caller): XUser) -> Response {
         }
         None => unauthorized(),
     }
+}
+
+#[derive(Deserialize)]
+struct TimelineParams {
+    start_time: Option<String>,
+    max_results: Option<usize>,
+}
+
+/// `GET /2/users/{id}/tweets`: the user's posts, newest first, from `start_time` (RFC 3339);
+/// `data` is absent when there are none, as on X.
+async fn user_tweets(
+    State(sandbox): State<Shared>,
+    XUser(caller): XUser,
+    Path(id): Path<String>,
+    Query(q): Query<TimelineParams>,
+) -> Response {
+    if let Err(response) = caller.require("tweet.read").and_then(|()| caller.require("users.read")) {
+        return response;
+    }
+    let since = match q
+        .start_time
+        .as_deref()
+        .map(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339))
+    {
+        None => i64::MIN,
+        Some(Ok(at)) => at.unix_timestamp(),
+        Some(Err(_)) => return invalid_request("Invalid start_time.", "start_time"),
+    };
+    let max = q.max_results.unwrap_or(10);
+    if !(5..=100).contains(&max) {
+        return invalid_request("max_results must be between 5 and 100.", "max_results");
+    }
+    let world = sandbox.world();
+    let data: Vec<Value> = world
+        .posts
+        .iter()
+        .rev()
+        .filter(|p| p.platform == P && p.account == id && p.created_at >= since)
+        .take(max)
+        .map(|p| json!({ "id": p.id, "text": p.text, "edit_history_tweet_ids": [p.id] }))
+        .collect();
+    let mut body = json!({ "meta": { "result_count": data.len() } });
+    if !data.is_empty() {
+        body["data"] = Value::Array(data);
+    }
+    Json(body).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
