@@ -29,27 +29,7 @@ async fn main() {
     let posts: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
     let counts = Arc::new(CallCounts::default());
     let env = TestEnv::fresh_with(Some(counts.clone())).await;
-    let app = env
-        .spawn_app_with(|config| {
-            // Room for every post in one window.
-            config.rate_limits = vec![herald::ratelimit::Budget {
-                platform: herald::domain::Platform::X,
-                endpoint: "publish".into(),
-                scope: herald::ratelimit::Scope::Account,
-                limit: 100_000,
-                window: herald::ratelimit::Window::Fixed { seconds: 86_400 },
-            }]
-        })
-        .await;
-    // The sandbox's X budget too.
-    app.browser
-        .post(format!("{}/_sandbox/limits", app.sandbox.url))
-        .json(&json!({ "platform": "x", "name": "tweets/user", "limit": 100_000, "window": 86_400 }))
-        .send()
-        .await
-        .expect("sandbox");
-    assert_eq!(app.connect("user-1", "x", "2244994945", "approve").await["status"], "connected");
-    let account = app.accounts("user-1").await[0]["id"].as_str().expect("account").to_owned();
+    let (app, account) = env.spawn_unthrottled_x().await;
     let body = |i: usize| json!({ "user_id": "user-1", "targets": [{ "account_id": account }], "text": format!("benchmark post {i}") });
 
     // Warm-up: caches (data keys, denial cache), connections.

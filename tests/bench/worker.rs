@@ -45,19 +45,7 @@ async fn main() {
     let posts: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
     let counts = Arc::new(CallCounts::default());
     let env = TestEnv::fresh_with(Some(counts.clone())).await;
-    let app = env
-        .spawn_app_with(|config| {
-            config.rate_limits = vec![herald_testkit::account_budget(herald::domain::Platform::X, 100_000, 86_400)]
-        })
-        .await;
-    app.browser
-        .post(format!("{}/_sandbox/limits", app.sandbox.url))
-        .json(&json!({ "platform": "x", "name": "tweets/user", "limit": 100_000, "window": 86_400 }))
-        .send()
-        .await
-        .expect("sandbox");
-    assert_eq!(app.connect("user-1", "x", "2244994945", "approve").await["status"], "connected");
-    let account = app.accounts("user-1").await[0]["id"].as_str().expect("account").to_owned();
+    let (app, account) = env.spawn_unthrottled_x().await;
     let worker = Worker::new(app.state.clone(), 10);
     let sweep = herald_testkit::sqs_event(vec![
         json!({ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }),

@@ -155,6 +155,28 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// For benchmarks: Herald and the sandbox with room for any number of X posts (Herald's
+    /// per-account budget and the sandbox's limit both raised), and `user-1`'s X account
+    /// connected; returns the app and that account's id.
+    pub async fn spawn_unthrottled_x(&self) -> (TestApp, String) {
+        let app = self
+            .spawn_app_with(|config| {
+                config.rate_limits = vec![account_budget(herald::domain::Platform::X, 100_000, 86_400)]
+            })
+            .await;
+        app.browser
+            .post(format!("{}/_sandbox/limits", app.sandbox.url))
+            .json(&serde_json::json!({ "platform": "x", "name": "tweets/user", "limit": 100_000, "window": 86_400 }))
+            .send()
+            .await
+            .expect("sandbox");
+        assert_eq!(app.connect("user-1", "x", "2244994945", "approve").await["status"], "connected");
+        let account = app.accounts("user-1").await[0]["id"].as_str().expect("account").to_owned();
+        (app, account)
+    }
+}
+
 /// Herald's apps on the sandbox's development fixtures.
 pub fn dev_apps() -> herald::config::PlatformApps {
     use herald_sandbox::dev;

@@ -102,6 +102,12 @@ fn status_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) 
     PlatformError::Refused { platform, status, code, message }
 }
 
+/// `(id, text)` of each post in a `{"data": [...]}` listing whose text is in `field`.
+fn id_and_text(listing: &Value, field: &str) -> Vec<(String, String)> {
+    let text = |post: &Value, key: &str| post[key].as_str().unwrap_or_default().to_owned();
+    listing["data"].as_array().into_iter().flatten().map(|post| (text(post, "id"), text(post, field))).collect()
+}
+
 /// Text as compared after a platform stored it: whitespace-trimmed, URLs as placeholders.
 fn comparable(text: &str) -> String {
     text.split_whitespace()
@@ -175,19 +181,7 @@ impl PlatformClient {
                     .query(&query)
                     .header("authorization", self.x_authorization(tokens, "GET", &url, &query)?);
                 let page: Value = self.json(Platform::X, "GET /2/users/{id}/tweets", request, status_refusal).await?;
-                let posts = page["data"].as_array().cloned().unwrap_or_default();
-                (
-                    Platform::X,
-                    posts
-                        .iter()
-                        .map(|p| {
-                            (
-                                p["id"].as_str().unwrap_or_default().to_owned(),
-                                p["text"].as_str().unwrap_or_default().to_owned(),
-                            )
-                        })
-                        .collect(),
-                )
+                (Platform::X, id_and_text(&page, "text"))
             }
             Platform::Facebook => {
                 let page = &account.platform_account_id;
@@ -198,19 +192,7 @@ impl PlatformClient {
                     ("access_token", tokens.access_token.expose_secret()),
                 ]);
                 let feed: Value = self.json(Platform::Facebook, "GET /{page-id}/feed", request, graph_refusal).await?;
-                let posts = feed["data"].as_array().cloned().unwrap_or_default();
-                (
-                    Platform::Facebook,
-                    posts
-                        .iter()
-                        .map(|p| {
-                            (
-                                p["id"].as_str().unwrap_or_default().to_owned(),
-                                p["message"].as_str().unwrap_or_default().to_owned(),
-                            )
-                        })
-                        .collect(),
-                )
+                (Platform::Facebook, id_and_text(&feed, "message"))
             }
             Platform::Instagram | Platform::Linkedin => return Ok(None),
         };
