@@ -6,11 +6,8 @@
 //! process's CPU time per post (which includes the sandbox's share; moto runs elsewhere).
 //! Prints a Markdown section for docs/benchmarks.md.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use herald::aws::CallCounts;
-use herald_testkit::TestEnv;
 use serde_json::json;
 
 /// User + system CPU seconds of this process, from /proc (Linux; clock ticks of 1/100 s).
@@ -26,10 +23,7 @@ fn cpu_seconds() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let posts: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
-    let counts = Arc::new(CallCounts::default());
-    let env = TestEnv::fresh_with(Some(counts.clone())).await;
-    let (app, account) = env.spawn_unthrottled_x().await;
+    let herald_testkit::Bench { size: posts, counts, env: _env, app, account } = herald_testkit::Bench::start().await;
     let body = |i: usize| json!({ "user_id": "user-1", "targets": [{ "account_id": account }], "text": format!("benchmark post {i}") });
 
     // Warm-up: caches (data keys, denial cache), connections.

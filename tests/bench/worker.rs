@@ -8,12 +8,10 @@
 //!
 //! Prints a Markdown section for docs/benchmarks.md.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald::aws::CallCounts;
 use herald::queue::{Worker, poll_once};
-use herald_testkit::{TestApp, TestEnv};
+use herald_testkit::TestApp;
 use serde_json::json;
 
 /// Injected latency of every X call in the batch measurement.
@@ -42,10 +40,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let posts: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
-    let counts = Arc::new(CallCounts::default());
-    let env = TestEnv::fresh_with(Some(counts.clone())).await;
-    let (app, account) = env.spawn_unthrottled_x().await;
+    let herald_testkit::Bench { size: posts, counts, env, app, account } = herald_testkit::Bench::start().await;
     let worker = Worker::new(app.state.clone(), 10);
     let sweep = herald_testkit::sqs_event(vec![
         json!({ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }),

@@ -155,11 +155,29 @@ impl TestEnv {
     }
 }
 
+/// A benchmark's setup: its size (the first argument, default 200), AWS call counters, and
+/// Herald with room for any number of X posts (Herald's per-account budget and the sandbox's
+/// limit both raised), `user-1`'s X account connected.
+pub struct Bench {
+    pub size: usize,
+    pub counts: Arc<herald::aws::CallCounts>,
+    pub env: TestEnv,
+    pub app: TestApp,
+    pub account: String,
+}
+
+impl Bench {
+    pub async fn start() -> Self {
+        let size = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(200);
+        let counts = Arc::new(herald::aws::CallCounts::default());
+        let env = TestEnv::fresh_with(Some(counts.clone())).await;
+        let (app, account) = env.spawn_unthrottled_x().await;
+        Self { size, counts, env, app, account }
+    }
+}
+
 impl TestEnv {
-    /// For benchmarks: Herald and the sandbox with room for any number of X posts (Herald's
-    /// per-account budget and the sandbox's limit both raised), and `user-1`'s X account
-    /// connected; returns the app and that account's id.
-    pub async fn spawn_unthrottled_x(&self) -> (TestApp, String) {
+    async fn spawn_unthrottled_x(&self) -> (TestApp, String) {
         let app = self
             .spawn_app_with(|config| {
                 config.rate_limits = vec![account_budget(herald::domain::Platform::X, 100_000, 86_400)]
