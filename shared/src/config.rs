@@ -209,6 +209,9 @@ pub struct PlatformApps {
     /// `HERALD_LINKEDIN_ORGANIZATIONS` (default false): also ask for organization scopes (needs
     /// LinkedIn's Community Management API product) and connect the pages a member administers.
     pub linkedin_organizations: bool,
+    /// `HERALD_META_WEBHOOK_VERIFY_TOKEN`: the verify token set for Herald's webhook callback in
+    /// Meta's App Dashboard; without it, Meta's subscription check is refused.
+    pub meta_webhook_verify_token: Option<SecretString>,
 }
 
 impl PlatformApps {
@@ -230,6 +233,9 @@ impl PlatformApps {
             meta: pair("HERALD_META_APP_ID", "HERALD_META_APP_SECRET")?,
             linkedin: pair("HERALD_LINKEDIN_CLIENT_ID", "HERALD_LINKEDIN_CLIENT_SECRET")?,
             linkedin_organizations: env.parsed("HERALD_LINKEDIN_ORGANIZATIONS", false)?,
+            meta_webhook_verify_token: env
+                .optional("HERALD_META_WEBHOOK_VERIFY_TOKEN")
+                .map(|v| SecretString::from(v.trim().to_owned())),
         })
     }
 }

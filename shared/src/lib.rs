@@ -22,6 +22,7 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
+pub mod webhooks;
 
 /// An error for the edges (CLI, bootstrap, Lambda entry points), where a message is all anyone needs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

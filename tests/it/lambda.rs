@@ -59,13 +59,15 @@ async fn api_gateway_events_reach_the_connect_router() {
 #[tokio::test]
 async fn function_url_events_reach_the_webhooks_router() {
     let env = TestEnv::fresh().await;
-    let state = AppState::new(env.config(), &env.aws, TestEnv::system_clock());
+    let mut config = env.config();
+    config.apps = herald_testkit::dev_apps();
+    let state = AppState::new(config, &env.aws, TestEnv::system_clock());
     let (status, content_type, body) =
         call(http::finish(http::webhooks_routes(), state), &fixture("function_url_post.json")).await;
-    // No platform handlers yet: the request is answered with a problem document, not a crash.
+    // The fixture carries no X-Hub-Signature-256: refused before its body is read.
     assert_eq!(
         (status, content_type.as_str(), body["code"].as_str()),
-        (404, "application/problem+json", Some("route_not_found"))
+        (401, "application/problem+json", Some("webhook_signature_invalid"))
     );
 }
 

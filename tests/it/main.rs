@@ -15,3 +15,4 @@ mod secrets;
 mod template;
 mod token_store;
 mod tokens;
+mod webhooks;

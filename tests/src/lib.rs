@@ -207,6 +207,7 @@ pub fn dev_apps() -> herald::config::PlatformApps {
         meta: app(dev::META_APP_ID, dev::META_APP_SECRET),
         linkedin: app(dev::LINKEDIN_CLIENT_ID, dev::LINKEDIN_CLIENT_SECRET),
         linkedin_organizations: true,
+        meta_webhook_verify_token: Some(dev::META_WEBHOOK_VERIFY_TOKEN.to_owned().into()),
     }
 }
 

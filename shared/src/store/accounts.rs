@@ -303,6 +303,29 @@ impl AccountStore {
         Ok(accounts)
     }
 
+    /// Every Herald account (in any tenant) for a platform's account id, from `gsi1`.
+    pub async fn by_platform_account(
+        &self,
+        platform: Platform,
+        platform_account_id: &str,
+    ) -> Result<Vec<Account>, StoreError> {
+        let mut accounts = Vec::new();
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(format!("PLATFORM#{platform}#{platform_account_id}")))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            accounts.push(Account::from_item(&item?)?);
+        }
+        Ok(accounts)
+    }
+
     /// The account that holds this account's grant: itself, or its token source.
     pub async fn grant_holder(&self, account: &Account) -> Result<Account, StoreError> {
         match &account.token_source {

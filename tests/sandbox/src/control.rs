@@ -22,6 +22,8 @@ pub mod dev {
     pub const META_APP_SECRET: &str = "herald-dev-meta-secret";
     pub const LINKEDIN_CLIENT_ID: &str = "86heralddevli";
     pub const LINKEDIN_CLIENT_SECRET: &str = "herald-dev-linkedin-secret";
+    /// The verify token Meta's webhook subscription check sends (set in the App Dashboard).
+    pub const META_WEBHOOK_VERIFY_TOKEN: &str = "herald-dev-meta-verify-token";
 }
 
 pub fn routes() -> Router<Shared> {

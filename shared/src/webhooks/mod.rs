@@ -1,0 +1,55 @@
+//! Webhooks from the platforms: handshakes and signatures ([`verify`]), and what a verified
+//! delivery means for Herald's accounts ([`inbound`]).
+
+pub mod inbound;
+pub mod verify;
+
+use crate::app::App;
+use crate::store::StoreError;
+use crate::store::journal::kinds;
+
+/// What a verified delivery led to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Events recorded for the tenants whose accounts they concern.
+    pub recorded: usize,
+    /// Events seen before (a platform's retry or duplicate): nothing done again.
+    pub duplicates: usize,
+    /// Events about accounts Herald does not know: acknowledged and dropped.
+    pub unknown: usize,
+}
+
+/// Records each event once for every Herald account it concerns (a platform account connected
+/// by several tenants is told to each). An event that fails half-way is forgotten again, so the
+/// platform's retry processes it; the caller answers 500 then.
+pub async fn receive(app: &App, events: Vec<inbound::Inbound>) -> Result<Received, StoreError> {
+    let mut received = Received::default();
+    for event in events {
+        if !app.journal.first_delivery(event.platform, &event.dedupe_key).await? {
+            received.duplicates += 1;
+            continue;
+        }
+        match record(app, &event).await {
+            Ok(0) => {
+                tracing::info!(platform = %event.platform, kind = %event.kind, "webhook event for no known account; dropped");
+                received.unknown += 1;
+            }
+            Ok(_) => received.recorded += 1,
+            Err(e) => {
+                if let Err(forget) = app.journal.forget_delivery(event.platform, &event.dedupe_key).await {
+                    tracing::warn!(error = %forget, "could not forget a failed webhook event; its retry will be dropped");
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(received)
+}
+
+async fn record(app: &App, event: &inbound::Inbound) -> Result<usize, StoreError> {
+    let accounts = app.accounts.by_platform_account(event.platform, &event.platform_account_id).await?;
+    for account in &accounts {
+        app.journal.event_with_data(kinds::PLATFORM_EVENT, account, Some(&event.kind), Some(&event.data)).await?;
+    }
+    Ok(accounts.len())
+}
