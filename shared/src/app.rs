@@ -10,7 +10,7 @@ use crate::platforms::PlatformClient;
 use crate::queue::WorkQueue;
 use crate::queue::dead::DeadLetterQueue;
 use crate::ratelimit::RateLimiter;
-use crate::store::{AccountStore, ConnectStore, Journal, PostStore, TenantStore};
+use crate::store::{AccountStore, ConnectStore, EndpointStore, Journal, PostStore, TenantStore};
 use crate::tokens::TokenManager;
 
 #[derive(Clone)]
@@ -19,6 +19,7 @@ pub struct App {
     pub accounts: AccountStore,
     pub connect: ConnectStore,
     pub posts: PostStore,
+    pub endpoints: EndpointStore,
     pub journal: Journal,
     pub platforms: Arc<PlatformClient>,
     pub tokens: Arc<TokenManager>,
@@ -33,8 +34,10 @@ impl App {
     pub fn new(config: Config, aws: &AwsClients, clock: SharedClock) -> Self {
         let sealer = Arc::new(Sealer::new(aws.kms.clone(), config.crypto.clone(), clock.clone()));
         let table = &config.table;
-        let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
-        let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone());
+        let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
+        let endpoints = EndpointStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
+        let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
+        let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone()).with_deliveries(queue.clone());
         let platforms = Arc::new(PlatformClient::new(
             config.platforms.clone(),
             config.apps.clone(),
@@ -46,11 +49,12 @@ impl App {
             tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),
             connect: ConnectStore::new(aws.dynamodb.clone(), table, clock.clone()),
             posts: PostStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            endpoints,
             accounts,
             journal,
             platforms,
             tokens,
-            queue: WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone()),
+            queue,
             dead_letters: DeadLetterQueue::new(aws.sqs.clone(), &config.dead_letter_queue_url),
             limits: Arc::new(RateLimiter::new(
                 aws.dynamodb.clone(),

@@ -42,33 +42,40 @@ pub enum CryptoError {
 /// What a sealed value is bound to. KMS logs it in CloudTrail, so it names, never contains, secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EncryptionContext {
-    tenant: TenantId,
-    platform: Platform,
-    account: AccountId,
+    pairs: Vec<(&'static str, String)>,
 }
 
 impl EncryptionContext {
+    /// An account's tokens.
     pub fn new(tenant: &TenantId, platform: Platform, account: &AccountId) -> Self {
-        Self { tenant: tenant.clone(), platform, account: account.clone() }
+        Self {
+            pairs: vec![
+                ("herald:tenant", tenant.as_str().to_owned()),
+                ("herald:platform", platform.as_str().to_owned()),
+                ("herald:account", account.as_str().to_owned()),
+            ],
+        }
     }
 
-    fn pairs(&self) -> [(&'static str, &str); 3] {
-        [
-            ("herald:tenant", self.tenant.as_str()),
-            ("herald:platform", self.platform.as_str()),
-            ("herald:account", self.account.as_str()),
-        ]
+    /// A tenant's webhook signing secrets.
+    pub fn webhook_signing(tenant: &TenantId) -> Self {
+        Self {
+            pairs: vec![
+                ("herald:tenant", tenant.as_str().to_owned()),
+                ("herald:purpose", "webhook-signing".to_owned()),
+            ],
+        }
     }
 
     fn kms_map(&self) -> std::collections::HashMap<String, String> {
-        self.pairs().iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        self.pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
     }
 
     /// Length-prefixed, so no two contexts serialize alike.
     fn aad(&self) -> Vec<u8> {
         let mut out = b"herald/v1".to_vec();
-        for (k, v) in self.pairs() {
-            for part in [k, v] {
+        for (k, v) in &self.pairs {
+            for part in [*k, v.as_str()] {
                 out.extend_from_slice(&(part.len() as u16).to_be_bytes());
                 out.extend_from_slice(part.as_bytes());
             }

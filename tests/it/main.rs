@@ -7,6 +7,7 @@ mod connect;
 mod crash;
 mod crypto;
 mod dead_letters;
+mod deliveries;
 mod lambda;
 mod openapi;
 mod posts;

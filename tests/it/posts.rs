@@ -347,6 +347,14 @@ async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
+    // (Connecting queued the account.connected events' deliveries: the baseline.)
+    let queue = &env.resources.work_queue_url;
+    let waiting = |attributes: std::collections::HashMap<aws_sdk_sqs::types::QueueAttributeName, String>| {
+        let count = |name| attributes.get(&name).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+    };
+    let baseline = waiting(env.queue_attributes(queue).await);
     let at = app.clock_now() + time::Duration::hours(2);
     let at_text = at.format(&time::format_description::well_known::Rfc3339).unwrap();
     let (status, post) = app
@@ -355,20 +363,14 @@ async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
     assert_eq!(status, 202, "{post}");
     assert_eq!(statuses(&post), ["pending", "pending"]);
     assert!(app.published(SandboxPlatform::X).is_empty(), "held until its time");
-    let queue = &env.resources.work_queue_url;
-    let waiting = |attributes: std::collections::HashMap<aws_sdk_sqs::types::QueueAttributeName, String>| {
-        let count = |name| attributes.get(&name).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-    };
-    assert_eq!(waiting(env.queue_attributes(queue).await), 0, "two hours out: in the due index, not the queue");
+    assert_eq!(waiting(env.queue_attributes(queue).await), baseline, "two hours out: in the due index, not the queue");
 
     // The sweep 10 minutes before the time queues both targets.
     app.clock.advance(time::Duration::minutes(110));
     let worker = herald::queue::Worker::new(app.state.clone(), 4);
     let sweep = json!({ "Records": [{ "messageId": "s1", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }] });
     assert!(worker.handle_batch(serde_json::from_value(sweep).unwrap()).await.batch_item_failures.is_empty());
-    assert_eq!(waiting(env.queue_attributes(queue).await), 2);
+    assert_eq!(waiting(env.queue_attributes(queue).await), baseline + 2);
 
     // At the time, the queued jobs publish; early delivery would have been re-queued, not sent.
     app.clock.advance(time::Duration::minutes(10));

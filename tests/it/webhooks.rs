@@ -11,26 +11,6 @@ async fn sandbox(app: &TestApp, path: &str, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
-fn client_id(platform: &str) -> &'static str {
-    use herald_sandbox::dev;
-    match platform {
-        "meta" => dev::META_APP_ID,
-        "x" => dev::X_CLIENT_ID,
-        _ => dev::LINKEDIN_CLIENT_ID,
-    }
-}
-
-/// The sandbox signs `payload` as `platform` does and posts it to Herald; returns its report.
-async fn deliver(app: &TestApp, platform: &str, payload: Value) -> Value {
-    let url = format!("{}/webhooks/{platform}", app.url);
-    sandbox(
-        app,
-        "/_sandbox/webhooks/deliver",
-        json!({ "platform": platform, "url": url, "client_id": client_id(platform), "payload": payload }),
-    )
-    .await
-}
-
 async fn platform_events(app: &TestApp) -> Vec<herald::store::Event> {
     let events = app.state.journal.list(&app.tenant, false).await.unwrap();
     events.into_iter().filter(|e| e.kind == "platform.event").collect()
@@ -47,7 +27,7 @@ async fn each_platforms_handshake_is_answered_as_it_requires() {
         let report = sandbox(
             &app,
             "/_sandbox/webhooks/handshake",
-            json!({ "platform": platform, "url": url, "client_id": client_id(platform), "verify_token": verify_token }),
+            json!({ "platform": platform, "url": url, "client_id": herald_testkit::dev_client_id(platform), "verify_token": verify_token }),
         )
         .await;
         assert_eq!(report["valid"], true, "{platform}: {report}");
@@ -57,7 +37,7 @@ async fn each_platforms_handshake_is_answered_as_it_requires() {
     let report = sandbox(
         &app,
         "/_sandbox/webhooks/handshake",
-        json!({ "platform": "meta", "url": url, "client_id": client_id("meta"), "verify_token": "guess" }),
+        json!({ "platform": "meta", "url": url, "client_id": herald_testkit::dev_client_id("meta"), "verify_token": "guess" }),
     )
     .await;
     assert_eq!((report["valid"].as_bool(), report["status"].as_u64()), (Some(false), Some(403)), "{report}");
@@ -80,17 +60,17 @@ async fn signed_deliveries_are_recorded_once_for_the_accounts_they_concern() {
             .map(str::to_owned);
 
     let page_event = json!({ "object": "page", "entry": [{ "id": "104000000000001", "time": 1_764_400_000, "changes": [{ "field": "feed", "value": { "item": "comment", "verb": "add", "message": "nice" } }] }] });
-    assert_eq!(deliver(&app, "meta", page_event.clone()).await["status"], 200);
+    assert_eq!(app.platform_webhook("meta", page_event.clone()).await["status"], 200);
     let x_event =
         json!({ "for_user_id": "2244994945", "tweet_create_events": [{ "id_str": "1799", "text": "hello" }] });
-    assert_eq!(deliver(&app, "x", x_event).await["status"], 200);
+    assert_eq!(app.platform_webhook("x", x_event).await["status"], 200);
     let li_event = json!({ "type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": [{ "notificationId": 42, "organizationalEntity": org_urn, "action": "COMMENT" }] });
-    assert_eq!(deliver(&app, "linkedin", li_event).await["status"], 200);
+    assert_eq!(app.platform_webhook("linkedin", li_event).await["status"], 200);
     // An account nobody connected: acknowledged, dropped.
     let stranger = json!({ "object": "page", "entry": [{ "id": "999", "time": 1, "changes": [{ "field": "feed", "value": {} }] }] });
-    assert_eq!(deliver(&app, "meta", stranger).await["status"], 200);
+    assert_eq!(app.platform_webhook("meta", stranger).await["status"], 200);
     // The platform's retry of the first delivery: acknowledged, not recorded again.
-    assert_eq!(deliver(&app, "meta", page_event).await["status"], 200);
+    assert_eq!(app.platform_webhook("meta", page_event).await["status"], 200);
 
     let events = platform_events(&app).await;
     assert_eq!(events.len(), 3, "{events:#?}");
@@ -110,7 +90,7 @@ async fn forged_changed_and_malformed_deliveries_are_refused_and_store_nothing()
     app.connect_all("user-1").await;
     let event = json!({ "object": "page", "entry": [{ "id": "104000000000001", "time": 5, "changes": [{ "field": "feed", "value": { "n": 1 } }] }] });
     // What the platform would send, as the sandbox signed it (delivered to a path that records nothing).
-    let signed = sandbox(&app, "/_sandbox/webhooks/deliver", json!({ "platform": "meta", "url": format!("{}/nowhere", app.url), "client_id": client_id("meta"), "payload": event })).await;
+    let signed = sandbox(&app, "/_sandbox/webhooks/deliver", json!({ "platform": "meta", "url": format!("{}/nowhere", app.url), "client_id": herald_testkit::dev_client_id("meta"), "payload": event })).await;
     let body = signed["sent"].as_str().unwrap().to_owned();
     let signature = signed["signature"].as_str().unwrap().to_owned();
     let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
@@ -142,7 +122,7 @@ async fn forged_changed_and_malformed_deliveries_are_refused_and_store_nothing()
         }
     }
     // Signed correctly, but not a Meta delivery.
-    let malformed = deliver(&app, "meta", json!([1, 2, 3])).await;
+    let malformed = app.platform_webhook("meta", json!([1, 2, 3])).await;
     assert_eq!(malformed["status"], 400, "{malformed}");
     assert!(platform_events(&app).await.is_empty(), "nothing was recorded");
 
@@ -151,4 +131,96 @@ async fn forged_changed_and_malformed_deliveries_are_refused_and_store_nothing()
         assert_eq!(post(body.clone(), Some(signature.clone())).await.unwrap().status(), 200);
     }
     assert_eq!(platform_events(&app).await.len(), 1);
+}
+
+#[tokio::test]
+async fn meta_deauthorize_and_data_deletion_revoke_what_the_user_granted() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let status_of = |accounts: &[Value], id: &str| {
+        accounts.iter().find(|a| a["id"] == id).map(|a| a["status"].as_str().unwrap().to_owned()).unwrap()
+    };
+    let callback = |path: &str| {
+        let url = format!("{}/webhooks/meta/{path}", app.url);
+        sandbox(
+            &app,
+            "/_sandbox/webhooks/signed_request",
+            json!({ "url": url, "client_id": herald_testkit::dev_client_id("meta"), "user_id": "10158000000000001" }),
+        )
+    };
+
+    // Forged: refused, nothing changes.
+    let forged = app
+        .browser
+        .post(format!("{}/webhooks/meta/deauthorize", app.url))
+        .form(&[(
+            "signed_request",
+            "c2ln.eyJhbGdvcml0aG0iOiJITUFDLVNIQTI1NiIsInVzZXJfaWQiOiIxMDE1ODAwMDAwMDAwMDAwMSJ9",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(status_of(&app.accounts("user-1").await, &ids["facebook"]), "active");
+
+    // Deauthorized at Meta: the Page and the Instagram account are revoked, the rest untouched.
+    assert_eq!(callback("deauthorize").await["status"], 200);
+    let accounts = app.accounts("user-1").await;
+    for (key, expected) in
+        [("facebook", "revoked"), ("instagram", "revoked"), ("x", "active"), ("linkedin_member", "active")]
+    {
+        assert_eq!(status_of(&accounts, &ids[key]), expected, "{key}");
+    }
+    let revoked: Vec<_> = app
+        .state
+        .journal
+        .list(&app.tenant, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "account.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 2, "{revoked:#?}");
+    let (status, problem) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": [{ "account_id": ids["facebook"] }], "text": "after removal" }),
+            None,
+        )
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("account_needs_reauth")));
+
+    // Data deletion: the sealed tokens are gone, and Meta gets a status URL and a code.
+    let report = callback("data-deletion").await;
+    assert_eq!(report["status"], 200, "{report}");
+    let answer: Value = serde_json::from_str(report["body"].as_str().unwrap()).unwrap();
+    let code = answer["confirmation_code"].as_str().unwrap();
+    let status_url = answer["url"].as_str().unwrap();
+    assert!(status_url.starts_with(&app.url) && status_url.ends_with(code), "{status_url}");
+    let status: Value = app.browser.get(status_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!((status["status"].as_str(), status["accounts"].as_u64()), (Some("complete"), Some(2)), "{status}");
+    for key in ["facebook", "instagram"] {
+        let account = app
+            .state
+            .accounts
+            .get(&app.tenant, &"user-1".parse().unwrap(), &ids[key].parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(app.state.accounts.tokens(&account).await, Err(herald::store::StoreError::NotFound)),
+            "{key}'s tokens remain"
+        );
+    }
+    let x = app
+        .state
+        .accounts
+        .get(&app.tenant, &"user-1".parse().unwrap(), &ids["x"].parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.state.accounts.tokens(&x).await.is_ok(), "other platforms' tokens are kept");
+    let unknown =
+        app.browser.get(format!("{}/webhooks/meta/data-deletion/{}", app.url, "0".repeat(24))).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
 }

@@ -195,6 +195,16 @@ impl TestEnv {
     }
 }
 
+/// The sandbox's development app id for a platform's webhooks (`meta`, `x`, `linkedin`).
+pub fn dev_client_id(platform: &str) -> &'static str {
+    use herald_sandbox::dev;
+    match platform {
+        "meta" => dev::META_APP_ID,
+        "x" => dev::X_CLIENT_ID,
+        _ => dev::LINKEDIN_CLIENT_ID,
+    }
+}
+
 /// Herald's apps on the sandbox's development fixtures.
 pub fn dev_apps() -> herald::config::PlatformApps {
     use herald_sandbox::dev;
@@ -219,6 +229,40 @@ impl TestApp {
     /// A `/v1` request with the tenant's API key.
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.browser.request(method, format!("{}{path}", self.url)).bearer_auth(&self.api_key)
+    }
+
+    /// A `/v1` call with the tenant's key and an optional JSON body: the status and the JSON
+    /// answer (`null` when there is none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.api(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("Herald answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The sandbox signs `payload` as `platform` (`meta`, `x`, `linkedin`) signs webhooks and
+    /// posts it to Herald's `/webhooks/{platform}`; returns the sandbox's report (`status`,
+    /// `body`, `sent`, `signature`).
+    pub async fn platform_webhook(&self, platform: &str, payload: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}/webhooks/{platform}", self.url);
+        let body = serde_json::json!({ "platform": platform, "url": url, "client_id": dev_client_id(platform), "payload": payload });
+        let response = self
+            .browser
+            .post(format!("{}/_sandbox/webhooks/deliver", self.sandbox.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("sandbox");
+        assert!(response.status().is_success(), "sandbox: {}", response.status());
+        response.json().await.expect("a report")
     }
 
     /// `POST /v1/connect-links`; returns the link URL.

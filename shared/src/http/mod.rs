@@ -2,6 +2,7 @@
 //! by plain HTTP in the local runner (paths exactly as behind API Gateway).
 
 mod connect;
+mod endpoint;
 pub mod extract;
 mod oauth;
 mod posts;
@@ -24,7 +25,7 @@ pub type AppState = crate::app::App;
 
 /// The `connect` function's routes: tenant settings, connect links, OAuth callbacks, accounts.
 pub fn connect_routes() -> Routes {
-    connect::routes().merge(oauth::routes())
+    connect::routes().merge(oauth::routes()).merge(endpoint::routes())
 }
 
 /// The `posts` function's routes.

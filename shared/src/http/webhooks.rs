@@ -15,9 +15,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::extract::ApiPath;
 use super::problem::Problem;
 use super::routes::Routes;
 use crate::domain::Platform;
+use crate::store::journal::kinds;
 use crate::webhooks::{inbound, receive, verify};
 
 pub(super) fn routes() -> Routes {
@@ -28,6 +30,9 @@ pub(super) fn routes() -> Routes {
         .on(Method::POST, "/webhooks/x", x_delivery)
         .on(Method::GET, "/webhooks/linkedin", linkedin_handshake)
         .on(Method::POST, "/webhooks/linkedin", linkedin_delivery)
+        .on(Method::POST, "/webhooks/meta/deauthorize", meta_deauthorize)
+        .on(Method::POST, "/webhooks/meta/data-deletion", meta_data_deletion)
+        .on(Method::GET, "/webhooks/meta/data-deletion/{code}", meta_data_deletion_status)
 }
 
 fn refused() -> Problem {
@@ -151,4 +156,83 @@ async fn linkedin_delivery(
     let secret = secret(&state, Platform::Linkedin)?;
     let verified = verify::linkedin_signature(&secret, &body, header(&headers, "x-li-signature"));
     deliver(&state, verified, inbound::linkedin, &body).await
+}
+
+/// The Facebook user a Meta callback names, from its verified `signed_request` form field.
+fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> {
+    let secret = secret(state, Platform::Facebook)?;
+    let signed = url::form_urlencoded::parse(body)
+        .find(|(key, _)| key == "signed_request")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(refused)?;
+    let payload = verify::meta_signed_request(&secret, &signed).map_err(|_| refused())?;
+    match &payload["user_id"] {
+        serde_json::Value::String(id) if !id.is_empty() => Ok(id.clone()),
+        serde_json::Value::Number(id) => Ok(id.to_string()),
+        _ => Err(Problem::new(StatusCode::BAD_REQUEST, "webhook_malformed", "The signed request names no user")),
+    }
+}
+
+/// Revokes every account the Facebook user granted (and, for data deletion, deletes their
+/// sealed tokens), telling each tenant. Returns how many accounts there were.
+async fn revoke_granted(state: &AppState, user: &str, erase: bool) -> Result<usize, Problem> {
+    let reason = if erase { "data deletion requested at Meta" } else { "app removed at Meta" };
+    let accounts = state.accounts.by_grantor("meta", user).await?;
+    for account in &accounts {
+        let already = account.status == crate::domain::AccountStatus::Revoked && !erase;
+        if already {
+            continue;
+        }
+        let revoked = if erase {
+            state.accounts.erase_tokens(account).await?
+        } else {
+            state.accounts.set_status(account, crate::domain::AccountStatus::Revoked).await?
+        };
+        state.journal.event(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
+        state.journal.audit(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
+    }
+    tracing::info!(accounts = accounts.len(), erase, "meta user callback handled");
+    Ok(accounts.len())
+}
+
+async fn meta_deauthorize(State(state): State<AppState>, body: Bytes) -> Result<Response, Problem> {
+    let user = meta_callback_user(&state, &body)?;
+    revoke_granted(&state, &user, false).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Meta's data-deletion callback: answers with where to check the request and its code.
+/// The status URL is on the host the callback reached (the webhooks function URL on AWS, which
+/// the function cannot be configured with: it would depend on itself), else the public URL.
+async fn meta_data_deletion(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let user = meta_callback_user(&state, &body)?;
+    let accounts = revoke_granted(&state, &user, true).await?;
+    let deletion = state.journal.record_deletion(accounts).await?;
+    let base = header(&headers, "host")
+        .map(|host| {
+            let scheme = header(&headers, "x-forwarded-proto").unwrap_or(state.config.public_url.scheme());
+            format!("{scheme}://{host}/")
+        })
+        .and_then(|base| url::Url::parse(&base).ok())
+        .unwrap_or_else(|| state.config.public_url.clone());
+    let url = base
+        .join(&format!("webhooks/meta/data-deletion/{}", deletion.confirmation_code))
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(axum::Json(json!({ "url": url.as_str(), "confirmation_code": deletion.confirmation_code })).into_response())
+}
+
+async fn meta_data_deletion_status(
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found("deletion_not_found", "No data-deletion request with this code");
+    if code.len() != 24 || !code.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let deletion = state.journal.deletion(&code).await?.ok_or_else(not_found)?;
+    Ok(axum::Json(deletion).into_response())
 }

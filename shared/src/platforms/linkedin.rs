@@ -95,6 +95,7 @@ pub(super) async fn finish(client: &PlatformClient, params: &CallbackParams) -> 
         scopes: scopes.clone(),
         grant: grant.clone(),
         token_source: None,
+        grantor: None,
     }];
     if client.apps.linkedin_organizations && may_post_as_organization {
         let acls: serde_json::Value = client
@@ -124,6 +125,7 @@ pub(super) async fn finish(client: &PlatformClient, params: &CallbackParams) -> 
                 // Organizations publish with the member's grant; one copy of it, on the member.
                 grant: grant.clone(),
                 token_source: Some(0),
+                grantor: None,
             });
         }
     }

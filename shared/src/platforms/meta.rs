@@ -125,6 +125,22 @@ pub(super) async fn finish(
         )
         .await?;
     let _ = long.expires_in;
+    // The Facebook user behind the grant, whom Meta's deauthorize and data-deletion callbacks name.
+    let me: serde_json::Value = client
+        .json(
+            platform,
+            "GET /me",
+            client
+                .http
+                .get(graph(client, "/me"))
+                .query(&[("fields", "id"), ("access_token", long.access_token.as_str())]),
+            graph_refusal,
+        )
+        .await?;
+    let grantor = me["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| PlatformError::Unexpected { platform, detail: "no user id".into() })?;
     let pages: Pages = client
         .json(
             platform,
@@ -154,6 +170,7 @@ pub(super) async fn finish(
                 kind: AccountKind::Page,
                 scopes: scopes.clone(),
                 token_source: None,
+                grantor: Some(grantor.clone()),
             })
             .collect());
     }
@@ -191,6 +208,7 @@ pub(super) async fn finish(
             scopes: scopes.clone(),
             grant: page_grant(&page.access_token),
             token_source: None,
+            grantor: Some(grantor.clone()),
         });
     }
     Ok(accounts)

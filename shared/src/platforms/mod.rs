@@ -96,6 +96,10 @@ pub struct Discovered {
     /// Publishes with another discovered account's grant (LinkedIn organizations use the
     /// member's): the index of that account in the same list.
     pub token_source: Option<usize>,
+    /// The platform's id of the user who granted access, where it differs from the account
+    /// (Meta: the Facebook user behind Pages and Instagram accounts). Meta's deauthorize and
+    /// data-deletion callbacks name this user.
+    pub grantor: Option<String>,
 }
 
 /// Tokens and their lifetimes.
@@ -141,6 +145,11 @@ impl PlatformClient {
             .build()
             .expect("the HTTP client configuration is valid");
         Self { http, endpoints, apps, public_url, clock }
+    }
+
+    /// The HTTP client (no redirects, bounded timeouts), also used to deliver tenants' webhooks.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn endpoints(&self) -> &PlatformEndpoints {

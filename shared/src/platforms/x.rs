@@ -129,6 +129,7 @@ fn discovered(me: Me, grant: Grant, scopes: Vec<String>) -> Discovered {
         scopes,
         grant,
         token_source: None,
+        grantor: None,
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Job {
     Sweep,
     /// The next attempt at one target of a post.
     Publish { tenant: crate::domain::TenantId, post: crate::domain::PostId, account: crate::domain::AccountId },
+    /// Delivering one recorded event to the tenant's webhook endpoint (`attempt` counts from 0).
+    Deliver { tenant: crate::domain::TenantId, event: String, attempt: u32 },
 }
 
 impl Job {
@@ -43,6 +45,7 @@ impl Job {
             Job::Ping { .. } => "ping",
             Job::Sweep => "sweep",
             Job::Publish { .. } => "publish",
+            Job::Deliver { .. } => "deliver",
         }
     }
 }
@@ -219,6 +222,9 @@ impl Worker {
                     self.dead_letter(&found, &finished).await?;
                 }
                 Ok(())
+            }
+            Job::Deliver { tenant, event, attempt } => {
+                crate::webhooks::outbound::deliver(&self.app, &tenant, &event, attempt).await
             }
             Job::Sweep => {
                 let queued = crate::posts::publish::queue_due(&self.app).await?;

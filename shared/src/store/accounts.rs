@@ -362,6 +362,55 @@ impl AccountStore {
     }
 
     /// Sets the account's status (e.g. `needs_reauth` after a refused refresh), version-checked.
+    /// Revokes the account and deletes its sealed tokens (a platform's data-deletion request);
+    /// the record stays, so the tenant sees what happened.
+    pub async fn erase_tokens(&self, account: &Account) -> Result<Account, StoreError> {
+        let mut next = account.clone();
+        next.status = AccountStatus::Revoked;
+        next.sealed_tokens = SealedTokens(None);
+        self.write_next(account, next).await
+    }
+
+    /// Remembers that the platform user `grantor` granted `account` (`family`: `meta` for
+    /// Facebook and Instagram, whose callbacks name the Facebook user, not the Page).
+    pub async fn index_grantor(&self, family: &str, grantor: &str, account: &Account) -> Result<(), StoreError> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("GRANTOR#{family}#{grantor}")))
+            .item("sk", s(format!("ACCOUNT#{}#{}#{}", account.tenant, account.user, account.id)))
+            .item("tenant_id", s(account.tenant.as_str()))
+            .item("user_id", s(account.user.as_str()))
+            .item("account_id", s(account.id.as_str()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The accounts (in any tenant) that `grantor` granted and that still exist.
+    pub async fn by_grantor(&self, family: &str, grantor: &str) -> Result<Vec<Account>, StoreError> {
+        let mut pages = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("GRANTOR#{family}#{grantor}")))
+            .into_paginator()
+            .items()
+            .send();
+        let mut accounts = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item?;
+            let r = Reader(&item);
+            if let Some(account) =
+                self.get(&r.parse("tenant_id")?, &r.parse("user_id")?, &r.parse("account_id")?).await?
+            {
+                accounts.push(account);
+            }
+        }
+        Ok(accounts)
+    }
+
     pub async fn set_status(&self, account: &Account, status: AccountStatus) -> Result<Account, StoreError> {
         let mut next = account.clone();
         next.status = status;

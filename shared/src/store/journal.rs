@@ -29,6 +29,20 @@ pub mod kinds {
     /// A verified webhook event from the platform about the account; `reason` is the
     /// platform's name for it and `data` its content.
     pub const PLATFORM_EVENT: &str = "platform.event";
+    /// The user removed Herald's app at the platform (Meta's deauthorize callback) or asked for
+    /// their data to be deleted; `reason` says which.
+    pub const ACCOUNT_REVOKED: &str = "account.revoked";
+}
+
+/// A platform user's data-deletion request, as its status route reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deletion {
+    pub confirmation_code: String,
+    pub status: &'static str,
+    /// How many Herald accounts the user had granted; their tokens are deleted.
+    pub accounts: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub completed_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,11 +66,19 @@ pub struct Journal {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     clock: SharedClock,
+    /// Where each recorded event's delivery to the tenant's endpoint is queued.
+    deliveries: Option<crate::queue::WorkQueue>,
 }
 
 impl Journal {
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>, clock: SharedClock) -> Self {
-        Self { dynamodb, table: table.into(), clock }
+        Self { dynamodb, table: table.into(), clock, deliveries: None }
+    }
+
+    /// Queues a delivery job for every event recorded from now on.
+    pub fn with_deliveries(mut self, queue: crate::queue::WorkQueue) -> Self {
+        self.deliveries = Some(queue);
+        self
     }
 
     fn item(&self, pk: String, kind: &str, account: &Account, reason: Option<&str>) -> (Item, OffsetDateTime) {
@@ -96,7 +118,15 @@ impl Journal {
         if let Some(data) = data {
             item.insert("data".to_owned(), s(data.to_string()));
         }
+        let id = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
+        if let Some(queue) = &self.deliveries {
+            let job = crate::queue::Job::Deliver { tenant: account.tenant.clone(), event: id, attempt: 0 };
+            if let Err(e) = queue.enqueue(job, std::time::Duration::ZERO).await {
+                // The event is recorded; only its push to the tenant's endpoint is lost.
+                tracing::error!(error = %e, "could not queue an event's delivery");
+            }
+        }
         Ok(())
     }
 
@@ -143,6 +173,49 @@ impl Journal {
         Ok(())
     }
 
+    /// One of the tenant's events by id.
+    pub async fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>, StoreError> {
+        let item = super::get_consistent(&self.dynamodb, &self.table, format!("EVENT#{tenant}"), id.to_owned()).await?;
+        item.as_ref().map(event_of).transpose()
+    }
+
+    /// Records a completed data-deletion request (kept, so its status can be looked up) and
+    /// returns its confirmation code.
+    pub async fn record_deletion(&self, accounts: usize) -> Result<Deletion, StoreError> {
+        let code: [u8; 12] = random_bytes();
+        let deletion = Deletion {
+            confirmation_code: hex::encode(code),
+            status: "complete",
+            accounts: accounts as u64,
+            completed_at: self.clock.now(),
+        };
+        self.dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("DELETION#{}", deletion.confirmation_code)))
+            .item("sk", s("DELETION"))
+            .item("accounts", super::n(deletion.accounts))
+            .item("completed_at", epoch(deletion.completed_at))
+            .send()
+            .await?;
+        Ok(deletion)
+    }
+
+    pub async fn deletion(&self, code: &str) -> Result<Option<Deletion>, StoreError> {
+        let item =
+            super::get_consistent(&self.dynamodb, &self.table, format!("DELETION#{code}"), "DELETION".into()).await?;
+        item.map(|item| {
+            let r = Reader(&item);
+            Ok(Deletion {
+                confirmation_code: code.to_owned(),
+                status: "complete",
+                accounts: r.u64("accounts")?,
+                completed_at: r.time("completed_at")?,
+            })
+        })
+        .transpose()
+    }
+
     /// The tenant's events (or audit records), oldest first.
     pub async fn list(&self, tenant: &TenantId, audit: bool) -> Result<Vec<Event>, StoreError> {
         let pk = format!("{}#{tenant}", if audit { "AUDIT" } else { "EVENT" });
@@ -164,21 +237,26 @@ impl Journal {
             if item.contains_key(TTL_ATTRIBUTE) && r.u64(TTL_ATTRIBUTE)? as i64 <= now {
                 continue;
             }
-            events.push(Event {
-                id: r.str("sk")?.to_owned(),
-                kind: r.str("type")?.to_owned(),
-                user_id: r.str("user_id")?.to_owned(),
-                account_id: r.str("account_id")?.to_owned(),
-                platform: r.str("platform")?.to_owned(),
-                reason: item.get("reason").and_then(|v| v.as_s().ok()).cloned(),
-                data: item
-                    .get("data")
-                    .and_then(|v| v.as_s().ok())
-                    .map(|raw| serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string())))
-                    .transpose()?,
-                at: r.time("at")?,
-            });
+            events.push(event_of(&item)?);
         }
         Ok(events)
     }
+}
+
+fn event_of(item: &Item) -> Result<Event, StoreError> {
+    let r = Reader(item);
+    Ok(Event {
+        id: r.str("sk")?.to_owned(),
+        kind: r.str("type")?.to_owned(),
+        user_id: r.str("user_id")?.to_owned(),
+        account_id: r.str("account_id")?.to_owned(),
+        platform: r.str("platform")?.to_owned(),
+        reason: item.get("reason").and_then(|v| v.as_s().ok()).cloned(),
+        data: item
+            .get("data")
+            .and_then(|v| v.as_s().ok())
+            .map(|raw| serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
+        at: r.time("at")?,
+    })
 }

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod connect;
+pub mod endpoints;
 pub mod journal;
 pub mod posts;
 pub mod tenants;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 
 pub use accounts::{Account, AccountStore, Credentials, NewAccount};
 pub use connect::{ConnectLink, ConnectStore, ConsumeError, OAuthState};
+pub use endpoints::{Endpoint, EndpointStore};
 pub use journal::{Event, Journal};
 pub use posts::{CreateError, Created, Outcome, PostStore};
 pub use tenants::{ApiKey, Origin, Tenant, TenantStore};
@@ -54,6 +56,18 @@ where
 }
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// One item by its key, read consistently.
+pub(crate) async fn get_consistent(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: String,
+    sk: String,
+) -> Result<Option<Item>, StoreError> {
+    let out =
+        dynamodb.get_item().table_name(table).key("pk", s(pk)).key("sk", s(sk)).consistent_read(true).send().await?;
+    Ok(out.item)
+}
 
 /// Every item of the sharded time index (`gsi2`, partition `{prefix}#{shard}`, sort key
 /// `{unix:012}#…`) due before `before`. The index is eventually consistent: re-read before acting.

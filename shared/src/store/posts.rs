@@ -515,16 +515,10 @@ impl PostStore {
         post: &PostId,
         account: &AccountId,
     ) -> Result<Option<Target>, StoreError> {
-        let out = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(post_pk(tenant, post)))
-            .key("sk", s(format!("TARGET#{account}")))
-            .consistent_read(true)
-            .send()
-            .await?;
-        out.item.as_ref().map(Target::from_item).transpose()
+        let item =
+            super::get_consistent(&self.dynamodb, &self.table, post_pk(tenant, post), format!("TARGET#{account}"))
+                .await?;
+        item.as_ref().map(Target::from_item).transpose()
     }
 
     /// Targets waiting (pending or retrying) whose time is before `before`, from the

@@ -2,6 +2,7 @@
 //! delivery means for Herald's accounts ([`inbound`]).
 
 pub mod inbound;
+pub mod outbound;
 pub mod verify;
 
 use crate::app::App;
