@@ -37,7 +37,8 @@ impl App {
         let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
         let endpoints = EndpointStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
         let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
-        let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone()).with_deliveries(queue.clone());
+        let journal =
+            Journal::new(aws.dynamodb.clone(), table, clock.clone()).with_deliveries(queue.clone(), endpoints.clone());
         let platforms = Arc::new(PlatformClient::new(
             config.platforms.clone(),
             config.apps.clone(),

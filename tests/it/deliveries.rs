@@ -1,7 +1,8 @@
 //! Outbound webhooks end to end: the sandbox sends a signed platform event, Herald records it and
 //! delivers it through the queue to the tenant's endpoint (a test server here), retrying a
-//! refused attempt; the signatures verify with the reference Standard Webhooks library
-//! (Python `standardwebhooks`), during a secret rotation with both secrets.
+//! refused attempt; a published post is delivered as `post.published`; the signatures verify
+//! with the reference Standard Webhooks library (Python `standardwebhooks`), during a secret
+//! rotation with both secrets.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,6 +127,27 @@ async fn events_reach_the_tenants_endpoint_once_signed_per_standard_webhooks() {
     assert_eq!(body["type"], "platform.event");
     assert_eq!(body["data"]["reason"], "feed");
     assert_eq!(body["data"]["data"]["verb"], "add");
+
+    // A post's outcome is an event too.
+    let x = app.accounts("user-1").await.into_iter().find(|a| a["platform"] == "x").unwrap()["id"].clone();
+    let (status, post) = app
+        .post(json!({ "user_id": "user-1", "targets": [{ "account_id": x }], "text": "tell my endpoint" }), None)
+        .await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+    let outcome = || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.body.contains("\"post.published\"") && r.answered == 204)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    drain_until(&env, &app, || !outcome().is_empty()).await;
+    let published: Value = serde_json::from_str(&outcome()[0].body).unwrap();
+    assert_eq!(published["data"]["data"]["post_id"], post["id"]);
+    assert_eq!(published["data"]["account_id"], x);
+    assert!(published["data"]["data"]["platform_post_id"].is_string());
 
     // The reference implementation accepts Herald's signatures, and refuses another secret's.
     let accepted = deliveries.last().unwrap();

@@ -223,4 +223,15 @@ async fn meta_deauthorize_and_data_deletion_revoke_what_the_user_granted() {
     let unknown =
         app.browser.get(format!("{}/webhooks/meta/data-deletion/{}", app.url, "0".repeat(24))).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
+
+    // A captured signed request replayed two hours later: refused.
+    app.clock.advance(time::Duration::hours(2));
+    let replayed = app
+        .browser
+        .post(format!("{}/webhooks/meta/deauthorize", app.url))
+        .form(&[("signed_request", report["signed_request"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
 }

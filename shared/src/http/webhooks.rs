@@ -158,6 +158,9 @@ async fn linkedin_delivery(
     deliver(&state, verified, inbound::linkedin, &body).await
 }
 
+/// How old a Meta `signed_request` may be (by its `issued_at`).
+const SIGNED_REQUEST_MAX_AGE_S: i64 = 3600;
+
 /// The Facebook user a Meta callback names, from its verified `signed_request` form field.
 fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> {
     let secret = secret(state, Platform::Facebook)?;
@@ -166,6 +169,12 @@ fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> 
         .map(|(_, value)| value.into_owned())
         .ok_or_else(refused)?;
     let payload = verify::meta_signed_request(&secret, &signed).map_err(|_| refused())?;
+    // A captured callback replayed later is refused: Meta signs `issued_at`.
+    let now = state.clock.now().unix_timestamp();
+    match payload["issued_at"].as_i64() {
+        Some(issued) if issued >= now - SIGNED_REQUEST_MAX_AGE_S && issued <= now + 300 => {}
+        _ => return Err(refused()),
+    }
     match &payload["user_id"] {
         serde_json::Value::String(id) if !id.is_empty() => Ok(id.clone()),
         serde_json::Value::Number(id) => Ok(id.to_string()),

@@ -133,6 +133,12 @@ pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) 
         other => other,
     };
     let finished = app.posts.finish(&post.tenant, &post.id, &claimed, &outcome).await?;
+    if finished.status.is_terminal()
+        && let Err(e) = app.journal.post_event(post, &finished).await
+    {
+        // The outcome is stored on the target; only the event (and its delivery) is missing.
+        tracing::error!(error = %e, "could not record the post's outcome event");
+    }
     if let Outcome::Retry { at, .. } = &outcome {
         schedule(app, &post.tenant, &post.id, &claimed, wait_until(*at, now)).await;
     }

@@ -202,7 +202,13 @@ impl Worker {
                 {
                     // The claimer died mid-attempt: it may have been sent, so it is not sent again.
                     match self.app.posts.abandon(&tenant, &post, target).await {
-                        Ok(_) | Err(crate::store::StoreError::VersionConflict) => return Ok(()),
+                        Ok(settled) => {
+                            if let Err(e) = self.app.journal.post_event(&found, &settled).await {
+                                tracing::error!(error = %e, "could not record the post's outcome event");
+                            }
+                            return Ok(());
+                        }
+                        Err(crate::store::StoreError::VersionConflict) => return Ok(()),
                         Err(e) => return Err(e.into()),
                     }
                 }

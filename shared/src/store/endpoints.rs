@@ -41,12 +41,19 @@ pub struct Signing {
     pub secrets: Vec<SecretString>,
 }
 
+/// How long this process trusts what it read about whether a tenant has an endpoint: events
+/// recorded in another container within this time after a registration are not delivered.
+const EXISTS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct EndpointStore {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     sealer: Arc<Sealer>,
     clock: SharedClock,
+    /// Tenant → (has an endpoint, when read), so recording an event for a tenant without one
+    /// costs no read on the hot path.
+    known: Arc<std::sync::Mutex<std::collections::HashMap<TenantId, (bool, std::time::Instant)>>>,
 }
 
 fn key(tenant: &TenantId) -> [(&'static str, aws_sdk_dynamodb::types::AttributeValue); 2] {
@@ -60,7 +67,26 @@ impl EndpointStore {
         sealer: Arc<Sealer>,
         clock: SharedClock,
     ) -> Self {
-        Self { dynamodb, table: table.into(), sealer, clock }
+        Self { dynamodb, table: table.into(), sealer, clock, known: Arc::default() }
+    }
+
+    fn remember(&self, tenant: &TenantId, exists: bool) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(tenant.clone(), (exists, std::time::Instant::now()));
+    }
+
+    /// Whether the tenant has an endpoint (cached for a minute).
+    pub async fn exists(&self, tenant: &TenantId) -> Result<bool, StoreError> {
+        let cached = {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.get(tenant).filter(|(_, at)| at.elapsed() < EXISTS_TTL).map(|(exists, _)| *exists)
+        };
+        if let Some(exists) = cached {
+            return Ok(exists);
+        }
+        let exists = self.item(tenant).await?.is_some();
+        self.remember(tenant, exists);
+        Ok(exists)
     }
 
     async fn seal(&self, tenant: &TenantId, secret: &SecretString) -> Result<Blob, StoreError> {
@@ -89,6 +115,7 @@ impl EndpointStore {
             ("version".to_owned(), n(1)),
         ]);
         self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
+        self.remember(tenant, true);
         Ok((Endpoint { url, created_at: now, previous_secret_valid_until: None, version: 1 }, secret))
     }
 
@@ -172,6 +199,7 @@ impl EndpointStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await?;
+        self.remember(tenant, false);
         Ok(out.attributes.is_some())
     }
 }

@@ -32,6 +32,10 @@ pub mod kinds {
     /// The user removed Herald's app at the platform (Meta's deauthorize callback) or asked for
     /// their data to be deleted; `reason` says which.
     pub const ACCOUNT_REVOKED: &str = "account.revoked";
+    /// A post's target reached an outcome; `data` has `post_id`, `platform_post_id`, `url`, `error`.
+    pub const POST_PUBLISHED: &str = "post.published";
+    pub const POST_FAILED: &str = "post.failed";
+    pub const POST_UNKNOWN: &str = "post.unknown";
 }
 
 /// A platform user's data-deletion request, as its status route reports it.
@@ -61,13 +65,32 @@ pub struct Event {
     pub at: OffsetDateTime,
 }
 
+/// Whom an event is about: a tenant's user's account on a platform.
+pub struct Subject<'a> {
+    pub tenant: &'a TenantId,
+    pub user: &'a str,
+    pub account: &'a str,
+    pub platform: &'a str,
+}
+
+impl<'a> From<&'a Account> for Subject<'a> {
+    fn from(account: &'a Account) -> Self {
+        Self {
+            tenant: &account.tenant,
+            user: account.user.as_str(),
+            account: account.id.as_str(),
+            platform: account.platform.as_str(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Journal {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     clock: SharedClock,
-    /// Where each recorded event's delivery to the tenant's endpoint is queued.
-    deliveries: Option<crate::queue::WorkQueue>,
+    /// Where each recorded event's delivery is queued, for tenants with an endpoint.
+    deliveries: Option<(crate::queue::WorkQueue, super::EndpointStore)>,
 }
 
 impl Journal {
@@ -75,13 +98,13 @@ impl Journal {
         Self { dynamodb, table: table.into(), clock, deliveries: None }
     }
 
-    /// Queues a delivery job for every event recorded from now on.
-    pub fn with_deliveries(mut self, queue: crate::queue::WorkQueue) -> Self {
-        self.deliveries = Some(queue);
+    /// From now on, every event recorded for a tenant with a webhook endpoint queues its delivery.
+    pub fn with_deliveries(mut self, queue: crate::queue::WorkQueue, endpoints: super::EndpointStore) -> Self {
+        self.deliveries = Some((queue, endpoints));
         self
     }
 
-    fn item(&self, pk: String, kind: &str, account: &Account, reason: Option<&str>) -> (Item, OffsetDateTime) {
+    fn item(&self, pk: String, kind: &str, subject: &Subject<'_>, reason: Option<&str>) -> (Item, OffsetDateTime) {
         let now = self.clock.now();
         let suffix: [u8; 4] = random_bytes();
         let sk = format!("{:013}#{}", (now.unix_timestamp_nanos() / 1_000_000), hex::encode(suffix));
@@ -89,9 +112,9 @@ impl Journal {
             ("pk".to_owned(), s(pk)),
             ("sk".to_owned(), s(sk)),
             ("type".to_owned(), s(kind)),
-            ("user_id".to_owned(), s(account.user.as_str())),
-            ("account_id".to_owned(), s(account.id.as_str())),
-            ("platform".to_owned(), s(account.platform.as_str())),
+            ("user_id".to_owned(), s(subject.user)),
+            ("account_id".to_owned(), s(subject.account)),
+            ("platform".to_owned(), s(subject.platform)),
             ("at".to_owned(), epoch(now)),
         ]);
         if let Some(reason) = reason {
@@ -113,26 +136,64 @@ impl Journal {
         reason: Option<&str>,
         data: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let (mut item, now) = self.item(format!("EVENT#{}", account.tenant), kind, account, reason);
+        self.record(kind, &Subject::from(account), reason, data).await
+    }
+
+    /// A target of a post reached an outcome (`post.published`, `post.failed`, `post.unknown`).
+    pub async fn post_event(&self, post: &crate::posts::Post, target: &crate::posts::Target) -> Result<(), StoreError> {
+        let kind = match target.status {
+            crate::posts::TargetStatus::Published => kinds::POST_PUBLISHED,
+            crate::posts::TargetStatus::Failed => kinds::POST_FAILED,
+            crate::posts::TargetStatus::Unknown => kinds::POST_UNKNOWN,
+            _ => return Ok(()),
+        };
+        let subject = Subject {
+            tenant: &post.tenant,
+            user: post.user_id.as_str(),
+            account: target.account_id.as_str(),
+            platform: target.platform.as_str(),
+        };
+        let data = serde_json::json!({
+            "post_id": post.id,
+            "platform_post_id": target.platform_post_id,
+            "url": target.url,
+            "error": target.error,
+        });
+        self.record(kind, &subject, target.error.as_ref().map(|e| e.code.as_str()), Some(&data)).await
+    }
+
+    async fn record(
+        &self,
+        kind: &str,
+        subject: &Subject<'_>,
+        reason: Option<&str>,
+        data: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let (mut item, now) = self.item(format!("EVENT#{}", subject.tenant), kind, subject, reason);
         item.insert(TTL_ATTRIBUTE.to_owned(), epoch(now + EVENT_RETENTION));
         if let Some(data) = data {
             item.insert("data".to_owned(), s(data.to_string()));
         }
         let id = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
-        if let Some(queue) = &self.deliveries {
-            let job = crate::queue::Job::Deliver { tenant: account.tenant.clone(), event: id, attempt: 0 };
-            if let Err(e) = queue.enqueue(job, std::time::Duration::ZERO).await {
-                // The event is recorded; only its push to the tenant's endpoint is lost.
-                tracing::error!(error = %e, "could not queue an event's delivery");
+        let Some((queue, endpoints)) = &self.deliveries else { return Ok(()) };
+        match endpoints.exists(subject.tenant).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let job = crate::queue::Job::Deliver { tenant: subject.tenant.clone(), event: id, attempt: 0 };
+                if let Err(e) = queue.enqueue(job, std::time::Duration::ZERO).await {
+                    // The event is recorded; only its push to the tenant's endpoint is lost.
+                    tracing::error!(error = %e, "could not queue an event's delivery");
+                }
             }
+            Err(e) => tracing::error!(error = %e, "could not check for a webhook endpoint; the event is not delivered"),
         }
         Ok(())
     }
 
     /// Records an action for the audit trail (no expiry).
     pub async fn audit(&self, action: &str, account: &Account, reason: Option<&str>) -> Result<(), StoreError> {
-        let (item, _) = self.item(format!("AUDIT#{}", account.tenant), action, account, reason);
+        let (item, _) = self.item(format!("AUDIT#{}", account.tenant), action, &Subject::from(account), reason);
         self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
         Ok(())
     }
