@@ -97,6 +97,8 @@ async fn create(
 
     let mut seen = HashSet::new();
     let mut targets = Vec::with_capacity(request.targets.len());
+    // The accounts as validated, handed to the first attempts (one read each saved).
+    let mut accounts = Vec::with_capacity(request.targets.len());
     for (i, requested) in request.targets.iter().enumerate() {
         let field = format!("targets[{i}]");
         let id = AccountId::parse(requested.account_id.clone())
@@ -115,6 +117,7 @@ async fn create(
         }
         validate::for_platform(account.platform, account.kind, &request.text, &request.media)
             .map_err(|b| rule(b.code, &field, format!("{}: {}", account.platform, b.detail), Some(&id)))?;
+        accounts.push(account.clone());
         targets.push(Target {
             account_id: id,
             platform: account.platform,
@@ -172,7 +175,11 @@ async fn create(
     }
     // The first attempt, for every target at once. This function may not refresh tokens; a
     // target whose token is due is handed to the retries function.
-    let attempts = post.targets.iter().map(|target| attempt(&state, &post, target, Refresh::Deferred));
+    let attempts = post
+        .targets
+        .iter()
+        .zip(&accounts)
+        .map(|(target, account)| attempt(&state, &post, target, Refresh::Deferred, Some(account)));
     let results = futures_util::future::join_all(attempts).await;
     let mut answered = post.clone();
     for (slot, result) in answered.targets.iter_mut().zip(results) {

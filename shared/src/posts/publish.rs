@@ -104,10 +104,17 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
 }
 
 /// One attempt at `target` of `post`. Returns the target as it now stands (someone else's
-/// claim included: then it is left alone). Every log line inside carries the tenant, post,
-/// account and platform.
+/// claim included: then it is left alone). `account` is the target's account when the caller
+/// has just read it (the submission validated it), else it is read here. Every log line inside
+/// carries the tenant, post, account and platform.
 #[tracing::instrument(name = "publish", skip_all, fields(tenant = %post.tenant, post = %post.id, account = %target.account_id, platform = %target.platform, attempt = target.attempts + 1))]
-pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) -> Result<Target, StoreError> {
+pub async fn attempt(
+    app: &App,
+    post: &Post,
+    target: &Target,
+    refresh: Refresh,
+    account: Option<&crate::store::Account>,
+) -> Result<Target, StoreError> {
     let claimed = match app.posts.claim(&post.tenant, &post.id, target, CLAIM).await {
         Ok(claimed) => claimed,
         Err(StoreError::VersionConflict) => {
@@ -116,7 +123,7 @@ pub async fn attempt(app: &App, post: &Post, target: &Target, refresh: Refresh) 
         Err(e) => return Err(e),
     };
     let now = app.clock.now();
-    let outcome = run(app, post, &claimed, refresh).await;
+    let outcome = run(app, post, &claimed, refresh, account).await;
     let outcome = match outcome {
         // Bounded attempts: the last retryable failure fails the target with its reason.
         Outcome::Retry { error: last, counted: true, .. } if claimed.attempts >= MAX_ATTEMPTS => {
@@ -183,12 +190,21 @@ pub async fn queue_due(app: &App) -> Result<usize, StoreError> {
     Ok(due.len())
 }
 
-async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh) -> Outcome {
+async fn run(
+    app: &App,
+    post: &Post,
+    claimed: &Target,
+    refresh: Refresh,
+    known: Option<&crate::store::Account>,
+) -> Outcome {
     let now = app.clock.now();
-    let account = match app.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
-        Ok(Some(account)) => account,
-        Ok(None) => return Outcome::Failed(error("account_not_found", "the account was disconnected")),
-        Err(e) => return internal(now, &e),
+    let account = match known {
+        Some(account) => account.clone(),
+        None => match app.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
+            Ok(Some(account)) => account,
+            Ok(None) => return Outcome::Failed(error("account_not_found", "the account was disconnected")),
+            Err(e) => return internal(now, &e),
+        },
     };
     let tokens = match refresh {
         Refresh::Allowed => app.tokens.usable(&account).await.map(Some),

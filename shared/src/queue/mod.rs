@@ -221,9 +221,14 @@ impl Worker {
                     crate::posts::publish::schedule(&self.app, &tenant, &post, target, wait).await;
                     return Ok(());
                 }
-                let finished =
-                    crate::posts::publish::attempt(&self.app, &found, target, crate::posts::publish::Refresh::Allowed)
-                        .await?;
+                let finished = crate::posts::publish::attempt(
+                    &self.app,
+                    &found,
+                    target,
+                    crate::posts::publish::Refresh::Allowed,
+                    None,
+                )
+                .await?;
                 if finished.dead_letter == Some(DeadLetterState::Pending) {
                     self.dead_letter(&found, &finished).await?;
                 }

@@ -163,16 +163,32 @@ fn x_auth_str(x_auth: XAuth) -> &'static str {
     }
 }
 
+/// How long an instance trusts an API key it has looked up: a deleted key keeps working this
+/// long in warm instances.
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const KEY_CACHE_ENTRIES: usize = 1024;
+
+type KeyCache = lru::LruCache<String, (TenantId, std::time::Instant)>;
+
 #[derive(Clone)]
 pub struct TenantStore {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     clock: SharedClock,
+    /// Keys found recently, by their SHA-256 (never the key itself); unknown keys are not
+    /// remembered, so guessing fills nothing and a new key works at once.
+    known_keys: std::sync::Arc<std::sync::Mutex<KeyCache>>,
 }
 
 impl TenantStore {
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>, clock: SharedClock) -> Self {
-        Self { dynamodb, table: table.into(), clock }
+        let capacity = std::num::NonZeroUsize::new(KEY_CACHE_ENTRIES).expect("non-zero");
+        Self {
+            dynamodb,
+            table: table.into(),
+            clock,
+            known_keys: std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
+        }
     }
 
     /// Creates a tenant and its first API key in one transaction. The key is returned once.
@@ -239,15 +255,31 @@ impl TenantStore {
         if !ApiKey::well_formed(presented) {
             return Ok(None);
         }
+        let hash = ApiKey::hash(presented);
+        {
+            let mut known = self.known_keys.lock().unwrap_or_else(|e| e.into_inner());
+            match known.get(&hash) {
+                Some((tenant, at)) if at.elapsed() < KEY_CACHE_TTL => return Ok(Some(tenant.clone())),
+                Some(_) => {
+                    known.pop(&hash);
+                }
+                None => {}
+            }
+        }
         let out = self
             .dynamodb
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("APIKEY#{}", ApiKey::hash(presented))))
+            .key("pk", s(format!("APIKEY#{hash}")))
             .key("sk", s("APIKEY"))
             .send()
             .await?;
-        out.item.as_ref().map(|item| Reader(item).parse("tenant_id")).transpose()
+        let tenant: Option<TenantId> = out.item.as_ref().map(|item| Reader(item).parse("tenant_id")).transpose()?;
+        if let Some(tenant) = &tenant {
+            let mut known = self.known_keys.lock().unwrap_or_else(|e| e.into_inner());
+            known.put(hash, (tenant.clone(), std::time::Instant::now()));
+        }
+        Ok(tenant)
     }
 
     pub async fn get(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
