@@ -29,3 +29,15 @@ where
         .with_writer(writer)
         .try_init();
 }
+
+/// An error and its sources on one line (`a: b: c`), for logs.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}

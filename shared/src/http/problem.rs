@@ -72,14 +72,7 @@ impl Problem {
 
     /// For failures that are ours, not the caller's. The cause is logged, never returned.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error = %chain, "request failed");
+        tracing::error!(error = %crate::telemetry::cause_chain(cause), "request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side")
             .detail("The failure was logged; retrying later may succeed.")
     }

@@ -175,11 +175,8 @@ fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> 
         Some(issued) if issued >= now - SIGNED_REQUEST_MAX_AGE_S && issued <= now + 300 => {}
         _ => return Err(refused()),
     }
-    match &payload["user_id"] {
-        serde_json::Value::String(id) if !id.is_empty() => Ok(id.clone()),
-        serde_json::Value::Number(id) => Ok(id.to_string()),
-        _ => Err(Problem::new(StatusCode::BAD_REQUEST, "webhook_malformed", "The signed request names no user")),
-    }
+    inbound::id_string(&payload["user_id"])
+        .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "webhook_malformed", "The signed request names no user"))
 }
 
 /// Revokes every account the Facebook user granted (and, for data deletion, deletes their

@@ -29,14 +29,7 @@ pub enum Refresh {
 
 /// An error on Herald's side during an attempt: logged with its cause chain, retried soon.
 fn internal(now: time::OffsetDateTime, e: &dyn std::error::Error) -> Outcome {
-    let mut chain = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    tracing::error!(error = %chain, "attempt failed on Herald's side; retrying");
+    tracing::error!(error = %crate::telemetry::cause_chain(e), "attempt failed on Herald's side; retrying");
     Outcome::Retry {
         at: now + time::Duration::seconds(5),
         error: Some(error("internal_error", e.to_string())),

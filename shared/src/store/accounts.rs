@@ -309,21 +309,9 @@ impl AccountStore {
         platform: Platform,
         platform_account_id: &str,
     ) -> Result<Vec<Account>, StoreError> {
-        let mut accounts = Vec::new();
-        let mut pages = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(format!("PLATFORM#{platform}#{platform_account_id}")))
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            accounts.push(Account::from_item(&item?)?);
-        }
-        Ok(accounts)
+        let pk = format!("PLATFORM#{platform}#{platform_account_id}");
+        let items = super::query_partition(&self.dynamodb, &self.table, Some("gsi1"), pk).await?;
+        items.iter().map(Account::from_item).collect()
     }
 
     /// The account that holds this account's grant: itself, or its token source.
@@ -389,18 +377,9 @@ impl AccountStore {
 
     /// The accounts (in any tenant) that `grantor` granted and that still exist.
     pub async fn by_grantor(&self, family: &str, grantor: &str) -> Result<Vec<Account>, StoreError> {
-        let mut pages = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("GRANTOR#{family}#{grantor}")))
-            .into_paginator()
-            .items()
-            .send();
+        let pk = format!("GRANTOR#{family}#{grantor}");
         let mut accounts = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item?;
+        for item in super::query_partition(&self.dynamodb, &self.table, None, pk).await? {
             let r = Reader(&item);
             if let Some(account) =
                 self.get(&r.parse("tenant_id")?, &r.parse("user_id")?, &r.parse("account_id")?).await?

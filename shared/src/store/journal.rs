@@ -281,18 +281,8 @@ impl Journal {
     pub async fn list(&self, tenant: &TenantId, audit: bool) -> Result<Vec<Event>, StoreError> {
         let pk = format!("{}#{tenant}", if audit { "AUDIT" } else { "EVENT" });
         let now = self.clock.now().unix_timestamp();
-        let mut pages = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(pk))
-            .into_paginator()
-            .items()
-            .send();
         let mut events = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item?;
+        for item in super::query_partition(&self.dynamodb, &self.table, None, pk).await? {
             let r = Reader(&item);
             // Expired but not yet deleted by TTL: gone as far as readers are concerned.
             if item.contains_key(TTL_ATTRIBUTE) && r.u64(TTL_ATTRIBUTE)? as i64 <= now {

@@ -57,6 +57,33 @@ where
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// Every item of one partition of the table (`index` None, read consistently) or of an index.
+pub(crate) async fn query_partition(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    index: Option<&str>,
+    pk: String,
+) -> Result<Vec<Item>, StoreError> {
+    let key = index.map_or_else(|| "pk".to_owned(), |i| format!("{i}pk"));
+    let mut pages = dynamodb
+        .query()
+        .table_name(table)
+        .set_index_name(index.map(str::to_owned))
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", key)
+        .expression_attribute_values(":pk", s(pk))
+        // Indexes cannot be read consistently.
+        .consistent_read(index.is_none())
+        .into_paginator()
+        .items()
+        .send();
+    let mut items = Vec::new();
+    while let Some(item) = pages.next().await {
+        items.push(item?);
+    }
+    Ok(items)
+}
+
 /// One item by its key, read consistently.
 pub(crate) async fn get_consistent(
     dynamodb: &aws_sdk_dynamodb::Client,

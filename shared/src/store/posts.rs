@@ -242,20 +242,9 @@ impl PostStore {
 
     /// A post with all its targets.
     pub async fn get(&self, tenant: &TenantId, id: &PostId) -> Result<Option<Post>, StoreError> {
-        let mut pages = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(post_pk(tenant, id)))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
         let mut post: Option<Post> = None;
         let mut targets = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item?;
+        for item in super::query_partition(&self.dynamodb, &self.table, None, post_pk(tenant, id)).await? {
             let r = Reader(&item);
             if r.str("sk")? == "POST" {
                 let media: Vec<Media> =

@@ -42,7 +42,8 @@ fn object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Malformed> {
     }
 }
 
-fn id_string(value: &Value) -> Option<String> {
+/// A platform id given as a JSON string or number.
+pub(crate) fn id_string(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
