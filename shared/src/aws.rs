@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 use crate::config::AwsSettings;
 
@@ -21,10 +21,20 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
 }
 
+/// The CAs of AWS's service endpoints (Amazon Trust Services), compiled in.
+const AWS_ROOTS: &str = include_str!("aws-roots.pem");
+
 /// One HTTPS client for every SDK client: rustls with ring, the only TLS stack compiled in
-/// (the SDK's default would add aws-lc-rs; see docs/decisions.md).
-fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
+/// (the SDK's default would add aws-lc-rs; see docs/decisions.md), trusting the Amazon Trust
+/// Services roots unless `native_roots`: parsing the system's CA bundle was 80 % of a cold
+/// start's instructions (docs/benchmarks.md).
+fn http_client(native_roots: bool) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    let trust = if native_roots { TrustStore::default() } else { TrustStore::empty().with_pem_certificate(AWS_ROOTS) };
+    let context = TlsContext::builder().with_trust_store(trust).build().expect("the compiled-in roots are valid PEM");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https()
 }
 
 /// Timeouts short enough that a stuck call fails inside a Lambda's budget and is retried by the
@@ -44,8 +54,9 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
 /// The SDK configuration loader with Herald's HTTP client, timeouts and endpoints applied;
 /// credentials and anything unset come from the SDK's standard chain.
 pub(crate) fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).http_client(http_client()).timeout_config(timeouts());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client(settings.native_roots))
+        .timeout_config(timeouts());
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -140,5 +151,21 @@ impl Intercept for Counting {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn the_compiled_in_aws_roots_are_five_valid_certificates() {
+        let certs: Vec<_> =
+            CertificateDer::pem_slice_iter(super::AWS_ROOTS.as_bytes()).collect::<Result<_, _>>().unwrap();
+        assert_eq!(certs.len(), 5);
+        let mut store = rustls::RootCertStore::empty();
+        let (added, ignored) = store.add_parsable_certificates(certs);
+        assert_eq!((added, ignored), (5, 0));
     }
 }

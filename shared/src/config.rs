@@ -75,6 +75,10 @@ pub struct AwsSettings {
     /// `AWS_ENDPOINT_URL_DYNAMODB`: DynamoDB runs on its own single-threaded emulator locally,
     /// because the threaded one does not make conditional updates atomic.
     pub dynamodb_endpoint: Option<Url>,
+    /// `HERALD_AWS_NATIVE_ROOTS` (default false): trust the system's CA store for AWS endpoints
+    /// instead of the Amazon Trust Services roots compiled in (for partitions whose endpoints
+    /// chain to other CAs). Loading the system store is most of a cold start's CPU.
+    pub native_roots: bool,
 }
 
 /// Envelope-encryption settings.
@@ -276,6 +280,7 @@ impl Config {
             region: env.optional("AWS_REGION").map(str::to_owned),
             endpoint: env.url("AWS_ENDPOINT_URL")?,
             dynamodb_endpoint: env.url("AWS_ENDPOINT_URL_DYNAMODB")?,
+            native_roots: env.parsed("HERALD_AWS_NATIVE_ROOTS", false)?,
         })
     }
 

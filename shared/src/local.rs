@@ -126,6 +126,7 @@ impl LocalAws {
             region: Some(LOCAL_REGION.to_owned()),
             endpoint: Some(self.services.url.clone()),
             dynamodb_endpoint: Some(self.dynamodb.url.clone()),
+            native_roots: false,
         }
     }
 }

@@ -10,8 +10,10 @@
 //! | window counter | `RL#{platform}#{endpoint}#{scope key}` | `W#{window start}` |
 //! | blocked until | `RLBLOCK#{platform}#{scope key}` | `BLOCK` |
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -111,6 +113,32 @@ pub enum LimitError {
     Store(#[from] StoreError),
 }
 
+/// How long this instance trusts its last read of an app-wide blocked-until record. Account
+/// records are checked on every call (inside the attempt's transaction); the app-wide one is the
+/// same item for every call, so it is read at most this often per instance, and a platform's
+/// app-wide throttle seen here is honoured at once.
+const APP_BLOCK_RECHECK_S: i64 = 30;
+/// Units of an app-wide budget one instance takes from the shared counter at a time. Every call
+/// would otherwise write the same item, and transactions on one item conflict; the cost is that
+/// up to `APP_LEASE - 1` units per instance and window may go unused.
+const APP_LEASE: u32 = 10;
+
+/// What one or more calls will take from the budgets, written in the same transaction as the
+/// claim of the work they are for (see [`RateLimiter::reserve`]).
+#[derive(Debug, Default)]
+pub struct Reservation {
+    /// Per-account counters: (pk, sk) → (units, limit, expires).
+    counters: BTreeMap<(String, String), (u32, u32, i64)>,
+    /// App-wide counters: cache key → (pk, sk, limit, expires, window end, units).
+    app: BTreeMap<String, (String, String, u32, i64, i64, u32)>,
+    /// Account blocked-until records that must not be in force.
+    blocks: BTreeSet<String>,
+    /// Units taken from this instance's leases; given back if the transaction is not written.
+    taken: Vec<(String, u32)>,
+    /// Units added to this instance's leases once the transaction is written.
+    granted: Vec<(String, u32, i64)>,
+}
+
 pub struct RateLimiter {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
@@ -118,6 +146,14 @@ pub struct RateLimiter {
     budgets: Vec<Budget>,
     /// Denials (and blocks) known here, by key → until: a spent window costs no further writes.
     known: Mutex<HashMap<String, i64>>,
+    /// When this instance last read each app-wide blocked-until record.
+    checked: Mutex<HashMap<String, i64>>,
+    /// App-wide units this instance holds: cache key → (units left, window end).
+    leases: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+fn block_pk(platform: Platform, key: &str) -> String {
+    format!("RLBLOCK#{platform}#{key}")
 }
 
 impl RateLimiter {
@@ -127,7 +163,151 @@ impl RateLimiter {
         clock: SharedClock,
         budgets: Vec<Budget>,
     ) -> Self {
-        Self { dynamodb, table: table.into(), clock, budgets, known: Mutex::new(HashMap::new()) }
+        Self {
+            dynamodb,
+            table: table.into(),
+            clock,
+            budgets,
+            known: Mutex::new(HashMap::new()),
+            checked: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds one `endpoint` call for the account and the app to `reservation`, to be written with
+    /// [`transaction_items`](Self::transaction_items) in the same transaction as the claim of the
+    /// work. `Ok(false)`: a denial or block is known here (or the app-wide block is in force), so
+    /// the caller takes the step-by-step path ([`admit`](Self::admit)), which says until when.
+    pub async fn reserve(
+        &self,
+        reservation: &mut Reservation,
+        platform: Platform,
+        endpoint: &str,
+        account_key: &str,
+        app_key: &str,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now().unix_timestamp();
+        let (account_block, app_block) = (block_pk(platform, account_key), block_pk(platform, app_key));
+        if self.known_until(&account_block, now).is_some() || self.known_until(&app_block, now).is_some() {
+            return Ok(false);
+        }
+        // One caller re-reads a stale app-wide block; the ones arriving meanwhile go on with the
+        // last reading (it is marked fresh before the read).
+        let stale = {
+            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+            let stale = checked.get(&app_block).is_none_or(|at| now - at >= APP_BLOCK_RECHECK_S);
+            if stale {
+                checked.insert(app_block, now);
+            }
+            stale
+        };
+        if stale && self.blocked_until(platform, app_key, now).await?.is_some() {
+            return Ok(false);
+        }
+        let matching: Vec<_> = self
+            .budgets
+            .iter()
+            .filter(|b| b.platform == platform && b.endpoint == endpoint)
+            .map(|budget| {
+                let scope_key = if budget.scope == Scope::Account { account_key } else { app_key };
+                let (start, end) = budget.window.bounds(now);
+                let pk = format!("RL#{platform}#{endpoint}#{scope_key}");
+                (budget, format!("{pk}#{start}"), pk, format!("W#{start}"), end)
+            })
+            .collect();
+        if matching.iter().any(|(_, cache_key, ..)| self.known_until(cache_key, now).is_some()) {
+            return Ok(false);
+        }
+        reservation.blocks.insert(account_block);
+        for (budget, cache_key, pk, sk, end) in matching {
+            match budget.scope {
+                Scope::Account => reservation.counters.entry((pk, sk)).or_insert((0, budget.limit, end + 3600)).0 += 1,
+                Scope::App => {
+                    reservation.app.entry(cache_key).or_insert((pk, sk, budget.limit, end + 3600, end, 0)).5 += 1
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The writes of `reservation`: each account counter and blocked-until check, and for the
+    /// app-wide budgets, units from this instance's lease or a new lease taken from the counter.
+    /// Call [`settle`](Self::settle) after the transaction with whether it was written.
+    pub fn transaction_items(&self, reservation: &mut Reservation) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let now = self.clock.now().unix_timestamp();
+        let mut items = Vec::new();
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt(e.to_string());
+        for pk in &reservation.blocks {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s("BLOCK"))
+                .condition_expression("attribute_not_exists(#until) OR #until <= :now")
+                .expression_attribute_names("#until", "until")
+                .expression_attribute_values(":now", n(now))
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        let mut counters = reservation.counters.clone();
+        {
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            leases.retain(|_, (_, end)| *end > now);
+            for (cache_key, (pk, sk, limit, expires, end, units)) in &reservation.app {
+                let held = leases.get_mut(cache_key).map(|(left, _)| left);
+                let from_lease = held.map_or(0, |left| {
+                    let take = (*left).min(*units);
+                    *left -= take;
+                    take
+                });
+                if from_lease > 0 {
+                    reservation.taken.push((cache_key.clone(), from_lease));
+                }
+                let rest = units - from_lease;
+                if rest > 0 {
+                    let lease = rest.max(APP_LEASE.min(*limit));
+                    counters.insert((pk.clone(), sk.clone()), (lease, *limit, *expires));
+                    reservation.granted.push((cache_key.clone(), lease - rest, *end));
+                }
+            }
+        }
+        for ((pk, sk), (units, limit, expires)) in counters {
+            let Some(max) = limit.checked_sub(units) else {
+                return Err(StoreError::Corrupt(format!("{units} units exceed the budget of {limit}")));
+            };
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .update_expression("ADD #count :units SET #ttl = :expires")
+                .condition_expression("attribute_not_exists(#count) OR #count <= :max")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":units", n(units))
+                .expression_attribute_values(":max", n(max))
+                .expression_attribute_values(":expires", n(expires))
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(items)
+    }
+
+    /// After the transaction holding `reservation`: a written one adds its new lease units to
+    /// this instance, one that was not gives back the units it took.
+    pub fn settle(&self, reservation: Reservation, written: bool) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        if written {
+            for (key, units, end) in reservation.granted {
+                leases.entry(key).or_insert((0, end)).0 += units;
+            }
+        } else {
+            for (key, units) in reservation.taken {
+                if let Some((left, _)) = leases.get_mut(&key) {
+                    *left += units;
+                }
+            }
+        }
     }
 
     fn known_until(&self, key: &str, now: i64) -> Option<i64> {
@@ -139,6 +319,18 @@ impl RateLimiter {
                 None
             }
             None => None,
+        }
+    }
+
+    /// Takes one unit of an app-wide budget this instance leased, if it holds one.
+    fn take_leased(&self, cache_key: &str, now: i64) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        match leases.get_mut(cache_key) {
+            Some((left, end)) if *left > 0 && *end > now => {
+                *left -= 1;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -167,6 +359,9 @@ impl RateLimiter {
             let (start, end) = budget.window.bounds(now);
             let pk = format!("RL#{platform}#{endpoint}#{scope_key}");
             let cache_key = format!("{pk}#{start}");
+            if budget.scope == Scope::App && self.take_leased(&cache_key, now) {
+                continue;
+            }
             if let Some(until) = self.known_until(&cache_key, now) {
                 return Err(LimitError::Denied(Denied { retry_at: until }));
             }
@@ -198,7 +393,7 @@ impl RateLimiter {
     }
 
     async fn blocked_until(&self, platform: Platform, key: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let pk = format!("RLBLOCK#{platform}#{key}");
+        let pk = block_pk(platform, key);
         if let Some(until) = self.known_until(&pk, now) {
             return Ok(Some(until));
         }
@@ -228,7 +423,7 @@ impl RateLimiter {
 
     /// Records what the platform said: no calls for `key` before `until` (Unix seconds).
     pub async fn block(&self, platform: Platform, key: &str, until: i64) -> Result<(), StoreError> {
-        let pk = format!("RLBLOCK#{platform}#{key}");
+        let pk = block_pk(platform, key);
         let expires = OffsetDateTime::from_unix_timestamp(until + 3600).unwrap_or(self.clock.now());
         self.dynamodb
             .update_item()

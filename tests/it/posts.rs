@@ -343,6 +343,43 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
 }
 
 #[tokio::test]
+async fn an_app_wide_budget_leased_in_units_of_ten_admits_exactly_its_limit() {
+    // X's app-wide budget, tightened to 25: each instance takes units ten at a time inside its
+    // publishing transactions; at the edge (15 taken, 10 more do not fit) it counts one by one.
+    let env = TestEnv::fresh().await;
+    let app = env
+        .spawn_app_with(|config| {
+            config.rate_limits = vec![herald::ratelimit::Budget {
+                platform: herald::domain::Platform::X,
+                endpoint: "publish".into(),
+                scope: herald::ratelimit::Scope::App,
+                limit: 25,
+                window: herald::ratelimit::Window::Fixed { seconds: 86_400 },
+            }]
+        })
+        .await;
+    assert_eq!(app.connect("user-1", "x", "2244994945", "approve").await["status"], "connected");
+    let account = app.accounts("user-1").await[0]["id"].as_str().unwrap().to_owned();
+    let submissions: Vec<_> = (0..60)
+        .map(|i| {
+            app.post(
+                json!({ "user_id": "user-1", "targets": [{ "account_id": account }], "text": format!("app post {i}") }),
+                None,
+            )
+        })
+        .collect();
+    let answers = futures_util::future::join_all(submissions).await;
+    let statuses: Vec<&str> = answers.iter().map(|(_, post)| post["targets"][0]["status"].as_str().unwrap()).collect();
+    let published = statuses.iter().filter(|s| **s == "published").count();
+    assert_eq!(published, 25, "exactly the app-wide budget: {statuses:?}");
+    assert_eq!(app.published(SandboxPlatform::X).len(), 25);
+    for (_, post) in answers.iter().filter(|(_, post)| post["targets"][0]["status"] != "published") {
+        assert_eq!(post["targets"][0]["status"], "retrying", "{post}");
+        assert_eq!(post["targets"][0]["error"]["code"], "rate_limited", "{post}");
+    }
+}
+
+#[tokio::test]
 async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;

@@ -16,9 +16,9 @@ use super::extract::{ApiJson, ApiPath, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::domain::{AccountId, AccountStatus, PostId, UserId};
-use crate::posts::publish::{Refresh, attempt, schedule};
-use crate::posts::{Media, Post, Target, TargetStatus, validate};
-use crate::store::{CreateError, Created};
+use crate::posts::publish::submit;
+use crate::posts::{Media, Post, Target, validate};
+use crate::store::{CreateError, Created, StoreError};
 
 pub(super) fn routes() -> Routes {
     Routes::new().on(Method::POST, "/v1/posts", create).on(Method::GET, "/v1/posts/{post_id}", get_post).on(
@@ -118,20 +118,7 @@ async fn create(
         validate::for_platform(account.platform, account.kind, &request.text, &request.media)
             .map_err(|b| rule(b.code, &field, format!("{}: {}", account.platform, b.detail), Some(&id)))?;
         accounts.push(account.clone());
-        targets.push(Target {
-            account_id: id,
-            platform: account.platform,
-            status: TargetStatus::Pending,
-            attempts: 0,
-            platform_post_id: None,
-            url: None,
-            error: None,
-            next_attempt_at: request.scheduled_at,
-            history: Vec::new(),
-            dead_letter: None,
-            lease_until: None,
-            version: 1,
-        });
+        targets.push(Target::pending(id, account.platform, request.scheduled_at));
     }
 
     let post = Post {
@@ -144,53 +131,27 @@ async fn create(
         created_at: crate::store::whole_seconds(now),
         targets,
     };
-    let created = state.posts.create(post, key.as_deref().map(|k| (k, hash.as_str()))).await;
-    let post = match created {
-        Ok(Created::New(post)) => post,
+    let created = submit(&state, post, &accounts, key.as_deref().map(|k| (k, hash.as_str()))).await;
+    match created {
+        Ok(Created::New(post)) => Ok((StatusCode::ACCEPTED, Json(post)).into_response()),
         Ok(Created::Existing(id)) => {
             let original = state
                 .posts
                 .get(&tenant, &id)
                 .await?
                 .ok_or_else(|| Problem::not_found("post_not_found", "No such post"))?;
-            return Ok((StatusCode::ACCEPTED, Json(original)).into_response());
+            Ok((StatusCode::ACCEPTED, Json(original)).into_response())
         }
-        Err(CreateError::KeyReused) => {
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_reused",
-                "This Idempotency-Key was used for a different request",
-            ));
-        }
-        Err(CreateError::Store(e)) => return Err(e.into()),
-    };
-
-    if let Some(at) = post.scheduled_at {
-        // Held until its time: one queued attempt per target (long delays are re-queued in steps).
-        let delay = crate::posts::publish::wait_until(at, now);
-        for target in &post.targets {
-            schedule(&state, &post.tenant, &post.id, target, delay).await;
-        }
-        return Ok((StatusCode::ACCEPTED, Json(post)).into_response());
-    }
-    // The first attempt, for every target at once. This function may not refresh tokens; a
-    // target whose token is due is handed to the retries function.
-    let attempts = post
-        .targets
-        .iter()
-        .zip(&accounts)
-        .map(|(target, account)| attempt(&state, &post, target, Refresh::Deferred, Some(account)));
-    let results = futures_util::future::join_all(attempts).await;
-    let mut answered = post.clone();
-    for (slot, result) in answered.targets.iter_mut().zip(results) {
-        match result {
-            Ok(target) => *slot = target,
-            Err(e) => {
-                tracing::error!(post = %post.id, account = %slot.account_id, error = %e, "first attempt could not be recorded")
-            }
+        Err(CreateError::KeyReused) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request",
+        )),
+        Err(CreateError::Store(e)) => Err(e.into()),
+        Err(CreateError::Contended) => {
+            Err(StoreError::Corrupt("a post without added writes was contended".into()).into())
         }
     }
-    Ok((StatusCode::ACCEPTED, Json(answered)).into_response())
 }
 
 async fn get_post(

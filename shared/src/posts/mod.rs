@@ -137,6 +137,26 @@ pub struct Target {
     pub version: u64,
 }
 
+impl Target {
+    /// A new target on `account`, waiting for its first attempt (at `at`, if scheduled).
+    pub fn pending(account_id: AccountId, platform: Platform, at: Option<OffsetDateTime>) -> Self {
+        Self {
+            account_id,
+            platform,
+            status: TargetStatus::Pending,
+            attempts: 0,
+            platform_post_id: None,
+            url: None,
+            error: None,
+            next_attempt_at: at,
+            history: Vec::new(),
+            dead_letter: None,
+            lease_until: None,
+            version: 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Post {
     pub id: PostId,

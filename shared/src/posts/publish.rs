@@ -8,9 +8,10 @@ use crate::domain::{PostId, TenantId};
 use crate::platforms::PlatformError;
 use crate::posts::{Post, Target, TargetError, TargetStatus};
 use crate::queue::Job;
-use crate::ratelimit::LimitError;
-use crate::store::{Outcome, StoreError};
-use crate::tokens::TokenError;
+use crate::ratelimit::{LimitError, Reservation};
+use crate::store::posts::Claim;
+use crate::store::{Account, CreateError, Created, Outcome, StoreError};
+use crate::tokens::{TokenError, TokenSet};
 
 /// How long a claimed target is ours; a publish takes well under this.
 const CLAIM: time::Duration = time::Duration::minutes(2);
@@ -100,23 +101,149 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
 /// claim included: then it is left alone). `account` is the target's account when the caller
 /// has just read it (the submission validated it), else it is read here. Every log line inside
 /// carries the tenant, post, account and platform.
+///
+/// When the account's tokens are good now, the claim and the call's budgets are one
+/// transaction (the short way: with the outcome's write, two writes an attempt); otherwise, or
+/// when a budget is spent, the steps run one by one and say why and until when.
 #[tracing::instrument(name = "publish", skip_all, fields(tenant = %post.tenant, post = %post.id, account = %target.account_id, platform = %target.platform, attempt = target.attempts + 1))]
 pub async fn attempt(
     app: &App,
     post: &Post,
     target: &Target,
     refresh: Refresh,
-    account: Option<&crate::store::Account>,
+    account: Option<&Account>,
 ) -> Result<Target, StoreError> {
+    let account = match account {
+        Some(account) => Some(account.clone()),
+        None => app.accounts.get(&post.tenant, &post.user_id, &target.account_id).await.ok().flatten(),
+    };
+    if let Some(account) = &account
+        && let Ok(Some(tokens)) = app.tokens.fresh(account).await
+    {
+        let mut reservation = Reservation::default();
+        if reserve(app, &mut reservation, account).await {
+            let claim = match app.limits.transaction_items(&mut reservation) {
+                Ok(items) => app.posts.claim_with(&post.tenant, &post.id, target, CLAIM, items).await,
+                Err(e) => Err(e),
+            };
+            app.limits.settle(reservation, matches!(claim, Ok(Claim::Won(_))));
+            match claim? {
+                Claim::Won(claimed) => {
+                    let outcome = call(app, post, &claimed, account, tokens, refresh).await;
+                    return conclude(app, post, *claimed, outcome).await;
+                }
+                Claim::Taken => return current(app, post, target).await,
+                // A budget is spent (or its counter was busy): the steps below say until when.
+                Claim::Contended => {}
+            }
+        }
+    }
     let claimed = match app.posts.claim(&post.tenant, &post.id, target, CLAIM).await {
         Ok(claimed) => claimed,
-        Err(StoreError::VersionConflict) => {
-            return app.posts.target(&post.tenant, &post.id, &target.account_id).await?.ok_or(StoreError::NotFound);
-        }
+        Err(StoreError::VersionConflict) => return current(app, post, target).await,
         Err(e) => return Err(e),
     };
+    let outcome = run(app, post, &claimed, refresh, account.as_ref()).await;
+    conclude(app, post, claimed, outcome).await
+}
+
+/// Stores a new post, then makes the first attempt at each of its targets (or, for a scheduled
+/// post, queues them). `accounts` are the targets' accounts, as validated. Targets whose tokens
+/// are good now are stored already claimed, with their budgets, in the post's own transaction.
+pub async fn submit(
+    app: &App,
+    mut post: Post,
+    accounts: &[Account],
+    idempotency: Option<(&str, &str)>,
+) -> Result<Created, CreateError> {
     let now = app.clock.now();
-    let outcome = run(app, post, &claimed, refresh, account).await;
+    if let Some(at) = post.scheduled_at {
+        let created = app.posts.create(post, idempotency, Vec::new()).await?;
+        if let Created::New(post) = &created {
+            // Held until its time: one queued attempt per target (long delays are re-queued in steps).
+            for target in &post.targets {
+                schedule(app, &post.tenant, &post.id, target, wait_until(at, now)).await;
+            }
+        }
+        return Ok(created);
+    }
+    let mut reservation = Reservation::default();
+    let mut ready = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        let tokens = match app.tokens.fresh(account).await {
+            Ok(Some(tokens)) if reserve(app, &mut reservation, account).await => Some(tokens),
+            _ => None,
+        };
+        ready.push(tokens);
+    }
+    let unclaimed = post.targets.clone();
+    for (target, tokens) in post.targets.iter_mut().zip(&ready) {
+        if tokens.is_some() {
+            *target = target.claimed(now, CLAIM);
+        }
+    }
+    let created = match app.limits.transaction_items(&mut reservation) {
+        Ok(items) if !items.is_empty() => app.posts.create(post.clone(), idempotency, items).await,
+        Ok(_) => Err(CreateError::Contended),
+        Err(e) => Err(e.into()),
+    };
+    app.limits.settle(reservation, matches!(created, Ok(Created::New(_))));
+    let created = match created {
+        Err(CreateError::Contended) => {
+            // Stored unclaimed instead; each first attempt takes the steps one by one.
+            ready.iter_mut().for_each(|tokens| *tokens = None);
+            post.targets = unclaimed;
+            app.posts.create(post, idempotency, Vec::new()).await?
+        }
+        other => other?,
+    };
+    let Created::New(mut post) = created else { return Ok(created) };
+    // The first attempt, for every target at once. This function may not refresh tokens; a
+    // target whose token is due is handed to the retries function.
+    let attempts = post.targets.iter().zip(accounts).zip(ready).map(|((target, account), tokens)| {
+        let post = &post;
+        async move {
+            match tokens {
+                Some(tokens) => {
+                    let outcome = call(app, post, target, account, tokens, Refresh::Deferred).await;
+                    conclude(app, post, target.clone(), outcome).await
+                }
+                None => attempt(app, post, target, Refresh::Deferred, Some(account)).await,
+            }
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    for (slot, result) in post.targets.iter_mut().zip(results) {
+        match result {
+            Ok(target) => *slot = target,
+            Err(e) => {
+                tracing::error!(post = %post.id, account = %slot.account_id, error = %e, "first attempt could not be recorded")
+            }
+        }
+    }
+    Ok(Created::New(post))
+}
+
+/// Adds one publishing call of `account` to `reservation`; false when it must take the steps
+/// one by one (a known denial or block, or the limiter could not tell).
+async fn reserve(app: &App, reservation: &mut Reservation, account: &Account) -> bool {
+    match app.limits.reserve(reservation, account.platform, "publish", account.id.as_str(), "app").await {
+        Ok(fits) => fits,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check the app-wide block; taking the steps one by one");
+            false
+        }
+    }
+}
+
+/// The target as stored, after someone else's claim won.
+async fn current(app: &App, post: &Post, target: &Target) -> Result<Target, StoreError> {
+    app.posts.target(&post.tenant, &post.id, &target.account_id).await?.ok_or(StoreError::NotFound)
+}
+
+/// Records the attempt's outcome (with its event, in one write), queues the next attempt of a
+/// retryable one, and logs it.
+async fn conclude(app: &App, post: &Post, claimed: Target, outcome: Outcome) -> Result<Target, StoreError> {
     let outcome = match outcome {
         // Bounded attempts: the last retryable failure fails the target with its reason.
         Outcome::Retry { error: last, counted: true, .. } if claimed.attempts >= MAX_ATTEMPTS => {
@@ -132,12 +259,13 @@ pub async fn attempt(
         }
         other => other,
     };
-    let finished = app.posts.finish(&post.tenant, &post.id, &claimed, &outcome).await?;
-    if finished.status.is_terminal()
-        && let Err(e) = app.journal.post_event(post, &finished).await
-    {
-        // The outcome is stored on the target; only the event (and its delivery) is missing.
-        tracing::error!(error = %e, "could not record the post's outcome event");
+    let now = app.clock.now();
+    let finished = claimed.settled(&outcome, now);
+    // The outcome is written with its event, so neither is recorded without the other.
+    let event = app.journal.post_event_item(post, &finished);
+    app.posts.finish(&post.tenant, &post.id, &claimed, &finished, event.as_ref().map(|e| e.item.clone())).await?;
+    if let Some(event) = &event {
+        app.journal.announce(event).await;
     }
     if let Outcome::Retry { at, .. } = &outcome {
         schedule(app, &post.tenant, &post.id, &claimed, wait_until(*at, now)).await;
@@ -183,13 +311,7 @@ pub async fn queue_due(app: &App) -> Result<usize, StoreError> {
     Ok(due.len())
 }
 
-async fn run(
-    app: &App,
-    post: &Post,
-    claimed: &Target,
-    refresh: Refresh,
-    known: Option<&crate::store::Account>,
-) -> Outcome {
+async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh, known: Option<&Account>) -> Outcome {
     let now = app.clock.now();
     let account = match known {
         Some(account) => account.clone(),
@@ -230,11 +352,25 @@ async fn run(
             return internal(now, &e);
         }
     }
-    let mut result = app.platforms.publish(&account, &tokens, &post.text, &post.media).await;
+    call(app, post, claimed, &account, tokens, refresh).await
+}
+
+/// The platform call of a claimed target (once more after refreshing a refused token, where
+/// this caller may), and what its answer means.
+async fn call(
+    app: &App,
+    post: &Post,
+    claimed: &Target,
+    account: &Account,
+    tokens: TokenSet,
+    refresh: Refresh,
+) -> Outcome {
+    let now = app.clock.now();
+    let mut result = app.platforms.publish(account, &tokens, &post.text, &post.media).await;
     if refresh == Refresh::Allowed && matches!(result, Err(PlatformError::Refused { status: 401, .. })) {
         // The token looked valid but was refused: refresh once, then try once more.
-        match app.tokens.refresh_after_refusal(&account).await {
-            Ok(fresh) => result = app.platforms.publish(&account, &fresh, &post.text, &post.media).await,
+        match app.tokens.refresh_after_refusal(account).await {
+            Ok(fresh) => result = app.platforms.publish(account, &fresh, &post.text, &post.media).await,
             Err(TokenError::NeedsReauth) | Err(TokenError::Revoked) => {
                 return Outcome::Failed(error(
                     "account_needs_reauth",

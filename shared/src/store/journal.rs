@@ -84,6 +84,14 @@ impl<'a> From<&'a Account> for Subject<'a> {
     }
 }
 
+/// An event ready to be written (alone or in another record's transaction).
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    pub item: Item,
+    id: String,
+    tenant: TenantId,
+}
+
 #[derive(Clone)]
 pub struct Journal {
     dynamodb: aws_sdk_dynamodb::Client,
@@ -141,11 +149,20 @@ impl Journal {
 
     /// A target of a post reached an outcome (`post.published`, `post.failed`, `post.unknown`).
     pub async fn post_event(&self, post: &crate::posts::Post, target: &crate::posts::Target) -> Result<(), StoreError> {
+        match self.post_event_item(post, target) {
+            Some(event) => self.write(event).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The outcome event of `target` as an item, to be written in the same transaction as the
+    /// outcome itself, then [`announce`](Self::announce)d; `None` while the target is open.
+    pub fn post_event_item(&self, post: &crate::posts::Post, target: &crate::posts::Target) -> Option<PreparedEvent> {
         let kind = match target.status {
             crate::posts::TargetStatus::Published => kinds::POST_PUBLISHED,
             crate::posts::TargetStatus::Failed => kinds::POST_FAILED,
             crate::posts::TargetStatus::Unknown => kinds::POST_UNKNOWN,
-            _ => return Ok(()),
+            _ => return None,
         };
         let subject = Subject {
             tenant: &post.tenant,
@@ -159,7 +176,7 @@ impl Journal {
             "url": target.url,
             "error": target.error,
         });
-        self.record(kind, &subject, target.error.as_ref().map(|e| e.code.as_str()), Some(&data)).await
+        Some(self.prepare(kind, &subject, target.error.as_ref().map(|e| e.code.as_str()), Some(&data)))
     }
 
     async fn record(
@@ -169,18 +186,39 @@ impl Journal {
         reason: Option<&str>,
         data: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
+        self.write(self.prepare(kind, subject, reason, data)).await
+    }
+
+    async fn write(&self, event: PreparedEvent) -> Result<(), StoreError> {
+        self.dynamodb.put_item().table_name(&self.table).set_item(Some(event.item.clone())).send().await?;
+        self.announce(&event).await;
+        Ok(())
+    }
+
+    fn prepare(
+        &self,
+        kind: &str,
+        subject: &Subject<'_>,
+        reason: Option<&str>,
+        data: Option<&serde_json::Value>,
+    ) -> PreparedEvent {
         let (mut item, now) = self.item(format!("EVENT#{}", subject.tenant), kind, subject, reason);
         item.insert(TTL_ATTRIBUTE.to_owned(), epoch(now + EVENT_RETENTION));
         if let Some(data) = data {
             item.insert("data".to_owned(), s(data.to_string()));
         }
         let id = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
-        let Some((queue, endpoints)) = &self.deliveries else { return Ok(()) };
-        match endpoints.exists(subject.tenant).await {
+        PreparedEvent { item, id, tenant: subject.tenant.clone() }
+    }
+
+    /// After `event` is written: queues its delivery if the tenant has a webhook endpoint.
+    pub async fn announce(&self, event: &PreparedEvent) {
+        let Some((queue, endpoints)) = &self.deliveries else { return };
+        match endpoints.exists(&event.tenant).await {
             Ok(false) => {}
             Ok(true) => {
-                let job = crate::queue::Job::Deliver { tenant: subject.tenant.clone(), event: id, attempt: 0 };
+                let job =
+                    crate::queue::Job::Deliver { tenant: event.tenant.clone(), event: event.id.clone(), attempt: 0 };
                 if let Err(e) = queue.enqueue(job, std::time::Duration::ZERO).await {
                     // The event is recorded; only its push to the tenant's endpoint is lost.
                     tracing::error!(error = %e, "could not queue an event's delivery");
@@ -188,7 +226,6 @@ impl Journal {
             }
             Err(e) => tracing::error!(error = %e, "could not check for a webhook endpoint; the event is not delivered"),
         }
-        Ok(())
     }
 
     /// Records an action for the audit trail (no expiry).

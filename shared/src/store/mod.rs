@@ -185,6 +185,33 @@ impl Reader<'_> {
     }
 }
 
+/// For a cancelled transaction, whether each of its items (in order) failed its condition;
+/// `None` for any other error (a transaction cancelled for a conflict has no failed condition).
+pub(crate) fn failed_conditions(err: &aws_sdk_dynamodb::Error) -> Option<Vec<bool>> {
+    match err {
+        aws_sdk_dynamodb::Error::TransactionCanceledException(e) => {
+            Some(e.cancellation_reasons().iter().map(|r| r.code() == Some("ConditionalCheckFailed")).collect())
+        }
+        _ => None,
+    }
+}
+
+/// Writes `items` in one transaction, with a client request token so that the SDK's retry of a
+/// transaction whose answer was lost does not apply it twice. A cancellation is a
+/// `StoreError::Dynamo` (see [`failed_conditions`]).
+pub(crate) async fn transact(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<(), StoreError> {
+    dynamodb
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .client_request_token(hex::encode(crate::domain::random_bytes::<16>()))
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// True when a DynamoDB error is a failed condition check (plain or inside a transaction).
 pub fn is_condition_failure(err: &aws_sdk_dynamodb::Error) -> bool {
     match err {

@@ -35,6 +35,9 @@ pub enum Created {
 pub enum CreateError {
     #[error("the idempotency key was used with a different request")]
     KeyReused,
+    /// A write added to the transaction failed its condition (a budget is spent) or conflicted.
+    #[error("the transaction was cancelled by one of its added writes")]
+    Contended,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -58,6 +61,23 @@ pub enum Outcome {
         error: Option<TargetError>,
         counted: bool,
     },
+}
+
+/// The answer to a claim with added writes.
+#[derive(Debug)]
+pub enum Claim {
+    /// The target as claimed.
+    Won(Box<Target>),
+    /// Someone else claimed or settled it first.
+    Taken,
+    /// An added write failed its condition (a budget is spent) or conflicted: nothing written.
+    Contended,
+}
+
+enum Written {
+    Yes,
+    TargetMoved,
+    Contended,
 }
 
 #[derive(Clone)]
@@ -108,6 +128,9 @@ fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWrite
 }
 
 impl Target {
+    /// The whole stored item: every transition is a conditional put of the target as it becomes
+    /// (computed by [`claimed`](Self::claimed) and [`settled`](Self::settled)), so what a write
+    /// returns is what a read will return.
     fn to_item(&self, tenant: &TenantId, post: &PostId, created_at: OffsetDateTime) -> Item {
         let mut item = Item::from([
             ("pk".to_owned(), s(post_pk(tenant, post))),
@@ -118,15 +141,92 @@ impl Target {
             ("attempts".to_owned(), n(self.attempts)),
             ("version".to_owned(), n(self.version)),
         ]);
-        if let Some(at) = self.next_attempt_at {
-            item.insert("next_attempt_at".to_owned(), epoch(at));
-        }
+        let optional = [
+            ("next_attempt_at", self.next_attempt_at.map(epoch)),
+            ("lease_until", self.lease_until.map(epoch)),
+            ("platform_post_id", self.platform_post_id.clone().map(s)),
+            ("post_url", self.url.clone().map(s)),
+            ("error", self.error.as_ref().map(json_attr)),
+            ("dead_letter", self.dead_letter.map(|d| s(d.as_str()))),
+            (
+                "history",
+                (!self.history.is_empty()).then(|| AttributeValue::L(self.history.iter().map(json_attr).collect())),
+            ),
+        ];
+        item.extend(optional.into_iter().filter_map(|(name, value)| Some((name.to_owned(), value?))));
         // Every open target is in the due index from the start (due now unless scheduled), so a
-        // first attempt that dies half-way cannot lose it.
-        let (pk, sk) = due_keys(tenant, post, &self.account_id, self.next_attempt_at.unwrap_or(created_at));
-        item.insert("gsi2pk".to_owned(), s(pk));
-        item.insert("gsi2sk".to_owned(), s(sk));
+        // first attempt that dies half-way cannot lose it; a claimed one is due when its lease
+        // ends, so a dead claimer's target is found and settled as `unknown`.
+        let due = match self.status {
+            TargetStatus::Pending | TargetStatus::Retrying => Some(self.next_attempt_at.unwrap_or(created_at)),
+            TargetStatus::Publishing => self.lease_until,
+            _ => None,
+        };
+        if let Some(at) = due {
+            let (pk, sk) = due_keys(tenant, post, &self.account_id, at);
+            item.insert("gsi2pk".to_owned(), s(pk));
+            item.insert("gsi2sk".to_owned(), s(sk));
+        }
         item
+    }
+
+    /// The target claimed for one attempt at `now`: `publishing` with a lease, one more attempt.
+    pub fn claimed(&self, now: OffsetDateTime, lease: time::Duration) -> Target {
+        Target {
+            status: TargetStatus::Publishing,
+            lease_until: Some(super::whole_seconds(now + lease)),
+            attempts: self.attempts + 1,
+            next_attempt_at: None,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// The claimed target after its attempt's `outcome`, at `now`.
+    pub fn settled(&self, outcome: &Outcome, now: OffsetDateTime) -> Target {
+        let mut next = Target { version: self.version + 1, lease_until: None, ..self.clone() };
+        next.status = match outcome {
+            Outcome::Published { .. } => TargetStatus::Published,
+            Outcome::Failed(_) | Outcome::Exhausted(_) => TargetStatus::Failed,
+            Outcome::Unknown(_) => TargetStatus::Unknown,
+            Outcome::Retry { .. } => TargetStatus::Retrying,
+        };
+        // Every attempt that reached the platform (or Herald's own failure) joins the history;
+        // deferrals by Herald's own budget are not attempts.
+        if !matches!(outcome, Outcome::Retry { counted: false, .. }) {
+            next.history.push(Attempt {
+                number: self.attempts,
+                at: super::whole_seconds(now),
+                status: next.status,
+                error: match outcome {
+                    Outcome::Published { .. } => None,
+                    Outcome::Failed(e) | Outcome::Unknown(e) | Outcome::Exhausted(e) => Some(e.clone()),
+                    Outcome::Retry { error, .. } => error.clone(),
+                },
+            });
+        }
+        match outcome {
+            Outcome::Published { platform_post_id, url } => {
+                next.platform_post_id = Some(platform_post_id.clone());
+                next.url = url.clone().or(next.url);
+                next.error = None;
+            }
+            Outcome::Exhausted(error) => {
+                next.error = Some(error.clone());
+                next.dead_letter = Some(DeadLetterState::Pending);
+            }
+            Outcome::Failed(error) | Outcome::Unknown(error) => next.error = Some(error.clone()),
+            Outcome::Retry { at, error, counted } => {
+                if !counted {
+                    next.attempts = next.attempts.saturating_sub(1);
+                }
+                next.next_attempt_at = Some(super::whole_seconds(*at));
+                if let Some(error) = error {
+                    next.error = Some(error.clone());
+                }
+            }
+        }
+        next
     }
 
     fn from_item(item: &Item) -> Result<Self, StoreError> {
@@ -174,8 +274,16 @@ impl PostStore {
         Self { dynamodb, table: table.into(), clock }
     }
 
-    /// Stores a post and its targets; with an idempotency key, at most once per key.
-    pub async fn create(&self, post: Post, idempotency: Option<(&str, &str)>) -> Result<Created, CreateError> {
+    /// Stores a post and its targets; with an idempotency key, at most once per key. `with`:
+    /// more writes for the same transaction (the budgets of targets stored already claimed);
+    /// if one of those fails its condition, nothing is written and the answer is
+    /// [`CreateError::Contended`].
+    pub async fn create(
+        &self,
+        post: Post,
+        idempotency: Option<(&str, &str)>,
+        with: Vec<TransactWriteItem>,
+    ) -> Result<Created, CreateError> {
         let pk = post_pk(&post.tenant, &post.id);
         let mut item = Item::from([
             ("pk".to_owned(), s(pk.clone())),
@@ -200,6 +308,7 @@ impl PostStore {
                 Some("attribute_not_exists(pk)"),
             )?);
         }
+        let mut idem_at = None;
         if let Some((key, hash)) = idempotency {
             let idem = Item::from([
                 ("pk".to_owned(), s(idem_pk(&post.tenant, key))),
@@ -208,16 +317,24 @@ impl PostStore {
                 ("request_hash".to_owned(), s(hash)),
                 (TTL_ATTRIBUTE.to_owned(), epoch(self.clock.now() + IDEMPOTENCY_TTL)),
             ]);
+            idem_at = Some(writes.len());
             writes.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
         }
-        let result = self.dynamodb.transact_write_items().set_transact_items(Some(writes)).send().await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(Created::New(post)),
-            Err(StoreError::Dynamo(e)) if is_condition_failure(&e) && idempotency.is_some() => {
-                let (key, hash) = idempotency.expect("checked");
+        let added = !with.is_empty();
+        writes.extend(with);
+        let err = match super::transact(&self.dynamodb, writes).await {
+            Ok(()) => return Ok(Created::New(post)),
+            Err(StoreError::Dynamo(e)) => e,
+            Err(e) => return Err(e.into()),
+        };
+        let failed = super::failed_conditions(&err);
+        match (idempotency, idem_at, &failed) {
+            (Some((key, hash)), Some(at), Some(failed)) if failed.get(at) == Some(&true) => {
                 self.existing(&post.tenant, key, hash).await
             }
-            Err(e) => Err(e.into()),
+            // The post's id is new, so the cancellation came from the added writes.
+            (_, _, Some(_)) if added => Err(CreateError::Contended),
+            _ => Err(StoreError::Dynamo(err).into()),
         }
     }
 
@@ -296,7 +413,8 @@ impl PostStore {
     }
 
     /// Claims a target for one attempt: `pending`/`retrying` (and due) → `publishing`, with a
-    /// lease, as read at `target.version`. Exactly one caller wins.
+    /// lease, as read at `target.version`. Exactly one caller wins; the others get
+    /// `VersionConflict`.
     pub async fn claim(
         &self,
         tenant: &TenantId,
@@ -304,122 +422,108 @@ impl PostStore {
         target: &Target,
         lease: time::Duration,
     ) -> Result<Target, StoreError> {
-        let now = self.clock.now();
-        let update = self
-            .update_target(tenant, post, &target.account_id)
-            // A claimed target stays in the due index at its lease's end: if the claimer dies, the
-            // sweep finds it and it is settled as `unknown` (it may have been sent).
-            .update_expression("SET #status = :publishing, lease_until = :until, attempts = attempts + :one, version = version + :one, gsi2sk = :lease_due REMOVE next_attempt_at")
-            .condition_expression("version = :read AND #status IN (:pending, :retrying) AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
-            .expression_attribute_values(":pending", s(TargetStatus::Pending.as_str()))
-            .expression_attribute_values(":retrying", s(TargetStatus::Retrying.as_str()))
-            .expression_attribute_values(":until", epoch(now + lease))
-            .expression_attribute_values(":lease_due", s(due_keys(tenant, post, &target.account_id, now + lease).1))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":read", n(target.version))
-            .expression_attribute_values(":now", epoch(now));
-        send_target_update(update).await
+        match self.claim_with(tenant, post, target, lease, Vec::new()).await? {
+            Claim::Won(claimed) => Ok(*claimed),
+            Claim::Taken => Err(StoreError::VersionConflict),
+            Claim::Contended => Err(StoreError::Corrupt("a claim without added writes was cancelled by one".into())),
+        }
     }
 
-    /// Records the outcome of the attempt the caller claimed.
+    /// [`claim`](Self::claim), with more writes in the same transaction (the attempt's budgets):
+    /// all are written or none.
+    pub async fn claim_with(
+        &self,
+        tenant: &TenantId,
+        post: &PostId,
+        target: &Target,
+        lease: time::Duration,
+        with: Vec<TransactWriteItem>,
+    ) -> Result<Claim, StoreError> {
+        let now = self.clock.now();
+        let claimed = target.claimed(now, lease);
+        let item = claimed.to_item(tenant, post, now);
+        let condition = "version = :read AND #status IN (:pending, :retrying) AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)";
+        let values = [
+            (":read", n(target.version)),
+            (":pending", s(TargetStatus::Pending.as_str())),
+            (":retrying", s(TargetStatus::Retrying.as_str())),
+            (":now", epoch(now)),
+        ];
+        match self.put_target(item, condition, &values, None, with).await? {
+            Written::Yes => Ok(Claim::Won(Box::new(claimed))),
+            Written::TargetMoved => Ok(Claim::Taken),
+            Written::Contended => Ok(Claim::Contended),
+        }
+    }
+
+    /// Records `settled` (the claimed target after its attempt, [`Target::settled`]), with
+    /// `event` (the outcome's journal item) in the same transaction.
     pub async fn finish(
         &self,
         tenant: &TenantId,
         post: &PostId,
         claimed: &Target,
-        outcome: &Outcome,
-    ) -> Result<Target, StoreError> {
-        let mut update = self
-            .update_target(tenant, post, &claimed.account_id)
-            .condition_expression("version = :read AND #status = :publishing")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":read", n(claimed.version))
-            .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
-            .expression_attribute_values(":one", n(1));
-        let (status, mut sets, mut removes) = (
-            match outcome {
-                Outcome::Published { .. } => TargetStatus::Published,
-                Outcome::Failed(_) | Outcome::Exhausted(_) => TargetStatus::Failed,
-                Outcome::Unknown(_) => TargetStatus::Unknown,
-                Outcome::Retry { .. } => TargetStatus::Retrying,
-            },
-            vec!["#status = :status", "version = version + :one"],
-            vec!["lease_until"],
-        );
-        if !matches!(outcome, Outcome::Retry { .. }) {
-            // Settled: out of the due index.
-            removes.push("gsi2pk");
-            removes.push("gsi2sk");
+        settled: &Target,
+        event: Option<Item>,
+    ) -> Result<(), StoreError> {
+        let item = settled.to_item(tenant, post, self.clock.now());
+        let values = [(":read", n(claimed.version)), (":publishing", s(TargetStatus::Publishing.as_str()))];
+        match self.put_target(item, "version = :read AND #status = :publishing", &values, event, Vec::new()).await? {
+            Written::Yes => Ok(()),
+            Written::TargetMoved | Written::Contended => Err(StoreError::VersionConflict),
         }
-        update = update.expression_attribute_values(":status", s(status.as_str()));
-        // Every attempt that reached the platform (or Herald's own failure) joins the history;
-        // deferrals by Herald's own budget are not attempts.
-        if !matches!(outcome, Outcome::Retry { counted: false, .. }) {
-            let entry = Attempt {
-                number: claimed.attempts,
-                at: self.clock.now(),
-                status,
-                error: match outcome {
-                    Outcome::Published { .. } => None,
-                    Outcome::Failed(e) | Outcome::Unknown(e) | Outcome::Exhausted(e) => Some(e.clone()),
-                    Outcome::Retry { error, .. } => error.clone(),
-                },
+    }
+
+    /// A conditional put of one target, alone or in a transaction with `event` and `with`.
+    async fn put_target(
+        &self,
+        item: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+        event: Option<Item>,
+        with: Vec<TransactWriteItem>,
+    ) -> Result<Written, StoreError> {
+        let names = std::collections::HashMap::from([("#status".to_owned(), "status".to_owned())]);
+        let values: Item = values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        if event.is_none() && with.is_empty() {
+            let result = self
+                .dynamodb
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await;
+            return match result.map_err(StoreError::from) {
+                Ok(_) => Ok(Written::Yes),
+                Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Ok(Written::TargetMoved),
+                Err(e) => Err(e),
             };
-            sets.push("history = list_append(if_not_exists(history, :no_history), :entry)");
-            update = update
-                .expression_attribute_values(":no_history", AttributeValue::L(Vec::new()))
-                .expression_attribute_values(":entry", AttributeValue::L(vec![json_attr(&entry)]));
         }
-        match outcome {
-            Outcome::Published { platform_post_id, url } => {
-                sets.push("platform_post_id = :pid");
-                update = update.expression_attribute_values(":pid", s(platform_post_id));
-                if let Some(url) = url {
-                    sets.push("post_url = :url");
-                    update = update.expression_attribute_values(":url", s(url));
-                }
-                removes.push("#error");
-                update = update.expression_attribute_names("#error", "error");
-            }
-            Outcome::Exhausted(error) => {
-                sets.push("#error = :error");
-                sets.push("dead_letter = :dead_letter");
-                update = update
-                    .expression_attribute_names("#error", "error")
-                    .expression_attribute_values(":error", json_attr(error))
-                    .expression_attribute_values(":dead_letter", s(DeadLetterState::Pending.as_str()));
-            }
-            Outcome::Failed(error) | Outcome::Unknown(error) => {
-                sets.push("#error = :error");
-                update = update
-                    .expression_attribute_names("#error", "error")
-                    .expression_attribute_values(":error", json_attr(error));
-            }
-            Outcome::Retry { at, error, counted } => {
-                if !counted {
-                    sets.push("attempts = attempts - :one");
-                }
-                sets.push("next_attempt_at = :at");
-                update = update.expression_attribute_values(":at", epoch(*at));
-                // In the due index, so a lost or far-off queue message cannot lose the target.
-                let (due_pk, due_sk) = due_keys(tenant, post, &claimed.account_id, *at);
-                sets.push("gsi2pk = :due_pk");
-                sets.push("gsi2sk = :due_sk");
-                update = update
-                    .expression_attribute_values(":due_pk", s(due_pk))
-                    .expression_attribute_values(":due_sk", s(due_sk));
-                if let Some(error) = error {
-                    sets.push("#error = :error");
-                    update = update
-                        .expression_attribute_names("#error", "error")
-                        .expression_attribute_values(":error", json_attr(error));
-                }
-            }
+        let target = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut writes = vec![TransactWriteItem::builder().put(target).build()];
+        if let Some(event) = event {
+            writes.push(put(&self.table, event, None)?);
         }
-        let expression = format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "));
-        send_target_update(update.update_expression(expression)).await
+        writes.extend(with);
+        match super::transact(&self.dynamodb, writes).await {
+            Ok(()) => Ok(Written::Yes),
+            Err(StoreError::Dynamo(e)) => match super::failed_conditions(&e) {
+                Some(failed) if failed.first() == Some(&true) => Ok(Written::TargetMoved),
+                Some(_) => Ok(Written::Contended),
+                None => Err(StoreError::Dynamo(e)),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// Settles a target whose claimer died (its lease ran out while `publishing`): it may have
@@ -560,5 +664,54 @@ async fn send_target_update(update: UpdateItemFluentBuilder) -> Result<Target, S
         Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
         Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Platform;
+
+    fn pending() -> Target {
+        Target::pending("acc_AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(), Platform::X, None)
+    }
+
+    fn error(code: &str) -> TargetError {
+        TargetError { code: code.into(), message: "m".into(), platform_code: Some("p".into()), platform_message: None }
+    }
+
+    /// Every transition is a put of the computed target: reading it back must give it exactly.
+    #[test]
+    fn every_transition_reads_back_as_written() {
+        let (tenant, post): (TenantId, PostId) =
+            ("tnt_AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(), "pst_01a22901d02341b80d8991".parse().unwrap());
+        let now = OffsetDateTime::from_unix_timestamp(1_795_953_600).unwrap() + time::Duration::milliseconds(250);
+        let later = now + time::Duration::seconds(30);
+        let outcomes = [
+            Outcome::Published { platform_post_id: "1".into(), url: Some("https://x.com/i/1".into()) },
+            Outcome::Failed(error("platform_rejected")),
+            Outcome::Unknown(error("outcome_unknown")),
+            Outcome::Exhausted(error("attempts_exhausted")),
+            Outcome::Retry { at: later, error: Some(error("platform_unavailable")), counted: true },
+            Outcome::Retry { at: later, error: None, counted: false },
+        ];
+        for outcome in &outcomes {
+            let claimed = pending().claimed(now, time::Duration::minutes(2));
+            let settled = claimed.settled(outcome, now);
+            let again = settled.claimed(later, time::Duration::minutes(2)).settled(outcome, later);
+            for target in [&claimed, &settled, &again] {
+                let item = target.to_item(&tenant, &post, now);
+                assert_eq!(&Target::from_item(&item).unwrap(), target, "{outcome:?}");
+                // Open and claimed targets are in the due index; settled ones are not.
+                let indexed = item.contains_key("gsi2sk");
+                assert_eq!(indexed, !target.status.is_terminal(), "{:?}", target.status);
+            }
+            assert_eq!(claimed.attempts, 1);
+            assert_eq!(claimed.version, 2);
+            assert_eq!(settled.version, 3);
+            let counted = !matches!(outcome, Outcome::Retry { counted: false, .. });
+            assert_eq!(settled.history.len(), usize::from(counted));
+            assert_eq!(settled.attempts, u32::from(counted));
+        }
     }
 }
