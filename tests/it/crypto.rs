@@ -113,6 +113,12 @@ async fn warm_cache_makes_no_kms_calls_until_the_entry_expires() {
     }
     assert_eq!(cold.kms_calls(), 1);
 
+    // Ten opens of one key at once on a cold instance (a batch of one account's jobs): one Decrypt.
+    let herd = cold_sealer(&env);
+    let opens = futures_util::future::join_all((0..10).map(|_| herd.open(&ctx, &first))).await;
+    assert!(opens.iter().all(|o| o.as_ref().is_ok_and(|p| p.as_slice() == b"one")));
+    assert_eq!(herd.kms_calls(), 1, "concurrent misses of one key wait for the first Decrypt");
+
     // Past the TTL the key is fetched again.
     clock.advance(time::Duration::seconds(301));
     sealer.open(&ctx, &first).await.unwrap();
