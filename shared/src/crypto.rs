@@ -211,7 +211,7 @@ impl Sealer {
                     .or_default()
                     .clone();
                 let _turn = gate.lock().await;
-                let key = match self.cached_open(&cache_key, now) {
+                match self.cached_open(&cache_key, now) {
                     Some(key) => key,
                     None => {
                         let opened = self.decrypt_data_key(context, parsed.wrapped).await;
@@ -222,8 +222,7 @@ impl Sealer {
                         self.opening.lock().unwrap_or_else(|e| e.into_inner()).remove(&cache_key);
                         opened?
                     }
-                };
-                key
+                }
             }
         };
         let cipher = Aes256Gcm::new_from_slice(key.as_slice()).map_err(|_| CryptoError::Open)?;
