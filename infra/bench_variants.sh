@@ -13,8 +13,8 @@ work="${1:-/tmp/herald-variants}"
 mkdir -p "$work"
 
 variant() {
-    local name="$1" edit="$2" tree="$work/$1"
-    shift 2
+    local slug="$1" name="$2" edit="$3" tree="$work/$1"
+    shift 3
     rm -rf "$tree"
     git -C "$repo" worktree add -q --detach "$tree" HEAD 2>/dev/null || { rm -rf "$tree"; git -C "$repo" worktree prune; git -C "$repo" worktree add -q --detach "$tree" HEAD; }
     (cd "$tree" && eval "$edit")
@@ -29,10 +29,10 @@ variant() {
 
 echo "| variant of the \`posts\` function | stripped binary | cold release build (2 cores) |"
 echo "|---|---|---|"
-variant "chosen: opt-level s, fat LTO, 1 codegen unit, panic abort, rustls + ring" ":" X=1
-variant "opt-level 3 (otherwise as chosen)" ":" CARGO_PROFILE_RELEASE_OPT_LEVEL=3
-variant "opt-level z" ":" CARGO_PROFILE_RELEASE_OPT_LEVEL=z
-variant "thin LTO, 16 codegen units" ":" CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
-variant "rustls + aws-lc-rs (the SDK's default provider)" \
+variant chosen "chosen: opt-level s, fat LTO, 1 codegen unit, panic abort, rustls + ring" ":" X=1
+variant opt3 "opt-level 3 (otherwise as chosen)" ":" CARGO_PROFILE_RELEASE_OPT_LEVEL=3
+variant optz "opt-level z" ":" CARGO_PROFILE_RELEASE_OPT_LEVEL=z
+variant thin "thin LTO, 16 codegen units" ":" CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+variant awslc "rustls + aws-lc-rs (the SDK's default provider)" \
     "sed -i 's/\"rustls-ring\"/\"rustls-aws-lc\"/; s/features = \\[\"ring\", \"std\"\\]/features = [\"aws_lc_rs\", \"std\"]/' Cargo.toml && sed -i 's/CryptoMode::Ring/CryptoMode::AwsLc/' shared/src/aws.rs && sed -i 's/rustls::crypto::ring::default_provider/rustls::crypto::aws_lc_rs::default_provider/' shared/src/platforms/mod.rs" \
     X=1

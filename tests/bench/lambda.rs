@@ -8,7 +8,8 @@
 //! same profile. The `retries` function's invocations are 10-message batches of publish jobs.
 //!
 //! Usage: `bench-lambda <dir> [runs]`, where `<dir>/<function>/bootstrap` are `cargo lambda
-//! build --release` outputs (`hello` included). Prints a Markdown section and writes the figures
+//! build --release` outputs (`hello` included, and first); `HERALD_BENCH_FUNCTIONS=hello,posts`
+//! measures only those. Prints a Markdown section and writes the figures
 //! as JSON to `$HERALD_BENCH_OUT/lambda.json` when that is set.
 
 use std::path::{Path, PathBuf};
@@ -414,8 +415,11 @@ async fn main() {
         herald_sandbox::dev::META_WEBHOOK_VERIFY_TOKEN
     );
 
+    // `HERALD_BENCH_FUNCTIONS=hello,posts` measures only those (comparing builds of one function).
+    let only = std::env::var("HERALD_BENCH_FUNCTIONS").ok();
+    let selected = FUNCTIONS.iter().filter(|f| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == **f)));
     let mut rows = Vec::new();
-    for function in FUNCTIONS {
+    for &function in selected {
         let bootstrap = dir.join(function).join("bootstrap");
         let mut measured = Vec::with_capacity(runs);
         for run in 0..runs {
