@@ -176,8 +176,8 @@ def cost(posts: dict, lambdas: dict) -> str:
         f"bills the wait). Peak RSS (above) fits the {MEMORY_MB} MB size. Prices: us-east-1 list prices, checked "
         "2026-11-29 — Lambda x86_64 $0.0000166667 per GB-s and $0.20 per million requests; HTTP API $1.00 per "
         "million; DynamoDB on-demand $0.625 per million WRU, $0.125 per million RRU (after the November 2024 cut); "
-        "SQS standard $0.40 per million; KMS $0.03 per 10,000 requests (docs/benchmarks.md sources: "
-        "../shared/reference/performance-anchors.md). Not counted: storage, data transfer, CloudWatch Logs, the KMS "
+        "SQS standard $0.40 per million; KMS $0.03 per 10,000 requests (from AWS's pricing "
+        "pages as summarized in the project's performance references; check them before relying on the total). Not counted: storage, data transfer, CloudWatch Logs, the KMS "
         "key's $1 a month, and the platforms' own charges (X: $0.015 per post)."
     )
     return "\n".join(lines) + "\n"
