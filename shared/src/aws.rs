@@ -60,6 +60,9 @@ pub(crate) fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
     if let Some(region) = &settings.region {
         loader = loader.region(Region::new(region.clone()));
     }
+    if settings.lambda_credentials {
+        loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    }
     if let Some(endpoint) = &settings.endpoint {
         loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
     }

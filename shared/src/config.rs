@@ -79,6 +79,11 @@ pub struct AwsSettings {
     /// instead of the Amazon Trust Services roots compiled in (for partitions whose endpoints
     /// chain to other CAs). Loading the system store is most of a cold start's CPU.
     pub native_roots: bool,
+    /// On Lambda (`AWS_LAMBDA_FUNCTION_NAME` and `AWS_ACCESS_KEY_ID` set) the function's role
+    /// credentials are in the environment: they are read from there directly, without building
+    /// the SDK's default provider chain (profiles, web identity with its STS client, containers,
+    /// IMDS), which the chain would have passed over anyway.
+    pub lambda_credentials: bool,
 }
 
 /// Envelope-encryption settings.
@@ -281,6 +286,8 @@ impl Config {
             endpoint: env.url("AWS_ENDPOINT_URL")?,
             dynamodb_endpoint: env.url("AWS_ENDPOINT_URL_DYNAMODB")?,
             native_roots: env.parsed("HERALD_AWS_NATIVE_ROOTS", false)?,
+            lambda_credentials: env.optional("AWS_LAMBDA_FUNCTION_NAME").is_some()
+                && env.optional("AWS_ACCESS_KEY_ID").is_some_and(|k| !k.trim().is_empty()),
         })
     }
 
@@ -315,6 +322,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_credentials_are_read_from_the_environment_only_on_lambda() {
+        let lambda = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base();
+            pairs.extend_from_slice(extra);
+            Config::from_env(&Env::from_pairs(pairs)).unwrap().aws.lambda_credentials
+        };
+        assert!(lambda(&[("AWS_LAMBDA_FUNCTION_NAME", "posts"), ("AWS_ACCESS_KEY_ID", "ASIA…")]));
+        assert!(!lambda(&[("AWS_LAMBDA_FUNCTION_NAME", "posts")]), "no key: the default chain");
+        assert!(!lambda(&[("AWS_ACCESS_KEY_ID", "AKIA…")]), "off Lambda: the default chain");
+        assert!(!lambda(&[("AWS_LAMBDA_FUNCTION_NAME", "posts"), ("AWS_ACCESS_KEY_ID", " ")]));
+    }
 
     fn base() -> Vec<(&'static str, &'static str)> {
         vec![

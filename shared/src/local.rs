@@ -127,6 +127,7 @@ impl LocalAws {
             endpoint: Some(self.services.url.clone()),
             dynamodb_endpoint: Some(self.dynamodb.url.clone()),
             native_roots: false,
+            lambda_credentials: false,
         }
     }
 }
