@@ -340,14 +340,6 @@ async fn queued_batch(app: &TestApp, account: &str, count: usize, tag: &str) -> 
 fn lambda_env(bench: &Bench, dynamodb: &CountingProxy, services: &CountingProxy) -> Vec<(String, String)> {
     let config = bench.env.config();
     let sandbox = bench.app.sandbox.url.trim_end_matches('/');
-    let apps = herald_testkit::dev_apps();
-    let secret = |c: &Option<herald::config::AppCredentials>| {
-        use secrecy::ExposeSecret;
-        let c = c.as_ref().expect("dev app");
-        (c.client_id.clone(), c.client_secret.expose_secret().to_owned())
-    };
-    let (x_id, x_secret) = secret(&apps.x);
-    let (meta_id, meta_secret) = secret(&apps.meta);
     let budgets = vec![account_budget(Platform::X, 100_000, 86_400)];
     let vars = [
         ("AWS_REGION", config.aws.region.clone().unwrap_or_else(|| "us-east-1".into())),
@@ -378,14 +370,10 @@ fn lambda_env(bench: &Bench, dynamodb: &CountingProxy, services: &CountingProxy)
         ("HERALD_META_WEB_URL", format!("{sandbox}/meta/web")),
         ("HERALD_LINKEDIN_API_URL", format!("{sandbox}/linkedin/api")),
         ("HERALD_LINKEDIN_OAUTH_URL", format!("{sandbox}/linkedin/www")),
-        ("HERALD_X_CLIENT_ID", x_id),
-        ("HERALD_X_CLIENT_SECRET", x_secret),
-        ("HERALD_META_APP_ID", meta_id),
-        ("HERALD_META_APP_SECRET", meta_secret),
-        ("HERALD_META_WEBHOOK_VERIFY_TOKEN", herald_sandbox::dev::META_WEBHOOK_VERIFY_TOKEN.into()),
         ("HERALD_RATE_LIMITS", serde_json::to_string(&budgets).expect("serializes")),
     ];
-    vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    let apps = herald_sandbox::dev::herald_env().map(|(k, v)| (k, v.to_owned()));
+    vars.into_iter().chain(apps).map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -207,18 +207,8 @@ pub fn dev_client_id(platform: &str) -> &'static str {
 
 /// Herald's apps on the sandbox's development fixtures.
 pub fn dev_apps() -> herald::config::PlatformApps {
-    use herald_sandbox::dev;
-    let app = |id: &str, secret: &str| {
-        Some(herald::config::AppCredentials { client_id: id.to_owned(), client_secret: secret.to_owned().into() })
-    };
-    herald::config::PlatformApps {
-        x: app(dev::X_CLIENT_ID, dev::X_CLIENT_SECRET),
-        x_oauth1: app(dev::X_CONSUMER_KEY, dev::X_CONSUMER_SECRET),
-        meta: app(dev::META_APP_ID, dev::META_APP_SECRET),
-        linkedin: app(dev::LINKEDIN_CLIENT_ID, dev::LINKEDIN_CLIENT_SECRET),
-        linkedin_organizations: true,
-        meta_webhook_verify_token: Some(dev::META_WEBHOOK_VERIFY_TOKEN.to_owned().into()),
-    }
+    let env = herald::config::Env::from_pairs(herald_sandbox::dev::herald_env());
+    herald::config::PlatformApps::from_env(&env).expect("the sandbox's development apps are a valid configuration")
 }
 
 impl TestApp {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use herald::aws::AwsClients;
 use herald::bootstrap::bootstrap;
-use herald::config::{AppCredentials, Config, CryptoSettings, PlatformApps, PlatformEndpoints};
+use herald::config::{Config, CryptoSettings, PlatformApps, PlatformEndpoints};
 use herald::local::{Launcher, LocalAws};
 use herald::schema::ResourceNames;
 use herald::store::{Origin, TenantStore};
@@ -37,18 +37,8 @@ pub struct DevArgs {
 
 /// Herald's apps on the sandbox's development fixtures.
 fn dev_apps() -> PlatformApps {
-    use herald_sandbox::dev;
-    let app = |id: &str, secret: &str| {
-        Some(AppCredentials { client_id: id.to_owned(), client_secret: secret.to_owned().into() })
-    };
-    PlatformApps {
-        x: app(dev::X_CLIENT_ID, dev::X_CLIENT_SECRET),
-        x_oauth1: app(dev::X_CONSUMER_KEY, dev::X_CONSUMER_SECRET),
-        meta: app(dev::META_APP_ID, dev::META_APP_SECRET),
-        linkedin: app(dev::LINKEDIN_CLIENT_ID, dev::LINKEDIN_CLIENT_SECRET),
-        linkedin_organizations: true,
-        meta_webhook_verify_token: Some(dev::META_WEBHOOK_VERIFY_TOKEN.to_owned().into()),
-    }
+    let env = herald::config::Env::from_pairs(herald_sandbox::dev::herald_env());
+    PlatformApps::from_env(&env).expect("the sandbox's development apps are a valid configuration")
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {

@@ -36,6 +36,9 @@ pub enum StoreError {
     VersionConflict,
     #[error("the record already exists")]
     AlreadyExists,
+    /// Other transactions kept writing the record; the write may be tried again.
+    #[error("the record was busy with other transactions")]
+    Busy,
     #[error("the record does not exist")]
     NotFound,
     #[error("a DynamoDB call failed")]

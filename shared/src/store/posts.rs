@@ -20,6 +20,9 @@ use crate::domain::{AccountId, PostId, TenantId, UserId};
 use crate::posts::{Attempt, DeadLetterState, Media, Post, Target, TargetError, TargetStatus};
 use crate::schema::TTL_ATTRIBUTE;
 
+/// Tries at writing an attempt's outcome when its transaction conflicts with another.
+const FINISH_ATTEMPTS: u32 = 4;
+
 /// Idempotency keys are remembered for a day.
 const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
 
@@ -468,10 +471,21 @@ impl PostStore {
     ) -> Result<(), StoreError> {
         let item = settled.to_item(tenant, post, self.clock.now());
         let values = [(":read", n(claimed.version)), (":publishing", s(TargetStatus::Publishing.as_str()))];
-        match self.put_target(item, "version = :read AND #status = :publishing", &values, event, Vec::new()).await? {
-            Written::Yes => Ok(()),
-            Written::TargetMoved | Written::Contended => Err(StoreError::VersionConflict),
+        let condition = "version = :read AND #status = :publishing";
+        // A transaction conflict (another transaction on the target at that moment, such as a
+        // duplicate job's claim) is not a refusal: the outcome must still be written, or the
+        // sweep would later call a published target `unknown`.
+        for retry in 1..=FINISH_ATTEMPTS {
+            match self.put_target(item.clone(), condition, &values, event.clone(), Vec::new()).await? {
+                Written::Yes => return Ok(()),
+                Written::TargetMoved => return Err(StoreError::VersionConflict),
+                Written::Contended if retry < FINISH_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(retry))).await;
+                }
+                Written::Contended => {}
+            }
         }
+        Err(StoreError::Busy)
     }
 
     /// A conditional put of one target, alone or in a transaction with `event` and `with`.

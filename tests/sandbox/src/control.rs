@@ -24,6 +24,23 @@ pub mod dev {
     pub const LINKEDIN_CLIENT_SECRET: &str = "herald-dev-linkedin-secret";
     /// The verify token Meta's webhook subscription check sends (set in the App Dashboard).
     pub const META_WEBHOOK_VERIFY_TOKEN: &str = "herald-dev-meta-verify-token";
+
+    /// Herald's configuration for these apps, as the environment variables Herald reads: one
+    /// list for `herald dev`, the test kit and the functions started by the benchmarks.
+    pub fn herald_env() -> [(&'static str, &'static str); 10] {
+        [
+            ("HERALD_X_CLIENT_ID", X_CLIENT_ID),
+            ("HERALD_X_CLIENT_SECRET", X_CLIENT_SECRET),
+            ("HERALD_X_CONSUMER_KEY", X_CONSUMER_KEY),
+            ("HERALD_X_CONSUMER_SECRET", X_CONSUMER_SECRET),
+            ("HERALD_META_APP_ID", META_APP_ID),
+            ("HERALD_META_APP_SECRET", META_APP_SECRET),
+            ("HERALD_LINKEDIN_CLIENT_ID", LINKEDIN_CLIENT_ID),
+            ("HERALD_LINKEDIN_CLIENT_SECRET", LINKEDIN_CLIENT_SECRET),
+            ("HERALD_LINKEDIN_ORGANIZATIONS", "true"),
+            ("HERALD_META_WEBHOOK_VERIFY_TOKEN", META_WEBHOOK_VERIFY_TOKEN),
+        ]
+    }
 }
 
 pub fn routes() -> Router<Shared> {
