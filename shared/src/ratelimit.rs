@@ -127,16 +127,27 @@ const APP_LEASE: u32 = 10;
 /// claim of the work they are for (see [`RateLimiter::reserve`]).
 #[derive(Debug, Default)]
 pub struct Reservation {
-    /// Per-account counters: (pk, sk) → (units, limit, expires).
-    counters: BTreeMap<(String, String), (u32, u32, i64)>,
-    /// App-wide counters: cache key → (pk, sk, limit, expires, window end, units).
-    app: BTreeMap<String, (String, String, u32, i64, i64, u32)>,
+    /// Per-account counters, by cache key (`{pk}#{window start}`).
+    account: BTreeMap<String, Counter>,
+    /// App-wide counters, by cache key: paid from this instance's lease where it can be.
+    app: BTreeMap<String, Counter>,
     /// Account blocked-until records that must not be in force.
     blocks: BTreeSet<String>,
     /// Units taken from this instance's leases; given back if the transaction is not written.
     taken: Vec<(String, u32)>,
     /// Units added to this instance's leases once the transaction is written.
     granted: Vec<(String, u32, i64)>,
+}
+
+/// One window's counter item of a budget, and the units a reservation takes from it.
+#[derive(Debug, Clone)]
+struct Counter {
+    pk: String,
+    sk: String,
+    limit: u32,
+    /// When the window ends (Unix seconds); the item expires an hour later.
+    end: i64,
+    units: u32,
 }
 
 pub struct RateLimiter {
@@ -212,20 +223,24 @@ impl RateLimiter {
                 let scope_key = if budget.scope == Scope::Account { account_key } else { app_key };
                 let (start, end) = budget.window.bounds(now);
                 let pk = format!("RL#{platform}#{endpoint}#{scope_key}");
-                (budget, format!("{pk}#{start}"), pk, format!("W#{start}"), end)
+                let counters = if budget.scope == Scope::Account { &reservation.account } else { &reservation.app };
+                let cache_key = format!("{pk}#{start}");
+                let taken = counters.get(&cache_key).map_or(0, |c| c.units);
+                (
+                    budget.scope,
+                    cache_key,
+                    Counter { pk, sk: format!("W#{start}"), limit: budget.limit, end, units: taken },
+                )
             })
             .collect();
-        if matching.iter().any(|(_, cache_key, ..)| self.known_until(cache_key, now).is_some()) {
+        // A known denial, or more calls in one reservation than the budget holds: step by step.
+        if matching.iter().any(|(_, key, c)| c.units >= c.limit || self.known_until(key, now).is_some()) {
             return Ok(false);
         }
         reservation.blocks.insert(account_block);
-        for (budget, cache_key, pk, sk, end) in matching {
-            match budget.scope {
-                Scope::Account => reservation.counters.entry((pk, sk)).or_insert((0, budget.limit, end + 3600)).0 += 1,
-                Scope::App => {
-                    reservation.app.entry(cache_key).or_insert((pk, sk, budget.limit, end + 3600, end, 0)).5 += 1
-                }
-            }
+        for (scope, cache_key, counter) in matching {
+            let counters = if scope == Scope::Account { &mut reservation.account } else { &mut reservation.app };
+            counters.entry(cache_key).or_insert(counter).units += 1;
         }
         Ok(true)
     }
@@ -249,32 +264,31 @@ impl RateLimiter {
                 .map_err(build)?;
             items.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        let mut counters = reservation.counters.clone();
+        let mut counters: Vec<Counter> = reservation.account.values().cloned().collect();
         {
             let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
             leases.retain(|_, (_, end)| *end > now);
-            for (cache_key, (pk, sk, limit, expires, end, units)) in &reservation.app {
+            for (cache_key, counter) in &reservation.app {
                 let held = leases.get_mut(cache_key).map(|(left, _)| left);
                 let from_lease = held.map_or(0, |left| {
-                    let take = (*left).min(*units);
+                    let take = (*left).min(counter.units);
                     *left -= take;
                     take
                 });
                 if from_lease > 0 {
                     reservation.taken.push((cache_key.clone(), from_lease));
                 }
-                let rest = units - from_lease;
+                let rest = counter.units - from_lease;
                 if rest > 0 {
-                    let lease = rest.max(APP_LEASE.min(*limit));
-                    counters.insert((pk.clone(), sk.clone()), (lease, *limit, *expires));
-                    reservation.granted.push((cache_key.clone(), lease - rest, *end));
+                    let lease = rest.max(APP_LEASE.min(counter.limit));
+                    counters.push(Counter { units: lease, ..counter.clone() });
+                    reservation.granted.push((cache_key.clone(), lease - rest, counter.end));
                 }
             }
         }
-        for ((pk, sk), (units, limit, expires)) in counters {
-            let Some(max) = limit.checked_sub(units) else {
-                return Err(StoreError::Corrupt(format!("{units} units exceed the budget of {limit}")));
-            };
+        for Counter { pk, sk, limit, end, units } in counters {
+            // `reserve` keeps units within the limit, and a lease is never larger than it.
+            let max = limit.saturating_sub(units);
             let update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(pk))
@@ -285,7 +299,7 @@ impl RateLimiter {
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":units", n(units))
                 .expression_attribute_values(":max", n(max))
-                .expression_attribute_values(":expires", n(expires))
+                .expression_attribute_values(":expires", n(end + 3600))
                 .build()
                 .map_err(build)?;
             items.push(TransactWriteItem::builder().update(update).build());
@@ -455,6 +469,43 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A limiter whose DynamoDB is never called (the app-wide block was just read).
+    fn offline(budgets: Vec<Budget>) -> RateLimiter {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        let now = OffsetDateTime::from_unix_timestamp(1_795_953_600).unwrap();
+        let limiter = RateLimiter::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            "t",
+            std::sync::Arc::new(crate::clock::ManualClock::new(now)),
+            budgets,
+        );
+        limiter.checked.lock().unwrap().insert(block_pk(Platform::X, "app"), now.unix_timestamp());
+        limiter
+    }
+
+    #[tokio::test]
+    async fn a_reservation_never_takes_more_than_a_budget_holds() {
+        let app = Budget::new(Platform::X, Scope::App, 2, Window::Fixed { seconds: 86_400 });
+        let limiter = offline(vec![app]);
+        let mut reservation = Reservation::default();
+        for account in ["a", "b"] {
+            assert!(limiter.reserve(&mut reservation, Platform::X, "publish", account, "app").await.unwrap());
+        }
+        assert!(
+            !limiter.reserve(&mut reservation, Platform::X, "publish", "c", "app").await.unwrap(),
+            "a third call does not fit a budget of 2: the steps one by one"
+        );
+        let items = limiter.transaction_items(&mut reservation).unwrap();
+        // Two account blocked-until checks and one app-wide lease of the whole budget.
+        assert_eq!(items.len(), 3);
+        let update = items.iter().find_map(|i| i.update()).unwrap();
+        let values = update.expression_attribute_values().unwrap();
+        assert_eq!((values[":units"].as_n().unwrap().as_str(), values[":max"].as_n().unwrap().as_str()), ("2", "0"));
+    }
 
     #[test]
     fn windows_align_to_their_size() {

@@ -148,9 +148,8 @@ async fn create(
             "This Idempotency-Key was used for a different request",
         )),
         Err(CreateError::Store(e)) => Err(e.into()),
-        Err(CreateError::Contended) => {
-            Err(StoreError::Corrupt("a post without added writes was contended".into()).into())
-        }
+        // `submit` stores the post without its claims when they contend; seen here, it is busy.
+        Err(CreateError::Contended) => Err(StoreError::Busy.into()),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::platforms::PlatformError;
 use crate::posts::{Post, Target, TargetError, TargetStatus};
 use crate::queue::Job;
 use crate::ratelimit::{LimitError, Reservation};
-use crate::store::posts::Claim;
+use crate::store::posts::Written;
 use crate::store::{Account, CreateError, Created, Outcome, StoreError};
 use crate::tokens::{TokenError, TokenSet};
 
@@ -122,19 +122,20 @@ pub async fn attempt(
     {
         let mut reservation = Reservation::default();
         if reserve(app, &mut reservation, account).await {
-            let claim = match app.limits.transaction_items(&mut reservation) {
-                Ok(items) => app.posts.claim_with(&post.tenant, &post.id, target, CLAIM, items).await,
+            let claimed = target.claimed(app.clock.now(), CLAIM);
+            let written = match app.limits.transaction_items(&mut reservation) {
+                Ok(items) => app.posts.claim_with(&post.tenant, &post.id, target, &claimed, items).await,
                 Err(e) => Err(e),
             };
-            app.limits.settle(reservation, matches!(claim, Ok(Claim::Won(_))));
-            match claim? {
-                Claim::Won(claimed) => {
+            app.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
+            match written? {
+                Written::Yes => {
                     let outcome = call(app, post, &claimed, account, tokens, refresh).await;
-                    return conclude(app, post, *claimed, outcome).await;
+                    return conclude(app, post, claimed, outcome).await;
                 }
-                Claim::Taken => return current(app, post, target).await,
+                Written::TargetMoved => return current(app, post, target).await,
                 // A budget is spent (or its counter was busy): the steps below say until when.
-                Claim::Contended => {}
+                Written::Contended => {}
             }
         }
     }

@@ -66,20 +66,14 @@ pub enum Outcome {
     },
 }
 
-/// The answer to a claim with added writes.
-#[derive(Debug)]
-pub enum Claim {
-    /// The target as claimed.
-    Won(Box<Target>),
-    /// Someone else claimed or settled it first.
-    Taken,
-    /// An added write failed its condition (a budget is spent) or conflicted: nothing written.
-    Contended,
-}
-
-enum Written {
+/// What became of a conditional write of a target (alone or with added writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
     Yes,
+    /// The target moved on since it was read (someone else claimed or settled it).
     TargetMoved,
+    /// An added write failed its condition (a budget is spent) or a transaction conflicted:
+    /// nothing was written.
     Contended,
 }
 
@@ -425,25 +419,25 @@ impl PostStore {
         target: &Target,
         lease: time::Duration,
     ) -> Result<Target, StoreError> {
-        match self.claim_with(tenant, post, target, lease, Vec::new()).await? {
-            Claim::Won(claimed) => Ok(*claimed),
-            Claim::Taken => Err(StoreError::VersionConflict),
-            Claim::Contended => Err(StoreError::Corrupt("a claim without added writes was cancelled by one".into())),
+        let claimed = target.claimed(self.clock.now(), lease);
+        match self.claim_with(tenant, post, target, &claimed, Vec::new()).await? {
+            Written::Yes => Ok(claimed),
+            Written::TargetMoved => Err(StoreError::VersionConflict),
+            Written::Contended => Err(StoreError::Busy),
         }
     }
 
-    /// [`claim`](Self::claim), with more writes in the same transaction (the attempt's budgets):
-    /// all are written or none.
+    /// Writes `claimed` ([`Target::claimed`] of `target` as read) with more writes in the same
+    /// transaction (the attempt's budgets): all are written or none.
     pub async fn claim_with(
         &self,
         tenant: &TenantId,
         post: &PostId,
         target: &Target,
-        lease: time::Duration,
+        claimed: &Target,
         with: Vec<TransactWriteItem>,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Written, StoreError> {
         let now = self.clock.now();
-        let claimed = target.claimed(now, lease);
         let item = claimed.to_item(tenant, post, now);
         let condition = "version = :read AND #status IN (:pending, :retrying) AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :now)";
         let values = [
@@ -452,11 +446,7 @@ impl PostStore {
             (":retrying", s(TargetStatus::Retrying.as_str())),
             (":now", epoch(now)),
         ];
-        match self.put_target(item, condition, &values, None, with).await? {
-            Written::Yes => Ok(Claim::Won(Box::new(claimed))),
-            Written::TargetMoved => Ok(Claim::Taken),
-            Written::Contended => Ok(Claim::Contended),
-        }
+        self.put_target(item, condition, &values, None, with).await
     }
 
     /// Records `settled` (the claimed target after its attempt, [`Target::settled`]), with
