@@ -22,6 +22,8 @@ pub struct App {
     pub endpoints: EndpointStore,
     pub journal: Journal,
     pub platforms: Arc<PlatformClient>,
+    /// Every request to a URL a tenant supplied (media, webhook endpoints).
+    pub egress: Arc<crate::egress::Egress>,
     pub tokens: Arc<TokenManager>,
     pub queue: WorkQueue,
     pub dead_letters: DeadLetterQueue,
@@ -39,11 +41,13 @@ impl App {
         let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
         let journal =
             Journal::new(aws.dynamodb.clone(), table, clock.clone()).with_deliveries(queue.clone(), endpoints.clone());
+        let egress = Arc::new(crate::egress::Egress::new(&config.egress));
         let platforms = Arc::new(PlatformClient::new(
             config.platforms.clone(),
             config.apps.clone(),
             config.public_url.clone(),
             clock.clone(),
+            egress.clone(),
         ));
         let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), journal.clone(), clock.clone()));
         Self {
@@ -54,6 +58,7 @@ impl App {
             accounts,
             journal,
             platforms,
+            egress,
             tokens,
             queue,
             dead_letters: DeadLetterQueue::new(aws.sqs.clone(), &config.dead_letter_queue_url),

@@ -272,6 +272,8 @@ pub struct Config {
     /// endpoint and scope, e.g. `[{"platform":"x","endpoint":"publish","scope":"app","limit":1667,
     /// "window":{"type":"fixed","seconds":86400}}]` (see `herald::ratelimit`).
     pub rate_limits: Vec<crate::ratelimit::Budget>,
+    /// How tenant-supplied URLs are reached (`HERALD_ALLOW_LOOPBACK_URLS`; see `herald::egress`).
+    pub egress: crate::egress::EgressSettings,
 }
 
 impl Config {
@@ -314,6 +316,10 @@ impl Config {
                 None => Vec::new(),
                 Some(raw) => serde_json::from_str(raw)
                     .map_err(|e| ConfigError::Invalid { name: "HERALD_RATE_LIMITS", reason: e.to_string() })?,
+            },
+            egress: crate::egress::EgressSettings {
+                allow_loopback: env.parsed("HERALD_ALLOW_LOOPBACK_URLS", false)?,
+                ..Default::default()
             },
         })
     }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod egress;
 pub mod http;
 pub mod local;
 pub mod platforms;

@@ -235,3 +235,68 @@ async fn meta_deauthorize_and_data_deletion_revoke_what_the_user_granted() {
         .unwrap();
     assert_eq!(replayed.status(), 401);
 }
+
+/// The handshakes once signed anything: `GET /webhooks/x?crc_token=<body>` answered X's
+/// delivery signature for that body, and LinkedIn's `challengeCode=<body>` (or
+/// `hmacsha256=<body>`) a valid `X-LI-Signature`. An attacker with no secret signs an event
+/// through the handshake, then delivers it: refused, nothing recorded.
+#[tokio::test]
+async fn the_handshakes_sign_nothing_but_the_platforms_own_challenges() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let challenge = |path: &str, name: &str, value: &str| {
+        let mut url = url::Url::parse(&format!("{}{path}", app.url)).unwrap();
+        url.query_pairs_mut().append_pair(name, value);
+        app.browser.get(url).send()
+    };
+    let deliver = |path: &str, header: &'static str, signature: String, body: String| {
+        app.browser
+            .post(format!("{}{path}", app.url))
+            .header("content-type", "application/json")
+            .header(header, signature)
+            .body(body)
+            .send()
+    };
+
+    // X: the body is the crc_token; its response_token would be the delivery signature.
+    let x_body = json!({ "for_user_id": "2244994945", "tweet_create_events": [{ "id_str": "666", "text": "forged" }] })
+        .to_string();
+    let answer = challenge("/webhooks/x", "crc_token", &x_body).await.unwrap();
+    let status = answer.status();
+    let answer: Value = answer.json().await.unwrap();
+    // The attacker delivers with whatever the handshake answered: refused.
+    let token = answer["response_token"].as_str().unwrap_or("sha256=").to_owned();
+    let response = deliver("/webhooks/x", "x-twitter-webhooks-signature", token, x_body).await.unwrap();
+    assert_eq!(response.status(), 401, "an X event signed through the CRC handshake was accepted");
+    assert_eq!((status.as_u16(), answer["code"].as_str()), (422, Some("webhook_challenge_invalid")), "{answer}");
+
+    // LinkedIn: both readings of X-LI-Signature.
+    let li_body = json!({ "type": "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS", "notifications": [{ "notificationId": 666, "organizationalEntity": "urn:li:organization:2414183", "action": "COMMENT" }] }).to_string();
+    for (code, prefix) in [(format!("hmacsha256={li_body}"), ""), (li_body.clone(), "hmacsha256=")] {
+        let answer = challenge("/webhooks/linkedin", "challengeCode", &code).await.unwrap();
+        let status = answer.status();
+        let answer: Value = answer.json().await.unwrap();
+        let signature = format!("{prefix}{}", answer["challengeResponse"].as_str().unwrap_or_default());
+        let response = deliver("/webhooks/linkedin", "x-li-signature", signature, li_body.clone()).await.unwrap();
+        assert_eq!(response.status(), 401, "a LinkedIn event signed through the challenge was accepted");
+        assert_eq!((status.as_u16(), answer["code"].as_str()), (422, Some("webhook_challenge_invalid")), "{answer}");
+    }
+
+    // Nothing was recorded for either account; the genuine handshakes still pass.
+    let events = platform_events(&app).await;
+    assert!(
+        events.iter().all(|e| e.account_id != ids["x"] && e.account_id != ids["linkedin_org"]),
+        "forged events were recorded: {events:#?}"
+    );
+    for platform in ["x", "linkedin"] {
+        let url = format!("{}/webhooks/{platform}", app.url);
+        let report = sandbox(
+            &app,
+            "/_sandbox/webhooks/handshake",
+            json!({ "platform": platform, "url": url, "client_id": herald_testkit::dev_client_id(platform) }),
+        )
+        .await;
+        assert_eq!(report["valid"], true, "{platform}: {report}");
+    }
+}

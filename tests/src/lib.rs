@@ -74,6 +74,8 @@ impl TestEnv {
             platforms: herald::config::PlatformEndpoints::production(),
             apps: herald::config::PlatformApps::default(),
             rate_limits: Vec::new(),
+            // Tests serve media and webhook endpoints on loopback, as the local runner does.
+            egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
         }
     }
 

@@ -88,6 +88,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
         apps: dev_apps(),
         rate_limits: Vec::new(),
+        // The sandbox serves media on loopback over http; only the local runner allows that.
+        egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
     };
 
     let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();

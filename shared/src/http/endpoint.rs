@@ -32,21 +32,20 @@ struct EndpointRequest {
     url: String,
 }
 
-/// https only (http on loopback, for local runs), no credentials in the URL.
-fn endpoint_url(raw: &str) -> Result<url::Url, Problem> {
+/// A public https URL without credentials, by the egress policy (`herald::egress`): literal
+/// internal addresses and local names are refused here; names that resolve inside are refused
+/// at delivery time.
+fn endpoint_url(raw: &str, policy: &crate::egress::Policy) -> Result<url::Url, Problem> {
     let invalid = |detail: &str| Problem::invalid("invalid_endpoint_url", "url", detail.to_owned());
     if raw.len() > 2048 {
         return Err(invalid("at most 2048 characters"));
     }
     let url = url::Url::parse(raw.trim()).map_err(|_| invalid("not a URL"))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
-        return Err(invalid("must be https (http only on localhost)"));
+    match policy.url(&url) {
+        Ok(()) => Ok(url),
+        Err(crate::egress::Refusal::Scheme(_)) => Err(invalid("must be https")),
+        Err(refusal) => Err(Problem::invalid("endpoint_url_not_allowed", "url", refusal.to_string())),
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("must not carry credentials"));
-    }
-    Ok(url)
 }
 
 async fn get_endpoint(
@@ -63,7 +62,7 @@ async fn put_endpoint(
     Authenticated(tenant): Authenticated,
     ApiJson(request): ApiJson<EndpointRequest>,
 ) -> Result<Response, Problem> {
-    let url = endpoint_url(&request.url)?;
+    let url = endpoint_url(&request.url, state.egress.policy())?;
     let (endpoint, secret) = state.endpoints.register(&tenant, url).await?;
     let body = json!({ "url": endpoint.url, "created_at": endpoint.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(), "secret": secret.expose_secret() });
     Ok((StatusCode::OK, Json(body)).into_response())

@@ -90,8 +90,7 @@ async fn create(
         return Err(rule("invalid_targets", "targets", format!("1 to {MAX_TARGETS} targets"), None));
     }
     let now = state.clock.now();
-    let loopback_media = state.config.public_url.host_str().is_some_and(|h| h == "127.0.0.1" || h == "localhost");
-    validate::common(&request.media, request.scheduled_at, now, loopback_media).map_err(|b| {
+    validate::common(&request.media, request.scheduled_at, now, state.egress.policy()).map_err(|b| {
         rule(b.code, if b.code.starts_with("scheduled") { "scheduled_at" } else { "media" }, b.detail, None)
     })?;
 

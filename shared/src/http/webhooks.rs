@@ -39,6 +39,12 @@ fn refused() -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "webhook_signature_invalid", "The request is not signed by the platform")
 }
 
+/// A handshake input in a shape the platform never sends: answering it would sign attacker-chosen
+/// bytes with the key that signs deliveries.
+fn challenge_invalid(field: &str, detail: &str) -> Problem {
+    Problem::invalid("webhook_challenge_invalid", field, detail.to_owned())
+}
+
 fn not_configured(platform: Platform) -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "platform_not_configured", format!("{platform} is not configured"))
 }
@@ -121,7 +127,9 @@ async fn x_handshake(State(state): State<AppState>, Query(q): Query<XHandshake>)
         .crc_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Problem::invalid("webhook_challenge_missing", "crc_token", "X's CRC check sends a crc_token"))?;
-    Ok(axum::Json(json!({ "response_token": verify::x_crc_response(&secret, &token) })).into_response())
+    let response = verify::x_crc_response(&secret, &token)
+        .map_err(|_| challenge_invalid("crc_token", "X's crc_token is base64, at most 256 characters"))?;
+    Ok(axum::Json(json!({ "response_token": response })).into_response())
 }
 
 async fn x_delivery(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
@@ -144,7 +152,8 @@ async fn linkedin_handshake(
     let code = q.challenge_code.filter(|c| !c.is_empty()).ok_or_else(|| {
         Problem::invalid("webhook_challenge_missing", "challengeCode", "LinkedIn's validation sends a challengeCode")
     })?;
-    let response = verify::linkedin_challenge_response(&secret, &code);
+    let response = verify::linkedin_challenge_response(&secret, &code)
+        .map_err(|_| challenge_invalid("challengeCode", "LinkedIn's challengeCode is a UUID"))?;
     Ok(axum::Json(json!({ "challengeCode": code, "challengeResponse": response })).into_response())
 }
 

@@ -119,6 +119,8 @@ pub struct PlatformClient {
     apps: PlatformApps,
     public_url: Url,
     clock: SharedClock,
+    /// Media downloads from tenant-supplied URLs go through the egress policy, never `http`.
+    egress: std::sync::Arc<crate::egress::Egress>,
 }
 
 impl std::fmt::Debug for PlatformClient {
@@ -134,7 +136,7 @@ pub fn install_crypto_provider() {
 }
 
 /// rustls with ring, trusting the Mozilla root program's CAs (`webpki-roots`).
-fn tls_config() -> rustls::ClientConfig {
+pub(crate) fn tls_config() -> rustls::ClientConfig {
     let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -144,7 +146,13 @@ fn tls_config() -> rustls::ClientConfig {
 }
 
 impl PlatformClient {
-    pub fn new(endpoints: PlatformEndpoints, apps: PlatformApps, public_url: Url, clock: SharedClock) -> Self {
+    pub fn new(
+        endpoints: PlatformEndpoints,
+        apps: PlatformApps,
+        public_url: Url,
+        clock: SharedClock,
+        egress: std::sync::Arc<crate::egress::Egress>,
+    ) -> Self {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             // Mozilla's roots, compiled in: the platform verifier's default parses the system's CA
@@ -157,12 +165,7 @@ impl PlatformClient {
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
-        Self { http, endpoints, apps, public_url, clock }
-    }
-
-    /// The HTTP client (no redirects, bounded timeouts), also used to deliver tenants' webhooks.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        Self { http, endpoints, apps, public_url, clock, egress }
     }
 
     pub fn endpoints(&self) -> &PlatformEndpoints {

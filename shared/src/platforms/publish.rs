@@ -206,35 +206,41 @@ impl PlatformClient {
         }))
     }
 
+    /// Downloads a tenant's media through the egress policy (public https hosts only, at most
+    /// 5 MB read). A refused or failing URL is the tenant's to fix: refused, not retried; a
+    /// network failure or timeout is transient.
     async fn fetch_media(&self, platform: Platform, media: &Media) -> Result<(Vec<u8>, String), PlatformError> {
-        let response = self.send(platform, "GET media", self.http.get(media.url.clone())).await?;
-        if !response.status().is_success() {
-            return Err(PlatformError::Refused {
-                platform,
-                status: 422,
-                code: "media_unreachable".into(),
-                message: format!("fetching the media answered {}", response.status()),
-            });
+        use crate::egress::EgressError;
+        let started = std::time::Instant::now();
+        let result = self.egress.fetch(&media.url, MEDIA_MAX_BYTES).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let refused = |code: &str, message: String| PlatformError::Refused {
+            platform,
+            status: 422,
+            code: code.to_owned(),
+            message,
+        };
+        match result {
+            Ok(fetched) => {
+                tracing::info!(platform = %platform, endpoint = "GET media", status = 200, latency_ms, "media fetched");
+                Ok((fetched.bytes, fetched.content_type))
+            }
+            Err(e) => {
+                tracing::warn!(platform = %platform, endpoint = "GET media", latency_ms, error = %e, "media not fetched");
+                Err(match e {
+                    EgressError::Refused(refusal) => {
+                        refused("media_url_blocked", format!("the media URL is not allowed: {refusal}"))
+                    }
+                    EgressError::Status(status) => {
+                        refused("media_unreachable", format!("fetching the media answered {status}"))
+                    }
+                    EgressError::TooLarge { .. } => refused("media_too_large", "over 5 MB".into()),
+                    EgressError::Timeout | EgressError::Unreachable | EgressError::CutOff => {
+                        PlatformError::Transient { platform, detail: format!("media download: {e}") }
+                    }
+                })
+            }
         }
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|_| PlatformError::Transient { platform, detail: "media download cut off".into() })?;
-        if bytes.len() > MEDIA_MAX_BYTES {
-            return Err(PlatformError::Refused {
-                platform,
-                status: 422,
-                code: "media_too_large".into(),
-                message: "over 5 MB".into(),
-            });
-        }
-        Ok((bytes.to_vec(), content_type))
     }
 
     // --- X ----------------------------------------------------------------------------------

@@ -74,13 +74,21 @@ pub fn common(
     media: &[Media],
     scheduled_at: Option<OffsetDateTime>,
     now: OffsetDateTime,
-    allow_loopback: bool,
+    egress: &crate::egress::Policy,
 ) -> Result<(), Broken> {
     for (i, item) in media.iter().enumerate() {
-        let loopback = matches!(item.url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        let ok = item.url.scheme() == "https" || (allow_loopback && loopback && item.url.scheme() == "http");
-        if !ok {
-            return broken("media_url_not_https", format!("media[{i}] must be an https URL the platforms can fetch"));
+        // Names are checked again when they are resolved, at download time.
+        match egress.url(&item.url) {
+            Ok(()) => {}
+            Err(crate::egress::Refusal::Scheme(_)) => {
+                return broken(
+                    "media_url_not_https",
+                    format!("media[{i}] must be an https URL the platforms can fetch"),
+                );
+            }
+            Err(refusal) => {
+                return broken("media_url_not_allowed", format!("media[{i}] is not a public URL: {refusal}"));
+            }
         }
         if item.alt_text.as_ref().is_some_and(|a| a.chars().count() > ALT_TEXT_MAX) {
             return broken(
@@ -254,11 +262,13 @@ mod tests {
     #[test]
     fn common_rules() {
         let now = OffsetDateTime::now_utc();
-        assert_eq!(code(common(&[media("http://cdn.example/a.jpg")], None, now, false)), "media_url_not_https");
-        assert_eq!(code(common(&[media("http://127.0.0.1:4000/a.jpg")], None, now, false)), "media_url_not_https");
-        assert_eq!(code(common(&[media("http://127.0.0.1:4000/a.jpg")], None, now, true)), "ok");
-        assert_eq!(code(common(&[], Some(now), now, false)), "scheduled_at_in_past");
-        assert_eq!(code(common(&[], Some(now + time::Duration::days(400)), now, false)), "scheduled_at_too_far");
-        assert_eq!(code(common(&[], Some(now + time::Duration::hours(1)), now, false)), "ok");
+        let (deployed, local) = (&crate::egress::Policy::new(false), &crate::egress::Policy::new(true));
+        assert_eq!(code(common(&[media("http://cdn.example/a.jpg")], None, now, deployed)), "media_url_not_https");
+        assert_eq!(code(common(&[media("http://127.0.0.1:4000/a.jpg")], None, now, deployed)), "media_url_not_allowed");
+        assert_eq!(code(common(&[media("https://169.254.169.254/a.jpg")], None, now, local)), "media_url_not_allowed");
+        assert_eq!(code(common(&[media("http://127.0.0.1:4000/a.jpg")], None, now, local)), "ok");
+        assert_eq!(code(common(&[], Some(now), now, deployed)), "scheduled_at_in_past");
+        assert_eq!(code(common(&[], Some(now + time::Duration::days(400)), now, deployed)), "scheduled_at_too_far");
+        assert_eq!(code(common(&[], Some(now + time::Duration::hours(1)), now, deployed)), "ok");
     }
 }

@@ -92,21 +92,17 @@ pub async fn deliver(
     let now = app.clock.now().unix_timestamp();
     let headers = headers(&signing.secrets, &id, now, body.as_bytes())
         .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-    let mut request =
-        app.platforms.http().post(signing.url.clone()).header("content-type", "application/json").body(body);
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
     let started = std::time::Instant::now();
-    let outcome = request.send().await;
+    let outcome = app.egress.post(&signing.url, headers, body).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     let failure = match &outcome {
-        Ok(response) if response.status().is_success() => None,
-        Ok(response) => Some(format!("the endpoint answered {}", response.status().as_u16())),
-        Err(e) if e.is_timeout() => Some("the endpoint did not answer in time".to_owned()),
+        Ok(status) if (200..300).contains(status) => None,
+        Ok(status) => Some(format!("the endpoint answered {status}")),
+        Err(crate::egress::EgressError::Timeout) => Some("the endpoint did not answer in time".to_owned()),
+        Err(crate::egress::EgressError::Refused(refusal)) => Some(format!("the endpoint is not allowed: {refusal}")),
         Err(_) => Some("the endpoint could not be reached".to_owned()),
     };
-    let status = outcome.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+    let status = outcome.as_ref().copied().unwrap_or(0);
     tracing::info!(tenant = %tenant, event = %event.kind, attempt, status, latency_ms, "webhook delivery");
     let Some(failure) = failure else { return Ok(()) };
     let next = attempt + 1;

@@ -86,9 +86,24 @@ fn b64url(raw: &str) -> Result<Vec<u8>, Refused> {
     URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')).map_err(|_| Refused)
 }
 
-/// X's CRC answer for `crc_token`.
-pub fn x_crc_response(consumer_secret: &[u8], crc_token: &str) -> String {
-    format!("sha256={}", STANDARD.encode(sign(consumer_secret, &[crc_token.as_bytes()])))
+/// The longest `crc_token` answered. X documents no format; the tokens it sends are base64
+/// (about 44 characters), so 256 leaves room without admitting a body.
+pub const CRC_TOKEN_MAX: usize = 256;
+
+/// Whether `token` has the shape of a CRC token X sends: base64 or base64url characters only.
+/// A webhook body X signs is a JSON object and contains `{`, so no accepted token can be one:
+/// the handshake cannot be used to sign a delivery (`x_signature` uses the same key).
+pub fn x_crc_token_shape(token: &str) -> bool {
+    (1..=CRC_TOKEN_MAX).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
+/// X's CRC answer for `crc_token`; refused unless the token has X's shape ([`x_crc_token_shape`]).
+pub fn x_crc_response(consumer_secret: &[u8], crc_token: &str) -> Result<String, Refused> {
+    if !x_crc_token_shape(crc_token) {
+        return Err(Refused);
+    }
+    Ok(format!("sha256={}", STANDARD.encode(sign(consumer_secret, &[crc_token.as_bytes()]))))
 }
 
 /// X's `x-twitter-webhooks-signature` over the raw body.
@@ -98,9 +113,25 @@ pub fn x_signature(consumer_secret: &[u8], body: &[u8], header: Option<&str>) ->
     verify(consumer_secret, &[body], &signature)
 }
 
-/// LinkedIn's `challengeResponse` for `challengeCode`.
-pub fn linkedin_challenge_response(client_secret: &[u8], challenge_code: &str) -> String {
-    hex::encode(sign(client_secret, &[challenge_code.as_bytes()]))
+/// Whether `code` is what LinkedIn sends as `challengeCode`: a UUID in its 8-4-4-4-12 hex form
+/// (learn.microsoft.com/linkedin/shared/api-guide/webhook-validation). Either reading of
+/// `X-LI-Signature` signs the body (or `hmacsha256=` + body) with the key that answers the
+/// challenge; a UUID is neither, so the handshake cannot sign a delivery.
+pub fn linkedin_challenge_shape(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// LinkedIn's `challengeResponse` for `challengeCode`; refused unless the code is a UUID.
+pub fn linkedin_challenge_response(client_secret: &[u8], challenge_code: &str) -> Result<String, Refused> {
+    if !linkedin_challenge_shape(challenge_code) {
+        return Err(Refused);
+    }
+    Ok(hex::encode(sign(client_secret, &[challenge_code.as_bytes()])))
 }
 
 /// LinkedIn's `X-LI-Signature`. Its documentation says the value is the HMAC-SHA256 "of the
@@ -187,7 +218,15 @@ mod tests {
     #[test]
     fn x_crc_and_signature() {
         // Computed independently: printf %s token | openssl dgst -sha256 -hmac secret -binary | base64
-        assert_eq!(x_crc_response(b"secret", "token"), "sha256=6UERDj0r/oJiHw4+FDRzDXMF0QbF9oyHFl0LJ6RhGko=");
+        assert_eq!(
+            x_crc_response(b"secret", "token"),
+            Ok("sha256=6UERDj0r/oJiHw4+FDRzDXMF0QbF9oyHFl0LJ6RhGko=".into())
+        );
+        assert!(x_crc_response(b"secret", "aGVsbG8gd29ybGQ_-+/=").is_ok(), "base64 and base64url alphabets");
+        // A body, or anything that is not a token's alphabet, is never signed.
+        for refused in ["", r#"{"for_user_id":"1"}"#, "a b", "tok\n", &"a".repeat(CRC_TOKEN_MAX + 1)] {
+            assert_eq!(x_crc_response(b"secret", refused), Err(Refused), "{refused:?}");
+        }
         let body = br#"{"for_user_id":"2244994945","tweet_create_events":[]}"#;
         let header = format!("sha256={}", STANDARD.encode(sign(b"secret", &[body])));
         assert_eq!(x_signature(b"secret", body, Some(&header)), Ok(()));
@@ -198,10 +237,20 @@ mod tests {
     #[test]
     fn linkedin_challenge_and_both_readings_of_the_signature() {
         // printf %s token | openssl dgst -sha256 -hmac secret
+        // printf %s 4e1f3a5c-8f2b-4c1e-9a7d-2b3c4d5e6f70 | openssl dgst -sha256 -hmac secret
         assert_eq!(
-            linkedin_challenge_response(b"secret", "token"),
-            "e941110e3d2bfe82621f0e3e1434730d7305d106c5f68c87165d0b27a4611a4a"
+            linkedin_challenge_response(b"secret", "4e1f3a5c-8f2b-4c1e-9a7d-2b3c4d5e6f70"),
+            Ok("f422a7282166408d3497ebb6f868ebda07c7d6820ac297abd3fb021b1d6031bb".into())
         );
+        for refused in [
+            "token",
+            "hmacsha256={}",
+            "{}",
+            "4e1f3a5c-8f2b-4c1e-9a7d-2b3c4d5e6f7",
+            "4e1f3a5c_8f2b-4c1e-9a7d-2b3c4d5e6f70",
+        ] {
+            assert_eq!(linkedin_challenge_response(b"secret", refused), Err(Refused), "{refused:?}");
+        }
         let body = br#"{"type":"ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS"}"#;
         let prefixed_message = hex::encode(sign(b"secret", &[b"hmacsha256=", body]));
         let prefixed_header = format!("hmacsha256={}", hex::encode(sign(b"secret", &[body])));

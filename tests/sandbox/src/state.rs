@@ -204,6 +204,24 @@ impl World {
         format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// A random version-4 UUID, as LinkedIn's `challengeCode`.
+    pub fn uuid(&mut self) -> String {
+        let mut b = [0u8; 16];
+        self.rng.fill_bytes(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    }
+
+    /// 32 random bytes in standard base64, as X's `crc_token` looks.
+    pub fn base64_token(&mut self) -> String {
+        use base64::Engine as _;
+        let mut b = [0u8; 32];
+        self.rng.fill_bytes(&mut b);
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
     /// A random numeric id of `digits` digits, as X and Meta use.
     pub fn numeric_id(&mut self, digits: u32) -> String {
         let low = 10u64.pow(digits - 1);

@@ -81,7 +81,15 @@ async fn handshake(State(sandbox): State<Shared>, Json(request): Json<HandshakeR
         Ok(s) => s,
         Err(response) => return response,
     };
-    let challenge = sandbox.world().numeric_id(10);
+    // Each platform's documented shape: Meta an integer, X base64, LinkedIn a UUID.
+    let challenge = {
+        let mut world = sandbox.world();
+        match request.platform {
+            Platform::Meta => world.numeric_id(10),
+            Platform::X => world.base64_token(),
+            Platform::Linkedin => world.uuid(),
+        }
+    };
     let expected: Value = match request.platform {
         Platform::Meta => {
             url.query_pairs_mut()
