@@ -309,7 +309,10 @@ impl Egress {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let mut bytes = Vec::new();
+        // Sized once: growing by doubling would hold the old and the new buffer at once (up to
+        // 2.5 times the limit); a body without a length gets room for the limit.
+        let declared = response.content_length().map_or(limit, |n| n as usize);
+        let mut bytes = Vec::with_capacity(declared.min(limit));
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {

@@ -13,6 +13,7 @@ mod openapi;
 mod posts;
 mod queue;
 mod secrets;
+mod security;
 mod template;
 mod token_store;
 mod tokens;

@@ -1,6 +1,6 @@
 //! Extractors whose rejections are problem documents, not axum's plain-text defaults.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
@@ -65,6 +65,28 @@ where
             Err(rejection @ PathRejection::FailedToDeserializePathParams(_)) => {
                 Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_path_parameter", "A path parameter is invalid")
                     .detail(rejection.body_text()))
+            }
+            Err(rejection) => Err(Problem::internal(&rejection)),
+        }
+    }
+}
+
+/// Query parameters, with a problem document when they do not parse (`limit=abc`).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(Problem::new(StatusCode::BAD_REQUEST, "invalid_query_parameter", "A query parameter is invalid")
+                    .detail(e.body_text()))
             }
             Err(rejection) => Err(Problem::internal(&rejection)),
         }

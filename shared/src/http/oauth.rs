@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::connect::parse_user;
-use super::extract::{ApiJson, ApiPath, Authenticated};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::domain::{AccountId, Platform};
@@ -150,7 +150,7 @@ fn denied(params: &HashMap<String, String>) -> Option<&'static str> {
 async fn callback(
     State(state): State<AppState>,
     ApiPath(platform): ApiPath<String>,
-    Query(params): Query<HashMap<String, String>>,
+    ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let invalid =
         || Problem::new(StatusCode::BAD_REQUEST, "state_invalid", "This authorization is not one Herald started");

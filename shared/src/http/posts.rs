@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::connect::parse_user;
-use super::extract::{ApiJson, ApiPath, Authenticated};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::domain::{AccountId, AccountStatus, PostId, UserId};
@@ -180,13 +180,23 @@ async fn list(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     ApiPath(user): ApiPath<String>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<PostPage>, Problem> {
     let user = parse_user(user)?;
     let limit = page.limit.unwrap_or(20).clamp(1, 100);
-    let after = page.after.map(PostId::parse).transpose().map_err(|e| {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The after cursor is invalid").detail(e.to_string())
-    })?;
+    let invalid_cursor = || {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The after cursor is invalid")
+            .detail("Pass the `next` of a previous page of this listing.")
+    };
+    let after = page.after.map(PostId::parse).transpose().map_err(|_| invalid_cursor())?;
+    // A cursor is the last post of a page Herald served: a post of this tenant and user. Any
+    // other value was not issued by Herald for this listing.
+    if let Some(after) = &after {
+        match state.posts.get(&tenant, after).await? {
+            Some(post) if post.user_id == user => {}
+            _ => return Err(invalid_cursor()),
+        }
+    }
     let ids = state.posts.list(&tenant, &user, limit, after.as_ref()).await?;
     let mut posts = Vec::with_capacity(ids.len());
     for id in &ids {

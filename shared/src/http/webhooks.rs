@@ -7,7 +7,7 @@
 //! and 500 only when Herald itself failed, so that the platform retries it.
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret as _;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::extract::ApiPath;
+use super::extract::{ApiPath, ApiQuery};
 use super::problem::Problem;
 use super::routes::Routes;
 use crate::domain::Platform;
@@ -95,7 +95,10 @@ struct MetaHandshake {
     challenge: Option<String>,
 }
 
-async fn meta_handshake(State(state): State<AppState>, Query(q): Query<MetaHandshake>) -> Result<Response, Problem> {
+async fn meta_handshake(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<MetaHandshake>,
+) -> Result<Response, Problem> {
     let ours =
         state.config.apps.meta_webhook_verify_token.as_ref().ok_or_else(|| not_configured(Platform::Facebook))?;
     let challenge = verify::meta_handshake(
@@ -121,7 +124,7 @@ struct XHandshake {
     crc_token: Option<String>,
 }
 
-async fn x_handshake(State(state): State<AppState>, Query(q): Query<XHandshake>) -> Result<Response, Problem> {
+async fn x_handshake(State(state): State<AppState>, ApiQuery(q): ApiQuery<XHandshake>) -> Result<Response, Problem> {
     let secret = secret(&state, Platform::X)?;
     let token = q
         .crc_token
@@ -146,7 +149,7 @@ struct LinkedinHandshake {
 
 async fn linkedin_handshake(
     State(state): State<AppState>,
-    Query(q): Query<LinkedinHandshake>,
+    ApiQuery(q): ApiQuery<LinkedinHandshake>,
 ) -> Result<Response, Problem> {
     let secret = secret(&state, Platform::Linkedin)?;
     let code = q.challenge_code.filter(|c| !c.is_empty()).ok_or_else(|| {

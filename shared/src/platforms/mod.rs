@@ -39,6 +39,10 @@ pub enum PlatformError {
     Unexpected { platform: Platform, detail: String },
     #[error("{0} is not configured on this deployment")]
     NotConfigured(Platform),
+    /// Herald could not use the post's media (refused by the egress policy, unreachable, too
+    /// large): the tenant's to fix, not the platform's answer.
+    #[error("the media could not be used: {message}")]
+    Media { code: &'static str, message: String },
     /// Over the platform's limit; `retry_at` (Unix seconds) when it says or we can tell.
     #[error("{platform} is rate limiting")]
     RateLimited { platform: Platform, retry_at: Option<i64> },

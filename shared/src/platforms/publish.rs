@@ -214,12 +214,7 @@ impl PlatformClient {
         let started = std::time::Instant::now();
         let result = self.egress.fetch(&media.url, MEDIA_MAX_BYTES).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let refused = |code: &str, message: String| PlatformError::Refused {
-            platform,
-            status: 422,
-            code: code.to_owned(),
-            message,
-        };
+        let refused = |code: &'static str, message: String| PlatformError::Media { code, message };
         match result {
             Ok(fetched) => {
                 tracing::info!(platform = %platform, endpoint = "GET media", status = 200, latency_ms, "media fetched");

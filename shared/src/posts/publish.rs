@@ -91,6 +91,7 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
             "outcome_unknown",
             format!("the platform may have published this post ({detail}); it was not sent again"),
         )),
+        PlatformError::Media { code, message } => Outcome::Failed(error(code, message)),
         PlatformError::NotConfigured(platform) => {
             Outcome::Failed(error("platform_not_configured", format!("{platform} is not configured")))
         }
