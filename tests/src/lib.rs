@@ -107,9 +107,26 @@ pub struct TestApp {
     pub state: herald::http::AppState,
     pub clock: herald::clock::ManualClock,
     pub sandbox: herald_sandbox::Running,
-    /// Follows no redirects: the test looks at every hop, as a browser would take them.
+    /// The user's browser: follows no redirects (the test looks at every hop, as a browser would
+    /// take them), keeps its own cookies, and navigates as a browser does ([`new_browser`]).
     pub browser: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// A browser of its own: a cookie jar nobody else shares, no redirects followed, and the Fetch
+/// Metadata headers every current engine sends when the user opens a page (`Sec-Fetch-Mode:
+/// navigate`, `Sec-Fetch-Dest: document`). Each attacker and victim in a test gets one.
+pub fn new_browser() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("sec-fetch-mode", reqwest::header::HeaderValue::from_static("navigate"));
+    headers.insert("sec-fetch-dest", reqwest::header::HeaderValue::from_static("document"));
+    headers.insert("sec-fetch-site", reqwest::header::HeaderValue::from_static("cross-site"));
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// The origin every test tenant may send users back to.
@@ -152,7 +169,7 @@ impl TestEnv {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let browser = new_browser();
         TestApp { url, api_key: key.reveal().to_owned(), tenant: tenant.id, state, clock, sandbox, browser, server }
     }
 }
@@ -259,8 +276,15 @@ impl TestApp {
 
     /// `POST /v1/connect-links`; returns the link URL.
     pub async fn connect_link(&self, user: &str, platform: &str) -> String {
+        self.connect_link_as(&self.api_key, user, platform).await
+    }
+
+    /// [`connect_link`](Self::connect_link) with another tenant's API key.
+    pub async fn connect_link_as(&self, api_key: &str, user: &str, platform: &str) -> String {
         let response = self
-            .api(reqwest::Method::POST, "/v1/connect-links")
+            .browser
+            .post(format!("{}/v1/connect-links", self.url))
+            .bearer_auth(api_key)
             .json(&serde_json::json!({ "user_id": user, "platform": platform, "return_to": format!("{RETURN_ORIGIN}/done") }))
             .send()
             .await
@@ -272,19 +296,34 @@ impl TestApp {
 
     /// GET that must redirect; returns the `Location`.
     pub async fn redirected(&self, url: &str) -> String {
-        let response = self.browser.get(url).send().await.expect("answered");
+        self.redirected_in(&self.browser, url).await
+    }
+
+    /// [`redirected`](Self::redirected) in another browser.
+    pub async fn redirected_in(&self, browser: &reqwest::Client, url: &str) -> String {
+        let response = browser.get(url).send().await.expect("answered");
         assert_eq!(response.status(), 302, "expected a redirect from {url}: {}", response.status());
         response.headers()["location"].to_str().expect("ascii").to_owned()
     }
 
     /// The consent screen at `authorize_url`: signs in as `user`, decides, returns the redirect.
     pub async fn consent(&self, authorize_url: &str, user: &str, decision: &str) -> String {
-        let page = self.browser.get(authorize_url).send().await.expect("consent page");
+        self.consent_in(&self.browser, authorize_url, user, decision).await
+    }
+
+    /// [`consent`](Self::consent) in another browser.
+    pub async fn consent_in(
+        &self,
+        browser: &reqwest::Client,
+        authorize_url: &str,
+        user: &str,
+        decision: &str,
+    ) -> String {
+        let page = browser.get(authorize_url).send().await.expect("consent page");
         assert_eq!(page.status(), 200, "consent page at {authorize_url}");
         let html = page.text().await.expect("html");
         let action = html.split("action=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a consent form");
-        let response = self
-            .browser
+        let response = browser
             .post(format!("{}{action}", self.sandbox.url))
             .form(&[("user", user), ("decision", decision)])
             .send()

@@ -1,6 +1,7 @@
 //! HTTP: one axum router per HTTP function, served unchanged by `lambda_http::run` on Lambda and
 //! by plain HTTP in the local runner (paths exactly as behind API Gateway).
 
+mod browser;
 mod connect;
 mod endpoint;
 pub mod extract;

@@ -1,21 +1,28 @@
 //! Connecting accounts: one-time connect links, the redirect to the platform, the OAuth
 //! callback, and disconnecting.
 //!
-//! The callback always sends the user back to the tenant's `return_to` (an allowed origin) with
+//! The callback sends the user back to the tenant's `return_to` (an allowed origin) with
 //! `status=connected&platform=…&accounts=acc_…,acc_…` or `status=error&error=<code>`; the codes
-//! are listed in docs/errors.md. A callback whose state Herald never issued gets a problem
-//! document instead: with no state there is no trusted place to redirect to.
+//! are listed in docs/errors.md. It does so only for the browser that started the flow
+//! ([`super::browser`]): any other browser gets an error page and no redirect. A callback whose
+//! state Herald never issued gets a problem document: with no state there is no trusted place to
+//! redirect to.
+//!
+//! A connect link is used up only by a browser that proceeds to the platform: its own page
+//! navigation (Fetch Metadata), or the button of the page everything else is shown (`HEAD`,
+//! link-preview bots, scanners, browsers without Fetch Metadata), which `POST`s the link.
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use url::Url;
 
+use super::browser::{self, BrowserCookie};
 use super::connect::parse_user;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use super::routes::Routes;
@@ -30,6 +37,7 @@ pub(super) fn routes() -> Routes {
     Routes::new()
         .on(Method::POST, "/v1/connect-links", create_link)
         .on(Method::GET, "/connect/{token}", follow_link)
+        .on(Method::POST, "/connect/{token}", continue_link)
         .on(Method::GET, "/oauth/{platform}/callback", callback)
         .on(Method::DELETE, "/v1/users/{user_id}/accounts/{account_id}", disconnect)
 }
@@ -95,15 +103,73 @@ fn back(return_to: &Url, outcome: &[(&str, &str)]) -> Response {
             query.append_pair(k, v);
         }
     }
-    (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
+    // The callback's URL carries the code; it is not passed on as a Referer.
+    (StatusCode::FOUND, [(header::LOCATION, url.to_string()), (header::REFERRER_POLICY, "no-referrer".to_owned())])
+        .into_response()
 }
 
 fn failed(return_to: &Url, error: &str) -> Response {
     back(return_to, &[("status", "error"), ("error", error)])
 }
 
-async fn follow_link(State(state): State<AppState>, ApiPath(token): ApiPath<String>) -> Result<Response, Problem> {
-    let link = match state.connect.consume_link(&token).await {
+/// Headers of every page Herald renders itself: not cached, not framed, no referrer, no script.
+fn page(status: StatusCode, html: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// `GET /connect/{token}`: a browser's navigation proceeds to the platform; anything else
+/// (`HEAD`, a preview bot) gets a page with a button and leaves the link unused.
+async fn follow_link(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Response, Problem> {
+    if method == Method::GET && browser::is_navigation(&headers) {
+        return proceed(&state, &headers, &token, StatusCode::FOUND).await;
+    }
+    let html = format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><meta name="robots" content="noindex"><title>Connect your account</title></head>
+<body style="font-family:sans-serif;max-width:32em;margin:4em auto">
+<p>You are about to connect an account.</p>
+<form method="post" action="/connect/{token}"><button type="submit">Continue</button></form>
+</body></html>"#,
+        token = escape(&token)
+    );
+    Ok(page(StatusCode::OK, html))
+}
+
+/// `POST /connect/{token}`: the page's button.
+async fn continue_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Response, Problem> {
+    proceed(&state, &headers, &token, StatusCode::SEE_OTHER).await
+}
+
+/// Uses the link up, binds a new OAuth state to this browser, and sends it to the platform.
+async fn proceed(state: &AppState, headers: &HeaderMap, token: &str, status: StatusCode) -> Result<Response, Problem> {
+    let link = match state.connect.consume_link(token).await {
         Ok(link) => link,
         Err(ConsumeError::Expired(link)) => return Ok(failed(&link.return_to, "link_expired")),
         Err(ConsumeError::Replayed(link)) => return Ok(failed(&link.return_to, "link_used")),
@@ -122,6 +188,7 @@ async fn follow_link(State(state): State<AppState>, ApiPath(token): ApiPath<Stri
             return Ok(failed(&link.return_to, "platform_unavailable"));
         }
     };
+    let (secret, set_cookie) = BrowserCookie::for_public_url(&state.config.public_url).issue(headers);
     let pending = OAuthState {
         tenant: link.tenant,
         user: link.user,
@@ -129,10 +196,32 @@ async fn follow_link(State(state): State<AppState>, ApiPath(token): ApiPath<Stri
         return_to: link.return_to,
         x_auth: start.pending.x_auth,
         secret: start.pending.secret,
+        browser: browser::binding(&secret),
         expires_at: state.clock.now() + STATE_TTL,
     };
     state.connect.put_state(&start.pending.key, &pending).await?;
-    Ok((StatusCode::FOUND, [(header::LOCATION, start.url.to_string())]).into_response())
+    Ok((status, [(header::LOCATION, start.url.to_string())], [(header::SET_COOKIE, set_cookie)]).into_response())
+}
+
+/// A callback from a browser that did not start the flow: an error page (or a problem document
+/// for a client that does not ask for HTML), never the tenant's URL.
+fn foreign_browser(headers: &HeaderMap) -> Response {
+    let wants_html =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
+    let title = "This connection was started in another browser";
+    let detail = "For your safety, an account can only be connected from the browser that opened the connect \
+                  link. Go back to the application and start again from there.";
+    if !wants_html {
+        return Problem::new(StatusCode::FORBIDDEN, "browser_mismatch", title).detail(detail).into_response();
+    }
+    let html = format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body style="font-family:sans-serif;max-width:32em;margin:4em auto">
+<h1>{title}</h1><p>{detail}</p><p><small>Error: browser_mismatch</small></p>
+</body></html>"#
+    );
+    page(StatusCode::FORBIDDEN, html)
 }
 
 /// The platform's own error codes for a user who said no.
@@ -149,6 +238,7 @@ fn denied(params: &HashMap<String, String>) -> Option<&'static str> {
 
 async fn callback(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiPath(platform): ApiPath<String>,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
@@ -157,13 +247,21 @@ async fn callback(
     let platform: Platform = platform.parse().map_err(|_| invalid())?;
     // X's OAuth 1.0a callback carries the request token (or `denied=<token>`) instead of a state.
     let key = params.get("state").or(params.get("oauth_token")).or(params.get("denied")).ok_or_else(invalid)?;
-    let pending = match state.connect.consume_state(key).await {
-        Ok(pending) => pending,
-        Err(ConsumeError::Replayed(pending)) => return Ok(failed(&pending.return_to, "state_invalid")),
-        Err(ConsumeError::Expired(pending)) => return Ok(failed(&pending.return_to, "state_expired")),
+    // Consumed whoever presents it: a state that reached the wrong browser is spent.
+    let (pending, refused) = match state.connect.consume_state(key).await {
+        Ok(pending) => (pending, None),
+        Err(ConsumeError::Replayed(pending)) => (pending, Some("state_invalid")),
+        Err(ConsumeError::Expired(pending)) => (pending, Some("state_expired")),
         Err(ConsumeError::Unknown) => return Err(invalid()),
         Err(ConsumeError::Store(e)) => return Err(e.into()),
     };
+    if !BrowserCookie::for_public_url(&state.config.public_url).matches(&headers, &pending.browser) {
+        tracing::warn!(platform = %platform, tenant = %pending.tenant, "an authorization came back to another browser; refused");
+        return Ok(foreign_browser(&headers));
+    }
+    if let Some(code) = refused {
+        return Ok(failed(&pending.return_to, code));
+    }
     if pending.platform != platform {
         return Ok(failed(&pending.return_to, "state_invalid"));
     }

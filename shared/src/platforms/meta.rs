@@ -6,7 +6,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::{
-    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth, random_token,
+    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth,
+    pkce_challenge, random_token,
 };
 use crate::domain::{AccountKind, Platform};
 use crate::tokens::TokenSet;
@@ -27,6 +28,10 @@ fn unexpected(platform: Platform, detail: &str) -> PlatformError {
 pub(super) fn start(client: &PlatformClient, platform: Platform) -> Result<AuthorizeStart, PlatformError> {
     let app = client.app(platform, XAuth::Oauth2)?;
     let state = random_token();
+    // PKCE S256 on the login dialog and the code exchange, as Meta's manual-flow OIDC guide
+    // documents them (docs/decisions.md, "PKCE per platform"): a code stolen from another
+    // user's flow cannot be exchanged with this state's verifier.
+    let verifier = random_token();
     let mut url = client.endpoints.meta_web.clone();
     url.path_segments_mut().map_err(|_| unexpected(platform, "meta_web cannot be a base"))?.pop_if_empty().extend([
         client.endpoints.meta_graph_version.as_str(),
@@ -38,8 +43,13 @@ pub(super) fn start(client: &PlatformClient, platform: Platform) -> Result<Autho
         .append_pair("redirect_uri", client.redirect_uri(platform).as_str())
         .append_pair("state", &state)
         .append_pair("response_type", "code")
-        .append_pair("scope", scopes(platform));
-    Ok(AuthorizeStart { url, pending: PendingAuth { key: state, secret: None, x_auth: XAuth::Oauth2 } })
+        .append_pair("scope", scopes(platform))
+        .append_pair("code_challenge", &pkce_challenge(&verifier))
+        .append_pair("code_challenge_method", "S256");
+    Ok(AuthorizeStart {
+        url,
+        pending: PendingAuth { key: state, secret: Some(secrecy::SecretString::from(verifier)), x_auth: XAuth::Oauth2 },
+    })
 }
 
 /// A Graph error object as a refusal, or as transient when it is throttling.
@@ -91,10 +101,12 @@ struct PageEntry {
 pub(super) async fn finish(
     client: &PlatformClient,
     platform: Platform,
+    pending: &PendingAuth,
     params: &CallbackParams,
 ) -> Result<Vec<Discovered>, PlatformError> {
     let app = client.app(platform, XAuth::Oauth2)?;
     let code = params.get("code").ok_or_else(|| unexpected(platform, "the callback has no code"))?;
+    let verifier = pending.secret.as_ref().ok_or_else(|| unexpected(platform, "no PKCE verifier was kept"))?;
     let redirect = client.redirect_uri(platform);
     let secret = app.client_secret.expose_secret();
     let short: UserToken = client
@@ -106,6 +118,7 @@ pub(super) async fn finish(
                 ("redirect_uri", redirect.as_str()),
                 ("client_secret", secret),
                 ("code", code),
+                ("code_verifier", verifier.expose_secret()),
             ]),
             graph_refusal,
         )

@@ -224,7 +224,7 @@ impl PlatformClient {
         match platform {
             Platform::X if pending.x_auth == XAuth::Oauth1 => x::finish_oauth1(self, pending, params).await,
             Platform::X => x::finish_oauth2(self, pending, params).await,
-            Platform::Facebook | Platform::Instagram => meta::finish(self, platform, params).await,
+            Platform::Facebook | Platform::Instagram => meta::finish(self, platform, pending, params).await,
             Platform::Linkedin => linkedin::finish(self, params).await,
         }
     }

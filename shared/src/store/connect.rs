@@ -34,8 +34,8 @@ pub struct ConnectLink {
     pub expires_at: OffsetDateTime,
 }
 
-/// A pending authorization: who started it, where to send the user back, and the PKCE verifier
-/// or OAuth 1.0a request secret.
+/// A pending authorization: who started it, where to send the user back, the PKCE verifier
+/// or OAuth 1.0a request secret, and the browser it was started in.
 #[derive(Debug, Clone)]
 pub struct OAuthState {
     pub tenant: TenantId,
@@ -44,6 +44,9 @@ pub struct OAuthState {
     pub return_to: Url,
     pub x_auth: XAuth,
     pub secret: Option<SecretString>,
+    /// SHA-256 (hex) of the browser secret in the cookie set when the flow started; the callback
+    /// must present the secret (docs/security.md, "Connect flows are bound to the browser").
+    pub browser: String,
     pub expires_at: OffsetDateTime,
 }
 
@@ -140,6 +143,7 @@ impl ConnectStore {
             ("platform".to_owned(), s(state.platform.as_str())),
             ("return_to".to_owned(), s(state.return_to.as_str())),
             ("x_auth".to_owned(), s(if state.x_auth == XAuth::Oauth1 { "oauth1" } else { "oauth2" })),
+            ("browser".to_owned(), s(&state.browser)),
             (TTL_ATTRIBUTE.to_owned(), epoch(state.expires_at)),
         ]);
         if let Some(secret) = &state.secret {
@@ -161,6 +165,8 @@ impl ConnectStore {
             return_to: Url::parse(r.str("return_to")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             x_auth: if r.str("x_auth")? == "oauth1" { XAuth::Oauth1 } else { XAuth::Oauth2 },
             secret: item.1.get("secret").and_then(|v| v.as_s().ok()).map(|v| SecretString::from(v.clone())),
+            // A state stored before browser binding has none, and matches no browser.
+            browser: item.1.get("browser").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
             expires_at: r.time(TTL_ATTRIBUTE)?,
         };
         self.judge(item.0, state.expires_at, state)

@@ -23,7 +23,7 @@ pub struct Pending {
 pub enum Flow {
     XOAuth2 { redirect_uri: String, state: String, challenge: String, method: String },
     XOAuth1 { request_token: String },
-    Meta { redirect_uri: String, state: Option<String> },
+    Meta { redirect_uri: String, state: Option<String>, challenge: Option<(String, String)> },
     Linkedin { redirect_uri: String, state: String },
 }
 

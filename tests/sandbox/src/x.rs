@@ -330,7 +330,7 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
-fn pkce_matches(method: &str, challenge: &str, verifier: &str) -> bool {
+pub(crate) fn pkce_matches(method: &str, challenge: &str, verifier: &str) -> bool {
     let computed = match method {
         "S256" => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
         _ => verifier.to_owned(),
