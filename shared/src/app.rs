@@ -42,13 +42,8 @@ impl App {
         let journal =
             Journal::new(aws.dynamodb.clone(), table, clock.clone()).with_deliveries(queue.clone(), endpoints.clone());
         let egress = Arc::new(crate::egress::Egress::new(&config.egress));
-        let platforms = Arc::new(PlatformClient::new(
-            config.platforms.clone(),
-            config.apps.clone(),
-            config.public_url.clone(),
-            clock.clone(),
-            egress.clone(),
-        ));
+        let platforms =
+            Arc::new(PlatformClient::new(config.platforms.clone(), config.apps.clone(), clock.clone(), egress.clone()));
         let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), journal.clone(), clock.clone()));
         Self {
             tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),

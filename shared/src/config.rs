@@ -261,9 +261,10 @@ pub struct Config {
     /// `HERALD_DLQ_URL`: the work queue's dead-letter queue; jobs whose attempts ran out are sent
     /// there with their history (`herald dlq list|redrive`).
     pub dead_letter_queue_url: String,
-    /// `HERALD_PUBLIC_URL` (default `http://127.0.0.1:3000`): the base URL users' browsers and the
-    /// platforms reach Herald on; OAuth callback URLs are built from it.
-    pub public_url: Url,
+    /// `HERALD_PUBLIC_URL` (optional): the base URL users' browsers and the platforms reach Herald
+    /// on; connect links and OAuth callback URLs are built from it. Unset: each request's own
+    /// `Host` and `X-Forwarded-Proto` (on AWS, the HTTP API's URL), see [`crate::http::base_url`].
+    pub public_url: Option<Url>,
     /// `HERALD_MAX_BODY_BYTES` (default 65536): larger request bodies are refused with 413.
     pub max_body_bytes: usize,
     pub platforms: PlatformEndpoints,
@@ -301,14 +302,13 @@ impl Config {
             cache_capacity: env.parsed("HERALD_DATA_KEY_CACHE_ENTRIES", 1024usize)?.max(1),
             max_uses_per_key: env.parsed("HERALD_DATA_KEY_MAX_USES", 1000u32)?.max(1),
         };
-        let default_public = Url::parse("http://127.0.0.1:3000").expect("static URL parses");
         Ok(Self {
             aws,
             table: env.required("HERALD_TABLE")?.trim().to_owned(),
             crypto,
             queue_url: env.required("HERALD_QUEUE_URL")?.trim().to_owned(),
             dead_letter_queue_url: env.required("HERALD_DLQ_URL")?.trim().to_owned(),
-            public_url: env.url("HERALD_PUBLIC_URL")?.unwrap_or(default_public),
+            public_url: env.url("HERALD_PUBLIC_URL")?,
             max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
             platforms: PlatformEndpoints::from_env(env)?,
             apps: PlatformApps::from_env(env)?,

@@ -182,3 +182,18 @@ async fn tenants_cannot_reach_each_others_accounts() {
     assert_eq!(audit[0].kind, "account.disconnected");
     assert_eq!(audit[0].account_id, account);
 }
+
+/// Without `HERALD_PUBLIC_URL` (the template's default), links and callback URLs are built from
+/// each request's own host, and the whole flow still works.
+#[tokio::test]
+async fn without_a_public_url_each_request_names_its_own_base() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app_with(|config| config.public_url = None).await;
+    let link = app.connect_link("user-1", "linkedin").await;
+    assert!(link.starts_with(&format!("{}/connect/", app.url)), "{link}");
+    let authorize = app.redirected(&link).await;
+    let redirect_uri = query(&authorize)["redirect_uri"].clone();
+    assert_eq!(redirect_uri, format!("{}/oauth/linkedin/callback", app.url));
+    let callback = app.consent(&authorize, LINKEDIN_MEMBER, "approve").await;
+    assert_eq!(query(&app.redirected(&callback).await)["status"], "connected");
+}

@@ -69,7 +69,7 @@ impl TestEnv {
             },
             queue_url: self.resources.work_queue_url.clone(),
             dead_letter_queue_url: self.resources.dead_letter_queue_url.clone(),
-            public_url: "http://127.0.0.1:3000".parse().expect("static URL"),
+            public_url: Some("http://127.0.0.1:3000".parse().expect("static URL")),
             max_body_bytes: 64 * 1024,
             platforms: herald::config::PlatformEndpoints::production(),
             apps: herald::config::PlatformApps::default(),
@@ -155,7 +155,7 @@ impl TestEnv {
         .await
         .expect("sandbox starts");
         let mut config = self.config();
-        config.public_url = url.parse().expect("loopback URL");
+        config.public_url = Some(url.parse().expect("loopback URL"));
         config.platforms = herald::config::PlatformEndpoints::sandbox(&sandbox.url).expect("sandbox URL");
         // Short, so tests of calls that never answer do not wait long.
         config.platforms.timeout = std::time::Duration::from_millis(1500);

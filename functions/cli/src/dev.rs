@@ -83,7 +83,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         },
         queue_url: resources.work_queue_url.clone(),
         dead_letter_queue_url: resources.dead_letter_queue_url.clone(),
-        public_url: base.parse()?,
+        public_url: Some(base.parse()?),
         max_body_bytes: 64 * 1024,
         platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
         apps: dev_apps(),

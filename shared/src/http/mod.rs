@@ -62,6 +62,33 @@ pub fn all_routes(state: AppState) -> Router {
     finish(connect_routes().merge(posts_routes()).merge(webhooks_routes()), state)
 }
 
+/// The base URL a request reached Herald on, from its `Host` and `X-Forwarded-Proto` (API
+/// Gateway and Lambda function URLs set both; a bare local server has no proxy, hence http).
+/// API Gateway only routes requests whose `Host` is one of its own domains, so on AWS the value
+/// cannot be chosen by a client.
+pub(crate) fn request_base(headers: &axum::http::HeaderMap) -> Option<url::Url> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let host = header("host").filter(|h| !h.is_empty())?;
+    let scheme = match header("x-forwarded-proto").and_then(|v| v.split(',').next()).map(str::trim) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let url = url::Url::parse(&format!("{scheme}://{host}/")).ok()?;
+    // A Host with a path, user or query is no host.
+    (url.path() == "/" && url.username().is_empty() && url.query().is_none()).then_some(url)
+}
+
+/// Herald's public base URL for this request: `HERALD_PUBLIC_URL` when set, else the request's
+/// own (docs/decisions.md, "Public URL").
+pub(crate) fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> Result<url::Url, Problem> {
+    match &state.config.public_url {
+        Some(url) => Ok(url.clone()),
+        None => request_base(headers).ok_or_else(|| {
+            Problem::new(axum::http::StatusCode::BAD_REQUEST, "host_missing", "The request has no usable Host header")
+        }),
+    }
+}
+
 /// One structured line per request. Logs the route template, never the concrete path or query:
 /// OAuth callbacks carry codes and states there.
 async fn log_request(request: Request, next: Next) -> Response {
@@ -81,4 +108,31 @@ async fn log_request(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (axum::http::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn the_request_base_is_its_host_and_forwarded_scheme() {
+        let base = |pairs: &[(&'static str, &str)]| super::request_base(&headers(pairs)).map(|u| u.to_string());
+        assert_eq!(
+            base(&[("host", "abc123.execute-api.eu-west-1.amazonaws.com"), ("x-forwarded-proto", "https")]).as_deref(),
+            Some("https://abc123.execute-api.eu-west-1.amazonaws.com/")
+        );
+        assert_eq!(base(&[("host", "127.0.0.1:3000")]).as_deref(), Some("http://127.0.0.1:3000/"));
+        assert_eq!(
+            base(&[("host", "h.example"), ("x-forwarded-proto", "https, http")]).as_deref(),
+            Some("https://h.example/")
+        );
+        for bad in ["", "evil.example/path", "user@evil.example", "h.example?x=1", "h ex"] {
+            assert_eq!(base(&[("host", bad)]), None, "{bad:?}");
+        }
+        assert_eq!(base(&[]), None);
+    }
 }

@@ -59,6 +59,7 @@ struct LinkCreated {
 
 async fn create_link(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Authenticated(tenant_id): Authenticated,
     ApiJson(request): ApiJson<LinkRequest>,
 ) -> Result<Response, Problem> {
@@ -88,7 +89,7 @@ async fn create_link(
         ));
     }
     let (token, link) = state.connect.create_link(&tenant_id, &user, platform, &return_to).await?;
-    let mut url = state.config.public_url.clone();
+    let mut url = super::base_url(&state, &headers)?;
     url.set_path(&format!("/connect/{token}"));
     url.set_query(None);
     Ok((StatusCode::CREATED, Json(LinkCreated { url: url.to_string(), expires_at: link.expires_at })).into_response())
@@ -181,14 +182,15 @@ async fn proceed(state: &AppState, headers: &HeaderMap, token: &str, status: Sta
         .get(&link.tenant)
         .await?
         .ok_or_else(|| Problem::not_found("link_invalid", "This connect link is not valid"))?;
-    let start = match state.platforms.start(link.platform, tenant.x_auth).await {
+    let base = super::base_url(state, headers)?;
+    let start = match state.platforms.start(link.platform, tenant.x_auth, &base).await {
         Ok(start) => start,
         Err(e) => {
             tracing::warn!(platform = %link.platform, error = %e, "could not start the authorization");
             return Ok(failed(&link.return_to, "platform_unavailable"));
         }
     };
-    let (secret, set_cookie) = BrowserCookie::for_public_url(&state.config.public_url).issue(headers);
+    let (secret, set_cookie) = BrowserCookie::for_public_url(&base).issue(headers);
     let pending = OAuthState {
         tenant: link.tenant,
         user: link.user,
@@ -255,7 +257,8 @@ async fn callback(
         Err(ConsumeError::Unknown) => return Err(invalid()),
         Err(ConsumeError::Store(e)) => return Err(e.into()),
     };
-    if !BrowserCookie::for_public_url(&state.config.public_url).matches(&headers, &pending.browser) {
+    let base = super::base_url(&state, &headers)?;
+    if !BrowserCookie::for_public_url(&base).matches(&headers, &pending.browser) {
         tracing::warn!(platform = %platform, tenant = %pending.tenant, "an authorization came back to another browser; refused");
         return Ok(foreign_browser(&headers));
     }
@@ -269,7 +272,7 @@ async fn callback(
         return Ok(failed(&pending.return_to, error));
     }
     let auth = PendingAuth { key: key.clone(), secret: pending.secret.clone(), x_auth: pending.x_auth };
-    let discovered = match state.platforms.finish(platform, &auth, &params).await {
+    let discovered = match state.platforms.finish(platform, &auth, &params, &base).await {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(platform = %platform, error = %e, "the authorization could not be completed");

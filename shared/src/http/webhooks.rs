@@ -230,13 +230,9 @@ async fn meta_data_deletion(
     let user = meta_callback_user(&state, &body)?;
     let accounts = revoke_granted(&state, &user, true).await?;
     let deletion = state.journal.record_deletion(accounts).await?;
-    let base = header(&headers, "host")
-        .map(|host| {
-            let scheme = header(&headers, "x-forwarded-proto").unwrap_or(state.config.public_url.scheme());
-            format!("{scheme}://{host}/")
-        })
-        .and_then(|base| url::Url::parse(&base).ok())
-        .unwrap_or_else(|| state.config.public_url.clone());
+    let base = super::request_base(&headers).or_else(|| state.config.public_url.clone()).ok_or_else(|| {
+        Problem::new(StatusCode::BAD_REQUEST, "host_missing", "The request has no usable Host header")
+    })?;
     let url = base
         .join(&format!("webhooks/meta/data-deletion/{}", deletion.confirmation_code))
         .map_err(|e| Problem::internal(&e))?;

@@ -27,7 +27,7 @@ fn scopes(client: &PlatformClient) -> String {
     }
 }
 
-pub(super) fn start(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
+pub(super) fn start(client: &PlatformClient, callback: &url::Url) -> Result<AuthorizeStart, PlatformError> {
     let app = client.app(P, XAuth::Oauth2)?;
     let state = random_token();
     let mut url = client.endpoints.linkedin_oauth.clone();
@@ -39,7 +39,7 @@ pub(super) fn start(client: &PlatformClient) -> Result<AuthorizeStart, PlatformE
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &app.client_id)
-        .append_pair("redirect_uri", client.redirect_uri(P).as_str())
+        .append_pair("redirect_uri", callback.as_str())
         .append_pair("state", &state)
         .append_pair("scope", &scopes(client));
     Ok(AuthorizeStart { url, pending: PendingAuth { key: state, secret: None, x_auth: XAuth::Oauth2 } })
@@ -72,9 +72,12 @@ struct UserInfo {
     name: Option<String>,
 }
 
-pub(super) async fn finish(client: &PlatformClient, params: &CallbackParams) -> Result<Vec<Discovered>, PlatformError> {
+pub(super) async fn finish(
+    client: &PlatformClient,
+    params: &CallbackParams,
+    redirect: &url::Url,
+) -> Result<Vec<Discovered>, PlatformError> {
     let code = params.get("code").ok_or_else(|| unexpected("the callback has no code"))?;
-    let redirect = client.redirect_uri(P);
     let (grant, granted) = token_request(
         client,
         &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect.as_str())],

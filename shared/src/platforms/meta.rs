@@ -25,7 +25,11 @@ fn unexpected(platform: Platform, detail: &str) -> PlatformError {
     PlatformError::Unexpected { platform, detail: detail.to_owned() }
 }
 
-pub(super) fn start(client: &PlatformClient, platform: Platform) -> Result<AuthorizeStart, PlatformError> {
+pub(super) fn start(
+    client: &PlatformClient,
+    platform: Platform,
+    callback: &url::Url,
+) -> Result<AuthorizeStart, PlatformError> {
     let app = client.app(platform, XAuth::Oauth2)?;
     let state = random_token();
     // PKCE S256 on the login dialog and the code exchange, as Meta's manual-flow OIDC guide
@@ -40,7 +44,7 @@ pub(super) fn start(client: &PlatformClient, platform: Platform) -> Result<Autho
     ]);
     url.query_pairs_mut()
         .append_pair("client_id", &app.client_id)
-        .append_pair("redirect_uri", client.redirect_uri(platform).as_str())
+        .append_pair("redirect_uri", callback.as_str())
         .append_pair("state", &state)
         .append_pair("response_type", "code")
         .append_pair("scope", scopes(platform))
@@ -103,11 +107,11 @@ pub(super) async fn finish(
     platform: Platform,
     pending: &PendingAuth,
     params: &CallbackParams,
+    redirect: &url::Url,
 ) -> Result<Vec<Discovered>, PlatformError> {
     let app = client.app(platform, XAuth::Oauth2)?;
     let code = params.get("code").ok_or_else(|| unexpected(platform, "the callback has no code"))?;
     let verifier = pending.secret.as_ref().ok_or_else(|| unexpected(platform, "no PKCE verifier was kept"))?;
-    let redirect = client.redirect_uri(platform);
     let secret = app.client_secret.expose_secret();
     let short: UserToken = client
         .json(

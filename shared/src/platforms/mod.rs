@@ -121,7 +121,6 @@ pub struct PlatformClient {
     http: reqwest::Client,
     endpoints: PlatformEndpoints,
     apps: PlatformApps,
-    public_url: Url,
     clock: SharedClock,
     /// Media downloads from tenant-supplied URLs go through the egress policy, never `http`.
     egress: std::sync::Arc<crate::egress::Egress>,
@@ -153,7 +152,6 @@ impl PlatformClient {
     pub fn new(
         endpoints: PlatformEndpoints,
         apps: PlatformApps,
-        public_url: Url,
         clock: SharedClock,
         egress: std::sync::Arc<crate::egress::Egress>,
     ) -> Self {
@@ -169,7 +167,7 @@ impl PlatformClient {
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
-        Self { http, endpoints, apps, public_url, clock, egress }
+        Self { http, endpoints, apps, clock, egress }
     }
 
     pub fn endpoints(&self) -> &PlatformEndpoints {
@@ -196,21 +194,15 @@ impl PlatformClient {
         app.ok_or(PlatformError::NotConfigured(platform))
     }
 
-    /// Herald's callback URL for a platform, as registered with the platform's app.
-    pub fn redirect_uri(&self, platform: Platform) -> Url {
-        let mut url = self.public_url.clone();
-        url.set_path(&format!("/oauth/{platform}/callback"));
-        url.set_query(None);
-        url
-    }
-
-    /// Where to send the user's browser, and what to remember until the callback.
-    pub async fn start(&self, platform: Platform, x_auth: XAuth) -> Result<AuthorizeStart, PlatformError> {
+    /// Where to send the user's browser, and what to remember until the callback. `base` is
+    /// Herald's public base URL (callbacks are `{base}/oauth/{platform}/callback`).
+    pub async fn start(&self, platform: Platform, x_auth: XAuth, base: &Url) -> Result<AuthorizeStart, PlatformError> {
+        let callback = redirect_uri(base, platform);
         match platform {
-            Platform::X if x_auth == XAuth::Oauth1 => x::start_oauth1(self).await,
-            Platform::X => x::start_oauth2(self),
-            Platform::Facebook | Platform::Instagram => meta::start(self, platform),
-            Platform::Linkedin => linkedin::start(self),
+            Platform::X if x_auth == XAuth::Oauth1 => x::start_oauth1(self, &callback).await,
+            Platform::X => x::start_oauth2(self, &callback),
+            Platform::Facebook | Platform::Instagram => meta::start(self, platform, &callback),
+            Platform::Linkedin => linkedin::start(self, &callback),
         }
     }
 
@@ -220,12 +212,14 @@ impl PlatformClient {
         platform: Platform,
         pending: &PendingAuth,
         params: &CallbackParams,
+        base: &Url,
     ) -> Result<Vec<Discovered>, PlatformError> {
+        let callback = redirect_uri(base, platform);
         match platform {
             Platform::X if pending.x_auth == XAuth::Oauth1 => x::finish_oauth1(self, pending, params).await,
-            Platform::X => x::finish_oauth2(self, pending, params).await,
-            Platform::Facebook | Platform::Instagram => meta::finish(self, platform, pending, params).await,
-            Platform::Linkedin => linkedin::finish(self, params).await,
+            Platform::X => x::finish_oauth2(self, pending, params, &callback).await,
+            Platform::Facebook | Platform::Instagram => meta::finish(self, platform, pending, params, &callback).await,
+            Platform::Linkedin => linkedin::finish(self, params, &callback).await,
         }
     }
 
@@ -348,6 +342,15 @@ impl PlatformClient {
         Self::classify(platform, status, &body, retry_at, refusal)?;
         serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
     }
+}
+
+/// Herald's callback URL for a platform under `base`, as registered with the platform's app.
+pub fn redirect_uri(base: &Url, platform: Platform) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!("/oauth/{platform}/callback"));
+    url.set_query(None);
+    url.set_fragment(None);
+    url
 }
 
 /// When a throttled call may be tried again: X's `x-rate-limit-reset`, `Retry-After`, Meta's

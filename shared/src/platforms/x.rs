@@ -15,7 +15,7 @@ const P: Platform = Platform::X;
 /// Post, upload media, read the user, and `offline.access` for a refresh token.
 pub const SCOPES: &str = "tweet.read tweet.write users.read media.write offline.access";
 
-pub(super) fn start_oauth2(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
+pub(super) fn start_oauth2(client: &PlatformClient, callback: &url::Url) -> Result<AuthorizeStart, PlatformError> {
     let app = client.app(P, XAuth::Oauth2)?;
     let state = random_token();
     let verifier = random_token();
@@ -28,7 +28,7 @@ pub(super) fn start_oauth2(client: &PlatformClient) -> Result<AuthorizeStart, Pl
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &app.client_id)
-        .append_pair("redirect_uri", client.redirect_uri(P).as_str())
+        .append_pair("redirect_uri", callback.as_str())
         .append_pair("scope", SCOPES)
         .append_pair("state", &state)
         .append_pair("code_challenge", &pkce_challenge(&verifier))
@@ -62,10 +62,10 @@ pub(super) async fn finish_oauth2(
     client: &PlatformClient,
     pending: &PendingAuth,
     params: &CallbackParams,
+    redirect: &url::Url,
 ) -> Result<Vec<Discovered>, PlatformError> {
     let code = params.get("code").ok_or_else(|| unexpected("the callback has no code"))?;
     let verifier = pending.secret.as_ref().ok_or_else(|| unexpected("no PKCE verifier was kept"))?;
-    let redirect = client.redirect_uri(P);
     let grant = token_request(
         client,
         &[
@@ -174,8 +174,10 @@ async fn oauth1_post(
 }
 
 /// OAuth 1.0a step 1: a request token for our callback; the user is sent to `/oauth/authorize`.
-pub(super) async fn start_oauth1(client: &PlatformClient) -> Result<AuthorizeStart, PlatformError> {
-    let callback = client.redirect_uri(P);
+pub(super) async fn start_oauth1(
+    client: &PlatformClient,
+    callback: &url::Url,
+) -> Result<AuthorizeStart, PlatformError> {
     let (status, pairs) = oauth1_post(
         client,
         "POST /oauth/request_token",
