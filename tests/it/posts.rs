@@ -559,3 +559,23 @@ async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
     assert_eq!(read["targets"][0]["error"]["code"], "account_needs_reauth");
     assert_eq!(app.accounts("user-1").await.iter().find(|a| a["platform"] == "x").unwrap()["status"], "needs_reauth");
 }
+
+/// An idempotency key lives 24 hours by its own `expires_at`, not until TTL deletes it (which
+/// can lag by days; moto never deletes at all): past it, the key starts a new post.
+#[tokio::test]
+async fn idempotency_keys_expire_by_their_own_time() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let (status, first) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "day one" }), Some("k")).await;
+    assert_eq!(status, 202);
+    app.clock.advance(time::Duration::hours(25));
+    let (status, second) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "day two" }), Some("k")).await;
+    assert_eq!(status, 202, "{second}");
+    assert_ne!(second["id"], first["id"], "a key past its 24 hours started a new post");
+    let (status, replay) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "day two" }), Some("k")).await;
+    assert_eq!((status, &replay["id"]), (202, &second["id"]), "and is a key again for the new post");
+}

@@ -149,6 +149,11 @@ fn only_connect_and_retries_may_encrypt() {
         assert!(!policies(function).contains("kms:*"), "{function}");
     }
     assert!(!policies("WebhooksFunction").contains("kms:"), "webhooks needs no KMS");
+    // The cold-start warm-up describes the key in the functions that use it (and only there:
+    // `webhooks` starts with `init(_, false)`); without the permission AWS answers AccessDenied.
+    for function in ["ConnectFunction", "PostsFunction", "RetriesFunction"] {
+        assert!(policies(function).contains("kms:DescribeKey"), "{function} warms up KMS with DescribeKey");
+    }
 }
 
 /// The schedule sends exactly the job the worker understands, to the work queue.

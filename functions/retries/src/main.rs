@@ -12,7 +12,7 @@ const BATCH_CONCURRENCY: usize = 10;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, aws) = herald::startup::init(BATCH_CONCURRENCY).await?;
+    let (config, aws) = herald::startup::init(BATCH_CONCURRENCY, true).await?;
     let app = herald::app::App::new(config, &aws, Arc::new(herald::SystemClock));
     let worker = Worker::new(app, BATCH_CONCURRENCY);
     let worker = &worker;

@@ -362,7 +362,7 @@ pub(crate) fn retry_at(platform: Platform, headers: &reqwest::header::HeaderMap,
         return reset.max(now_s);
     }
     if let Some(after) = header("retry-after").and_then(|v| v.parse::<i64>().ok()) {
-        return now_s + after;
+        return now_s.saturating_add(after.max(0));
     }
     if let Some(minutes) = header("x-business-use-case-usage")
         .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
@@ -376,7 +376,7 @@ pub(crate) fn retry_at(platform: Platform, headers: &reqwest::header::HeaderMap,
         })
         .filter(|m| *m > 0)
     {
-        return now_s + minutes * 60;
+        return now_s.saturating_add(minutes.saturating_mul(60));
     }
     if platform == Platform::Linkedin {
         return (now_s.div_euclid(86_400) + 1) * 86_400;
@@ -409,11 +409,18 @@ impl TokenResponse {
         }
         let grant = Grant {
             tokens,
-            access_expires_at: self.expires_in.map(|s| now + time::Duration::seconds(s)),
-            refresh_expires_at: self.refresh_token_expires_in.map(|s| now + time::Duration::seconds(s)),
+            access_expires_at: self.expires_in.and_then(|s| lifetime_end(now, s)),
+            refresh_expires_at: self.refresh_token_expires_in.and_then(|s| lifetime_end(now, s)),
         };
         (grant, scopes)
     }
+}
+
+/// When a lifetime of `seconds` from `now` ends. A platform's `expires_in` is untrusted input: a
+/// value past the end of time reads as "no expiry known", never as a panic (release builds abort
+/// on panic, which would end the invocation).
+pub(crate) fn lifetime_end(now: OffsetDateTime, seconds: i64) -> Option<OffsetDateTime> {
+    now.checked_add(time::Duration::seconds(seconds))
 }
 
 /// An OAuth error body (`{"error", "error_description"}`) as a refusal.
@@ -457,6 +464,23 @@ mod tests {
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         assert_eq!(random_token().len(), 43);
+    }
+
+    #[test]
+    fn malformed_lifetimes_do_not_panic() {
+        let now = OffsetDateTime::now_utc();
+        for seconds in [i64::MAX, i64::MIN, i64::MAX / 2] {
+            let token = TokenResponse {
+                access_token: "t".into(),
+                expires_in: Some(seconds),
+                refresh_token: None,
+                refresh_token_expires_in: Some(seconds),
+                scope: None,
+            };
+            let (grant, _) = token.into_grant(now);
+            assert!(grant.access_expires_at.is_none(), "{seconds}");
+        }
+        assert_eq!(lifetime_end(now, 7200), Some(now + time::Duration::hours(2)));
     }
 
     #[test]

@@ -286,10 +286,13 @@ impl AccountStore {
     /// A user's accounts, oldest first.
     pub async fn list(&self, tenant: &TenantId, user: &UserId) -> Result<Vec<Account>, StoreError> {
         let mut accounts = Vec::new();
+        // Consistent: a reconnect looks its account up here, and an eventually consistent read
+        // could miss one connected a moment ago and create a second (AWS audit F15).
         let mut pages = self
             .dynamodb
             .query()
             .table_name(&self.table)
+            .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(format!("USER#{tenant}#{user}")))
             .expression_attribute_values(":prefix", s("ACCOUNT#"))

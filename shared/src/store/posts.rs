@@ -315,7 +315,17 @@ impl PostStore {
                 (TTL_ATTRIBUTE.to_owned(), epoch(self.clock.now() + IDEMPOTENCY_TTL)),
             ]);
             idem_at = Some(writes.len());
-            writes.push(put(&self.table, idem, Some("attribute_not_exists(pk)"))?);
+            // A key past its 24 hours is free again, whether or not TTL has deleted it yet (TTL
+            // deletion can lag by days).
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(idem))
+                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":now", epoch(self.clock.now()))
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
         }
         let added = !with.is_empty();
         writes.extend(with);
@@ -348,6 +358,10 @@ impl PostStore {
             .map_err(StoreError::from)?;
         let item = out.item.ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()))?;
         let r = Reader(&item);
+        if r.time(TTL_ATTRIBUTE)? <= self.clock.now() {
+            // Expired between the write and this read: the caller may simply try again.
+            return Err(CreateError::Contended);
+        }
         if r.str("request_hash")? != hash {
             return Err(CreateError::KeyReused);
         }
