@@ -166,3 +166,23 @@ fn the_sweep_schedule_sends_a_valid_job() {
     let envelope: herald::queue::Envelope = serde_json::from_str(input).unwrap();
     assert_eq!(envelope.job, herald::queue::Job::Sweep);
 }
+
+/// What the audit found missing on AWS (F12): logs that expire, alarms before the DLQ, caps on
+/// concurrency, and queue retentions that keep a dead letter longer than its source.
+#[test]
+fn logs_expire_alarms_watch_the_queue_and_the_functions_and_concurrency_is_capped() {
+    let template = template();
+    for function in ["Connect", "Posts", "Webhooks", "Retries"] {
+        let logs = resource(&template, &format!("{function}Logs"));
+        assert!(format!("{:?}", logs["LogGroupName"]).contains(&format!("{function}Function")), "{function}");
+        assert!(!logs["RetentionInDays"].is_null(), "{function}'s logs never expire");
+    }
+    for alarm in ["DeadLetterAlarm", "WorkQueueAgeAlarm", "FunctionErrorsAlarm", "FunctionThrottlesAlarm"] {
+        assert_eq!(template["Resources"][alarm]["Type"], "AWS::CloudWatch::Alarm", "{alarm}");
+    }
+    let retention = |queue: &str| resource(&template, queue)["MessageRetentionPeriod"].as_u64().unwrap();
+    assert!(retention("WorkQueue") < retention("DeadLetterQueue"), "a moved message keeps its enqueue time");
+    let work = &resource(&template, "RetriesFunction")["Events"]["Work"]["Properties"];
+    assert!(!work["ScalingConfig"]["MaximumConcurrency"].is_null());
+    assert!(!resource(&template, "WebhooksFunction")["ReservedConcurrentExecutions"].is_null());
+}
