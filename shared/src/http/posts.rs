@@ -197,13 +197,15 @@ async fn list(
             _ => return Err(invalid_cursor()),
         }
     }
-    let ids = state.posts.list(&tenant, &user, limit, after.as_ref()).await?;
+    let page = state.posts.list(&tenant, &user, limit, after.as_ref()).await?;
+    let ids = page.ids;
     let mut posts = Vec::with_capacity(ids.len());
     for id in &ids {
         if let Some(post) = state.posts.get(&tenant, id).await? {
             posts.push(post);
         }
     }
-    let next = (ids.len() as i32 == limit).then(|| ids.last().cloned()).flatten();
+    // Whenever DynamoDB says there is more, the last id is the cursor.
+    let next = if page.more { ids.last().cloned() } else { None };
     Ok(Json(PostPage { posts, next }))
 }

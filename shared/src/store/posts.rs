@@ -114,6 +114,13 @@ fn json_attr<T: serde::Serialize>(value: &T) -> AttributeValue {
     s(serde_json::to_string(value).expect("plain data serializes"))
 }
 
+/// A page of a user's post ids, newest first, and whether DynamoDB has more after them.
+#[derive(Debug)]
+pub struct PostIds {
+    pub ids: Vec<PostId>,
+    pub more: bool,
+}
+
 fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
         .table_name(table)
@@ -404,23 +411,36 @@ impl PostStore {
         user: &UserId,
         limit: i32,
         after: Option<&PostId>,
-    ) -> Result<Vec<PostId>, StoreError> {
-        let mut query = self
-            .dynamodb
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :pk")
-            .expression_attribute_values(":pk", s(format!("POSTS#{tenant}#{user}")))
-            .scan_index_forward(false)
-            .limit(limit);
-        if let Some(after) = after {
-            query = query
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :after")
-                .expression_attribute_values(":after", s(after.as_str()));
+    ) -> Result<PostIds, StoreError> {
+        // DynamoDB stops a page at 1 MB of items read (gsi1 projects whole posts, up to 64 KiB
+        // each), before `limit`: keep reading from `LastEvaluatedKey` until `limit` ids or the end.
+        let mut ids = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .dynamodb
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(format!("POSTS#{tenant}#{user}")))
+                .scan_index_forward(false)
+                .limit(limit - ids.len() as i32)
+                .set_exclusive_start_key(start.take());
+            if let Some(after) = after {
+                query = query
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk < :after")
+                    .expression_attribute_values(":after", s(after.as_str()));
+            }
+            let out = query.send().await?;
+            for item in out.items() {
+                ids.push(Reader(item).parse("post_id")?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if ids.len() < limit as usize => start = Some(key),
+                more => return Ok(PostIds { ids, more: more.is_some() }),
+            }
         }
-        let out = query.send().await?;
-        out.items().iter().map(|item| Reader(item).parse("post_id")).collect()
     }
 
     /// Claims a target for one attempt: `pending`/`retrying` (and due) → `publishing`, with a
