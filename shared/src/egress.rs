@@ -264,9 +264,11 @@ impl Egress {
         crate::platforms::install_crypto_provider();
         let policy = Policy::new(settings.allow_loopback);
         let hosts = Arc::new(settings.hosts.clone());
+        // One root store for both clients (cold start).
+        let tls = crate::platforms::tls_config();
         let client = |redirect: reqwest::redirect::Policy| {
             reqwest::Client::builder()
-                .tls_backend_preconfigured(crate::platforms::tls_config())
+                .tls_backend_preconfigured(tls.clone())
                 .dns_resolver(Arc::new(CheckedResolver { policy, hosts: hosts.clone() }))
                 .no_proxy()
                 .redirect(redirect)

@@ -83,10 +83,13 @@ pub(crate) fn request_base(headers: &axum::http::HeaderMap) -> Option<url::Url> 
 pub(crate) fn base_url(state: &AppState, headers: &axum::http::HeaderMap) -> Result<url::Url, Problem> {
     match &state.config.public_url {
         Some(url) => Ok(url.clone()),
-        None => request_base(headers).ok_or_else(|| {
-            Problem::new(axum::http::StatusCode::BAD_REQUEST, "host_missing", "The request has no usable Host header")
-        }),
+        None => request_base(headers).ok_or_else(host_missing),
     }
+}
+
+/// A request whose `Host` names no base URL (and none is configured).
+pub(crate) fn host_missing() -> Problem {
+    Problem::new(axum::http::StatusCode::BAD_REQUEST, "host_missing", "The request has no usable Host header")
 }
 
 /// One structured line per request. Logs the route template, never the concrete path or query:

@@ -228,11 +228,11 @@ async fn meta_data_deletion(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let user = meta_callback_user(&state, &body)?;
+    // Known before anything changes: a request that cannot be answered erases nothing.
+    let base =
+        super::request_base(&headers).or_else(|| state.config.public_url.clone()).ok_or_else(super::host_missing)?;
     let accounts = revoke_granted(&state, &user, true).await?;
     let deletion = state.journal.record_deletion(accounts).await?;
-    let base = super::request_base(&headers).or_else(|| state.config.public_url.clone()).ok_or_else(|| {
-        Problem::new(StatusCode::BAD_REQUEST, "host_missing", "The request has no usable Host header")
-    })?;
     let url = base
         .join(&format!("webhooks/meta/data-deletion/{}", deletion.confirmation_code))
         .map_err(|e| Problem::internal(&e))?;

@@ -214,7 +214,7 @@ impl PlatformClient {
         let started = std::time::Instant::now();
         let result = self.egress.fetch(&media.url, MEDIA_MAX_BYTES).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let refused = |code: &'static str, message: String| PlatformError::Media { code, message };
+        let media = |code: &'static str, message: String| PlatformError::Media { code, message };
         match result {
             Ok(fetched) => {
                 tracing::info!(platform = %platform, endpoint = "GET media", status = 200, latency_ms, "media fetched");
@@ -224,12 +224,12 @@ impl PlatformClient {
                 tracing::warn!(platform = %platform, endpoint = "GET media", latency_ms, error = %e, "media not fetched");
                 Err(match e {
                     EgressError::Refused(refusal) => {
-                        refused("media_url_blocked", format!("the media URL is not allowed: {refusal}"))
+                        media("media_url_blocked", format!("the media URL is not allowed: {refusal}"))
                     }
                     EgressError::Status(status) => {
-                        refused("media_unreachable", format!("fetching the media answered {status}"))
+                        media("media_unreachable", format!("fetching the media answered {status}"))
                     }
-                    EgressError::TooLarge { .. } => refused("media_too_large", "over 5 MB".into()),
+                    EgressError::TooLarge { .. } => media("media_too_large", "over 5 MB".into()),
                     EgressError::Timeout | EgressError::Unreachable | EgressError::CutOff => {
                         PlatformError::Transient { platform, detail: format!("media download: {e}") }
                     }
