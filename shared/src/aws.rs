@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+pub use aws_sdk_dynamodb::config::{ConfigBag, Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -13,12 +14,14 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 
 use crate::config::AwsSettings;
 
-/// The three clients Herald uses. Cloning is cheap (they are reference counted).
+/// The clients Herald uses. Cloning is cheap (they are reference counted).
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Read once per cold start, for the platform apps' credentials ([`crate::secrets`]).
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 /// The CAs of AWS's service endpoints (Amazon Trust Services), compiled in.
@@ -75,36 +78,40 @@ impl AwsClients {
     }
 
     pub fn from_sdk_config(sdk: &SdkConfig, settings: &AwsSettings) -> Self {
-        Self::build(sdk, settings, None)
+        Self::build(sdk, settings, Vec::new())
     }
 
     /// As [`from_sdk_config`](Self::from_sdk_config), counting every call per service (for the
     /// benchmarks' calls-per-post figures).
     pub fn counted(sdk: &SdkConfig, settings: &AwsSettings, counts: Arc<CallCounts>) -> Self {
-        Self::build(sdk, settings, Some(counts))
+        Self::build(sdk, settings, vec![counting(counts)])
     }
 
-    fn build(sdk: &SdkConfig, settings: &AwsSettings, counts: Option<Arc<CallCounts>>) -> Self {
-        let counter = |service: Service| counts.clone().map(|counts| Counting { counts, service });
+    /// As [`from_sdk_config`](Self::from_sdk_config), with `interceptors` on every client (the
+    /// test kit records each function's calls with one, to check them against its role).
+    pub fn intercepted(sdk: &SdkConfig, settings: &AwsSettings, interceptors: Vec<SharedInterceptor>) -> Self {
+        Self::build(sdk, settings, interceptors)
+    }
+
+    fn build(sdk: &SdkConfig, settings: &AwsSettings, interceptors: Vec<SharedInterceptor>) -> Self {
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
         if let Some(endpoint) = &settings.dynamodb_endpoint {
             dynamodb = dynamodb.endpoint_url(endpoint.as_str().trim_end_matches('/'));
         }
         let mut kms = aws_sdk_kms::config::Builder::from(sdk);
         let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
-        if let Some(c) = counter(Service::DynamoDb) {
-            dynamodb = dynamodb.interceptor(c);
-        }
-        if let Some(c) = counter(Service::Kms) {
-            kms = kms.interceptor(c);
-        }
-        if let Some(c) = counter(Service::Sqs) {
-            sqs = sqs.interceptor(c);
+        let mut secrets = aws_sdk_secretsmanager::config::Builder::from(sdk);
+        for interceptor in interceptors {
+            dynamodb.push_interceptor(interceptor.clone());
+            kms.push_interceptor(interceptor.clone());
+            sqs.push_interceptor(interceptor.clone());
+            secrets.push_interceptor(interceptor);
         }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             kms: aws_sdk_kms::Client::from_conf(kms.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
         }
     }
 }
@@ -115,6 +122,7 @@ pub struct CallCounts {
     pub dynamodb: AtomicU64,
     pub kms: AtomicU64,
     pub sqs: AtomicU64,
+    pub secrets: AtomicU64,
 }
 
 impl CallCounts {
@@ -124,17 +132,19 @@ impl CallCounts {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Service {
-    DynamoDb,
-    Kms,
-    Sqs,
+/// An interceptor counting every call into `counts`, per service.
+pub fn counting(counts: Arc<CallCounts>) -> SharedInterceptor {
+    SharedInterceptor::new(Counting { counts })
+}
+
+/// The operation an interceptor sees: (`DynamoDB`, `GetItem`), as the SDK names them.
+pub fn operation(cfg: &ConfigBag) -> Option<(&str, &str)> {
+    cfg.load::<Metadata>().map(|m| (m.service(), m.name()))
 }
 
 #[derive(Debug)]
 struct Counting {
     counts: Arc<CallCounts>,
-    service: Service,
 }
 
 impl Intercept for Counting {
@@ -142,15 +152,19 @@ impl Intercept for Counting {
         "herald-call-counter"
     }
 
-    fn read_before_execution(
+    // Once per operation, and after the operation's own configuration (its `Metadata`) is in
+    // `cfg`: a client interceptor's `read_before_execution` runs before that.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut ConfigBag,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let counter = match self.service {
-            Service::DynamoDb => &self.counts.dynamodb,
-            Service::Kms => &self.counts.kms,
-            Service::Sqs => &self.counts.sqs,
+        let counter = match operation(cfg).map(|(service, _)| service) {
+            Some("DynamoDB") => &self.counts.dynamodb,
+            Some("KMS") => &self.counts.kms,
+            Some("SQS") => &self.counts.sqs,
+            _ => &self.counts.secrets,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         Ok(())

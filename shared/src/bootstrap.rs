@@ -82,6 +82,35 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
     Ok(())
 }
 
+/// Stores the platform apps' credentials (JSON, as [`crate::secrets`] reads them; X, Meta, LinkedIn
+/// in the order of [`ResourceNames::app_secrets`]) as secrets, replacing what they held, and
+/// names them for the functions' configuration.
+pub async fn store_app_secrets(
+    secrets: &aws_sdk_secretsmanager::Client,
+    names: &ResourceNames,
+    values: [&str; 3],
+) -> Result<crate::secrets::AppSecretIds, BoxError> {
+    let mut arns = Vec::with_capacity(3);
+    for (name, value) in names.app_secrets.iter().zip(values) {
+        let arn = match secrets.create_secret().name(name).secret_string(value).send().await {
+            Ok(created) => created.arn,
+            Err(err) => match aws_sdk_secretsmanager::Error::from(err) {
+                aws_sdk_secretsmanager::Error::ResourceExistsException(_) => {
+                    secrets.put_secret_value().secret_id(name).secret_string(value).send().await?.arn
+                }
+                other => return Err(other.into()),
+            },
+        };
+        arns.push(arn.ok_or("Secrets Manager returned no ARN")?);
+    }
+    let mut arns = arns.into_iter().map(Some);
+    Ok(crate::secrets::AppSecretIds {
+        x: arns.next().flatten(),
+        meta: arns.next().flatten(),
+        linkedin: arns.next().flatten(),
+    })
+}
+
 async fn create_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, BoxError> {
     if let Ok(found) = kms.describe_key().key_id(alias).send().await
         && let Some(arn) = found.key_metadata.and_then(|m| m.arn)

@@ -204,50 +204,40 @@ pub struct AppCredentials {
     pub client_secret: SecretString,
 }
 
-/// Herald's apps on each platform. A platform without one cannot be connected.
+/// Herald's apps on each platform. A platform without one cannot be connected. The credentials
+/// come from Secrets Manager at cold start ([`crate::secrets`]), never from the environment.
 #[derive(Debug, Clone, Default)]
 pub struct PlatformApps {
-    /// `HERALD_X_CLIENT_ID` / `HERALD_X_CLIENT_SECRET`: the OAuth 2.0 client (confidential).
+    /// The X secret's `client_id` / `client_secret`: the OAuth 2.0 client (confidential).
     pub x: Option<AppCredentials>,
-    /// `HERALD_X_CONSUMER_KEY` / `HERALD_X_CONSUMER_SECRET`: the OAuth 1.0a consumer ("API key").
+    /// The X secret's `consumer_key` / `consumer_secret`: the OAuth 1.0a consumer ("API key").
     pub x_oauth1: Option<AppCredentials>,
-    /// `HERALD_META_APP_ID` / `HERALD_META_APP_SECRET`: Facebook Login (Facebook and Instagram).
+    /// The Meta secret's `app_id` / `app_secret`: Facebook Login (Facebook and Instagram).
     pub meta: Option<AppCredentials>,
-    /// `HERALD_LINKEDIN_CLIENT_ID` / `HERALD_LINKEDIN_CLIENT_SECRET`.
+    /// The LinkedIn secret's `client_id` / `client_secret`.
     pub linkedin: Option<AppCredentials>,
-    /// `HERALD_LINKEDIN_ORGANIZATIONS` (default false): also ask for organization scopes (needs
-    /// LinkedIn's Community Management API product) and connect the pages a member administers.
+    /// `HERALD_LINKEDIN_ORGANIZATIONS` (default false, not a secret): also ask for organization
+    /// scopes (needs LinkedIn's Community Management API product) and connect the pages a member
+    /// administers.
     pub linkedin_organizations: bool,
-    /// `HERALD_META_WEBHOOK_VERIFY_TOKEN`: the verify token set for Herald's webhook callback in
-    /// Meta's App Dashboard; without it, Meta's subscription check is refused.
+    /// The Meta secret's `webhook_verify_token`: the verify token set for Herald's webhook
+    /// callback in Meta's App Dashboard; without it, Meta's subscription check is refused.
     pub meta_webhook_verify_token: Option<SecretString>,
 }
 
-impl PlatformApps {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let pair = |id: &'static str, secret: &'static str| -> Result<Option<AppCredentials>, ConfigError> {
-            match (env.optional(id), env.optional(secret)) {
-                (None, None) => Ok(None),
-                (Some(client_id), Some(client_secret)) => Ok(Some(AppCredentials {
-                    client_id: client_id.trim().to_owned(),
-                    client_secret: SecretString::from(client_secret.trim().to_owned()),
-                })),
-                (Some(_), None) => Err(ConfigError::Missing(secret)),
-                (None, Some(_)) => Err(ConfigError::Missing(id)),
-            }
-        };
-        Ok(Self {
-            x: pair("HERALD_X_CLIENT_ID", "HERALD_X_CLIENT_SECRET")?,
-            x_oauth1: pair("HERALD_X_CONSUMER_KEY", "HERALD_X_CONSUMER_SECRET")?,
-            meta: pair("HERALD_META_APP_ID", "HERALD_META_APP_SECRET")?,
-            linkedin: pair("HERALD_LINKEDIN_CLIENT_ID", "HERALD_LINKEDIN_CLIENT_SECRET")?,
-            linkedin_organizations: env.parsed("HERALD_LINKEDIN_ORGANIZATIONS", false)?,
-            meta_webhook_verify_token: env
-                .optional("HERALD_META_WEBHOOK_VERIFY_TOKEN")
-                .map(|v| SecretString::from(v.trim().to_owned())),
-        })
-    }
-}
+/// Where platform apps were configured before they moved to Secrets Manager: refused by name, so
+/// an old deployment's configuration fails its cold start instead of running unconfigured.
+const RETIRED_APP_VARIABLES: [&str; 9] = [
+    "HERALD_X_CLIENT_ID",
+    "HERALD_X_CONSUMER_KEY",
+    "HERALD_META_APP_ID",
+    "HERALD_LINKEDIN_CLIENT_ID",
+    "HERALD_X_CLIENT_SECRET",
+    "HERALD_X_CONSUMER_SECRET",
+    "HERALD_META_APP_SECRET",
+    "HERALD_LINKEDIN_CLIENT_SECRET",
+    "HERALD_META_WEBHOOK_VERIFY_TOKEN",
+];
 
 /// The whole configuration of a Herald function.
 #[derive(Debug, Clone)]
@@ -267,8 +257,16 @@ pub struct Config {
     pub public_url: Option<Url>,
     /// `HERALD_MAX_BODY_BYTES` (default 65536): larger request bodies are refused with 413.
     pub max_body_bytes: usize,
+    /// `HERALD_FIRST_ATTEMPT_SECONDS` (default 20): the posts function makes no platform call
+    /// that could end later than this after the submission began; the rest is queued (the HTTP
+    /// API gives up at 30 s).
+    pub first_attempt_budget: Duration,
     pub platforms: PlatformEndpoints,
+    /// Filled from [`Config::app_secrets`] at cold start ([`crate::startup::init`]).
     pub apps: PlatformApps,
+    /// `HERALD_X_SECRET_ID`, `HERALD_META_SECRET_ID`, `HERALD_LINKEDIN_SECRET_ID` (each optional):
+    /// the Secrets Manager secrets holding the platform apps' credentials ([`crate::secrets`]).
+    pub app_secrets: crate::secrets::AppSecretIds,
     /// `HERALD_RATE_LIMITS`: JSON list of budgets replacing the defaults of the same platform,
     /// endpoint and scope, e.g. `[{"platform":"x","endpoint":"publish","scope":"app","limit":1667,
     /// "window":{"type":"fixed","seconds":86400}}]` (see `herald::ratelimit`).
@@ -296,6 +294,14 @@ impl Config {
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let aws = Self::aws_from_env(env)?;
+        if let Some(name) = RETIRED_APP_VARIABLES.into_iter().find(|name| env.optional(name).is_some()) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: "platform apps are read from Secrets Manager, not the environment (docs/configuration.md)"
+                    .into(),
+            });
+        }
+        let secret_id = |name| env.optional(name).map(|v| v.trim().to_owned());
         let crypto = CryptoSettings {
             key_id: env.required("HERALD_KMS_KEY_ID")?.trim().to_owned(),
             cache_ttl: Duration::from_secs(env.parsed("HERALD_DATA_KEY_CACHE_SECONDS", 300u64)?),
@@ -310,8 +316,17 @@ impl Config {
             dead_letter_queue_url: env.required("HERALD_DLQ_URL")?.trim().to_owned(),
             public_url: env.url("HERALD_PUBLIC_URL")?,
             max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
+            first_attempt_budget: Duration::from_secs(env.parsed("HERALD_FIRST_ATTEMPT_SECONDS", 20u64)?),
             platforms: PlatformEndpoints::from_env(env)?,
-            apps: PlatformApps::from_env(env)?,
+            apps: PlatformApps {
+                linkedin_organizations: env.parsed("HERALD_LINKEDIN_ORGANIZATIONS", false)?,
+                ..PlatformApps::default()
+            },
+            app_secrets: crate::secrets::AppSecretIds {
+                x: secret_id(crate::secrets::X_SECRET_ID),
+                meta: secret_id(crate::secrets::META_SECRET_ID),
+                linkedin: secret_id(crate::secrets::LINKEDIN_SECRET_ID),
+            },
             rate_limits: match env.optional("HERALD_RATE_LIMITS") {
                 None => Vec::new(),
                 Some(raw) => serde_json::from_str(raw)
@@ -406,21 +421,20 @@ mod tests {
     }
 
     #[test]
-    fn platform_apps_come_in_pairs_and_never_print_their_secret() {
-        let cfg = Config::from_env(&Env::from_pairs(base())).unwrap();
-        assert!(cfg.apps.x.is_none() && cfg.apps.meta.is_none());
+    fn platform_secrets_are_named_not_given() {
         let mut pairs = base();
-        pairs.extend([("HERALD_X_CLIENT_ID", "cid"), ("HERALD_X_CLIENT_SECRET", "very-secret-value")]);
+        pairs.extend([("HERALD_X_SECRET_ID", "arn:aws:secretsmanager:eu-west-1:1:secret:herald/x-AbCdEf")]);
         let cfg = Config::from_env(&Env::from_pairs(pairs)).unwrap();
-        assert_eq!(cfg.apps.x.as_ref().unwrap().client_id, "cid");
-        assert!(!format!("{cfg:?}").contains("very-secret-value"));
+        assert_eq!(cfg.app_secrets.x.as_deref(), Some("arn:aws:secretsmanager:eu-west-1:1:secret:herald/x-AbCdEf"));
+        assert!(cfg.app_secrets.meta.is_none() && cfg.apps.x.is_none(), "read at cold start, not here");
 
-        let mut pairs = base();
-        pairs.push(("HERALD_META_APP_ID", "123"));
-        assert_eq!(
-            Config::from_env(&Env::from_pairs(pairs)).unwrap_err(),
-            ConfigError::Missing("HERALD_META_APP_SECRET")
-        );
+        for retired in RETIRED_APP_VARIABLES {
+            let mut pairs = base();
+            pairs.push((retired, "very-secret-value"));
+            let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name, .. } if name == retired), "{err}");
+            assert!(!err.to_string().contains("very-secret-value"));
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod posts;
 pub mod queue;
 pub mod ratelimit;
 pub mod schema;
+pub mod secrets;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

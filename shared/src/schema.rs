@@ -43,16 +43,20 @@ pub struct ResourceNames {
     pub work_queue: String,
     pub dead_letter_queue: String,
     pub key_alias: String,
+    /// The platform apps' secrets: `{prefix}/x`, `{prefix}/meta`, `{prefix}/linkedin`, as the
+    /// template names them after its stack.
+    pub app_secrets: [String; 3],
 }
 
 impl ResourceNames {
-    /// `herald`, `herald-work`, `herald-work-dlq`, `alias/herald-tokens` with a prefix.
+    /// `herald`, `herald-work`, `herald-work-dlq`, `alias/herald-tokens`, `herald/x`… with a prefix.
     pub fn with_prefix(prefix: &str) -> Self {
         Self {
             table: prefix.to_owned(),
             work_queue: format!("{prefix}-work"),
             dead_letter_queue: format!("{prefix}-work-dlq"),
             key_alias: format!("alias/{prefix}-tokens"),
+            app_secrets: ["x", "meta", "linkedin"].map(|platform| format!("{prefix}/{platform}")),
         }
     }
 }

@@ -6,20 +6,85 @@ use std::time::Duration;
 use crate::BoxError;
 use crate::aws::AwsClients;
 use crate::config::Config;
+use crate::secrets::AppSecretIds;
 
 /// How long the cold start waits for its warm-up calls; past it, the first invocation connects.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// One of Herald's Lambda functions, as its cold start needs to know it: what it calls at once,
+/// whether it uses KMS, which platform apps' secrets it reads. The template's roles allow what
+/// this says (the roles check in `./infra/dev test` compares both with the calls recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Connect,
+    Posts,
+    Webhooks,
+    Retries,
+}
+
+/// Messages of one batch the `retries` function processes at once; a batch holds at most 10
+/// (the event source's batch size).
+pub const RETRIES_BATCH_CONCURRENCY: usize = 10;
+
+impl Function {
+    pub const ALL: [Function; 4] = [Function::Connect, Function::Posts, Function::Webhooks, Function::Retries];
+
+    /// The binary's name (`functions/<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Connect => "connect",
+            Function::Posts => "posts",
+            Function::Webhooks => "webhooks",
+            Function::Retries => "retries",
+        }
+    }
+
+    /// DynamoDB connections to open at cold start: as many as its invocations use at once.
+    pub fn concurrency(self) -> usize {
+        if self == Function::Retries { RETRIES_BATCH_CONCURRENCY } else { 1 }
+    }
+
+    /// Whether it opens or seals tokens (`webhooks` does not, and may not call KMS).
+    pub fn uses_kms(self) -> bool {
+        self != Function::Webhooks
+    }
+
+    /// The platform apps' secrets it reads, out of those the configuration names: `posts` only
+    /// signs OAuth 1.0a publishes (X); `retries` refreshes X and LinkedIn grants (Meta's Page
+    /// tokens are not refreshed); `connect` and `webhooks` need every app.
+    pub fn secrets(self, named: &AppSecretIds) -> AppSecretIds {
+        match self {
+            Function::Connect | Function::Webhooks => named.clone(),
+            Function::Posts => AppSecretIds { x: named.x.clone(), ..AppSecretIds::default() },
+            Function::Retries => AppSecretIds { meta: None, ..named.clone() },
+        }
+    }
+}
+
 /// Sets up JSON logs, reads the configuration (a missing variable is logged by name and ends
-/// the cold start), builds the AWS clients once and warms them up ([`warm_up`]) with
-/// `concurrency` DynamoDB connections: as many as the function's invocations use at once, and
-/// a KMS connection when the function uses KMS (`webhooks` does not, and may not call it).
-pub async fn init(concurrency: usize, uses_kms: bool) -> Result<(Config, AwsClients), BoxError> {
+/// the cold start), builds the AWS clients once and [`prepare`]s them.
+pub async fn init(function: Function) -> Result<(Config, AwsClients), BoxError> {
     crate::telemetry::init();
-    let config = Config::from_process_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let mut config =
+        Config::from_process_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let aws = AwsClients::load(&config.aws).await;
-    warm_up(&aws, &config, concurrency, uses_kms).await;
+    prepare(function, &aws, &mut config).await?;
     Ok((config, aws))
+}
+
+/// Reads the platform apps' secrets `function` uses into `config.apps` ([`crate::secrets`]; a
+/// failure ends the cold start) and meanwhile [`warm_up`]s the clients.
+pub async fn prepare(function: Function, aws: &AwsClients, config: &mut Config) -> Result<(), BoxError> {
+    let mut apps = config.apps.clone();
+    let ids = function.secrets(&config.app_secrets);
+    let (secrets, ()) = futures_util::future::join(
+        crate::secrets::load(&aws.secrets, &ids, &mut apps),
+        warm_up(aws, config, function.concurrency(), function.uses_kms()),
+    )
+    .await;
+    secrets.inspect_err(|e| tracing::error!(error = %e, "the platform apps' secrets cannot be read"))?;
+    config.apps = apps;
+    Ok(())
 }
 
 /// Opens the DynamoDB and KMS connections (TLS handshakes, credentials, signing) during init, so

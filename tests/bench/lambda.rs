@@ -371,9 +371,18 @@ fn lambda_env(bench: &Bench, dynamodb: &CountingProxy, services: &CountingProxy)
         ("HERALD_LINKEDIN_API_URL", format!("{sandbox}/linkedin/api")),
         ("HERALD_LINKEDIN_OAUTH_URL", format!("{sandbox}/linkedin/www")),
         ("HERALD_RATE_LIMITS", serde_json::to_string(&budgets).expect("serializes")),
+        ("HERALD_LINKEDIN_ORGANIZATIONS", "true".into()),
     ];
-    let apps = herald_sandbox::dev::herald_env().map(|(k, v)| (k, v.to_owned()));
-    vars.into_iter().chain(apps).map(|(k, v)| (k.to_owned(), v)).collect()
+    // Each function reads the apps' secrets from Secrets Manager at cold start, as on AWS.
+    let secrets = &bench.env.app_secrets;
+    let secrets = [
+        (herald::secrets::X_SECRET_ID, secrets.x.clone()),
+        (herald::secrets::META_SECRET_ID, secrets.meta.clone()),
+        (herald::secrets::LINKEDIN_SECRET_ID, secrets.linkedin.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(name, id)| id.map(|id| (name, id)));
+    vars.into_iter().chain(secrets).map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

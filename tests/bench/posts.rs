@@ -68,7 +68,10 @@ async fn main() {
         let figures = json!({ "posts": posts, "dynamodb": dynamodb, "kms": kms, "sqs": sqs, "kms_over_run": kms_run, "cpu_ms": cpu_ms });
         std::fs::write(std::path::Path::new(&out).join("posts.json"), figures.to_string()).expect("writes the figures");
     }
-    if std::env::var_os("HERALD_BENCH_CHECK").is_some() && (dynamodb > 3.0 || kms > 0.0 || sqs > 0.0) {
+    // No DynamoDB call at all means the counters are not on the functions' clients: a check
+    // that could not fail.
+    if std::env::var_os("HERALD_BENCH_CHECK").is_some() && (dynamodb > 3.0 || dynamodb == 0.0 || kms > 0.0 || sqs > 0.0)
+    {
         eprintln!(
             "a warm publish makes {dynamodb:.2} DynamoDB, {kms:.2} KMS and {sqs:.2} SQS calls; the targets are 3, 0 and 0"
         );

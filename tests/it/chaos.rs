@@ -111,7 +111,7 @@ async fn chaos_run_settles_every_post_once() {
     }
 
     // Drive the queue until quiet: each round moves both clocks 15 minutes, sweeps, and drains.
-    let worker = herald::queue::Worker::new(app.state.clone(), 10);
+    let worker = app.worker(10).await;
     let sweep = json!({ "Records": [{ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }] });
     let mut rounds = 0;
     loop {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use herald::posts::TargetStatus;
 use herald::queue::{Worker, poll_once};
+use herald::startup::Function;
 use herald_testkit::TestEnv;
 use serde_json::json;
 
@@ -45,10 +46,10 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing() {
     let sweep = herald_testkit::sqs_event(vec![
         json!({ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }),
     ]);
-    assert!(Worker::new(app.state.clone(), 1).handle_batch(sweep.clone()).await.batch_item_failures.is_empty());
+    assert!(app.worker(1).await.handle_batch(sweep.clone()).await.batch_item_failures.is_empty());
 
     // The first worker takes a batch of ten and is killed once two platform calls have started.
-    let doomed = Worker::new(app.state.clone(), 10);
+    let doomed = app.worker(10).await;
     let (sqs_for_task, queue_for_task) = (sqs.clone(), queue.clone());
     let run = tokio::spawn(async move { poll_once(&sqs_for_task, &queue_for_task, &doomed, Duration::ZERO).await });
     let publish_calls = || {
@@ -71,8 +72,11 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing() {
     // A new worker (new in-memory state, as in a new container) drains the queue; messages the
     // dead one held reappear after their visibility timeout. Then, past the dead worker's claim
     // leases, the sweep finds what it left `publishing` and settles it.
-    let restarted =
-        herald::app::App::new((*app.state.config).clone(), &env.aws, std::sync::Arc::new(app.clock.clone()));
+    let restarted = herald::app::App::new(
+        (*app.state.config).clone(),
+        &env.aws_for(Function::Retries),
+        std::sync::Arc::new(app.clock.clone()),
+    );
     let worker = Worker::new(restarted, 10);
     let open = |posts: Vec<herald::posts::Post>| {
         posts.iter().flat_map(|p| &p.targets).filter(|t| !t.status.is_terminal()).count()

@@ -30,7 +30,7 @@ async fn exhausted_attempts_reach_the_dead_letter_queue_with_their_history_and_c
     let post_id: herald::domain::PostId = post["id"].as_str().unwrap().parse().unwrap();
 
     // Every queued attempt fails the same way; the last one's dead letter cannot be sent at first.
-    let worker = Worker::new(app.state.clone(), 2);
+    let worker = app.worker(2).await;
     let mut broken = (*app.state.config).clone();
     broken.dead_letter_queue_url = format!("{}-missing", env.resources.dead_letter_queue_url);
     let broken_worker = Worker::new(herald::app::App::new(broken, &env.aws, Arc::new(app.clock.clone())), 2);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use herald::queue::{Worker, poll_once};
+use herald::queue::poll_once;
 use herald_testkit::{TestApp, TestEnv};
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ async fn tenant_endpoint() -> (String, Arc<Mutex<Vec<Received>>>) {
 /// Runs the worker on the work queue until `done` holds (long polls, so SQS's own delays, such
 /// as a retry's backoff, are waited for by SQS, not by sleeping here).
 async fn drain_until(env: &TestEnv, app: &TestApp, done: impl Fn() -> bool) {
-    let worker = Worker::new(app.state.clone(), 10);
+    let worker = app.worker(10).await;
     for _ in 0..30 {
         if done() {
             return;
@@ -168,4 +168,16 @@ async fn events_reach_the_tenants_endpoint_once_signed_per_standard_webhooks() {
     let signature = &during.headers.iter().find(|(k, _)| k == "webhook-signature").unwrap().1;
     assert_eq!(signature.split(' ').count(), 2, "{signature}");
     assert_eq!(reference_verify(&[(other_secret, &during), (new_secret, &during), (secret, &during)]), "ok ok refused");
+
+    // Connecting an account is an event the connect function queues for delivery.
+    assert_eq!(app.connect("user-2", "x", "2244994945", "approve").await["status"], "connected");
+    let connected = || {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.body.contains("\"account.connected\"") && r.answered == 204)
+            .count()
+    };
+    drain_until(&env, &app, || connected() == 1).await;
 }

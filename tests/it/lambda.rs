@@ -3,8 +3,9 @@
 //! retries handler, whose partial batch response must name exactly the failed message.
 
 use axum::Router;
-use herald::http::{self, AppState};
+use herald::http;
 use herald::queue::Worker;
+use herald::startup::Function;
 use herald::store::Origin;
 use herald_testkit::{TestEnv, repo_root};
 use http_body_util::BodyExt;
@@ -28,7 +29,7 @@ async fn call(router: Router, event: &str) -> (u16, String, Value) {
 #[tokio::test]
 async fn api_gateway_events_reach_the_connect_router() {
     let env = TestEnv::fresh().await;
-    let state = AppState::new(env.config(), &env.aws, TestEnv::system_clock());
+    let state = env.function_state(Function::Connect, env.config(), TestEnv::system_clock()).await;
     let (_, key) = state.tenants.create("Acme", vec![Origin::parse("https://app.acme.test").unwrap()]).await.unwrap();
     let connect = || http::finish(http::connect_routes(), state.clone());
 
@@ -59,9 +60,7 @@ async fn api_gateway_events_reach_the_connect_router() {
 #[tokio::test]
 async fn function_url_events_reach_the_webhooks_router() {
     let env = TestEnv::fresh().await;
-    let mut config = env.config();
-    config.apps = herald_testkit::dev_apps();
-    let state = AppState::new(config, &env.aws, TestEnv::system_clock());
+    let state = env.function_state(Function::Webhooks, env.config(), TestEnv::system_clock()).await;
     let (status, content_type, body) =
         call(http::finish(http::webhooks_routes(), state), &fixture("function_url_post.json")).await;
     // The fixture carries no X-Hub-Signature-256: refused before its body is read.
@@ -75,7 +74,7 @@ async fn function_url_events_reach_the_webhooks_router() {
 async fn sqs_event_gets_a_partial_batch_response() {
     let env = TestEnv::fresh().await;
     let clock = TestEnv::system_clock();
-    let worker = Worker::new(herald::app::App::new(env.config(), &env.aws, clock), 10);
+    let worker = Worker::new(env.function_state(Function::Retries, env.config(), clock).await, 10);
     let event = serde_json::from_str(&fixture("sqs_batch.json")).unwrap();
     let response = worker.handle_batch(event).await;
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Publishing end to end: Herald on loopback, the platform sandbox, DynamoDB/KMS/SQS in moto.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use herald_sandbox::Platform as SandboxPlatform;
 use herald_testkit::{TestApp, TestEnv};
@@ -237,7 +238,7 @@ async fn timeouts_after_sending_are_checked_where_the_platform_allows_and_never_
     let (_, post) = publish("linkedin_member", "maybe on linkedin").await;
     assert_eq!(post["targets"][0]["status"], "unknown", "{post}");
     assert_eq!(post["targets"][0]["error"]["code"], "outcome_unknown");
-    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let worker = app.worker(2).await;
     let event = app.publish_event(post["id"].as_str().unwrap(), &ids["linkedin_member"], 1);
     assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
     assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 1, "the post exists once and was not resent");
@@ -262,7 +263,7 @@ async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
 
     // The queued attempt, once due.
     app.clock.advance(time::Duration::minutes(20));
-    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let worker = app.worker(2).await;
     let event = app.publish_event(post["id"].as_str().unwrap(), &ids["linkedin_member"], 2);
     assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
     let id = post["id"].as_str().unwrap();
@@ -317,7 +318,7 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
     assert!(deferred.iter().all(|(_, at)| at == reset), "all deferred to the window's reset");
 
     // Window by window, the queued attempts publish the rest: 50 per window, nothing lost.
-    let worker = herald::queue::Worker::new(app.state.clone(), 10);
+    let worker = app.worker(10).await;
     for window in 1..=3 {
         app.clock.advance(time::Duration::seconds(900));
         app.browser
@@ -404,7 +405,7 @@ async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
 
     // The sweep 10 minutes before the time queues both targets.
     app.clock.advance(time::Duration::minutes(110));
-    let worker = herald::queue::Worker::new(app.state.clone(), 4);
+    let worker = app.worker(4).await;
     let sweep = json!({ "Records": [{ "messageId": "s1", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }] });
     assert!(worker.handle_batch(serde_json::from_value(sweep).unwrap()).await.batch_item_failures.is_empty());
     assert_eq!(waiting(env.queue_attributes(queue).await), baseline + 2);
@@ -443,7 +444,7 @@ async fn a_claim_whose_worker_died_is_settled_as_unknown_not_resent() {
     app.clock.advance(time::Duration::minutes(3));
     let due = app.state.posts.due(app.clock_now()).await.unwrap();
     assert!(due.iter().any(|d| d.post == post_id), "{due:?}");
-    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let worker = app.worker(2).await;
     let event = app.publish_event(post_id.as_str(), &ids["x"], 1);
     assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
     let settled = app.state.posts.get(&app.tenant, &post_id).await.unwrap().unwrap();
@@ -506,7 +507,7 @@ async fn platform_feedback_blocks_calls_before_the_platform_refuses_them() {
 
 /// Runs the queued attempt for one target, as the retries function would.
 async fn run_publish_job(app: &TestApp, post: &str, account: &str) {
-    let worker = herald::queue::Worker::new(app.state.clone(), 2);
+    let worker = app.worker(2).await;
     assert!(worker.handle_batch(app.publish_event(post, account, 1)).await.batch_item_failures.is_empty());
 }
 
@@ -615,4 +616,44 @@ async fn the_post_list_pages_past_dynamodbs_one_megabyte() {
     }
     created.reverse();
     assert_eq!(seen, created, "every post once, newest first");
+}
+
+/// The posts function's first attempt has a deadline below the HTTP API's 30 s (AWS audit F14):
+/// a platform call that could not finish before it is not sent, the target is queued without
+/// counting an attempt, and the retries function (no such deadline) publishes it once.
+#[tokio::test]
+async fn the_first_attempt_stops_before_its_deadline_and_leaves_the_rest_to_the_queue() {
+    let env = TestEnv::fresh().await;
+    // Platform calls time out after 1.5 s here: with 2.2 s, a second call cannot start after a 1 s first.
+    let app = env.spawn_app_with(|config| config.first_attempt_budget = Duration::from_millis(2200)).await;
+    let ids = app.connect_all("user-1").await;
+    let slow = json!({ "path": "/meta/graph/v26.0/17841400000000001/content_publishing_limit", "kind": { "type": "slow", "millis": 1000 }, "times": 1 });
+    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&slow).send().await.unwrap();
+    let media = json!([{ "url": app.media("a.jpg") }]);
+    let (status, post) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "in time", "media": media }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{post}");
+    let target = &post["targets"][0];
+    assert_eq!((target["status"].as_str(), target["attempts"].as_u64()), (Some("retrying"), Some(0)), "{post}");
+    let containers = |app: &TestApp| {
+        app.sandbox
+            .state
+            .world()
+            .calls
+            .iter()
+            .filter(|c| c.method == "POST" && c.path.ends_with("/17841400000000001/media"))
+            .count()
+    };
+    assert_eq!(containers(&app), 0, "the container call was not started");
+
+    run_publish_job(&app, post["id"].as_str().unwrap(), &ids["instagram"]).await;
+    let (_, after) = app.call(reqwest::Method::GET, &format!("/v1/posts/{}", post["id"].as_str().unwrap()), None).await;
+    assert_eq!(after["targets"][0]["status"], "published", "{after}");
+    let instagram =
+        app.published(SandboxPlatform::Meta).into_iter().filter(|p| p.account == "17841400000000001").count();
+    assert_eq!(instagram, 1);
 }

@@ -63,3 +63,42 @@ async fn no_secret_reaches_the_logs() {
         assert!(!text.contains(secret.as_str()), "a secret reached the logs: {}…", &secret[..secret.len().min(6)]);
     }
 }
+
+/// The platform apps come from Secrets Manager at cold start: what the test kit stored is what
+/// each function reads (only the secrets its code uses), and a secret that is missing or
+/// malformed stops the cold start with an error naming it and the field, never a value.
+#[tokio::test]
+async fn a_missing_or_malformed_app_secret_stops_the_cold_start() {
+    use herald::startup::{Function, prepare};
+    use secrecy::ExposeSecret;
+    let env = TestEnv::fresh().await;
+    let mut config = env.config();
+    config.app_secrets = env.app_secrets.clone();
+
+    let mut posts = config.clone();
+    prepare(Function::Posts, &env.aws, &mut posts).await.unwrap();
+    assert_eq!(
+        posts.apps.x_oauth1.as_ref().unwrap().client_secret.expose_secret(),
+        herald_sandbox::dev::X_CONSUMER_SECRET
+    );
+    assert!(posts.apps.meta.is_none() && posts.apps.linkedin.is_none(), "posts reads the X secret only");
+    let mut webhooks = config.clone();
+    prepare(Function::Webhooks, &env.aws, &mut webhooks).await.unwrap();
+    assert!(webhooks.apps.meta_webhook_verify_token.is_some() && webhooks.apps.linkedin.is_some());
+
+    let mut missing = config.clone();
+    missing.app_secrets.meta = Some(format!("{}/nope", env.names.table));
+    let err = prepare(Function::Connect, &env.aws, &mut missing).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("{}/nope", env.names.table)), "{err}");
+
+    let name = &env.names.app_secrets[2];
+    let malformed = r#"{"client_id":"li-client","client_secret":99887766,"note":"hunter2"}"#;
+    env.aws.secrets.put_secret_value().secret_id(name).secret_string(malformed).send().await.unwrap();
+    let mut retries = config.clone();
+    let err = prepare(Function::Retries, &env.aws, &mut retries).await.unwrap_err().to_string();
+    assert!(
+        err.contains(name.as_str()) && (err.contains("must be a string") || err.contains("unknown field")),
+        "{err}"
+    );
+    assert!(!err.contains("99887766") && !err.contains("hunter2"), "a value in: {err}");
+}

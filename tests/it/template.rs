@@ -126,8 +126,10 @@ async fn template_agrees_with_bootstrap() {
     );
 
     // --- The retries function consumes the work queue with partial batch responses. ---
-    let event = &resource(&template, "RetriesFunction")["Events"]["Work"]["Properties"];
-    assert!(format!("{:?}", event["Queue"]).contains("WorkQueue.Arn"));
+    let event = resource(&template, "RetriesWork");
+    assert_eq!(template["Resources"]["RetriesWork"]["Type"], "AWS::Lambda::EventSourceMapping");
+    assert!(format!("{:?}", event["FunctionName"]).contains("RetriesFunction"));
+    assert!(format!("{:?}", event["EventSourceArn"]).contains("WorkQueue.Arn"));
     assert_eq!(event["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
     let retries_timeout = resource(&template, "RetriesFunction")["Timeout"].as_i64().unwrap();
     assert!(
@@ -140,7 +142,11 @@ async fn template_agrees_with_bootstrap() {
 #[test]
 fn only_connect_and_retries_may_encrypt() {
     let template = template();
-    let policies = |function: &str| format!("{:?}", resource(&template, function)["Policies"]);
+    let policies = |function: &str| {
+        let role = function.replace("Function", "Role");
+        assert!(format!("{:?}", resource(&template, function)["Role"]).contains(&role), "{function}");
+        format!("{:?}", resource(&template, &role)["Policies"])
+    };
     for function in ["ConnectFunction", "RetriesFunction"] {
         assert!(policies(function).contains("kms:GenerateDataKey"), "{function}");
     }
@@ -174,7 +180,8 @@ fn logs_expire_alarms_watch_the_queue_and_the_functions_and_concurrency_is_cappe
     let template = template();
     for function in ["Connect", "Posts", "Webhooks", "Retries"] {
         let logs = resource(&template, &format!("{function}Logs"));
-        assert!(format!("{:?}", logs["LogGroupName"]).contains(&format!("{function}Function")), "{function}");
+        let config = &resource(&template, &format!("{function}Function"))["LoggingConfig"];
+        assert!(format!("{:?}", config["LogGroup"]).contains(&format!("{function}Logs")), "{function} logs elsewhere");
         assert!(!logs["RetentionInDays"].is_null(), "{function}'s logs never expire");
     }
     for alarm in ["DeadLetterAlarm", "WorkQueueAgeAlarm", "FunctionErrorsAlarm", "FunctionThrottlesAlarm"] {
@@ -182,7 +189,62 @@ fn logs_expire_alarms_watch_the_queue_and_the_functions_and_concurrency_is_cappe
     }
     let retention = |queue: &str| resource(&template, queue)["MessageRetentionPeriod"].as_u64().unwrap();
     assert!(retention("WorkQueue") < retention("DeadLetterQueue"), "a moved message keeps its enqueue time");
-    let work = &resource(&template, "RetriesFunction")["Events"]["Work"]["Properties"];
+    let work = resource(&template, "RetriesWork");
     assert!(!work["ScalingConfig"]["MaximumConcurrency"].is_null());
     assert!(!resource(&template, "WebhooksFunction")["ReservedConcurrentExecutions"].is_null());
+}
+
+/// Platform credentials live in Secrets Manager (one secret per app): no parameter takes a
+/// secret, no environment holds one, and each function names exactly the secrets its code reads
+/// (`herald::startup::Function::secrets`; its role may read those, as the roles check verifies).
+#[test]
+fn secrets_are_named_in_the_environment_never_given() {
+    use herald::startup::Function;
+    let template = template();
+    for (name, parameter) in template["Parameters"].as_mapping().unwrap() {
+        assert!(parameter.get("NoEcho").is_none(), "parameter {name:?} takes a secret");
+    }
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let text = |v: &Value| format!("{v:?}");
+    for (name, value) in globals.as_mapping().unwrap() {
+        assert!(!text(value).contains("Secret"), "global {name:?} = {value:?}");
+    }
+    let secrets = |variables: &Value| -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for (name, value) in variables.as_mapping().into_iter().flatten() {
+            let name = name.as_str().unwrap();
+            let names_a_secret =
+                ["XAppSecret", "MetaAppSecret", "LinkedinAppSecret"].iter().any(|s| text(value).contains(s));
+            assert_eq!(names_a_secret, name.ends_with("_SECRET_ID"), "{name} = {value:?}");
+            if names_a_secret {
+                found.insert(name.to_owned());
+            }
+        }
+        found
+    };
+    let every =
+        herald::secrets::AppSecretIds { x: Some("x".into()), meta: Some("m".into()), linkedin: Some("l".into()) };
+    for function in Function::ALL {
+        let logical = format!("{}{}Function", function.name()[..1].to_uppercase(), &function.name()[1..]);
+        let named = secrets(&resource(&template, &logical)["Environment"]["Variables"]);
+        let reads = function.secrets(&every);
+        let expected: BTreeSet<String> = [
+            (reads.x.is_some(), herald::secrets::X_SECRET_ID),
+            (reads.meta.is_some(), herald::secrets::META_SECRET_ID),
+            (reads.linkedin.is_some(), herald::secrets::LINKEDIN_SECRET_ID),
+        ]
+        .into_iter()
+        .filter(|(read, _)| *read)
+        .map(|(_, name)| name.to_owned())
+        .collect();
+        assert_eq!(named, expected, "{logical}");
+    }
+    for secret in ["XAppSecret", "MetaAppSecret", "LinkedinAppSecret"] {
+        assert_eq!(template["Resources"][secret]["Type"], "AWS::SecretsManager::Secret");
+        assert_eq!(
+            resource(&template, secret)["SecretString"],
+            "{}",
+            "{secret}: created empty, filled by the operator"
+        );
+    }
 }

@@ -189,7 +189,7 @@ async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_rea
 
 /// Runs one refresh sweep the way the `retries` function receives it: an SQS event.
 async fn sweep(app: &TestApp) {
-    let worker = herald::queue::Worker::new(app.state.clone(), 4);
+    let worker = app.worker(4).await;
     let body = serde_json::to_string(&herald::queue::Envelope {
         job: herald::queue::Job::Sweep,
         not_before: None,

@@ -300,3 +300,23 @@ async fn the_handshakes_sign_nothing_but_the_platforms_own_challenges() {
         assert_eq!(report["valid"], true, "{platform}: {report}");
     }
 }
+
+/// A delivery Herald cannot record (here: an event over DynamoDB's 400 KB item limit) is answered
+/// 5xx and forgotten, so the platform's retry is processed again instead of dropped as a duplicate.
+#[tokio::test]
+async fn a_delivery_that_cannot_be_recorded_is_forgotten_for_the_platforms_retry() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app_with(|config| config.max_body_bytes = 1024 * 1024).await;
+    app.connect_all("user-1").await;
+    let huge = "x".repeat(450 * 1024);
+    let event = json!({ "object": "page", "entry": [{ "id": "104000000000001", "time": 7, "changes": [{ "field": "feed", "value": { "message": huge } }] }] });
+    for delivery in ["first", "retry"] {
+        let status = app.platform_webhook("meta", event.clone()).await["status"].as_u64();
+        assert!(status.is_some_and(|s| s >= 500), "{delivery}: {status:?} (a duplicate would be 200)");
+    }
+    assert!(platform_events(&app).await.is_empty());
+    // A small event after them is recorded as usual.
+    let small = json!({ "object": "page", "entry": [{ "id": "104000000000001", "time": 8, "changes": [{ "field": "feed", "value": { "message": "ok" } }] }] });
+    assert_eq!(app.platform_webhook("meta", small).await["status"], 200);
+    assert_eq!(platform_events(&app).await.len(), 1);
+}

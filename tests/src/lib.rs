@@ -13,6 +13,9 @@ use herald::clock::SharedClock;
 use herald::config::{AwsSettings, Config, CryptoSettings};
 use herald::local::{Launcher, LocalAws};
 use herald::schema::ResourceNames;
+use herald::startup::Function;
+
+pub mod calls;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -34,6 +37,47 @@ pub struct TestEnv {
     pub settings: AwsSettings,
     pub resources: Resources,
     pub names: ResourceNames,
+    /// The sandbox's development apps, stored as this environment's secrets and read back as the
+    /// functions read them at cold start ([`herald::secrets::load`]).
+    pub app_secrets: herald::secrets::AppSecretIds,
+    apps: herald::config::PlatformApps,
+    functions: Functions,
+}
+
+/// What builds Herald's functions against one test environment (cheap to clone).
+#[derive(Clone)]
+pub struct Functions {
+    sdk: aws_config::SdkConfig,
+    settings: AwsSettings,
+    resource_map: Arc<calls::ResourceMap>,
+    app_secrets: herald::secrets::AppSecretIds,
+    /// The benchmarks' call counters, on every function's clients too.
+    counts: Option<Arc<herald::aws::CallCounts>>,
+}
+
+impl Functions {
+    /// AWS clients for one of Herald's functions: with `HERALD_AWS_CALLS` set, every call they
+    /// make is recorded as that function's, for the roles check ([`calls`]).
+    pub fn aws_for(&self, function: Function) -> AwsClients {
+        let recorder = calls::Recorder::new(function.name(), self.resource_map.clone());
+        let interceptors = recorder
+            .map(herald::aws::SharedInterceptor::new)
+            .into_iter()
+            .chain(self.counts.clone().map(herald::aws::counting))
+            .collect();
+        AwsClients::intercepted(&self.sdk, &self.settings, interceptors)
+    }
+
+    /// `function`'s state as its cold start leaves it: its own clients, the secrets it reads
+    /// loaded from this environment's, its connections warmed up.
+    pub async fn state(&self, function: Function, mut config: Config, clock: SharedClock) -> herald::app::App {
+        let aws = self.aws_for(function);
+        config.app_secrets = self.app_secrets.clone();
+        herald::startup::prepare(function, &aws, &mut config)
+            .await
+            .unwrap_or_else(|e| panic!("{} cannot start: {e}", function.name()));
+        herald::app::App::new(config, &aws, clock)
+    }
 }
 
 impl TestEnv {
@@ -46,14 +90,41 @@ impl TestEnv {
     pub async fn fresh_with(counts: Option<Arc<herald::aws::CallCounts>>) -> Self {
         let settings = tokio::task::spawn_blocking(local_aws).await.expect("emulation start does not panic");
         let sdk = herald::local::sdk_config(&settings).await;
-        let aws = match counts {
+        let aws = match counts.clone() {
             Some(counts) => AwsClients::counted(&sdk, &settings, counts),
             None => AwsClients::from_sdk_config(&sdk, &settings),
         };
         let suffix: [u8; 6] = herald::domain::random_bytes();
         let names = ResourceNames::with_prefix(&format!("t{}", hex::encode(suffix)));
         let resources = bootstrap(&aws, &names).await.unwrap_or_else(|e| panic!("bootstrap failed: {e}"));
-        Self { aws, settings, resources, names }
+        let values = herald_sandbox::dev::app_secrets();
+        let app_secrets =
+            herald::bootstrap::store_app_secrets(&aws.secrets, &names, values.each_ref().map(String::as_str))
+                .await
+                .unwrap_or_else(|e| panic!("storing the app secrets failed: {e}"));
+        let mut apps = herald::config::PlatformApps { linkedin_organizations: true, ..Default::default() };
+        herald::secrets::load(&aws.secrets, &app_secrets, &mut apps)
+            .await
+            .unwrap_or_else(|e| panic!("reading the app secrets failed: {e}"));
+        let resource_map = Arc::new(calls::ResourceMap::new(&resources, &app_secrets));
+        let functions =
+            Functions { sdk, settings: settings.clone(), resource_map, app_secrets: app_secrets.clone(), counts };
+        Self { aws, settings, resources, names, app_secrets, apps, functions }
+    }
+
+    /// See [`Functions::aws_for`].
+    pub fn aws_for(&self, function: Function) -> AwsClients {
+        self.functions.aws_for(function)
+    }
+
+    /// See [`Functions::state`].
+    pub async fn function_state(&self, function: Function, config: Config, clock: SharedClock) -> herald::app::App {
+        self.functions.state(function, config, clock).await
+    }
+
+    /// Herald's apps on the sandbox's development fixtures, as read from this environment's secrets.
+    pub fn dev_apps(&self) -> herald::config::PlatformApps {
+        self.apps.clone()
     }
 
     /// Configuration for Herald's functions against this environment.
@@ -71,8 +142,10 @@ impl TestEnv {
             dead_letter_queue_url: self.resources.dead_letter_queue_url.clone(),
             public_url: Some("http://127.0.0.1:3000".parse().expect("static URL")),
             max_body_bytes: 64 * 1024,
+            first_attempt_budget: std::time::Duration::from_secs(20),
             platforms: herald::config::PlatformEndpoints::production(),
             apps: herald::config::PlatformApps::default(),
+            app_secrets: herald::secrets::AppSecretIds::default(),
             rate_limits: Vec::new(),
             // Tests serve media and webhook endpoints on loopback, as the local runner does.
             egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
@@ -110,6 +183,7 @@ pub struct TestApp {
     /// The user's browser: follows no redirects (the test looks at every hop, as a browser would
     /// take them), keeps its own cookies, and navigates as a browser does ([`new_browser`]).
     pub browser: reqwest::Client,
+    functions: Functions,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -159,18 +233,35 @@ impl TestEnv {
         config.platforms = herald::config::PlatformEndpoints::sandbox(&sandbox.url).expect("sandbox URL");
         // Short, so tests of calls that never answer do not wait long.
         config.platforms.timeout = std::time::Duration::from_millis(1500);
-        config.apps = dev_apps();
+        config.apps = self.dev_apps();
         adjust(&mut config);
         let clock = herald::clock::ManualClock::new(time::OffsetDateTime::now_utc());
-        let state = herald::http::AppState::new(config, &self.aws, Arc::new(clock.clone()));
+        let shared: SharedClock = Arc::new(clock.clone());
+        // Each function as on AWS: its own clients (recorded for the roles check), its own secrets.
+        let [connect, posts, webhooks] = [Function::Connect, Function::Posts, Function::Webhooks]
+            .map(|function| self.function_state(function, config.clone(), shared.clone()));
+        let (connect, posts, webhooks) = futures_util::join!(connect, posts, webhooks);
+        let router = herald::http::functions_router(connect, posts, webhooks);
+        // The test's own view, for looking into the store: its calls are no function's.
+        let state = herald::http::AppState::new(config, &self.aws, shared);
         let origin = herald::store::Origin::parse(RETURN_ORIGIN).expect("valid origin");
         let (tenant, key) = state.tenants.create("Test tenant", vec![origin]).await.expect("tenant");
-        let router = herald::http::all_routes(state.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         let browser = new_browser();
-        TestApp { url, api_key: key.reveal().to_owned(), tenant: tenant.id, state, clock, sandbox, browser, server }
+        let functions = self.functions.clone();
+        TestApp {
+            url,
+            api_key: key.reveal().to_owned(),
+            tenant: tenant.id,
+            state,
+            clock,
+            sandbox,
+            browser,
+            functions,
+            server,
+        }
     }
 }
 
@@ -224,13 +315,15 @@ pub fn dev_client_id(platform: &str) -> &'static str {
     }
 }
 
-/// Herald's apps on the sandbox's development fixtures.
-pub fn dev_apps() -> herald::config::PlatformApps {
-    let env = herald::config::Env::from_pairs(herald_sandbox::dev::herald_env());
-    herald::config::PlatformApps::from_env(&env).expect("the sandbox's development apps are a valid configuration")
-}
-
 impl TestApp {
+    /// The `retries` function's worker, as its cold start leaves it, on this app's configuration
+    /// and clock, processing `concurrency` messages at once.
+    pub async fn worker(&self, concurrency: usize) -> herald::queue::Worker {
+        let config = (*self.state.config).clone();
+        let app = self.functions.state(Function::Retries, config, Arc::new(self.clock.clone())).await;
+        herald::queue::Worker::new(app, concurrency)
+    }
+
     pub fn clock_now(&self) -> time::OffsetDateTime {
         herald::Clock::now(&self.clock)
     }

@@ -35,12 +35,6 @@ pub struct DevArgs {
     repo: PathBuf,
 }
 
-/// Herald's apps on the sandbox's development fixtures.
-fn dev_apps() -> PlatformApps {
-    let env = herald::config::Env::from_pairs(herald_sandbox::dev::herald_env());
-    PlatformApps::from_env(&env).expect("the sandbox's development apps are a valid configuration")
-}
-
 pub async fn run(args: DevArgs) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -62,10 +56,20 @@ pub async fn run(args: DevArgs) -> Result<()> {
     .with_context(|| format!("starting the platform sandbox on port {}", args.sandbox_port))?;
     let settings = local.settings();
     let aws = AwsClients::from_sdk_config(&herald::local::sdk_config(&settings).await, &settings);
-    let resources = bootstrap(&aws, &ResourceNames::with_prefix("herald"))
+    let names = ResourceNames::with_prefix("herald");
+    let resources =
+        bootstrap(&aws, &names).await.map_err(|e| anyhow::anyhow!(e)).context("creating the table, key and queues")?;
+    // The sandbox's apps as secrets, read back as the functions read them at cold start.
+    let values = herald_sandbox::dev::app_secrets();
+    let app_secrets = herald::bootstrap::store_app_secrets(&aws.secrets, &names, values.each_ref().map(String::as_str))
         .await
         .map_err(|e| anyhow::anyhow!(e))
-        .context("creating the table, key and queues")?;
+        .context("storing the platform apps' secrets")?;
+    let mut apps = PlatformApps { linkedin_organizations: true, ..PlatformApps::default() };
+    herald::secrets::load(&aws.secrets, &app_secrets, &mut apps)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("reading the platform apps' secrets")?;
 
     let clock = crate::clock();
     let tenants = TenantStore::new(aws.dynamodb.clone(), &resources.table, clock.clone());
@@ -85,8 +89,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
         dead_letter_queue_url: resources.dead_letter_queue_url.clone(),
         public_url: Some(base.parse()?),
         max_body_bytes: 64 * 1024,
+        first_attempt_budget: std::time::Duration::from_secs(20),
         platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
-        apps: dev_apps(),
+        apps,
+        app_secrets,
         rate_limits: Vec::new(),
         // The sandbox serves media on loopback over http; only the local runner allows that.
         egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
@@ -102,7 +108,7 @@ Herald is running locally.
   Dev tenant:            {tenant_id}
   Dev API key:           {key}
   DynamoDB (moto):       {dynamodb}
-  KMS + SQS (moto):      {services}
+  KMS, SQS, Secrets Manager (moto): {services}
   Work queue:            {queue}
   Platform sandbox:      {sandbox}   (X, Facebook, Instagram, LinkedIn; state at {sandbox}/_sandbox)
                          Herald's platform endpoints point at it.

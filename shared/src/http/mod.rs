@@ -48,18 +48,32 @@ pub fn route_specs() -> Vec<routes::RouteSpec> {
 /// the body size limit, and one log line per request. Apply once, after merging.
 pub fn finish(routes: Routes, state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    routes
-        .router
+    finish_stateless(routes.router.with_state(state), limit)
+}
+
+fn finish_stateless(router: Router, body_limit: usize) -> Router {
+    router
         .fallback(|| async { Problem::route_not_found() })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(log_request))
-        .with_state(state)
 }
 
 /// Every route of every HTTP function on one router: what the local runner serves.
 pub fn all_routes(state: AppState) -> Router {
     finish(connect_routes().merge(posts_routes()).merge(webhooks_routes()), state)
+}
+
+/// Every route of every HTTP function on one router, each function's with its own state (its
+/// own AWS clients and caches), as the HTTP API and the function URL route them on AWS.
+pub fn functions_router(connect: AppState, posts: AppState, webhooks: AppState) -> Router {
+    let limit = connect.config.max_body_bytes;
+    let router = connect_routes()
+        .router
+        .with_state(connect)
+        .merge(posts_routes().router.with_state(posts))
+        .merge(webhooks_routes().router.with_state(webhooks));
+    finish_stateless(router, limit)
 }
 
 /// The base URL a request reached Herald on, from its `Host` and `X-Forwarded-Proto` (API

@@ -50,6 +50,21 @@ pub enum PlatformError {
     /// it must not be resent blindly.
     #[error("{platform} may have applied the request: {detail}")]
     Ambiguous { platform: Platform, detail: String },
+    /// Not sent: the call could not finish before the caller's deadline ([`with_deadline`]).
+    #[error("{platform} was not called: the attempt's deadline is too near")]
+    Deferred { platform: Platform },
+}
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Runs `work` with a deadline for its platform calls: a call that could not finish before it
+/// (its timeout would run past) is not sent and fails with [`PlatformError::Deferred`]. Calls
+/// already sent are never cut short, so no effect becomes ambiguous because of the deadline.
+/// The posts function gives its first attempt one below the HTTP API's 30 s (AWS audit F14).
+pub async fn with_deadline<F: std::future::Future>(deadline: Instant, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
 }
 
 impl PlatformError {
@@ -272,6 +287,10 @@ impl PlatformClient {
         effect: bool,
     ) -> Result<reqwest::Response, PlatformError> {
         let started = Instant::now();
+        if DEADLINE.try_with(|deadline| started + self.endpoints.timeout > *deadline).unwrap_or(false) {
+            tracing::info!(platform = %platform, endpoint, "not called: the attempt's deadline is too near");
+            return Err(PlatformError::Deferred { platform });
+        }
         let result = request.send().await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let err = match result {

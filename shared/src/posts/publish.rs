@@ -92,6 +92,8 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
             format!("the platform may have published this post ({detail}); it was not sent again"),
         )),
         PlatformError::Media { code, message } => Outcome::Failed(error(code, message)),
+        // Nothing was sent: the queue takes it from here, and it is not an attempt.
+        PlatformError::Deferred { .. } => Outcome::Retry { at: now, error: None, counted: false },
         PlatformError::NotConfigured(platform) => {
             Outcome::Failed(error("platform_not_configured", format!("{platform} is not configured")))
         }
@@ -214,7 +216,8 @@ pub async fn submit(
             }
         }
     });
-    let results = futures_util::future::join_all(attempts).await;
+    let deadline = std::time::Instant::now() + app.config.first_attempt_budget;
+    let results = crate::platforms::with_deadline(deadline, futures_util::future::join_all(attempts)).await;
     for (slot, result) in post.targets.iter_mut().zip(results) {
         match result {
             Ok(target) => *slot = target,

@@ -25,21 +25,24 @@ pub mod dev {
     /// The verify token Meta's webhook subscription check sends (set in the App Dashboard).
     pub const META_WEBHOOK_VERIFY_TOKEN: &str = "herald-dev-meta-verify-token";
 
-    /// Herald's configuration for these apps, as the environment variables Herald reads: one
-    /// list for `herald dev`, the test kit and the functions started by the benchmarks.
-    pub fn herald_env() -> [(&'static str, &'static str); 10] {
+    /// Herald's secrets for these apps (X, Meta, LinkedIn), as it reads them from Secrets
+    /// Manager: one list for `herald dev`, the test kit and the functions the benchmarks start.
+    pub fn app_secrets() -> [String; 3] {
         [
-            ("HERALD_X_CLIENT_ID", X_CLIENT_ID),
-            ("HERALD_X_CLIENT_SECRET", X_CLIENT_SECRET),
-            ("HERALD_X_CONSUMER_KEY", X_CONSUMER_KEY),
-            ("HERALD_X_CONSUMER_SECRET", X_CONSUMER_SECRET),
-            ("HERALD_META_APP_ID", META_APP_ID),
-            ("HERALD_META_APP_SECRET", META_APP_SECRET),
-            ("HERALD_LINKEDIN_CLIENT_ID", LINKEDIN_CLIENT_ID),
-            ("HERALD_LINKEDIN_CLIENT_SECRET", LINKEDIN_CLIENT_SECRET),
-            ("HERALD_LINKEDIN_ORGANIZATIONS", "true"),
-            ("HERALD_META_WEBHOOK_VERIFY_TOKEN", META_WEBHOOK_VERIFY_TOKEN),
+            serde_json::json!({
+                "client_id": X_CLIENT_ID,
+                "client_secret": X_CLIENT_SECRET,
+                "consumer_key": X_CONSUMER_KEY,
+                "consumer_secret": X_CONSUMER_SECRET,
+            }),
+            serde_json::json!({
+                "app_id": META_APP_ID,
+                "app_secret": META_APP_SECRET,
+                "webhook_verify_token": META_WEBHOOK_VERIFY_TOKEN,
+            }),
+            serde_json::json!({ "client_id": LINKEDIN_CLIENT_ID, "client_secret": LINKEDIN_CLIENT_SECRET }),
         ]
+        .map(|secret| secret.to_string())
     }
 }
 
