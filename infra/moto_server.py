@@ -6,6 +6,9 @@ server does not make conditional updates atomic (over-admitted rate limits, lost
 KMS + SQS on a threaded one, because a single-threaded server stalls every call behind an SQS
 long poll.
 
+The DynamoDB server also raises, when a test asks, the faults DynamoDB raises and moto never does
+(`DynamoFaults`: transaction conflicts, throttling, lost answers, and the `ClientRequestToken` rule).
+
 Prints `READY <port>` on stdout once it accepts connections (port 0 picks a free one).
 With --exit-with-parent it exits when the process that started it dies, so a killed test run
 leaves no server behind.
@@ -100,6 +103,182 @@ def patch_transactions() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+class DynamoFaults:
+    """WSGI middleware on the DynamoDB server: the faults DynamoDB raises and moto never does.
+
+    Tests control it per table (each test has its own) over `/_herald/faults` on the same port:
+    `POST` a JSON list of faults, `DELETE ?table=NAME` to clear them; each answers the counts of
+    faults raised for the table, by kind. A fault matches calls by operation (`UpdateItem`, `PutItem`,
+    `TransactWriteItems`…; any when absent), table, and optionally a key prefix (`pk` starts with
+    it), for `times` calls (every one when absent) or with a `probability` (seeded per table).
+    Kinds, as DynamoDB answers them (developer guide, "Error handling with DynamoDB"):
+    - `transaction_conflict`: 400 `TransactionConflictException` for a single-item write that met
+      an ongoing transaction on the same item, `TransactionCanceledException` with the reason
+      `TransactionConflict` for a transaction; nothing applied;
+    - `throttling`: 400 `ThrottlingException`; `provisioned_throughput`: 400
+      `ProvisionedThroughputExceededException`; nothing applied;
+    - `internal_error_after_apply`: the call is applied, then answered 500 `InternalServerError`
+      (a lost answer: the SDK retries, and the retry meets its own write).
+
+    Also DynamoDB's `ClientRequestToken` rule, which moto lacks: a `TransactWriteItems` repeated
+    with the same token within 10 minutes succeeds without being applied again (the same token with
+    other items is `IdempotentParameterMismatchException`).
+    """
+
+    PREFIX = "com.amazonaws.dynamodb.v20120810#"
+    KINDS = {
+        "transaction_conflict": (400, PREFIX + "TransactionConflictException", "Transaction is ongoing for the item"),
+        "throttling": (400, "com.amazon.coral.availability#ThrottlingException", "Rate of requests exceeds the allowed throughput."),
+        "provisioned_throughput": (400, PREFIX + "ProvisionedThroughputExceededException", "The level of configured provisioned throughput for the table was exceeded."),
+        "internal_error_after_apply": (500, PREFIX + "InternalServerError", "Internal server error"),
+    }
+    TOKEN_WINDOW = 600
+
+    def __init__(self, app):
+        import random
+
+        self.app = app
+        self.faults = []  # dicts: operation, table, key_prefix, kind, times, probability, raised
+        self.tokens = {}  # ClientRequestToken -> (time, body without token, status, headers, response)
+        self.random = random.Random(7)
+
+    def __call__(self, environ, start_response):
+        import json
+
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_herald/faults"):
+            return self.control(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.rsplit(".", 1)[-1] if target.startswith("DynamoDB_") else None
+        if operation is None:
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = __import__("io").BytesIO(raw)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        if operation == "TransactWriteItems" and body.get("ClientRequestToken"):
+            repeated = self.repeated_transaction(body)
+            if repeated is not None:
+                return self.answer(start_response, *repeated)
+        fault = self.match(operation, body)
+        if fault is None or fault["kind"] != "internal_error_after_apply":
+            if fault is not None:
+                return self.error(start_response, fault["kind"], operation, body)
+            status, headers, response = self.call(environ)
+            self.remember(operation, body, status, headers, response)
+            return self.answer(start_response, status, headers, response)
+        status, headers, response = self.call(environ)
+        self.remember(operation, body, status, headers, response)
+        return self.error(start_response, fault["kind"], operation, body)
+
+    def call(self, environ):
+        captured = {}
+
+        def start(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        response = b"".join(self.app(environ, start))
+        return captured["status"], captured["headers"], response
+
+    @staticmethod
+    def answer(start_response, status, headers, response):
+        start_response(status, [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(response)))])
+        return [response]
+
+    def error(self, start_response, kind, operation, request):
+        import json
+
+        status, error_type, message = self.KINDS[kind]
+        answer = {"__type": error_type, "message": message}
+        if kind == "transaction_conflict" and operation == "TransactWriteItems":
+            # A transaction that meets another is cancelled, its reasons one per item.
+            items = request.get("TransactItems", [])
+            reasons = [{"Code": "TransactionConflict", "Message": message}] + [{"Code": "None"}] * (len(items) - 1)
+            answer = {
+                "__type": self.PREFIX + "TransactionCanceledException",
+                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                + "[" + ", ".join(r["Code"] for r in reasons) + "]",
+                "CancellationReasons": reasons,
+            }
+        body = json.dumps(answer).encode()
+        reason = "500 Internal Server Error" if status == 500 else "400 Bad Request"
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "herald-fault")]
+        return self.answer(start_response, reason, headers, body)
+
+    def tables(self, operation, body):
+        if operation == "TransactWriteItems":
+            return [
+                (op.get("TableName"), (op.get("Key") or op.get("Item") or {}).get("pk", {}).get("S", ""))
+                for item in body.get("TransactItems", [])
+                for op in item.values()
+            ]
+        return [(body.get("TableName"), (body.get("Key") or body.get("Item") or {}).get("pk", {}).get("S", ""))]
+
+    def match(self, operation, body):
+        touched = self.tables(operation, body)
+        for fault in self.faults:
+            if fault.get("operation") not in (None, operation):
+                continue
+            prefix = fault.get("key_prefix") or ""
+            if not any(table == fault["table"] and pk.startswith(prefix) for table, pk in touched):
+                continue
+            if fault.get("times") is not None and fault["raised"] >= fault["times"]:
+                continue
+            if fault.get("probability") is not None and self.random.random() >= fault["probability"]:
+                continue
+            fault["raised"] += 1
+            return fault
+        return None
+
+    def repeated_transaction(self, body):
+        import time
+
+        token = body["ClientRequestToken"]
+        rest = {k: v for k, v in body.items() if k != "ClientRequestToken"}
+        now = time.monotonic()
+        self.tokens = {t: v for t, v in self.tokens.items() if now - v[0] < self.TOKEN_WINDOW}
+        seen = self.tokens.get(token)
+        if seen is None:
+            return None
+        if seen[1] != rest:
+            import json
+
+            error = json.dumps({"__type": self.PREFIX + "IdempotentParameterMismatchException", "message": "The request uses the same client token as a previous, but non-identical request."}).encode()
+            return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")], error
+        return seen[2], seen[3], seen[4]
+
+    def remember(self, operation, body, status, headers, response):
+        import time
+
+        if operation == "TransactWriteItems" and body.get("ClientRequestToken") and status.startswith("200"):
+            rest = {k: v for k, v in body.items() if k != "ClientRequestToken"}
+            self.tokens[body["ClientRequestToken"]] = (time.monotonic(), rest, status, headers, response)
+
+    def control(self, environ, start_response):
+        import json
+        from urllib.parse import parse_qs
+
+        method = environ["REQUEST_METHOD"]
+        table = parse_qs(environ.get("QUERY_STRING", "")).get("table", [None])[0]
+        if method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            for fault in json.loads(environ["wsgi.input"].read(length) or b"[]"):
+                if fault.get("kind") not in self.KINDS or not fault.get("table"):
+                    return self.answer(start_response, "400 Bad Request", [("Content-Type", "text/plain")], b"fault needs a known kind and a table")
+                fault["raised"] = 0
+                self.faults.append(fault)
+        raised = {}
+        for fault in self.faults:
+            if table in (None, fault["table"]):
+                raised[fault["kind"]] = raised.get(fault["kind"], 0) + fault["raised"]
+        if method == "DELETE":
+            self.faults = [f for f in self.faults if f["table"] != table]
+        return self.answer(start_response, "200 OK", [("Content-Type", "application/json")], json.dumps(raised).encode())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
@@ -124,6 +303,9 @@ def main() -> None:
     if args.single_threaded:
         patch_transactions()
     app = DomainDispatcherApplication(create_backend_app)
+    if args.single_threaded:
+        # The DynamoDB server: faults are injected per table, in order (one request at a time).
+        app = DynamoFaults(app)
     server = make_server(
         args.host,
         args.port,

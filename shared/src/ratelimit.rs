@@ -379,7 +379,9 @@ impl RateLimiter {
             if let Some(until) = self.known_until(&cache_key, now) {
                 return Err(LimitError::Denied(Denied { retry_at: until }));
             }
-            let result = self
+            // The warm path writes the same counters in transactions: a conflict is sent again.
+            // (A lost answer the SDK resends counts the unit twice: the budget errs safe.)
+            let update = self
                 .dynamodb
                 .update_item()
                 .table_name(&self.table)
@@ -391,9 +393,8 @@ impl RateLimiter {
                 .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":limit", n(budget.limit))
-                .expression_attribute_values(":expires", n(end + 3600))
-                .send()
-                .await;
+                .expression_attribute_values(":expires", n(end + 3600));
+            let result = crate::store::retry_conflicts(|| update.clone().send()).await;
             match result.map_err(StoreError::from) {
                 Ok(_) => {}
                 Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
@@ -439,7 +440,8 @@ impl RateLimiter {
     pub async fn block(&self, platform: Platform, key: &str, until: i64) -> Result<(), StoreError> {
         let pk = block_pk(platform, key);
         let expires = OffsetDateTime::from_unix_timestamp(until + 3600).unwrap_or(self.clock.now());
-        self.dynamodb
+        let update = self
+            .dynamodb
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk.clone()))
@@ -450,17 +452,15 @@ impl RateLimiter {
             .expression_attribute_names("#until", "until")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":until", n(until))
-            .expression_attribute_values(":expires", epoch(expires))
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                let e = StoreError::from(e);
-                match &e {
-                    StoreError::Dynamo(inner) if is_condition_failure(inner) => Ok(()),
-                    _ => Err(e),
-                }
-            })?;
+            .expression_attribute_values(":expires", epoch(expires));
+        // Transactions check the block item: a conflict is sent again.
+        crate::store::retry_conflicts(|| update.clone().send()).await.map(|_| ()).or_else(|e| {
+            let e = StoreError::from(e);
+            match &e {
+                StoreError::Dynamo(inner) if is_condition_failure(inner) => Ok(()),
+                _ => Err(e),
+            }
+        })?;
         self.remember(pk, until);
         Ok(())
     }

@@ -34,6 +34,37 @@ const X_BUDGET: u32 = 50;
 
 #[tokio::test]
 async fn chaos_run_settles_every_post_once() {
+    chaos(posts(), false).await;
+}
+
+/// The same run while DynamoDB also misbehaves, as moto never does: transaction conflicts,
+/// throttling and lost answers on a share of every kind of write (`infra/moto_server.py`).
+/// `HERALD_CHAOS_AWS_POSTS` sets its size (default 60, a multiple of 20: with about 90 faults
+/// raised, enough to meet each kind on each path, and it runs beside the 300-post run in CI).
+#[tokio::test]
+async fn chaos_run_with_dynamodb_faults_settles_every_post_once() {
+    let total = std::env::var("HERALD_CHAOS_AWS_POSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    chaos(total, true).await;
+}
+
+/// DynamoDB's faults for the AWS-fault mode: on every write operation, a conflict, a throttle and
+/// a lost answer, each with its own probability.
+fn dynamodb_faults() -> Vec<Value> {
+    let mut faults = Vec::new();
+    for operation in ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"] {
+        for (kind, probability) in [
+            ("transaction_conflict", 0.05),
+            ("throttling", 0.02),
+            ("provisioned_throughput", 0.01),
+            ("internal_error_after_apply", 0.02),
+        ] {
+            faults.push(json!({ "kind": kind, "operation": operation, "probability": probability }));
+        }
+    }
+    faults
+}
+
+async fn chaos(total: usize, aws_faults: bool) {
     let started = std::time::Instant::now();
     let env = TestEnv::fresh().await;
     let app = env
@@ -82,10 +113,13 @@ async fn chaos_run_settles_every_post_once() {
     app.clock.advance(time::Duration::hours(2));
     sandbox("/_sandbox/grants/revoke", json!({ "platform": "linkedin", "user_id": "yrZCpj2Z12" })).await.unwrap();
 
+    if aws_faults {
+        env.dynamodb_faults(dynamodb_faults()).await;
+    }
+
     // 300 posts, each to a seeded subset of the accounts, submitted 20 at a time.
     let mut rng = Seeded(2026);
     let mut submitted: Vec<(String, Vec<String>, String)> = Vec::new();
-    let total = posts();
     for batch in 0..(total / 20) {
         eprintln!("chaos: submitting batch {batch}");
         let mut requests = Vec::new();
@@ -204,13 +238,20 @@ async fn chaos_run_settles_every_post_once() {
     }
     assert!(per_window.values().all(|n| *n <= 100), "{per_window:?}");
     let sandbox_calls = app.sandbox.state.world().calls.len();
+    let dynamodb = if aws_faults {
+        format!("; DynamoDB faults raised {}", env.clear_dynamodb_faults().await)
+    } else {
+        String::new()
+    };
+    let targets = counts.values().sum::<usize>();
     println!(
-        "chaos run: {total} posts, {} targets, {rounds} rounds, {:.0} s; published {}, failed {}, unknown {} ({revoked_timeouts} of them the revoked grant's timeouts); 0 lost, 0 duplicates; {} platform calls; X posts per 15-minute window {:?}",
-        counts.values().sum::<usize>(),
+        "chaos run{}: {total} posts, {targets} targets, {rounds} rounds, {:.0} s; published {}, failed {}, unknown {} ({:.1} % of the targets; {revoked_timeouts} of them the revoked grant's timeouts); 0 lost, 0 duplicates; {} platform calls; X posts per 15-minute window {:?}{dynamodb}",
+        if aws_faults { " with DynamoDB faults" } else { "" },
         started.elapsed().as_secs_f64(),
         counts.get("published").unwrap_or(&0),
         counts.get("failed").unwrap_or(&0),
         counts.get("unknown").unwrap_or(&0),
+        100.0 * *counts.get("unknown").unwrap_or(&0) as f64 / targets.max(1) as f64,
         sandbox_calls,
         per_window.values().collect::<Vec<_>>(),
     );

@@ -2,6 +2,7 @@
 //! one fresh set of resources per test. One binary, so the emulation starts once.
 
 mod api;
+mod aws_faults;
 mod chaos;
 mod connect;
 mod crash;

@@ -122,6 +122,39 @@ impl TestEnv {
         self.functions.state(function, config, clock).await
     }
 
+    /// Injects DynamoDB faults on this environment's table (`infra/moto_server.py`,
+    /// `DynamoFaults`): each a JSON object with `kind` (`transaction_conflict`, `throttling`,
+    /// `provisioned_throughput`, `internal_error_after_apply`) and optionally `operation`,
+    /// `key_prefix`, `times`, `probability`. Returns how many of each kind were raised so far.
+    pub async fn dynamodb_faults(&self, faults: Vec<serde_json::Value>) -> serde_json::Value {
+        let faults: Vec<serde_json::Value> = faults
+            .into_iter()
+            .map(|mut f| {
+                f["table"] = serde_json::Value::String(self.resources.table.clone());
+                f
+            })
+            .collect();
+        self.fault_control(reqwest::Method::POST, Some(faults)).await
+    }
+
+    /// Clears this table's DynamoDB faults; returns how many of each kind were raised.
+    pub async fn clear_dynamodb_faults(&self) -> serde_json::Value {
+        self.fault_control(reqwest::Method::DELETE, None).await
+    }
+
+    async fn fault_control(&self, method: reqwest::Method, body: Option<Vec<serde_json::Value>>) -> serde_json::Value {
+        let endpoint = self.settings.dynamodb_endpoint.as_ref().expect("the local DynamoDB endpoint");
+        let mut url = endpoint.join("/_herald/faults").expect("a URL");
+        url.query_pairs_mut().append_pair("table", &self.resources.table);
+        let mut request = reqwest::Client::new().request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the DynamoDB emulator answers");
+        assert!(response.status().is_success(), "fault control: {}", response.status());
+        response.json().await.expect("counts")
+    }
+
     /// Herald's apps on the sandbox's development fixtures, as read from this environment's secrets.
     pub fn dev_apps(&self) -> herald::config::PlatformApps {
         self.apps.clone()

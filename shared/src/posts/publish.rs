@@ -28,13 +28,15 @@ pub enum Refresh {
     Deferred,
 }
 
-/// An error on Herald's side during an attempt: logged with its cause chain, retried soon.
-fn internal(now: time::OffsetDateTime, e: &dyn std::error::Error) -> Outcome {
+/// An error on Herald's side during an attempt: logged with its cause chain, retried soon. It
+/// counts as an attempt unless it is DynamoDB's passing trouble (throttling, a transaction
+/// conflict, an internal error: [`StoreError::is_transient`]), which says nothing about the post.
+fn internal(now: time::OffsetDateTime, e: &StoreError) -> Outcome {
     tracing::error!(error = %crate::telemetry::cause_chain(e), "attempt failed on Herald's side; retrying");
     Outcome::Retry {
         at: now + time::Duration::seconds(5),
         error: Some(error("internal_error", e.to_string())),
-        counted: true,
+        counted: !e.is_transient(),
     }
 }
 

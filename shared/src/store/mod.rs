@@ -202,17 +202,104 @@ pub(crate) fn failed_conditions(err: &aws_sdk_dynamodb::Error) -> Option<Vec<boo
 /// Writes `items` in one transaction, with a client request token so that the SDK's retry of a
 /// transaction whose answer was lost does not apply it twice. A cancellation is a
 /// `StoreError::Dynamo` (see [`failed_conditions`]).
+///
+/// A transaction cancelled only because another one held one of its items (reason
+/// `TransactionConflict`, nothing applied) is sent again after a random pause, as single writes
+/// are ([`retry_conflicts`]), each time with a new token: the cancelled one applied nothing.
 pub(crate) async fn transact(
     dynamodb: &aws_sdk_dynamodb::Client,
     items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
 ) -> Result<(), StoreError> {
-    dynamodb
-        .transact_write_items()
-        .set_transact_items(Some(items))
-        .client_request_token(hex::encode(crate::domain::random_bytes::<16>()))
-        .send()
-        .await?;
-    Ok(())
+    let mut sent = 0;
+    loop {
+        sent += 1;
+        let result = dynamodb
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .client_request_token(hex::encode(crate::domain::random_bytes::<16>()))
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Dynamo(e)) if sent < CONFLICT_SENDS && only_conflicted(&e) => {
+                tokio::time::sleep(conflict_pause(sent)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A transaction cancelled for a conflict with another, and for nothing else.
+fn only_conflicted(err: &aws_sdk_dynamodb::Error) -> bool {
+    match err {
+        aws_sdk_dynamodb::Error::TransactionCanceledException(e) => {
+            let codes: Vec<&str> = e.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+            codes.contains(&"TransactionConflict") && codes.iter().all(|c| matches!(*c, "TransactionConflict" | "None"))
+        }
+        _ => false,
+    }
+}
+
+/// A random pause of up to 20 ms · 2^`sent` (full jitter).
+fn conflict_pause(sent: u32) -> std::time::Duration {
+    let ceiling = 20u64 << sent.min(10);
+    std::time::Duration::from_millis(u64::from_le_bytes(crate::domain::random_bytes()) % ceiling)
+}
+
+/// Whether a DynamoDB error is DynamoDB's own trouble, worth trying again and never the
+/// caller's fault: throttling, a conflict with an ongoing transaction, an internal error.
+pub fn is_transient(err: &aws_sdk_dynamodb::Error) -> bool {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+    only_conflicted(err)
+        || matches!(
+            err.code(),
+            Some(
+                "TransactionConflictException"
+                    | "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+            )
+        )
+}
+
+impl StoreError {
+    /// DynamoDB's own passing trouble ([`is_transient`]) or a record kept busy by transactions.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Dynamo(e) => is_transient(e),
+            StoreError::Busy => true,
+            _ => false,
+        }
+    }
+}
+
+/// How often a single-item write is sent when DynamoDB answers `TransactionConflictException`.
+const CONFLICT_SENDS: u32 = 5;
+
+/// Sends a single-item write (`send` builds and sends it) again, after a random pause of up to
+/// 20 ms · 2^n, while DynamoDB answers `TransactionConflictException`: the item was in an
+/// ongoing transaction, and the write was not applied (DynamoDB developer guide, "Transaction
+/// conflict handling"). The SDK retries throttling and internal errors itself, not this.
+pub(crate) async fn retry_conflicts<T, E, R, F, Fut>(mut send: F) -> Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>>,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let mut sent = 0;
+    loop {
+        sent += 1;
+        match send().await {
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
+                if sent < CONFLICT_SENDS && e.err().code() == Some("TransactionConflictException") =>
+            {
+                tokio::time::sleep(conflict_pause(sent)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// True when a DynamoDB error is a failed condition check (plain or inside a transaction).

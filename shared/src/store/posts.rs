@@ -10,7 +10,9 @@
 //! transition is a conditional update on the target's version and status.
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -19,6 +21,9 @@ use crate::clock::SharedClock;
 use crate::domain::{AccountId, PostId, TenantId, UserId};
 use crate::posts::{Attempt, DeadLetterState, Media, Post, Target, TargetError, TargetStatus};
 use crate::schema::TTL_ATTRIBUTE;
+
+/// The id of the single-item write that last wrote a target (see `put_target`).
+const WRITE_ID: &str = "write_id";
 
 /// Tries at writing an attempt's outcome when its transaction conflicts with another.
 const FINISH_ATTEMPTS: u32 = 4;
@@ -524,7 +529,12 @@ impl PostStore {
         let names = std::collections::HashMap::from([("#status".to_owned(), "status".to_owned())]);
         let values: Item = values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         if event.is_none() && with.is_empty() {
-            let result = self
+            // This write's own id: when its answer is lost and the SDK sends it again, the second
+            // send fails its condition against the first; the item it then returns is this one.
+            let write_id = hex::encode(crate::domain::random_bytes::<12>());
+            let mut item = item;
+            item.insert(WRITE_ID.to_owned(), s(write_id.clone()));
+            let put = self
                 .dynamodb
                 .put_item()
                 .table_name(&self.table)
@@ -532,11 +542,24 @@ impl PostStore {
                 .condition_expression(condition)
                 .set_expression_attribute_names(Some(names))
                 .set_expression_attribute_values(Some(values))
-                .send()
-                .await;
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            let result = super::retry_conflicts(|| put.clone().send()).await;
             return match result.map_err(StoreError::from) {
                 Ok(_) => Ok(Written::Yes),
-                Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Ok(Written::TargetMoved),
+                Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
+                    let stored = match e.as_ref() {
+                        aws_sdk_dynamodb::Error::ConditionalCheckFailedException(failed) => {
+                            failed.item().and_then(|old| old.get(WRITE_ID)).and_then(|v| v.as_s().ok())
+                        }
+                        _ => None,
+                    };
+                    if stored == Some(&write_id) {
+                        tracing::info!("a target write whose answer was lost is this write: written");
+                        Ok(Written::Yes)
+                    } else {
+                        Ok(Written::TargetMoved)
+                    }
+                }
                 Err(e) => Err(e),
             };
         }
@@ -698,7 +721,7 @@ impl PostStore {
 /// Sends a target update built by [`PostStore::update_target`]; a failed condition means the
 /// target moved on since it was read.
 async fn send_target_update(update: UpdateItemFluentBuilder) -> Result<Target, StoreError> {
-    match update.send().await.map_err(StoreError::from) {
+    match super::retry_conflicts(|| update.clone().send()).await.map_err(StoreError::from) {
         Ok(out) => Target::from_item(&out.attributes.unwrap_or_default()),
         Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
         Err(e) => Err(e),
