@@ -118,10 +118,24 @@ pub enum LimitError {
 /// same item for every call, so it is read at most this often per instance, and a platform's
 /// app-wide throttle seen here is honoured at once.
 const APP_BLOCK_RECHECK_S: i64 = 30;
-/// Units of an app-wide budget one instance takes from the shared counter at a time. Every call
-/// would otherwise write the same item, and transactions on one item conflict; the cost is that
-/// up to `APP_LEASE - 1` units per instance and window may go unused.
+/// The most units of an app-wide budget one instance takes from the shared counter at a time.
+/// Every call would otherwise write the same item, and transactions on one item conflict. The
+/// lease is adaptive: an instance's first lease in a window is the one unit it needs, and each
+/// next one doubles (1, 2, 4, 8, then 10), so units are taken ahead only by instances that keep
+/// publishing. On Lambda, where an environment may publish once and be reclaimed, a short-lived
+/// instance strands nothing; one that published `n` times in a window strands fewer than `n`
+/// and at most `APP_LEASE - 1` units (AWS audit F6).
 const APP_LEASE: u32 = 10;
+
+/// The units this instance holds of one app-wide budget's window.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    left: u32,
+    /// When the window ends (Unix seconds).
+    end: i64,
+    /// The size of the last lease taken: the next one doubles it.
+    size: u32,
+}
 
 /// What one or more calls will take from the budgets, written in the same transaction as the
 /// claim of the work they are for (see [`RateLimiter::reserve`]).
@@ -135,8 +149,9 @@ pub struct Reservation {
     blocks: BTreeSet<String>,
     /// Units taken from this instance's leases; given back if the transaction is not written.
     taken: Vec<(String, u32)>,
-    /// Units added to this instance's leases once the transaction is written.
-    granted: Vec<(String, u32, i64)>,
+    /// Units added to this instance's leases once the transaction is written, with the window's
+    /// end and the new lease's size.
+    granted: Vec<(String, u32, i64, u32)>,
 }
 
 /// One window's counter item of a budget, and the units a reservation takes from it.
@@ -159,8 +174,8 @@ pub struct RateLimiter {
     known: Mutex<HashMap<String, i64>>,
     /// When this instance last read each app-wide blocked-until record.
     checked: Mutex<HashMap<String, i64>>,
-    /// App-wide units this instance holds: cache key → (units left, window end).
-    leases: Mutex<HashMap<String, (u32, i64)>>,
+    /// App-wide units this instance holds, by cache key.
+    leases: Mutex<HashMap<String, Lease>>,
 }
 
 fn block_pk(platform: Platform, key: &str) -> String {
@@ -267,12 +282,13 @@ impl RateLimiter {
         let mut counters: Vec<Counter> = reservation.account.values().cloned().collect();
         {
             let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
-            leases.retain(|_, (_, end)| *end > now);
+            leases.retain(|_, lease| lease.end > now);
             for (cache_key, counter) in &reservation.app {
-                let held = leases.get_mut(cache_key).map(|(left, _)| left);
-                let from_lease = held.map_or(0, |left| {
-                    let take = (*left).min(counter.units);
-                    *left -= take;
+                let held = leases.get_mut(cache_key);
+                let last_size = held.as_ref().map_or(0, |lease| lease.size);
+                let from_lease = held.map_or(0, |lease| {
+                    let take = lease.left.min(counter.units);
+                    lease.left -= take;
                     take
                 });
                 if from_lease > 0 {
@@ -280,9 +296,10 @@ impl RateLimiter {
                 }
                 let rest = counter.units - from_lease;
                 if rest > 0 {
-                    let lease = rest.max(APP_LEASE.min(counter.limit));
+                    let size = (last_size * 2).clamp(1, APP_LEASE).min(counter.limit);
+                    let lease = rest.max(size);
                     counters.push(Counter { units: lease, ..counter.clone() });
-                    reservation.granted.push((cache_key.clone(), lease - rest, counter.end));
+                    reservation.granted.push((cache_key.clone(), lease - rest, counter.end, size));
                 }
             }
         }
@@ -312,13 +329,15 @@ impl RateLimiter {
     pub fn settle(&self, reservation: Reservation, written: bool) {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         if written {
-            for (key, units, end) in reservation.granted {
-                leases.entry(key).or_insert((0, end)).0 += units;
+            for (key, units, end, size) in reservation.granted {
+                let lease = leases.entry(key).or_insert(Lease { left: 0, end, size });
+                lease.left += units;
+                lease.size = size;
             }
         } else {
             for (key, units) in reservation.taken {
-                if let Some((left, _)) = leases.get_mut(&key) {
-                    *left += units;
+                if let Some(lease) = leases.get_mut(&key) {
+                    lease.left += units;
                 }
             }
         }
@@ -340,8 +359,8 @@ impl RateLimiter {
     fn take_leased(&self, cache_key: &str, now: i64) -> bool {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         match leases.get_mut(cache_key) {
-            Some((left, end)) if *left > 0 && *end > now => {
-                *left -= 1;
+            Some(lease) if lease.left > 0 && lease.end > now => {
+                lease.left -= 1;
                 true
             }
             _ => false,
@@ -505,6 +524,31 @@ mod tests {
         let update = items.iter().find_map(|i| i.update()).unwrap();
         let values = update.expression_attribute_values().unwrap();
         assert_eq!((values[":units"].as_n().unwrap().as_str(), values[":max"].as_n().unwrap().as_str()), ("2", "0"));
+    }
+
+    /// An instance's app-wide leases start at the one unit it needs and double while it keeps
+    /// publishing: one that publishes once takes one unit; one that publishes `n` times has
+    /// taken fewer than `2n` and at most `n + APP_LEASE - 1`.
+    #[tokio::test]
+    async fn app_wide_leases_start_at_one_unit_and_double() {
+        let app = Budget::new(Platform::X, Scope::App, 10_000, Window::Fixed { seconds: 86_400 });
+        let limiter = offline(vec![app]);
+        let mut taken = Vec::new();
+        for call in 1..=40u32 {
+            let mut reservation = Reservation::default();
+            assert!(limiter.reserve(&mut reservation, Platform::X, "publish", "a", "app").await.unwrap());
+            let items = limiter.transaction_items(&mut reservation).unwrap();
+            let units = items
+                .iter()
+                .find_map(|i| i.update())
+                .map_or(0, |u| u.expression_attribute_values().unwrap()[":units"].as_n().unwrap().parse().unwrap());
+            limiter.settle(reservation, true);
+            taken.push(units);
+            let total: u32 = taken.iter().sum();
+            assert!(total < 2 * call && total < call + APP_LEASE, "after {call} calls {total} units taken: {taken:?}");
+        }
+        let leases: Vec<u32> = taken.iter().copied().filter(|u| *u > 0).collect();
+        assert_eq!(leases[..6], [1, 2, 4, 8, 10, 10], "{taken:?}");
     }
 
     #[test]

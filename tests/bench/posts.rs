@@ -45,6 +45,15 @@ async fn main() {
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let (d1, k1, s1) = counts.snapshot();
+
+    // Short-lived instances (AWS audit F6): each starts, publishes once and is gone, as Lambda
+    // environments under a burst. What they take from X's app-wide budget is what they used.
+    let before = app.app_budget_used(herald::domain::Platform::X).await;
+    for i in 0..INSTANCES {
+        let (status, post) = app.post_from_new_instance(body(100_000 + i)).await;
+        assert_eq!(post["targets"][0]["status"], "published", "{status}: {post}");
+    }
+    let instance_units = app.app_budget_used(herald::domain::Platform::X).await - before;
     let per = |a: u64, b: u64| (b - a) as f64 / posts as f64;
     let (dynamodb, kms, sqs) = (per(d0, d1), per(k0, k1), per(s0, s1));
     let kms_run = (k1 - kms_start) as f64 / (posts + 5) as f64;
@@ -64,8 +73,17 @@ async fn main() {
         "| wall time through moto (not a Herald figure: moto serves ~150 calls/s) | {:.1} ms |",
         wall * 1000.0 / posts as f64
     );
+    println!("\n## App-wide budget: short-lived instances\n");
+    println!(
+        "{INSTANCES} posts instances (`TestApp::post_from_new_instance`: each its own clients, caches and leases) publish one X post each, as Lambda environments that serve one request and are reclaimed. Units taken from X's app-wide budget counter (leases included):\n"
+    );
+    println!("| instances | posts published | app-wide units consumed | bound |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {INSTANCES} | {INSTANCES} | {instance_units} | ≤ {INSTANCES}: an instance's first lease is the one unit it uses; one that publishes `n` times takes fewer than `2n` and at most `n + 9` |"
+    );
     if let Ok(out) = std::env::var("HERALD_BENCH_OUT") {
-        let figures = json!({ "posts": posts, "dynamodb": dynamodb, "kms": kms, "sqs": sqs, "kms_over_run": kms_run, "cpu_ms": cpu_ms });
+        let figures = json!({ "posts": posts, "dynamodb": dynamodb, "kms": kms, "sqs": sqs, "kms_over_run": kms_run, "cpu_ms": cpu_ms, "instances": INSTANCES, "instance_units": instance_units });
         std::fs::write(std::path::Path::new(&out).join("posts.json"), figures.to_string()).expect("writes the figures");
     }
     // No DynamoDB call at all means the counters are not on the functions' clients: a check
@@ -77,4 +95,13 @@ async fn main() {
         );
         std::process::exit(1);
     }
+    if std::env::var_os("HERALD_BENCH_CHECK").is_some() && instance_units > INSTANCES as u64 {
+        eprintln!(
+            "{INSTANCES} instances publishing once took {instance_units} app-wide units; the bound is {INSTANCES}"
+        );
+        std::process::exit(1);
+    }
 }
+
+/// Short-lived instances, each publishing once.
+const INSTANCES: usize = 100;

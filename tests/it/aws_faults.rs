@@ -44,8 +44,9 @@ fn once(kind: &str, operation: &str) -> Value {
 
 /// The warm path is two transactions (the post with its claim and budgets, then the outcome with
 /// its event). A lost answer is resent by the SDK with the same `ClientRequestToken`, which DynamoDB
-/// (and the emulation) answers without applying it again. When the transactions holding the
-/// budget counters conflict, the first attempt takes the steps one by one: there each single
+/// (and the emulation) answers without applying it again; a conflict is resent by Herald. When
+/// the transactions holding the budget counters conflict at every send, the first attempt takes
+/// the steps one by one: there each single
 /// write meets a conflict, a throttle or a lost answer, and the claim's lost answer is recognised
 /// by its write id.
 #[tokio::test]
@@ -54,8 +55,10 @@ async fn conflicts_throttles_and_lost_answers_neither_count_nor_duplicate() {
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
     publish_through(&env, &app, &ids, vec![once("internal_error_after_apply", "TransactWriteItems")]).await;
-    // Both transactions that write the budget counters (the post's, then the attempt's claim).
-    let counters_conflict = || json!({ "kind": "transaction_conflict", "operation": "TransactWriteItems", "key_prefix": "RL#", "times": 2 });
+    publish_through(&env, &app, &ids, vec![once("transaction_conflict", "TransactWriteItems")]).await;
+    // Both transactions that write the budget counters (the post's, then the attempt's claim),
+    // each at all five of its sends.
+    let counters_conflict = || json!({ "kind": "transaction_conflict", "operation": "TransactWriteItems", "key_prefix": "RL#", "times": 10 });
     for single in [
         once("transaction_conflict", "PutItem"),
         once("transaction_conflict", "UpdateItem"),
@@ -75,7 +78,7 @@ async fn dynamodb_trouble_that_persists_is_queued_uncounted() {
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
     env.dynamodb_faults(vec![
-        json!({ "kind": "transaction_conflict", "operation": "TransactWriteItems", "key_prefix": "RL#", "times": 2 }),
+        json!({ "kind": "transaction_conflict", "operation": "TransactWriteItems", "key_prefix": "RL#", "times": 10 }),
         json!({ "kind": "transaction_conflict", "operation": "UpdateItem", "key_prefix": "RL#", "times": 5 }),
     ])
     .await;
@@ -83,7 +86,7 @@ async fn dynamodb_trouble_that_persists_is_queued_uncounted() {
     let (status, post) =
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": text }), None).await;
     let raised = env.clear_dynamodb_faults().await;
-    assert_eq!(raised["transaction_conflict"], 7, "{raised}");
+    assert_eq!(raised["transaction_conflict"], 15, "{raised}");
     assert_eq!(status, 202, "{post}");
     let target = &post["targets"][0];
     assert_eq!((target["status"].as_str(), target["attempts"].as_u64()), (Some("retrying"), Some(0)), "{post}");

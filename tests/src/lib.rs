@@ -217,6 +217,8 @@ pub struct TestApp {
     /// take them), keeps its own cookies, and navigates as a browser does ([`new_browser`]).
     pub browser: reqwest::Client,
     functions: Functions,
+    /// The test's own DynamoDB client (no function's).
+    dynamodb: aws_sdk_dynamodb::Client,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -284,6 +286,7 @@ impl TestEnv {
         });
         let browser = new_browser();
         let functions = self.functions.clone();
+        let dynamodb = self.aws.dynamodb.clone();
         TestApp {
             url,
             api_key: key.reveal().to_owned(),
@@ -293,6 +296,7 @@ impl TestEnv {
             sandbox,
             browser,
             functions,
+            dynamodb,
             server,
         }
     }
@@ -355,6 +359,44 @@ impl TestApp {
         let config = (*self.state.config).clone();
         let app = self.functions.state(Function::Retries, config, Arc::new(self.clock.clone())).await;
         herald::queue::Worker::new(app, concurrency)
+    }
+
+    /// `POST /v1/posts` handled by a posts function instance of its own, as a Lambda execution
+    /// environment that starts, serves this one request and is reclaimed: its own clients,
+    /// caches and rate-limit leases.
+    pub async fn post_from_new_instance(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        use tower::ServiceExt as _;
+        let config = (*self.state.config).clone();
+        let state = self.functions.state(Function::Posts, config, Arc::new(self.clock.clone())).await;
+        let router = herald::http::finish(herald::http::posts_routes(), state);
+        let request = axum::http::Request::post("/v1/posts")
+            .header("authorization", format!("Bearer {}", self.api_key))
+            .header("content-type", "application/json")
+            .header("host", "127.0.0.1")
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("a request");
+        let response = router.oneshot(request).await.expect("the router answers");
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Units counted so far on `platform`'s app-wide publishing budget, over every window.
+    pub async fn app_budget_used(&self, platform: herald::domain::Platform) -> u64 {
+        let out = self
+            .dynamodb
+            .query()
+            .table_name(&self.state.config.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("RL#{platform}#publish#app")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the counters");
+        out.items().iter().filter_map(|i| i.get("count")?.as_n().ok()?.parse::<u64>().ok()).sum()
     }
 
     pub fn clock_now(&self) -> time::OffsetDateTime {
