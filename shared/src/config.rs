@@ -273,6 +273,8 @@ pub struct Config {
     pub rate_limits: Vec<crate::ratelimit::Budget>,
     /// How tenant-supplied URLs are reached (`HERALD_ALLOW_LOOPBACK_URLS`; see `herald::egress`).
     pub egress: crate::egress::EgressSettings,
+    /// How much one sweep job reads ([`crate::queue::sweep`]; not configurable, tests shrink it).
+    pub sweep: crate::queue::sweep::SweepSettings,
 }
 
 impl Config {
@@ -336,6 +338,7 @@ impl Config {
                 allow_loopback: env.parsed("HERALD_ALLOW_LOOPBACK_URLS", false)?,
                 ..Default::default()
             },
+            sweep: Default::default(),
         })
     }
 }

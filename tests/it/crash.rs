@@ -43,9 +43,7 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing() {
         posts.push(post["id"].as_str().unwrap().parse::<herald::domain::PostId>().unwrap());
     }
     app.clock.advance(time::Duration::minutes(1));
-    let sweep = herald_testkit::sqs_event(vec![
-        json!({ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }),
-    ]);
+    let sweep = herald_testkit::sweep_event();
     assert!(app.worker(1).await.handle_batch(sweep.clone()).await.batch_item_failures.is_empty());
 
     // The first worker takes a batch of ten and is killed once two platform calls have started.

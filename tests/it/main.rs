@@ -15,6 +15,7 @@ mod posts;
 mod queue;
 mod secrets;
 mod security;
+mod sweep;
 mod template;
 mod token_store;
 mod tokens;

@@ -187,17 +187,9 @@ async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_rea
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.reason.as_deref() == Some("expired")));
 }
 
-/// Runs one refresh sweep the way the `retries` function receives it: an SQS event.
+/// Runs one whole sweep: the jobs it fans out into, as the `retries` function receives them.
 async fn sweep(app: &TestApp) {
-    let worker = app.worker(4).await;
-    let body = serde_json::to_string(&herald::queue::Envelope {
-        job: herald::queue::Job::Sweep,
-        not_before: None,
-        enqueued_at: 0,
-    })
-    .unwrap();
-    let event = serde_json::from_value(json!({ "Records": [{ "messageId": "sweep-1", "body": body }] })).unwrap();
-    let response = worker.handle_batch(event).await;
+    let response = app.worker(4).await.handle_batch(herald_testkit::sweep_event()).await;
     assert!(response.batch_item_failures.is_empty(), "the sweep failed");
 }
 

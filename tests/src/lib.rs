@@ -182,6 +182,7 @@ impl TestEnv {
             rate_limits: Vec::new(),
             // Tests serve media and webhook endpoints on loopback, as the local runner does.
             egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
+            sweep: Default::default(),
         }
     }
 
@@ -340,6 +341,21 @@ impl TestEnv {
         let account = app.accounts("user-1").await[0]["id"].as_str().expect("account").to_owned();
         (app, account)
     }
+}
+
+/// The jobs a sweep fans out into (one per shard of each index), as one SQS event: handing it to
+/// a worker does a whole sweep at once, as the queue would over several invocations.
+pub fn sweep_event() -> aws_lambda_events::event::sqs::SqsEvent {
+    let records = herald::queue::sweep::shard_jobs()
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let body = serde_json::to_string(&herald::queue::Envelope { job, not_before: None, enqueued_at: 0 })
+                .expect("a job serializes");
+            serde_json::json!({ "messageId": format!("sweep-{i}"), "body": body })
+        })
+        .collect();
+    sqs_event(records)
 }
 
 /// The sandbox's development app id for a platform's webhooks (`meta`, `x`, `linkedin`).

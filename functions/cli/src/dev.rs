@@ -96,6 +96,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         rate_limits: Vec::new(),
         // The sandbox serves media on loopback over http; only the local runner allows that.
         egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
+        sweep: Default::default(),
     };
 
     let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();

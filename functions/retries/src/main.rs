@@ -15,7 +15,14 @@ async fn main() -> Result<(), Error> {
     let worker = Worker::new(app, RETRIES_BATCH_CONCURRENCY);
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(worker.handle_batch(event.payload).await)
+        // Lambda's deadline (milliseconds since the epoch) as an instant of this process.
+        let left = event.context.deadline.saturating_sub(now_millis());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(left);
+        Ok::<SqsBatchResponse, Error>(worker.handle_batch_until(event.payload, Some(deadline)).await)
     }))
     .await
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -301,23 +301,6 @@ pub async fn schedule(app: &App, tenant: &TenantId, post: &PostId, target: &Targ
     }
 }
 
-/// The sweep's part for posts: queues every waiting target due within the next 15 minutes
-/// (overdue ones too, in case their message was lost; a duplicate job is harmless, since a
-/// target is claimed before it is sent). Returns how many were queued.
-pub async fn queue_due(app: &App) -> Result<usize, StoreError> {
-    let now = app.clock.now();
-    let due = app.posts.due(now + time::Duration::seconds(crate::queue::SQS_MAX_DELAY.as_secs() as i64)).await?;
-    for target in &due {
-        let delay = wait_until(target.at, now);
-        let job =
-            Job::Publish { tenant: target.tenant.clone(), post: target.post.clone(), account: target.account.clone() };
-        if let Err(e) = app.queue.enqueue(job, delay).await {
-            tracing::error!(post = %target.post, error = %e, "could not queue a due target");
-        }
-    }
-    Ok(due.len())
-}
-
 async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh, known: Option<&Account>) -> Outcome {
     let now = app.clock.now();
     let account = match known {

@@ -6,6 +6,7 @@
 //! [`crate::schema::WORK_QUEUE_MAX_RECEIVES`] deliveries.
 
 pub mod dead;
+pub mod sweep;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,9 +31,22 @@ pub enum Job {
     /// `herald queue ping` sends one and the handler logs its queue latency.
     Ping { note: String },
     /// Housekeeping, every 15 minutes from the EventBridge rule in `template.yaml` (`herald queue
-    /// sweep`): refreshes grants nearing expiry, warns tenants about grants that cannot be
-    /// refreshed, and queues the post targets due in the next 15 minutes.
+    /// sweep`): fans out into one [`Job::SweepDue`] and one [`Job::SweepGrants`] per shard
+    /// ([`sweep`]).
     Sweep,
+    /// Queues the post targets of one shard due in the next 15 minutes, from `after` on.
+    SweepDue {
+        shard: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<crate::store::SweepCursor>,
+    },
+    /// Refreshes the grants of one shard nearing expiry and warns about those that cannot be
+    /// refreshed, from `after` on.
+    SweepGrants {
+        shard: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<crate::store::SweepCursor>,
+    },
     /// The next attempt at one target of a post.
     Publish { tenant: crate::domain::TenantId, post: crate::domain::PostId, account: crate::domain::AccountId },
     /// Delivering one recorded event to the tenant's webhook endpoint (`attempt` counts from 0).
@@ -44,6 +58,8 @@ impl Job {
         match self {
             Job::Ping { .. } => "ping",
             Job::Sweep => "sweep",
+            Job::SweepDue { .. } => "sweep_due",
+            Job::SweepGrants { .. } => "sweep_grants",
             Job::Publish { .. } => "publish",
             Job::Deliver { .. } => "deliver",
         }
@@ -109,6 +125,39 @@ impl WorkQueue {
         self.send(&Envelope { job, not_before, enqueued_at: now }, delay).await
     }
 
+    /// Enqueues many jobs, ten to a `SendMessageBatch` call. Fails if any entry failed (the
+    /// caller's job is then retried; the jobs it queues are all safe to run twice).
+    pub async fn enqueue_batch(&self, jobs: Vec<(Job, Duration)>) -> Result<(), QueueError> {
+        let now = self.clock.now().unix_timestamp();
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let mut entries = Vec::with_capacity(10);
+            for (i, (job, delay)) in jobs.by_ref().take(10).enumerate() {
+                let not_before = (delay > SQS_MAX_DELAY).then(|| now + delay.as_secs() as i64);
+                let body = serde_json::to_string(&Envelope { job, not_before, enqueued_at: now })
+                    .map_err(|e| QueueError::Malformed(e.to_string()))?;
+                entries.push(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .delay_seconds(delay.min(SQS_MAX_DELAY).as_secs() as i32)
+                        .build()
+                        .map_err(|e| QueueError::Malformed(e.to_string()))?,
+                );
+            }
+            let out = self.sqs.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await?;
+            if let Some(failed) = out.failed().first() {
+                return Err(QueueError::Malformed(format!(
+                    "{} of a batch of messages were not sent (first: {} {})",
+                    out.failed().len(),
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn send(&self, envelope: &Envelope, delay: Duration) -> Result<(), QueueError> {
         let body = serde_json::to_string(envelope).map_err(|e| QueueError::Malformed(e.to_string()))?;
         self.sqs
@@ -147,9 +196,15 @@ impl Worker {
 
     /// Handles an SQS event and returns the ids of the messages that failed.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.handle_batch_until(event, None).await
+    }
+
+    /// As [`handle_batch`](Self::handle_batch), within an invocation that ends at `deadline`
+    /// (Lambda's `context.deadline`): long jobs leave their rest to the queue before it.
+    pub async fn handle_batch_until(&self, event: SqsEvent, deadline: Option<std::time::Instant>) -> SqsBatchResponse {
         let outcomes: Vec<(Option<String>, Result<(), JobError>)> = futures_util::stream::iter(event.records)
             .map(|record| async move {
-                let outcome = self.handle_record(&record).await;
+                let outcome = self.handle_record(&record, deadline).await;
                 (record.message_id, outcome)
             })
             .buffer_unordered(self.concurrency)
@@ -166,7 +221,7 @@ impl Worker {
         response
     }
 
-    async fn handle_record(&self, record: &SqsMessage) -> Result<(), JobError> {
+    async fn handle_record(&self, record: &SqsMessage, deadline: Option<std::time::Instant>) -> Result<(), JobError> {
         let body = record.body.as_deref().unwrap_or_default();
         // The body is never logged: later jobs carry post content.
         let envelope: Envelope = serde_json::from_str(body).map_err(|e| QueueError::Malformed(e.to_string()))?;
@@ -177,10 +232,10 @@ impl Worker {
             tracing::info!(job = envelope.job.kind(), remaining_s = remaining.as_secs(), "job not due; re-enqueued");
             return Ok(());
         }
-        self.run(envelope.job, now - envelope.enqueued_at).await
+        self.run(envelope.job, now - envelope.enqueued_at, deadline).await
     }
 
-    async fn run(&self, job: Job, queued_for_s: i64) -> Result<(), JobError> {
+    async fn run(&self, job: Job, queued_for_s: i64, deadline: Option<std::time::Instant>) -> Result<(), JobError> {
         match job {
             Job::Ping { .. } => {
                 tracing::info!(job = "ping", queued_for_s, "queue ping received");
@@ -238,17 +293,37 @@ impl Worker {
                 crate::webhooks::outbound::deliver(&self.app, &tenant, &event, attempt).await
             }
             Job::Sweep => {
-                let queued = crate::posts::publish::queue_due(&self.app).await?;
-                let report = self.app.tokens.sweep(SWEEP_REFRESH_HORIZON, SWEEP_WARN_HORIZON).await?;
+                let jobs = sweep::fan_out(&self.app).await?;
+                tracing::info!(job = "sweep", queued_for_s, jobs, "sweep fanned out");
+                Ok(())
+            }
+            Job::SweepDue { shard, after } => {
+                let report = sweep::due(&self.app, shard, after, deadline).await?;
                 tracing::info!(
-                    job = "sweep",
-                    posts_queued = queued,
+                    job = "sweep_due",
+                    shard,
                     queued_for_s,
-                    refreshed = report.refreshed,
-                    needs_reauth = report.needs_reauth,
-                    warned = report.warned,
-                    failed = report.failed,
-                    "refresh sweep done"
+                    pages = report.pages,
+                    posts_queued = report.items,
+                    continued = report.continued,
+                    "due targets queued"
+                );
+                Ok(())
+            }
+            Job::SweepGrants { shard, after } => {
+                let (report, outcomes) = sweep::grants(&self.app, shard, after, deadline).await?;
+                tracing::info!(
+                    job = "sweep_grants",
+                    shard,
+                    queued_for_s,
+                    pages = report.pages,
+                    grants = report.items,
+                    continued = report.continued,
+                    refreshed = outcomes.refreshed,
+                    needs_reauth = outcomes.needs_reauth,
+                    warned = outcomes.warned,
+                    failed = outcomes.failed,
+                    "grants swept"
                 );
                 Ok(())
             }

@@ -71,7 +71,7 @@ pub enum Credentials<'a> {
 }
 
 /// The expiry index is spread over a few partitions so no single key takes every write.
-const EXPIRY_PARTITIONS: u8 = 8;
+pub const EXPIRY_PARTITIONS: u8 = 8;
 
 fn expiry_partition(id: &AccountId) -> String {
     let shard = id.as_str().bytes().fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b)) % EXPIRY_PARTITIONS;
@@ -399,14 +399,19 @@ impl AccountStore {
         self.write_next(account, next).await
     }
 
-    /// Active accounts holding a grant that expires before `before` (from the eventually
-    /// consistent expiry index: re-read before acting).
-    pub async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Account>, StoreError> {
-        super::due_before(&self.dynamodb, &self.table, "EXPIRES", EXPIRY_PARTITIONS, before)
-            .await?
-            .iter()
-            .map(Account::from_item)
-            .collect()
+    /// One page of shard `shard` of the active accounts holding a grant that expires before
+    /// `before` (from the eventually consistent expiry index: re-read before acting), and where
+    /// the next starts.
+    pub async fn expiring_page(
+        &self,
+        shard: u8,
+        before: OffsetDateTime,
+        after: Option<&super::SweepCursor>,
+        limit: i32,
+    ) -> Result<(Vec<Account>, Option<super::SweepCursor>), StoreError> {
+        let (items, next) =
+            super::due_page(&self.dynamodb, &self.table, "EXPIRES", shard, before, after, limit).await?;
+        Ok((items.iter().map(Account::from_item).collect::<Result<_, _>>()?, next))
     }
 
     /// Records that the tenant was warned this grant will expire.

@@ -99,33 +99,59 @@ pub(crate) async fn get_consistent(
     Ok(out.item)
 }
 
-/// Every item of the sharded time index (`gsi2`, partition `{prefix}#{shard}`, sort key
-/// `{unix:012}#…`) due before `before`. The index is eventually consistent: re-read before acting.
-pub(crate) async fn due_before(
+/// Where a sweep of one shard of `gsi2` stopped: the `LastEvaluatedKey` of its last page, carried
+/// by the job that continues it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepCursor {
+    pub pk: String,
+    pub sk: String,
+    pub gsi2sk: String,
+}
+
+/// One page (at most `limit` items) of shard `shard` of `{prefix}#{shard}` in `gsi2`, due before
+/// `before`, from `after` on; and where the next page starts, if DynamoDB says there is one.
+pub(crate) async fn due_page(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     prefix: &str,
-    shards: u8,
+    shard: u8,
     before: OffsetDateTime,
-) -> Result<Vec<Item>, StoreError> {
-    let upper = s(format!("{:012}#~", before.unix_timestamp()));
-    let mut found = Vec::new();
-    for shard in 0..shards {
-        let mut pages = dynamodb
-            .query()
-            .table_name(table)
-            .index_name("gsi2")
-            .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
-            .expression_attribute_values(":pk", s(format!("{prefix}#{shard}")))
-            .expression_attribute_values(":upper", upper.clone())
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            found.push(item?);
+    after: Option<&SweepCursor>,
+    limit: i32,
+) -> Result<(Vec<Item>, Option<SweepCursor>), StoreError> {
+    let gsi2pk = format!("{prefix}#{shard}");
+    let start = after.map(|c| {
+        Item::from([
+            ("pk".to_owned(), s(c.pk.clone())),
+            ("sk".to_owned(), s(c.sk.clone())),
+            ("gsi2pk".to_owned(), s(gsi2pk.clone())),
+            ("gsi2sk".to_owned(), s(c.gsi2sk.clone())),
+        ])
+    });
+    let out = dynamodb
+        .query()
+        .table_name(table)
+        .index_name("gsi2")
+        .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
+        .expression_attribute_values(":pk", s(gsi2pk))
+        .expression_attribute_values(":upper", s(format!("{:012}#~", before.unix_timestamp())))
+        .set_exclusive_start_key(start)
+        .limit(limit)
+        .send()
+        .await?;
+    let next = match out.last_evaluated_key() {
+        None => None,
+        Some(key) => {
+            let r = Reader(key);
+            Some(SweepCursor {
+                pk: r.str("pk")?.to_owned(),
+                sk: r.str("sk")?.to_owned(),
+                gsi2sk: r.str("gsi2sk")?.to_owned(),
+            })
         }
-    }
-    Ok(found)
+    };
+    Ok((out.items.unwrap_or_default(), next))
 }
 
 pub fn s(value: impl Into<String>) -> AttributeValue {

@@ -98,7 +98,7 @@ fn idem_pk(tenant: &TenantId, key: &str) -> String {
 }
 
 /// The due index spreads work over a few partitions; the sort key is the due time.
-const DUE_PARTITIONS: u8 = 8;
+pub const DUE_PARTITIONS: u8 = 8;
 
 /// `gsi2` keys of a target waiting for `at`: `DUE#{0-7}` / `{epoch, 12 digits}#{tenant}#{post}#{account}`.
 fn due_keys(tenant: &TenantId, post: &PostId, account: &AccountId, at: OffsetDateTime) -> (String, String) {
@@ -113,6 +113,31 @@ pub struct Due {
     pub post: PostId,
     pub account: AccountId,
     pub at: OffsetDateTime,
+}
+
+impl Due {
+    /// From a target's due-index item (`gsi2sk` = `{epoch}#{tenant}#{post}#{account}`).
+    fn from_index(item: &Item) -> Result<Self, StoreError> {
+        let sk = Reader(item).str("gsi2sk")?.to_owned();
+        let mut parts = sk.splitn(4, '#');
+        let (Some(at), Some(tenant), Some(post), Some(account)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(StoreError::Corrupt(format!("due key {sk}")));
+        };
+        let at = at
+            .parse::<i64>()
+            .ok()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .ok_or_else(|| StoreError::Corrupt(sk.clone()))?;
+        let parse = |e: crate::domain::InvalidId| StoreError::Corrupt(e.to_string());
+        Ok(Due {
+            tenant: tenant.parse().map_err(parse)?,
+            post: post.parse().map_err(parse)?,
+            account: account.parse().map_err(parse)?,
+            at,
+        })
+    }
 }
 
 fn json_attr<T: serde::Serialize>(value: &T) -> AttributeValue {
@@ -675,32 +700,18 @@ impl PostStore {
         item.as_ref().map(Target::from_item).transpose()
     }
 
-    /// Targets waiting (pending or retrying) whose time is before `before`, from the
-    /// eventually consistent due index.
-    pub async fn due(&self, before: OffsetDateTime) -> Result<Vec<Due>, StoreError> {
-        let mut found = Vec::new();
-        for item in super::due_before(&self.dynamodb, &self.table, "DUE", DUE_PARTITIONS, before).await? {
-            let sk = Reader(&item).str("gsi2sk")?.to_owned();
-            let mut parts = sk.splitn(4, '#');
-            let (Some(at), Some(tenant), Some(post), Some(account)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(StoreError::Corrupt(format!("due key {sk}")));
-            };
-            let at = at
-                .parse::<i64>()
-                .ok()
-                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-                .ok_or_else(|| StoreError::Corrupt(sk.clone()))?;
-            let parse = |e: crate::domain::InvalidId| StoreError::Corrupt(e.to_string());
-            found.push(Due {
-                tenant: tenant.parse().map_err(parse)?,
-                post: post.parse().map_err(parse)?,
-                account: account.parse().map_err(parse)?,
-                at,
-            });
-        }
-        Ok(found)
+    /// One page of shard `shard` of the targets waiting (pending or retrying) whose time is
+    /// before `before`, from the eventually consistent due index, and where the next starts.
+    pub async fn due_page(
+        &self,
+        shard: u8,
+        before: OffsetDateTime,
+        after: Option<&super::SweepCursor>,
+        limit: i32,
+    ) -> Result<(Vec<Due>, Option<super::SweepCursor>), StoreError> {
+        let (items, next) = super::due_page(&self.dynamodb, &self.table, "DUE", shard, before, after, limit).await?;
+        let due = items.iter().map(Due::from_index).collect::<Result<_, _>>()?;
+        Ok((due, next))
     }
 
     /// A conditional update of one target that answers with the target as written.

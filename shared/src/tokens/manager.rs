@@ -35,6 +35,28 @@ pub struct SweepReport {
     pub failed: usize,
 }
 
+/// What the sweep did with one grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepOutcome {
+    Skipped,
+    Refreshed,
+    NeedsReauth,
+    Warned,
+    Failed,
+}
+
+impl SweepReport {
+    pub fn add(&mut self, outcome: SweepOutcome) {
+        match outcome {
+            SweepOutcome::Skipped => {}
+            SweepOutcome::Refreshed => self.refreshed += 1,
+            SweepOutcome::NeedsReauth => self.needs_reauth += 1,
+            SweepOutcome::Warned => self.warned += 1,
+            SweepOutcome::Failed => self.failed += 1,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The grant is dead (refused, revoked or expired without a way to refresh): the user must
@@ -138,48 +160,46 @@ impl TokenManager {
         }
     }
 
-    /// The scheduled sweep: refreshes every grant expiring within `refresh_horizon`; for grants
-    /// that cannot be refreshed, tells the tenant once (`account.expiring`) when they expire
-    /// within `warn_horizon`, and marks them `needs_reauth` once they have expired.
-    pub async fn sweep(
+    /// The sweep's part for one grant read from the expiry index: a grant due within
+    /// `refresh_horizon` that can be refreshed is refreshed; one that cannot is announced once,
+    /// `warn_horizon` ahead (`account.expiring`). The index is eventually consistent, so the
+    /// current record is read before acting, and only then.
+    pub async fn sweep_one(
         &self,
+        candidate: &Account,
         refresh_horizon: time::Duration,
-        warn_horizon: time::Duration,
-    ) -> Result<SweepReport, TokenError> {
+    ) -> Result<SweepOutcome, TokenError> {
         let now = self.clock.now();
-        let mut report = SweepReport::default();
-        for candidate in self.accounts.expiring(now + warn_horizon.max(refresh_horizon)).await? {
-            // The index is eventually consistent: act on the current record.
-            let Some(account) = self.accounts.get(&candidate.tenant, &candidate.user, &candidate.id).await? else {
-                continue;
-            };
-            if account.status != AccountStatus::Active || account.token_source.is_some() {
-                continue;
+        // What the index says is enough to pass over a grant; acting needs the current record.
+        if candidate.status != AccountStatus::Active || candidate.token_source.is_some() {
+            return Ok(SweepOutcome::Skipped);
+        }
+        let Some(account) = self.accounts.get(&candidate.tenant, &candidate.user, &candidate.id).await? else {
+            return Ok(SweepOutcome::Skipped);
+        };
+        if account.status != AccountStatus::Active || account.token_source.is_some() {
+            return Ok(SweepOutcome::Skipped);
+        }
+        let refreshable = self.accounts.tokens(&account).await?.refresh_token.is_some();
+        if refreshable || self.expired(&account, now) {
+            if !self.due_within(&account, refresh_horizon) {
+                return Ok(SweepOutcome::Skipped);
             }
-            let refreshable = self.accounts.tokens(&account).await?.refresh_token.is_some();
-            let result = if refreshable || self.expired(&account, now) {
-                if !self.due_within(&account, refresh_horizon) {
-                    continue;
-                }
-                self.usable_within(&account, refresh_horizon).await.map(|_| ())
-            } else if account.expiry_warned_at.is_none() {
-                let warned = self.accounts.mark_expiry_warned(&account).await?;
-                self.journal.event(kinds::ACCOUNT_EXPIRING, &warned, Some("cannot_refresh")).await?;
-                report.warned += 1;
-                continue;
-            } else {
-                continue;
-            };
-            match result {
-                Ok(()) => report.refreshed += 1,
-                Err(TokenError::NeedsReauth) => report.needs_reauth += 1,
+            return match self.usable_within(&account, refresh_horizon).await {
+                Ok(_) => Ok(SweepOutcome::Refreshed),
+                Err(TokenError::NeedsReauth) => Ok(SweepOutcome::NeedsReauth),
                 Err(e) => {
                     tracing::warn!(account = %account.id, error = %e, "sweep could not refresh");
-                    report.failed += 1;
+                    Ok(SweepOutcome::Failed)
                 }
-            }
+            };
         }
-        Ok(report)
+        if account.expiry_warned_at.is_some() {
+            return Ok(SweepOutcome::Skipped);
+        }
+        let warned = self.accounts.mark_expiry_warned(&account).await?;
+        self.journal.event(kinds::ACCOUNT_EXPIRING, &warned, Some("cannot_refresh")).await?;
+        Ok(SweepOutcome::Warned)
     }
 
     fn check_status(account: &Account) -> Result<(), TokenError> {
