@@ -202,6 +202,7 @@ def main() -> None:
         targets(posts, worker, lambdas),
         section(run, "posts"),
         section(run, "worker"),
+        section(run, "sweep"),
         section(run, "lambda"),
         "## AWS cost per million published posts",
         "",

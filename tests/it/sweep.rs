@@ -41,6 +41,16 @@ async fn drain(env: &TestEnv, app: &TestApp, deadline: Option<Instant>) -> BTree
     }
 }
 
+/// Herald with `settings`, every platform connected, and `count` posts to X due now.
+async fn with_due_posts(settings: SweepSettings, count: usize) -> (TestEnv, TestApp, Vec<String>) {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app_with(|config| config.sweep = settings).await;
+    let ids = app.connect_all("user-1").await;
+    let posts = scheduled_posts(&app, &ids["x"], count).await;
+    app.clock.advance(time::Duration::minutes(1));
+    (env, app, posts)
+}
+
 async fn scheduled_posts(app: &TestApp, account: &str, count: usize) -> Vec<String> {
     let at =
         (app.clock_now() + time::Duration::minutes(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
@@ -56,14 +66,8 @@ async fn scheduled_posts(app: &TestApp, account: &str, count: usize) -> Vec<Stri
 
 #[tokio::test]
 async fn the_sweep_fans_out_per_shard_and_each_job_continues_from_its_last_key() {
-    let env = TestEnv::fresh().await;
     // One target a page, two pages a job: any shard holding three or more continues.
-    let settings = SweepSettings { due_page: 1, grant_page: 1, pages_per_job: 2 };
-    let app = env.spawn_app_with(|config| config.sweep = settings).await;
-    let ids = app.connect_all("user-1").await;
-    let posts = scheduled_posts(&app, &ids["x"], 40).await;
-    // The scheduled posts' own first jobs: a minute away, not due yet.
-    app.clock.advance(time::Duration::minutes(1));
+    let (env, app, posts) = with_due_posts(SweepSettings { due_page: 1, grant_page: 1, pages_per_job: 2 }, 40).await;
 
     let sweep = Envelope { job: Job::Sweep, not_before: None, enqueued_at: 0 };
     let event = herald_testkit::sqs_event(vec![
@@ -84,12 +88,7 @@ async fn the_sweep_fans_out_per_shard_and_each_job_continues_from_its_last_key()
 
 #[tokio::test]
 async fn a_shard_job_near_its_deadline_reads_one_page_and_leaves_the_rest_to_the_queue() {
-    let env = TestEnv::fresh().await;
-    let settings = SweepSettings { due_page: 1, grant_page: 1, pages_per_job: 100 };
-    let app = env.spawn_app_with(|config| config.sweep = settings).await;
-    let ids = app.connect_all("user-1").await;
-    scheduled_posts(&app, &ids["x"], 24).await;
-    app.clock.advance(time::Duration::minutes(1));
+    let (env, app, _) = with_due_posts(SweepSettings { due_page: 1, grant_page: 1, pages_per_job: 100 }, 24).await;
     // 24 targets over 8 shards; an invocation with 20 s left (under the 25 s margin) reads one
     // page per job, so a shard of n targets takes n jobs where a roomy one would take one.
     let close = Some(Instant::now() + Duration::from_secs(20));

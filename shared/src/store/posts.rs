@@ -101,7 +101,7 @@ fn idem_pk(tenant: &TenantId, key: &str) -> String {
 pub const DUE_PARTITIONS: u8 = 8;
 
 /// `gsi2` keys of a target waiting for `at`: `DUE#{0-7}` / `{epoch, 12 digits}#{tenant}#{post}#{account}`.
-fn due_keys(tenant: &TenantId, post: &PostId, account: &AccountId, at: OffsetDateTime) -> (String, String) {
+pub fn due_keys(tenant: &TenantId, post: &PostId, account: &AccountId, at: OffsetDateTime) -> (String, String) {
     let shard = post.as_str().bytes().fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(b)) % DUE_PARTITIONS;
     (format!("DUE#{shard}"), format!("{:012}#{tenant}#{post}#{account}", at.unix_timestamp()))
 }
