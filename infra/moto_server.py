@@ -137,9 +137,14 @@ class DynamoFaults:
     def __init__(self, app):
         import random
 
+        from collections import OrderedDict
+
         self.app = app
         self.faults = []  # dicts: operation, table, key_prefix, kind, times, probability, raised
-        self.tokens = {}  # ClientRequestToken -> (time, body without token, status, headers, response)
+        # ClientRequestToken -> (time, digest of the request without it, status, headers, response),
+        # oldest first, so expiry pops from the front (a transaction's cost must not grow with
+        # the number of transactions before it).
+        self.tokens = OrderedDict()
         self.random = random.Random(7)
 
     def __call__(self, environ, start_response):
@@ -233,17 +238,25 @@ class DynamoFaults:
             return fault
         return None
 
+    @staticmethod
+    def digest(body):
+        import hashlib
+        import json
+
+        rest = {k: v for k, v in body.items() if k != "ClientRequestToken"}
+        return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
     def repeated_transaction(self, body):
         import time
 
         token = body["ClientRequestToken"]
-        rest = {k: v for k, v in body.items() if k != "ClientRequestToken"}
         now = time.monotonic()
-        self.tokens = {t: v for t, v in self.tokens.items() if now - v[0] < self.TOKEN_WINDOW}
+        while self.tokens and now - next(iter(self.tokens.values()))[0] >= self.TOKEN_WINDOW:
+            self.tokens.popitem(last=False)
         seen = self.tokens.get(token)
         if seen is None:
             return None
-        if seen[1] != rest:
+        if seen[1] != self.digest(body):
             import json
 
             error = json.dumps({"__type": self.PREFIX + "IdempotentParameterMismatchException", "message": "The request uses the same client token as a previous, but non-identical request."}).encode()
@@ -254,8 +267,8 @@ class DynamoFaults:
         import time
 
         if operation == "TransactWriteItems" and body.get("ClientRequestToken") and status.startswith("200"):
-            rest = {k: v for k, v in body.items() if k != "ClientRequestToken"}
-            self.tokens[body["ClientRequestToken"]] = (time.monotonic(), rest, status, headers, response)
+            entry = (time.monotonic(), self.digest(body), status, headers, response)
+            self.tokens[body["ClientRequestToken"]] = entry
 
     def control(self, environ, start_response):
         import json

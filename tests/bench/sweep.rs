@@ -113,6 +113,7 @@ async fn main() {
     let mut pending = vec![serde_json::to_string(&sweep).unwrap()];
     let mut jobs: BTreeMap<&'static str, usize> = BTreeMap::new();
     let (mut longest, mut longest_kind) = (Duration::ZERO, "");
+    let mut published_early = 0;
     let sqs = &env.aws.sqs;
     let url = &env.resources.work_queue_url;
     loop {
@@ -122,7 +123,11 @@ async fn main() {
                 Job::Sweep => "sweep",
                 Job::SweepDue { .. } => "sweep_due",
                 Job::SweepGrants { .. } => "sweep_grants",
-                _ => "other",
+                // A publish job whose delay ran out during a long run: counted, not run.
+                _ => {
+                    published_early += 1;
+                    continue;
+                }
             };
             *jobs.entry(kind).or_default() += 1;
             let event = herald_testkit::sqs_event(vec![json!({ "messageId": "m", "body": body })]);
@@ -133,7 +138,7 @@ async fn main() {
                 (longest, longest_kind) = (took.elapsed(), kind);
             }
         }
-        // Only sweep jobs are visible: the publish jobs wait out their 14-minute delay.
+        // The publish jobs wait out their 14-minute delay (runs longer than that see some).
         let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.expect("receive");
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
@@ -150,8 +155,9 @@ async fn main() {
         .queue_attributes(url)
         .await
         .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0)
+        + published_early;
 
     println!("## Sweep at scale\n");
     println!(
@@ -162,7 +168,7 @@ async fn main() {
     for (kind, n) in &jobs {
         println!("| `{kind}` jobs | {n} |");
     }
-    println!("| publish jobs queued (delayed) | {queued} |");
+    println!("| publish jobs queued | {queued} |");
     println!("| DynamoDB calls | {} |", d1 - d0);
     println!("| KMS calls | {} |", k1 - k0);
     println!("| SQS calls (sends, batches of 10, and the bench's own receives and deletes) | {} |", s1 - s0);
