@@ -111,7 +111,9 @@ class DynamoFaults:
     faults raised for the table, by kind. A fault matches calls by operation (`UpdateItem`, `PutItem`,
     `TransactWriteItems`…; any when absent), table, and optionally a key prefix (`pk` starts with
     it), for `times` calls (every one when absent) or with a `probability` (seeded per table).
-    Kinds, as DynamoDB answers them (developer guide, "Error handling with DynamoDB"):
+    Kinds, as DynamoDB answers them (developer guide, "Error handling with DynamoDB" and
+    "Transaction conflict handling"; the TransactionCanceledException and TransactWriteItems API
+    references; sources in docs/decisions.md, "DynamoDB's faults"):
     - `transaction_conflict`: 400 `TransactionConflictException` for a single-item write that met
       an ongoing transaction on the same item, `TransactionCanceledException` with the reason
       `TransactionConflict` for a transaction; nothing applied;

@@ -68,10 +68,23 @@ pub async fn fan_out(app: &App) -> Result<usize, JobError> {
     Ok(count)
 }
 
-/// Whether another page may be begun: within the job's page budget, and with time left.
-fn may_continue(app: &App, pages: usize, deadline: Option<Instant>) -> bool {
-    pages < app.config.sweep.pages_per_job
-        && deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) > DEADLINE_MARGIN)
+/// After a page: where to read on from, or `None` when the shard is done or when the job has read
+/// its pages or is near its deadline, and has queued `continuation` from `next` for the rest.
+async fn read_on(
+    app: &App,
+    report: &mut ShardReport,
+    next: Option<SweepCursor>,
+    deadline: Option<Instant>,
+    continuation: impl FnOnce(SweepCursor) -> Job,
+) -> Result<Option<SweepCursor>, JobError> {
+    let Some(cursor) = next else { return Ok(None) };
+    let time_left = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) > DEADLINE_MARGIN);
+    if report.pages < app.config.sweep.pages_per_job && time_left {
+        return Ok(Some(cursor));
+    }
+    app.queue.enqueue(continuation(cursor), Duration::ZERO).await?;
+    report.continued = true;
+    Ok(None)
 }
 
 /// Queues the targets of shard `shard` due within the next 15 minutes (overdue ones too, in case
@@ -98,14 +111,10 @@ pub async fn due(
             })
             .collect();
         app.queue.enqueue_batch(jobs).await?;
-        match next {
-            None => return Ok(report),
-            Some(cursor) if may_continue(app, report.pages, deadline) => after = Some(cursor),
-            Some(cursor) => {
-                app.queue.enqueue(Job::SweepDue { shard, after: Some(cursor) }, Duration::ZERO).await?;
-                report.continued = true;
-                return Ok(report);
-            }
+        after =
+            read_on(app, &mut report, next, deadline, |cursor| Job::SweepDue { shard, after: Some(cursor) }).await?;
+        if after.is_none() {
+            return Ok(report);
         }
     }
 }
@@ -134,14 +143,10 @@ pub async fn grants(
         for result in results {
             outcomes.add(result?);
         }
-        match next {
-            None => return Ok((report, outcomes)),
-            Some(cursor) if may_continue(app, report.pages, deadline) => after = Some(cursor),
-            Some(cursor) => {
-                app.queue.enqueue(Job::SweepGrants { shard, after: Some(cursor) }, Duration::ZERO).await?;
-                report.continued = true;
-                return Ok((report, outcomes));
-            }
+        after =
+            read_on(app, &mut report, next, deadline, |cursor| Job::SweepGrants { shard, after: Some(cursor) }).await?;
+        if after.is_none() {
+            return Ok((report, outcomes));
         }
     }
 }

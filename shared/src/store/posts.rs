@@ -25,9 +25,6 @@ use crate::schema::TTL_ATTRIBUTE;
 /// The id of the single-item write that last wrote a target (see `put_target`).
 const WRITE_ID: &str = "write_id";
 
-/// Tries at writing an attempt's outcome when its transaction conflicts with another.
-const FINISH_ATTEMPTS: u32 = 4;
-
 /// Idempotency keys are remembered for a day.
 const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
 
@@ -528,18 +525,14 @@ impl PostStore {
         let condition = "version = :read AND #status = :publishing";
         // A transaction conflict (another transaction on the target at that moment, such as a
         // duplicate job's claim) is not a refusal: the outcome must still be written, or the
-        // sweep would later call a published target `unknown`.
-        for retry in 1..=FINISH_ATTEMPTS {
-            match self.put_target(item.clone(), condition, &values, event.clone(), Vec::new()).await? {
-                Written::Yes => return Ok(()),
-                Written::TargetMoved => return Err(StoreError::VersionConflict),
-                Written::Contended if retry < FINISH_ATTEMPTS => {
-                    tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(retry))).await;
-                }
-                Written::Contended => {}
-            }
+        // sweep would later call a published target `unknown`. `put_target` resends it, as every
+        // write does (`store::transact`, `store::retry_conflicts`); past that, the caller's job
+        // is retried.
+        match self.put_target(item, condition, &values, event, Vec::new()).await? {
+            Written::Yes => Ok(()),
+            Written::TargetMoved => Err(StoreError::VersionConflict),
+            Written::Contended => Err(StoreError::Busy),
         }
-        Err(StoreError::Busy)
     }
 
     /// A conditional put of one target, alone or in a transaction with `event` and `with`.
