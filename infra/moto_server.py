@@ -8,6 +8,8 @@ long poll.
 
 The DynamoDB server also raises, when a test asks, the faults DynamoDB raises and moto never does
 (`DynamoFaults`: transaction conflicts, throttling, lost answers, and the `ClientRequestToken` rule).
+Both make moto's per-call costs those of the call, not of everything stored (`patch_transactions`,
+`patch_queries`, `patch_queues`), with moto's answers unchanged.
 
 Prints `READY <port>` on stdout once it accepts connections (port 0 picks a free one).
 With --exit-with-parent it exits when the process that started it dies, so a killed test run
@@ -15,6 +17,7 @@ leaves no server behind.
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -103,6 +106,252 @@ def patch_transactions() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def patch_queries() -> None:
+    """Make Query cost what it reads, not what the table holds.
+
+    moto 5 answers every Query by sorting the whole table (`Table.all_items`) and walking it: a
+    page of a partition of 100,000 items costs about as much as a scan, and a sweep of 100,000
+    due targets (a thousand pages) takes hours. Here each secondary index with one hash and one
+    range key keeps its partitions' keys in the order Query reads them, updated on every write
+    (`Table.put_item`, `Table.delete_item`, and `DynamoDBBackend.update_item`, which changes an
+    item in place); a query hands moto's own `Table.query` just the items it would read: from
+    the exclusive start key, the run matching the key condition, at most `Limit` of them and the
+    one after (which is what makes moto return a LastEvaluatedKey). A base-table query gets its
+    partition. Everything else (filters, projections, the answer's shape) is moto's, unchanged;
+    queries of any other shape go to moto as they are.
+
+    With HERALD_MOTO_CHECK_QUERIES=1 every query is also answered the original way and a
+    difference is an error, so a run proves the two agree (`infra/check_moto.py`;
+    docs/decisions.md, "moto's costs").
+    """
+    import bisect
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models import table as tables
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    original_query = tables.Table.query
+    check = os.environ.get("HERALD_MOTO_CHECK_QUERIES") == "1"
+
+    def stored(table, pk):
+        part = table.items.get(pk[0])
+        if part is None or table.range_key_attr is None:
+            return part
+        return part.get(pk[1])
+
+    class Index:
+        """One index's items: per partition value, sort keys in Query's order and their items' keys."""
+
+        def __init__(self, table, hash_attr, range_attr):
+            self.hash_attr, self.range_attr = hash_attr, range_attr
+            self.order = [hash_attr, range_attr, table.hash_key_attr]
+            if table.range_key_attr is not None:
+                self.order.append(table.range_key_attr)
+            self.items_id = id(table.items)
+            self.where = {}  # item key -> (partition value, sort key)
+            self.parts = {}  # partition value -> ([sort key], [item key])
+            for item in table.all_items():
+                self.add((item.hash_key, item.range_key), item)
+
+        def add(self, pk, item):
+            part, sort = item.attrs.get(self.hash_attr), item.attrs.get(self.range_attr)
+            if part is None or sort is None:
+                return  # not in the index (DynamoDB indexes only items with its key attributes)
+            key = tuple(item.attrs[a] for a in self.order)
+            keys, pks = self.parts.setdefault(part, ([], []))
+            at = bisect.bisect_left(keys, key)
+            keys.insert(at, key)
+            pks.insert(at, pk)
+            self.where[pk] = (part, key)
+
+        def refresh(self, table, pk):
+            old = self.where.pop(pk, None)
+            if old is not None:
+                keys, pks = self.parts[old[0]]
+                at = bisect.bisect_left(keys, old[1])
+                if pks[at] != pk:
+                    raise RuntimeError(f"index of {table.name} out of step at {pk}")
+                del keys[at], pks[at]
+            item = stored(table, pk)
+            if item is not None:
+                self.add(pk, item)
+
+    def indexes(table):
+        return table.__dict__.setdefault("_herald_indexes", {})
+
+    def refresh(table, hash_value, range_value):
+        for index in indexes(table).values():
+            index.refresh(table, (hash_value, range_value))
+
+    def index_for(table, name):
+        schema = table.get_index(name).schema
+        hashes = [k["AttributeName"] for k in schema if k["KeyType"] == "HASH"]
+        ranges = [k["AttributeName"] for k in schema if k["KeyType"] == "RANGE"]
+        if len(hashes) != 1 or len(ranges) != 1:
+            return None
+        index = indexes(table).get(name)
+        if index is None or index.items_id != id(table.items):
+            index = indexes(table)[name] = Index(table, hashes[0], ranges[0])
+        return index
+
+    def candidates(table, hash_key, range_comparison, range_objs, limit, start, forward, name, hash_conds, range_conds):
+        if not name:
+            part = table.items.get(hash_key) if hash_key is not None else None
+            if part is None:
+                return []
+            return list(part.values()) if table.range_key_attr is not None else [part]
+        if not any(i.name == name for i in table.all_indexes()):
+            return None  # moto's own error
+        index = index_for(table, name)
+        if index is None or len(hash_conds or []) != 1 or hash_conds[0][0] != index.hash_attr:
+            return None
+        if len(range_conds or []) > 1 or (range_conds and range_conds[0][0] != index.range_attr):
+            return None
+        keys, pks = index.parts.get(hash_conds[0][1], ([], []))
+        if start:
+            if any(a not in start for a in index.order):
+                return None
+            after = tuple(DynamoType(start[a]) for a in index.order)
+            at = bisect.bisect_right(keys, after) if forward else bisect.bisect_left(keys, after) - 1
+        else:
+            at = 0 if forward else len(keys) - 1
+        chosen, matched, step = [], 0, 1 if forward else -1
+        while 0 <= at < len(keys):
+            item = stored(table, pks[at])
+            if limit is not None and matched == limit:
+                chosen.append(item)  # read, not returned: it makes the LastEvaluatedKey
+                break
+            value = item.attrs.get(index.range_attr)
+            if not range_comparison or value.compare(range_comparison, range_objs):
+                chosen.append(item)
+                matched += 1
+            elif matched:
+                break  # past the run the key condition selects (a sort-key range is contiguous)
+            at += step
+        return chosen if forward else chosen[::-1]
+
+    def query(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+              projection_expressions, index_name=None, consistent_read=False, filter_expression=None,
+              hash_key_conditions=None, range_key_conditions=None, **filter_kwargs):
+        args = (hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+                projection_expressions, index_name, consistent_read, filter_expression)
+        kwargs = dict(hash_key_conditions=hash_key_conditions, range_key_conditions=range_key_conditions,
+                      **filter_kwargs)
+        chosen = None
+        if not filter_kwargs:
+            chosen = candidates(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key,
+                                scan_index_forward is not False, index_name, hash_key_conditions,
+                                range_key_conditions)
+        if chosen is None:
+            return original_query(self, *args, **kwargs)
+        self.all_items = lambda: chosen  # shadows the method for this one call
+        try:
+            answer = original_query(self, *args, **kwargs)
+        finally:
+            del self.all_items
+        if check:
+            expected = original_query(self, *args, **kwargs)
+            got = ([i.to_json() for i in answer[0]], answer[1], answer[2])
+            want = ([i.to_json() for i in expected[0]], expected[1], expected[2])
+            if got != want:
+                raise RuntimeError(f"indexed query differs from moto's on {self.name}/{index_name}: {got} != {want}")
+        return answer
+
+    original_put, original_delete = tables.Table.put_item, tables.Table.delete_item
+    original_update = models.DynamoDBBackend.update_item
+
+    def put_item(self, item_attrs, *args, **kwargs):
+        item = original_put(self, item_attrs, *args, **kwargs)
+        refresh(self, item.hash_key, item.range_key)
+        return item
+
+    def delete_item(self, hash_key, range_key):
+        item = original_delete(self, hash_key, range_key)
+        refresh(self, hash_key, range_key)
+        return item
+
+    def update_item(self, table_name, key, *args, **kwargs):
+        try:
+            return original_update(self, table_name, key, *args, **kwargs)
+        finally:
+            table = self.tables.get(table_name)
+            if table is not None and table.hash_key_attr in key:
+                range_value = None
+                if table.range_key_attr is not None and table.range_key_attr in key:
+                    range_value = DynamoType(key[table.range_key_attr])
+                refresh(table, DynamoType(key[table.hash_key_attr]), range_value)
+
+    tables.Table.query = query
+    tables.Table.put_item, tables.Table.delete_item = put_item, delete_item
+    models.DynamoDBBackend.update_item = update_item
+
+
+def patch_queues() -> None:
+    """Make SendMessage and ReceiveMessage cost what they move, not what the queue holds.
+
+    moto 5 builds every queue attribute whenever it reads one (on each SendMessage, for
+    ContentBasedDeduplication; three times per received message, for MessageRetentionPeriod),
+    and three of them count the queue's messages: sending or receiving n messages costs n^2 (the
+    sweep's 100,000 publish jobs would take hours), and every count reads the clock twice per
+    stored message. Here those calls build only the attributes they read, and a count reads the
+    clock once. What each call answers is unchanged.
+    """
+    from moto.core.utils import camelcase_to_underscores, unix_time_millis
+    from moto.sqs import models
+
+    reading = threading.local()  # the attribute names the current call reads, when it says
+
+    def queue_attributes(self):
+        wanted = getattr(reading, "names", None)
+        names = list(self.BASE_ATTRIBUTES)
+        if self.fifo_queue:
+            names += self.FIFO_ATTRIBUTES
+        if self.kms_master_key_id:
+            names += self.KMS_ATTRIBUTES
+        result = {n: getattr(self, camelcase_to_underscores(n)) for n in names if wanted is None or n in wanted}
+        if self.policy:
+            result["Policy"] = self.policy
+        if self.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(self.redrive_policy)
+        return {k: str(v).lower() if isinstance(v, bool) else v for k, v in result.items()}
+
+    def reads(names, call):
+        def wrapper(self, *args, **kwargs):
+            wanted = names(args, kwargs)
+            if wanted is None:
+                return call(self, *args, **kwargs)
+            outer, reading.names = getattr(reading, "names", None), set(wanted)
+            try:
+                return call(self, *args, **kwargs)
+            finally:
+                reading.names = outer
+        return wrapper
+
+    def requested(args, kwargs):
+        names = args[1] if len(args) > 1 else kwargs.get("attribute_names")
+        return None if not names or "All" in names else names
+
+    def messages(self):
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(self):
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def not_visible(self):
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    backend = models.SQSBackend
+    models.Queue.attributes = property(queue_attributes)
+    models.Queue.messages = property(messages)
+    models.Queue.approximate_number_of_messages_delayed = property(delayed)
+    models.Queue.approximate_number_of_messages_not_visible = property(not_visible)
+    backend.send_message = reads(lambda a, k: {"ContentBasedDeduplication"}, backend.send_message)
+    backend.get_queue_attributes = reads(requested, backend.get_queue_attributes)
+
+
 class DynamoFaults:
     """WSGI middleware on the DynamoDB server: the faults DynamoDB raises and moto never does.
 
@@ -150,7 +399,6 @@ class DynamoFaults:
         self.random = random.Random(7)
 
     def __call__(self, environ, start_response):
-        import json
 
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_herald/faults"):
@@ -196,7 +444,6 @@ class DynamoFaults:
         return [response]
 
     def error(self, start_response, kind, operation, request):
-        import json
 
         status, error_type, message = self.KINDS[kind]
         answer = {"__type": error_type, "message": message}
@@ -243,7 +490,6 @@ class DynamoFaults:
     @staticmethod
     def digest(body):
         import hashlib
-        import json
 
         rest = {k: v for k, v in body.items() if k != "ClientRequestToken"}
         return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
@@ -259,7 +505,6 @@ class DynamoFaults:
         if seen is None:
             return None
         if seen[1] != self.digest(body):
-            import json
 
             error = json.dumps({"__type": self.PREFIX + "IdempotentParameterMismatchException", "message": "The request uses the same client token as a previous, but non-identical request."}).encode()
             return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0")], error
@@ -273,7 +518,6 @@ class DynamoFaults:
             self.tokens[body["ClientRequestToken"]] = entry
 
     def control(self, environ, start_response):
-        import json
         from urllib.parse import parse_qs
 
         method = environ["REQUEST_METHOD"]
@@ -317,6 +561,9 @@ def main() -> None:
 
     if args.single_threaded:
         patch_transactions()
+        patch_queries()
+    else:
+        patch_queues()
     app = DomainDispatcherApplication(create_backend_app)
     if args.single_threaded:
         # The DynamoDB server: faults are injected per table, in order (one request at a time).
