@@ -8,7 +8,8 @@ operator, limits, pages followed to the end, a filter) answered twice: by the pa
 `Table.query` and by moto's original. Any difference fails.
 
 Queues: the same SQS calls (a batch with delays, a FIFO queue with content-based deduplication,
-a queue with a redrive policy, receives, attribute reads, all and by name) in a process with
+a queue with a redrive policy, receives, deletes by current, old, repeated, foreign and unknown
+receipt handles, attribute reads, all and by name) in a process with
 `patch_queues` and one without; the answers must be the same.
 
 Run by `./infra/dev test`; exits non-zero on the first difference.
@@ -127,8 +128,22 @@ def queues(patched: bool):
         sqs.send_message(QueueUrl=work, MessageBody="one")
         for _ in range(3):
             sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
-        received = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=4)["Messages"])
-        answers = [received]
+        got = sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=4, VisibilityTimeout=0)["Messages"]
+        received = sorted(m["Body"] for m in got)
+        again = sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=4)["Messages"]  # new handles
+        answers = [received, sorted(m["Body"] for m in again)]
+        old, new = {m["MessageId"]: m["ReceiptHandle"] for m in got}, again[0]
+        deletes = [("old handle", old[new["MessageId"]] if new["MessageId"] in old else got[0]["ReceiptHandle"]),
+                   ("twice", got[0]["ReceiptHandle"]), ("foreign queue", again[1]["ReceiptHandle"]),
+                   ("unknown", "not-a-receipt-handle")]
+        for what, handle in deletes:
+            url = fifo if what == "foreign queue" else work
+            try:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
+                answers.append([what, "deleted"])
+            except ClientError as e:
+                answers.append([what, e.response["Error"]["Code"]])
+        answers.append(sorted(m["Body"] for m in sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=10)["Messages"]))
         for url in (work, fifo, dlq):
             for names in (["All"], ["ApproximateNumberOfMessagesDelayed", "MessageRetentionPeriod", "RedrivePolicy"]):
                 attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]

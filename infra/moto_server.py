@@ -293,8 +293,9 @@ def patch_queues() -> None:
     ContentBasedDeduplication; three times per received message, for MessageRetentionPeriod),
     and three of them count the queue's messages: sending or receiving n messages costs n^2 (the
     sweep's 100,000 publish jobs would take hours), and every count reads the clock twice per
-    stored message. Here those calls build only the attributes they read, and a count reads the
-    clock once. What each call answers is unchanged.
+    stored message; DeleteMessage scans the queue twice. Here those calls build only the
+    attributes they read, a count reads the clock once, and a delete finds its message by its
+    receipt handle. What each call answers is unchanged.
     """
     from moto.core.utils import camelcase_to_underscores, unix_time_millis
     from moto.sqs import models
@@ -343,7 +344,29 @@ def patch_queues() -> None:
         now = unix_time_millis()
         return sum(1 for m in self._messages if not now > m.visible_at)
 
+    # Every receipt handle a message was given, to it: moto's DeleteMessage scans the queue twice.
+    receipts = {}
+    original_mark = models.Message.mark_received
+
+    def mark_received(self, *args, **kwargs):
+        original_mark(self, *args, **kwargs)
+        receipts[self.receipt_handle] = self
+
+    def delete_message(self, receipt_handle):
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: moto answers success again
+        message = receipts.get(receipt_handle)
+        if message is None or message not in self._messages:  # Message has no __eq__: identity
+            raise models.ReceiptHandleIsInvalid()
+        self._messages.remove(message)
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+        for handle in message.all_receipt_handles:
+            receipts.pop(handle, None)
+
     backend = models.SQSBackend
+    models.Message.mark_received = mark_received
+    models.Queue.delete_message = delete_message
     models.Queue.attributes = property(queue_attributes)
     models.Queue.messages = property(messages)
     models.Queue.approximate_number_of_messages_delayed = property(delayed)
