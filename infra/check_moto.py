@@ -133,7 +133,7 @@ def queues(patched: bool):
         again = sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=4)["Messages"]  # new handles
         answers = [received, sorted(m["Body"] for m in again)]
         old, new = {m["MessageId"]: m["ReceiptHandle"] for m in got}, again[0]
-        deletes = [("old handle", old[new["MessageId"]] if new["MessageId"] in old else got[0]["ReceiptHandle"]),
+        deletes = [("old handle", old[new["MessageId"]]),
                    ("twice", got[0]["ReceiptHandle"]), ("foreign queue", again[1]["ReceiptHandle"]),
                    ("unknown", "not-a-receipt-handle")]
         for what, handle in deletes:
