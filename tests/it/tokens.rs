@@ -224,3 +224,54 @@ async fn the_sweep_refreshes_what_it_can_and_warns_once_about_what_it_cannot() {
     assert_eq!(reload(&app, &linkedin).await.status, AccountStatus::NeedsReauth);
     assert_eq!(reload(&app, &x).await.status, AccountStatus::Active, "X kept being refreshed");
 }
+
+/// A sweep decides from the record what to do with a grant it passes over (AWS audit F4: at
+/// 10,000 grants the sweep made 9,951 KMS calls, one per grant, to see if it had a refresh token).
+#[tokio::test]
+async fn a_sweep_that_refreshes_nothing_makes_no_kms_calls() {
+    let counts = Arc::new(herald::aws::CallCounts::default());
+    let env = TestEnv::fresh_with(Some(counts.clone())).await;
+    let app = env.spawn_app().await;
+    linkedin_without_refresh_tokens(&app).await;
+    let x = connected(&app, "x", X_USER).await;
+    let linkedin = connected(&app, "linkedin", "yrZCpj2Z12").await;
+    // Within seven days of LinkedIn's expiry (warned once), X refreshed: a sweep on.
+    app.clock.advance(time::Duration::days(55));
+    sweep(&app).await;
+    assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
+
+    // X's new grant is due in two hours (passed over, refreshable), LinkedIn's was announced
+    // (passed over, not refreshable). Each sweep is a cold worker: no data key is cached.
+    // (The cold start's own KMS call, `DescribeKey`, is made before counting.)
+    let kms = || counts.snapshot().1;
+    let worker = app.worker(4).await;
+    let before = kms();
+    assert!(worker.handle_batch(herald_testkit::sweep_event()).await.batch_item_failures.is_empty());
+    assert_eq!(kms() - before, 0, "a sweep that refreshes nothing opens no tokens");
+    assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
+
+    // A record from before the attribute: its tokens are opened to find out, and it is still
+    // passed over, not announced.
+    for account in [&x, &linkedin] {
+        env.aws
+            .dynamodb
+            .update_item()
+            .table_name(&env.resources.table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}#{}", account.tenant, account.user)))
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(format!("ACCOUNT#{}", account.id)))
+            .update_expression("REMOVE refreshable")
+            .send()
+            .await
+            .unwrap();
+    }
+    let worker = app.worker(4).await;
+    let before = kms();
+    assert!(worker.handle_batch(herald_testkit::sweep_event()).await.batch_item_failures.is_empty());
+    assert!(kms() > before, "without the attribute the tokens are the only witness");
+    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let expiring: Vec<_> = events.iter().filter(|e| e.kind == "account.expiring").collect();
+    assert_eq!(expiring.len(), 1, "{events:?}");
+    assert_eq!(expiring[0].account_id, linkedin.id.as_str());
+    assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
+    assert_eq!(reload(&app, &x).await.status, AccountStatus::Active);
+}

@@ -53,12 +53,18 @@ pub struct Account {
 }
 
 /// Ciphertext, absent on accounts that use another account's grant; `Debug` shows the length.
+/// Beside it, in the clear, whether the grant carries a refresh token: the sweep decides what
+/// to do with a grant from that, without a KMS call for each grant it passes over. `None` on
+/// records written before the attribute existed (their tokens are opened to find out).
 #[derive(Clone, PartialEq, Eq, Default)]
-struct SealedTokens(Option<Vec<u8>>);
+struct SealedTokens {
+    blob: Option<Vec<u8>>,
+    refreshable: Option<bool>,
+}
 
 impl std::fmt::Debug for SealedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealedTokens({} bytes)", self.0.as_ref().map_or(0, Vec::len))
+        write!(f, "SealedTokens({} bytes)", self.blob.as_ref().map_or(0, Vec::len))
     }
 }
 
@@ -119,8 +125,11 @@ impl Account {
         put("kind", s(self.kind.as_str()));
         put("status", s(self.status.as_str()));
         put("scopes", string_list(&self.scopes));
-        if let Some(sealed) = &self.sealed_tokens.0 {
+        if let Some(sealed) = &self.sealed_tokens.blob {
             put("tokens", AttributeValue::B(Blob::new(sealed.clone())));
+            if let Some(refreshable) = self.sealed_tokens.refreshable {
+                put("refreshable", AttributeValue::Bool(refreshable));
+            }
         }
         if let Some(source) = &self.token_source {
             put("token_source", s(source.as_str()));
@@ -166,7 +175,10 @@ impl Account {
             token_source: item.get("token_source").map(|_| r.parse("token_source")).transpose()?,
             refresh_lease_until: r.opt_time("refresh_lease_until")?,
             expiry_warned_at: r.opt_time("expiry_warned_at")?,
-            sealed_tokens: SealedTokens(item.get("tokens").map(|_| r.bytes("tokens").map(<[u8]>::to_vec)).transpose()?),
+            sealed_tokens: SealedTokens {
+                blob: item.get("tokens").map(|_| r.bytes("tokens").map(<[u8]>::to_vec)).transpose()?,
+                refreshable: item.get("refreshable").and_then(|v| v.as_bool().ok()).copied(),
+            },
         })
     }
 }
@@ -220,12 +232,11 @@ impl AccountStore {
         match credentials {
             Credentials::Own(tokens) => {
                 account.token_source = None;
-                account.sealed_tokens =
-                    SealedTokens(Some(self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?));
+                account.sealed_tokens = self.seal(account, tokens).await?;
             }
             Credentials::From(source) => {
                 account.token_source = Some(source.clone());
-                account.sealed_tokens = SealedTokens(None);
+                account.sealed_tokens = SealedTokens::default();
             }
         }
         Ok(())
@@ -329,9 +340,24 @@ impl AccountStore {
     /// to that account.
     pub async fn tokens(&self, account: &Account) -> Result<TokenSet, StoreError> {
         let holder = self.grant_holder(account).await?;
-        let sealed = holder.sealed_tokens.0.as_deref().ok_or(StoreError::NotFound)?;
+        let sealed = holder.sealed_tokens.blob.as_deref().ok_or(StoreError::NotFound)?;
         let plain = self.sealer.open(&holder.encryption_context(), sealed).await?;
         TokenSet::from_plaintext(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Whether the account's grant carries a refresh token: from the record, without opening the
+    /// tokens, except on a record written before the record said so.
+    pub async fn refreshable(&self, account: &Account) -> Result<bool, StoreError> {
+        let holder = self.grant_holder(account).await?;
+        match holder.sealed_tokens.refreshable {
+            Some(refreshable) => Ok(refreshable),
+            None => Ok(self.tokens(&holder).await?.refresh_token.is_some()),
+        }
+    }
+
+    async fn seal(&self, account: &Account, tokens: &TokenSet) -> Result<SealedTokens, StoreError> {
+        let blob = self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?;
+        Ok(SealedTokens { blob: Some(blob), refreshable: Some(tokens.refresh_token.is_some()) })
     }
 
     /// Replaces the tokens of the account as read at `account.version`; fails with
@@ -343,9 +369,8 @@ impl AccountStore {
         access_expires_at: Option<OffsetDateTime>,
         refresh_expires_at: Option<OffsetDateTime>,
     ) -> Result<Account, StoreError> {
-        let sealed = self.sealer.seal(&account.encryption_context(), &tokens.to_plaintext()).await?;
         let mut next = account.clone();
-        next.sealed_tokens = SealedTokens(Some(sealed));
+        next.sealed_tokens = self.seal(account, tokens).await?;
         next.expiry_warned_at = None;
         next.access_expires_at = access_expires_at.map(whole_seconds);
         next.refresh_expires_at = refresh_expires_at.map(whole_seconds);
@@ -358,7 +383,7 @@ impl AccountStore {
     pub async fn erase_tokens(&self, account: &Account) -> Result<Account, StoreError> {
         let mut next = account.clone();
         next.status = AccountStatus::Revoked;
-        next.sealed_tokens = SealedTokens(None);
+        next.sealed_tokens = SealedTokens::default();
         self.write_next(account, next).await
     }
 

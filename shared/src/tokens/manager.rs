@@ -180,7 +180,7 @@ impl TokenManager {
         if account.status != AccountStatus::Active || account.token_source.is_some() {
             return Ok(SweepOutcome::Skipped);
         }
-        let refreshable = self.accounts.tokens(&account).await?.refresh_token.is_some();
+        let refreshable = self.accounts.refreshable(&account).await?;
         if refreshable || self.expired(&account, now) {
             if !self.due_within(&account, refresh_horizon) {
                 return Ok(SweepOutcome::Skipped);
