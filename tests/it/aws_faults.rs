@@ -104,3 +104,32 @@ async fn dynamodb_trouble_that_persists_is_queued_uncounted() {
     );
     assert_eq!(x_posts(&app, text), 1);
 }
+
+/// A write whose SDK retries were all spent on DynamoDB's trouble is sent again, rather than the
+/// target left `publishing` until its lease runs out and it is called `unknown` (the chaos run's
+/// AWS-fault mode saw one): the outcome's transaction throttled at each of the SDK's three
+/// attempts; throttled twice and then applied with its answer lost, where the resend must carry
+/// the same client request token (a new one would fail its condition against the applied write
+/// and report the outcome unrecorded); and, taking the steps one by one, a single write applied
+/// with its answer lost and then throttled twice, whose resend recognises its own write id.
+#[tokio::test]
+async fn a_write_whose_retries_are_spent_is_sent_again() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    // Only the outcome's transaction holds an event item (`EVENT#…`).
+    let outcome = |kind: &str, times: u64| json!({ "kind": kind, "operation": "TransactWriteItems", "key_prefix": "EVENT#", "times": times });
+    publish_through(&env, &app, &ids, vec![outcome("throttling", 3)]).await;
+    publish_through(&env, &app, &ids, vec![outcome("throttling", 2), outcome("internal_error_after_apply", 1)]).await;
+    let counters_conflict =
+        json!({ "kind": "transaction_conflict", "operation": "TransactWriteItems", "key_prefix": "RL#", "times": 10 });
+    let claim =
+        |kind: &str, times: u64| json!({ "kind": kind, "operation": "PutItem", "key_prefix": "POST#", "times": times });
+    publish_through(
+        &env,
+        &app,
+        &ids,
+        vec![counters_conflict, claim("internal_error_after_apply", 1), claim("throttling", 2)],
+    )
+    .await;
+}

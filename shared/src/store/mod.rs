@@ -225,13 +225,16 @@ pub(crate) fn failed_conditions(err: &aws_sdk_dynamodb::Error) -> Option<Vec<boo
     }
 }
 
-/// Writes `items` in one transaction, with a client request token so that the SDK's retry of a
+/// Writes `items` in one transaction, with a client request token so that a repeat of a
 /// transaction whose answer was lost does not apply it twice. A cancellation is a
 /// `StoreError::Dynamo` (see [`failed_conditions`]).
 ///
 /// A transaction cancelled only because another one held one of its items (reason
 /// `TransactionConflict`, nothing applied) is sent again after a random pause, as single writes
 /// are ([`retry_conflicts`]), each time with a new token: the cancelled one applied nothing.
+/// One whose SDK retries were spent on DynamoDB's trouble, or that got no answer, is sent again
+/// with the same token ([`resend_on_trouble`]): if an earlier send was applied, DynamoDB answers
+/// for it without applying it again (TransactWriteItems API reference, `ClientRequestToken`).
 pub(crate) async fn transact(
     dynamodb: &aws_sdk_dynamodb::Client,
     items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
@@ -239,20 +242,58 @@ pub(crate) async fn transact(
     let mut sent = 0;
     loop {
         sent += 1;
-        let result = dynamodb
-            .transact_write_items()
-            .set_transact_items(Some(items.clone()))
-            .client_request_token(hex::encode(crate::domain::random_bytes::<16>()))
-            .send()
-            .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => return Ok(()),
+        let token = hex::encode(crate::domain::random_bytes::<16>());
+        let send = || async {
+            dynamodb
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from)
+        };
+        match resend_on_trouble(send).await {
             Err(StoreError::Dynamo(e)) if sent < CONFLICT_SENDS && only_conflicted(&e) => {
                 tokio::time::sleep(conflict_pause(sent)).await;
             }
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
+}
+
+/// How often a write is sent again after the SDK's own retries were spent on DynamoDB's trouble
+/// or it got no answer at all.
+const TROUBLE_RESENDS: u32 = 3;
+
+/// Sends a write (`send` builds and sends it) again, after a random pause of up to 100 ms · 2^n,
+/// while it fails with DynamoDB's passing trouble after the SDK's retries ([`is_transient`],
+/// `TransactionInProgressException`) or with no answer (a timeout, a dropped connection).
+/// Only for writes whose repeat is recognised when an earlier send was in fact applied: a
+/// transaction's client request token, a target's write id.
+pub(crate) async fn resend_on_trouble<T, F, Fut>(mut send: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut resent = 0;
+    loop {
+        match send().await {
+            Err(StoreError::Dynamo(e)) if resent < TROUBLE_RESENDS && worth_resending(&e) => {
+                resent += 1;
+                tracing::warn!(error = %e, resent, "a DynamoDB write failed after its retries; sending it again");
+                tokio::time::sleep(pause(100, resent)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// DynamoDB's own passing trouble, or no answer: not a conflict (those are resent with a new
+/// token), not a refusal of the request.
+fn worth_resending(err: &aws_sdk_dynamodb::Error) -> bool {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+    !only_conflicted(err) && (is_transient(err) || matches!(err.code(), None | Some("TransactionInProgressException")))
 }
 
 /// A transaction cancelled for a conflict with another, and for nothing else.
@@ -268,7 +309,12 @@ fn only_conflicted(err: &aws_sdk_dynamodb::Error) -> bool {
 
 /// A random pause of up to 20 ms · 2^`sent` (full jitter).
 fn conflict_pause(sent: u32) -> std::time::Duration {
-    let ceiling = 20u64 << sent.min(10);
+    pause(20, sent)
+}
+
+/// A random pause of up to `base_ms` · 2^`n` (full jitter).
+fn pause(base_ms: u64, n: u32) -> std::time::Duration {
+    let ceiling = base_ms << n.min(10);
     std::time::Duration::from_millis(u64::from_le_bytes(crate::domain::random_bytes()) % ceiling)
 }
 

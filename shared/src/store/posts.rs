@@ -524,10 +524,10 @@ impl PostStore {
         let values = [(":read", n(claimed.version)), (":publishing", s(TargetStatus::Publishing.as_str()))];
         let condition = "version = :read AND #status = :publishing";
         // A transaction conflict (another transaction on the target at that moment, such as a
-        // duplicate job's claim) is not a refusal: the outcome must still be written, or the
-        // sweep would later call a published target `unknown`. `put_target` resends it, as every
-        // write does (`store::transact`, `store::retry_conflicts`); past that, the caller's job
-        // is retried.
+        // duplicate job's claim) is not a refusal, nor is DynamoDB's trouble that outlasted the
+        // SDK's retries: the outcome must still be written, or the sweep would later call the
+        // target `unknown`. `put_target` resends it (`store::transact`, `store::retry_conflicts`,
+        // `store::resend_on_trouble`); past that, the caller's job is retried.
         match self.put_target(item, condition, &values, event, Vec::new()).await? {
             Written::Yes => Ok(()),
             Written::TargetMoved => Err(StoreError::VersionConflict),
@@ -561,8 +561,12 @@ impl PostStore {
                 .set_expression_attribute_names(Some(names))
                 .set_expression_attribute_values(Some(values))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-            let result = super::retry_conflicts(|| put.clone().send()).await;
-            return match result.map_err(StoreError::from) {
+            // Sent again after trouble with the same write id, so the repeat recognises its own.
+            let result = super::resend_on_trouble(|| async {
+                super::retry_conflicts(|| put.clone().send()).await.map_err(StoreError::from)
+            })
+            .await;
+            return match result {
                 Ok(_) => Ok(Written::Yes),
                 Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => {
                     let stored = match e.as_ref() {
