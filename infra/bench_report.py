@@ -194,7 +194,7 @@ def main() -> None:
         "CI runs `./infra/dev bench --smoke` on every test run: a short version that fails when a function's",
         "stripped bootstrap exceeds 8 MiB, a warm publish makes more than 3 DynamoDB, 0 KMS or 0 SQS calls,",
         "100 short-lived instances publishing once take more than 100 app-wide units, or a sweep job",
-        "does more than its pages or misses a due target.",
+        "does more than its pages, misses a due target or makes a KMS call for a grant it passes over.",
         "",
         f"Machine: {machine()}.",
         f"Date: {datetime.date.today().isoformat()}.",
