@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use url::Url;
 
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 pub use aws_sdk_dynamodb::config::{ConfigBag, Intercept, SharedInterceptor};
@@ -12,7 +13,27 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
-use crate::config::AwsSettings;
+/// Where the AWS SDK sends its calls. Region and credentials come from the SDK's own standard
+/// chain (on Lambda: the function's role); the endpoints are only set for the local emulation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_REGION`: optional here because the SDK also reads profiles; required in practice.
+    pub region: Option<String>,
+    /// `AWS_ENDPOINT_URL`: one endpoint for every service (the local emulation).
+    pub endpoint: Option<Url>,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`: DynamoDB runs on its own single-threaded emulator locally,
+    /// because the threaded one does not make conditional updates atomic.
+    pub dynamodb_endpoint: Option<Url>,
+    /// `HERALD_AWS_NATIVE_ROOTS` (default false): trust the system's CA store for AWS endpoints
+    /// instead of the Amazon Trust Services roots compiled in (for partitions whose endpoints
+    /// chain to other CAs). Loading the system store is most of a cold start's CPU.
+    pub native_roots: bool,
+    /// On Lambda (`AWS_LAMBDA_FUNCTION_NAME` and `AWS_ACCESS_KEY_ID` set) the function's role
+    /// credentials are in the environment: they are read from there directly, without building
+    /// the SDK's default provider chain (profiles, web identity with its STS client, containers,
+    /// IMDS), which the chain would have passed over anyway.
+    pub lambda_credentials: bool,
+}
 
 /// The clients Herald uses. Cloning is cheap (they are reference counted).
 #[derive(Debug, Clone)]

@@ -89,7 +89,7 @@ pub async fn store_app_secrets(
     secrets: &aws_sdk_secretsmanager::Client,
     names: &ResourceNames,
     values: [&str; 3],
-) -> Result<crate::secrets::AppSecretIds, BoxError> {
+) -> Result<crate::config::AppSecretIds, BoxError> {
     let mut arns = Vec::with_capacity(3);
     for (name, value) in names.app_secrets.iter().zip(values) {
         let arn = match secrets.create_secret().name(name).secret_string(value).send().await {
@@ -104,7 +104,7 @@ pub async fn store_app_secrets(
         arns.push(arn.ok_or("Secrets Manager returned no ARN")?);
     }
     let mut arns = arns.into_iter().map(Some);
-    Ok(crate::secrets::AppSecretIds {
+    Ok(crate::config::AppSecretIds {
         x: arns.next().flatten(),
         meta: arns.next().flatten(),
         linkedin: arns.next().flatten(),

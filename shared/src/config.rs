@@ -10,6 +10,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+use crate::aws::AwsSettings;
+use crate::crypto::CryptoSettings;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("missing required environment variable {0}")]
@@ -64,39 +67,18 @@ impl Env {
     }
 }
 
-/// Where the AWS SDK sends its calls. Region and credentials come from the SDK's own standard
-/// chain (on Lambda: the function's role); the endpoints are only set for the local emulation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AwsSettings {
-    /// `AWS_REGION`: optional here because the SDK also reads profiles; required in practice.
-    pub region: Option<String>,
-    /// `AWS_ENDPOINT_URL`: one endpoint for every service (the local emulation).
-    pub endpoint: Option<Url>,
-    /// `AWS_ENDPOINT_URL_DYNAMODB`: DynamoDB runs on its own single-threaded emulator locally,
-    /// because the threaded one does not make conditional updates atomic.
-    pub dynamodb_endpoint: Option<Url>,
-    /// `HERALD_AWS_NATIVE_ROOTS` (default false): trust the system's CA store for AWS endpoints
-    /// instead of the Amazon Trust Services roots compiled in (for partitions whose endpoints
-    /// chain to other CAs). Loading the system store is most of a cold start's CPU.
-    pub native_roots: bool,
-    /// On Lambda (`AWS_LAMBDA_FUNCTION_NAME` and `AWS_ACCESS_KEY_ID` set) the function's role
-    /// credentials are in the environment: they are read from there directly, without building
-    /// the SDK's default provider chain (profiles, web identity with its STS client, containers,
-    /// IMDS), which the chain would have passed over anyway.
-    pub lambda_credentials: bool,
-}
+/// The environment variable naming each platform app's secret (an ARN or a name).
+pub const X_SECRET_ID: &str = "HERALD_X_SECRET_ID";
+pub const META_SECRET_ID: &str = "HERALD_META_SECRET_ID";
+pub const LINKEDIN_SECRET_ID: &str = "HERALD_LINKEDIN_SECRET_ID";
 
-/// Envelope-encryption settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CryptoSettings {
-    /// `HERALD_KMS_KEY_ID`: key id, ARN or alias of the symmetric KMS key that wraps data keys.
-    pub key_id: String,
-    /// `HERALD_DATA_KEY_CACHE_SECONDS` (default 300): how long a plaintext data key is kept in memory.
-    pub cache_ttl: Duration,
-    /// `HERALD_DATA_KEY_CACHE_ENTRIES` (default 1024): the most data keys kept in memory.
-    pub cache_capacity: usize,
-    /// `HERALD_DATA_KEY_MAX_USES` (default 1000): seals under one cached data key before a new one.
-    pub max_uses_per_key: u32,
+/// Which secrets a function reads: the template sets only those its code uses, and its role may
+/// read only those.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppSecretIds {
+    pub x: Option<String>,
+    pub meta: Option<String>,
+    pub linkedin: Option<String>,
 }
 
 /// Where the platforms are. Production defaults; `herald dev` points every one at the sandbox.
@@ -266,7 +248,7 @@ pub struct Config {
     pub apps: PlatformApps,
     /// `HERALD_X_SECRET_ID`, `HERALD_META_SECRET_ID`, `HERALD_LINKEDIN_SECRET_ID` (each optional):
     /// the Secrets Manager secrets holding the platform apps' credentials ([`crate::secrets`]).
-    pub app_secrets: crate::secrets::AppSecretIds,
+    pub app_secrets: AppSecretIds,
     /// `HERALD_RATE_LIMITS`: JSON list of budgets replacing the defaults of the same platform,
     /// endpoint and scope, e.g. `[{"platform":"x","endpoint":"publish","scope":"app","limit":1667,
     /// "window":{"type":"fixed","seconds":86400}}]` (see `herald::ratelimit`).
@@ -324,10 +306,10 @@ impl Config {
                 linkedin_organizations: env.parsed("HERALD_LINKEDIN_ORGANIZATIONS", false)?,
                 ..PlatformApps::default()
             },
-            app_secrets: crate::secrets::AppSecretIds {
-                x: secret_id(crate::secrets::X_SECRET_ID),
-                meta: secret_id(crate::secrets::META_SECRET_ID),
-                linkedin: secret_id(crate::secrets::LINKEDIN_SECRET_ID),
+            app_secrets: AppSecretIds {
+                x: secret_id(X_SECRET_ID),
+                meta: secret_id(META_SECRET_ID),
+                linkedin: secret_id(LINKEDIN_SECRET_ID),
             },
             rate_limits: match env.optional("HERALD_RATE_LIMITS") {
                 None => Vec::new(),

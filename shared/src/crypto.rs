@@ -22,8 +22,20 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::clock::SharedClock;
-use crate::config::CryptoSettings;
 use crate::domain::{AccountId, Platform, TenantId};
+
+/// Envelope-encryption settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoSettings {
+    /// `HERALD_KMS_KEY_ID`: key id, ARN or alias of the symmetric KMS key that wraps data keys.
+    pub key_id: String,
+    /// `HERALD_DATA_KEY_CACHE_SECONDS` (default 300): how long a plaintext data key is kept in memory.
+    pub cache_ttl: std::time::Duration,
+    /// `HERALD_DATA_KEY_CACHE_ENTRIES` (default 1024): the most data keys kept in memory.
+    pub cache_capacity: usize,
+    /// `HERALD_DATA_KEY_MAX_USES` (default 1000): seals under one cached data key before a new one.
+    pub max_uses_per_key: u32,
+}
 
 const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 12;

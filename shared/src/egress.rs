@@ -261,11 +261,11 @@ impl std::fmt::Debug for Egress {
 
 impl Egress {
     pub fn new(settings: &EgressSettings) -> Self {
-        crate::platforms::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let policy = Policy::new(settings.allow_loopback);
         let hosts = Arc::new(settings.hosts.clone());
         // One root store for both clients (cold start).
-        let tls = crate::platforms::tls_config();
+        let tls = crate::tls::config();
         let client = |redirect: reqwest::redirect::Policy| {
             reqwest::Client::builder()
                 .tls_backend_preconfigured(tls.clone())

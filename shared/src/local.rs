@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use url::Url;
 
 use crate::BoxError;
-use crate::config::AwsSettings;
+use crate::aws::AwsSettings;
 
 /// moto accepts any credentials; these only make the SDK sign requests.
 const LOCAL_ACCESS_KEY: &str = "herald-local";

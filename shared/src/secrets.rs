@@ -17,21 +17,7 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::config::{AppCredentials, PlatformApps};
-
-/// The environment variable naming each platform app's secret (an ARN or a name).
-pub const X_SECRET_ID: &str = "HERALD_X_SECRET_ID";
-pub const META_SECRET_ID: &str = "HERALD_META_SECRET_ID";
-pub const LINKEDIN_SECRET_ID: &str = "HERALD_LINKEDIN_SECRET_ID";
-
-/// Which secrets a function reads: the template sets only those its code uses, and its role may
-/// read only those.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AppSecretIds {
-    pub x: Option<String>,
-    pub meta: Option<String>,
-    pub linkedin: Option<String>,
-}
+use crate::config::{AppCredentials, AppSecretIds, PlatformApps};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("secret {secret}: {reason}")]

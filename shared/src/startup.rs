@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::BoxError;
 use crate::aws::AwsClients;
+use crate::config::AppSecretIds;
 use crate::config::Config;
-use crate::secrets::AppSecretIds;
 
 /// How long the cold start waits for its warm-up calls; past it, the first invocation connects.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);

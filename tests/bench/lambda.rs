@@ -376,9 +376,9 @@ fn lambda_env(bench: &Bench, dynamodb: &CountingProxy, services: &CountingProxy)
     // Each function reads the apps' secrets from Secrets Manager at cold start, as on AWS.
     let secrets = &bench.env.app_secrets;
     let secrets = [
-        (herald::secrets::X_SECRET_ID, secrets.x.clone()),
-        (herald::secrets::META_SECRET_ID, secrets.meta.clone()),
-        (herald::secrets::LINKEDIN_SECRET_ID, secrets.linkedin.clone()),
+        (herald::config::X_SECRET_ID, secrets.x.clone()),
+        (herald::config::META_SECRET_ID, secrets.meta.clone()),
+        (herald::config::LINKEDIN_SECRET_ID, secrets.linkedin.clone()),
     ]
     .into_iter()
     .filter_map(|(name, id)| id.map(|id| (name, id)));

@@ -223,15 +223,15 @@ fn secrets_are_named_in_the_environment_never_given() {
         found
     };
     let every =
-        herald::secrets::AppSecretIds { x: Some("x".into()), meta: Some("m".into()), linkedin: Some("l".into()) };
+        herald::config::AppSecretIds { x: Some("x".into()), meta: Some("m".into()), linkedin: Some("l".into()) };
     for function in Function::ALL {
         let logical = format!("{}{}Function", function.name()[..1].to_uppercase(), &function.name()[1..]);
         let named = secrets(&resource(&template, &logical)["Environment"]["Variables"]);
         let reads = function.secrets(&every);
         let expected: BTreeSet<String> = [
-            (reads.x.is_some(), herald::secrets::X_SECRET_ID),
-            (reads.meta.is_some(), herald::secrets::META_SECRET_ID),
-            (reads.linkedin.is_some(), herald::secrets::LINKEDIN_SECRET_ID),
+            (reads.x.is_some(), herald::config::X_SECRET_ID),
+            (reads.meta.is_some(), herald::config::META_SECRET_ID),
+            (reads.linkedin.is_some(), herald::config::LINKEDIN_SECRET_ID),
         ]
         .into_iter()
         .filter(|(read, _)| *read)

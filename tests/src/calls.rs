@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use herald::aws::{ConfigBag, Intercept};
 use herald::bootstrap::Resources;
-use herald::secrets::AppSecretIds;
+use herald::config::AppSecretIds;
 use serde_json::Value;
 
 /// The environment variable naming the directory calls are recorded in; unset, nothing is.

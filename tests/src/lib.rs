@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use herald::aws::AwsClients;
+use herald::aws::AwsSettings;
 use herald::bootstrap::{Resources, bootstrap};
 use herald::clock::SharedClock;
-use herald::config::{AwsSettings, Config, CryptoSettings};
+use herald::config::Config;
+use herald::crypto::CryptoSettings;
 use herald::local::{Launcher, LocalAws};
 use herald::schema::ResourceNames;
 use herald::startup::Function;
@@ -39,7 +41,7 @@ pub struct TestEnv {
     pub names: ResourceNames,
     /// The sandbox's development apps, stored as this environment's secrets and read back as the
     /// functions read them at cold start ([`herald::secrets::load`]).
-    pub app_secrets: herald::secrets::AppSecretIds,
+    pub app_secrets: herald::config::AppSecretIds,
     apps: herald::config::PlatformApps,
     functions: Functions,
 }
@@ -50,7 +52,7 @@ pub struct Functions {
     sdk: aws_config::SdkConfig,
     settings: AwsSettings,
     resource_map: Arc<calls::ResourceMap>,
-    app_secrets: herald::secrets::AppSecretIds,
+    app_secrets: herald::config::AppSecretIds,
     /// The benchmarks' call counters, on every function's clients too.
     counts: Option<Arc<herald::aws::CallCounts>>,
 }
@@ -178,7 +180,7 @@ impl TestEnv {
             first_attempt_budget: std::time::Duration::from_secs(20),
             platforms: herald::config::PlatformEndpoints::production(),
             apps: herald::config::PlatformApps::default(),
-            app_secrets: herald::secrets::AppSecretIds::default(),
+            app_secrets: herald::config::AppSecretIds::default(),
             rate_limits: Vec::new(),
             // Tests serve media and webhook endpoints on loopback, as the local runner does.
             egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },

@@ -90,7 +90,7 @@ async fn dev_stack_serves_queues_and_stops_without_logging_the_key() {
     let key = dev.field("Dev API key:");
     assert!(key.starts_with("hk_"), "{key}");
 
-    herald::platforms::install_crypto_provider();
+    herald::tls::install_crypto_provider();
     let http = reqwest::Client::new();
     let ok = http.get(format!("{base}/v1/tenant")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(ok.status(), 200);

@@ -147,22 +147,6 @@ impl std::fmt::Debug for PlatformClient {
     }
 }
 
-/// Installs ring as rustls's process-wide provider (the only TLS stack compiled in); every
-/// reqwest client needs it. Idempotent.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// rustls with ring, trusting the Mozilla root program's CAs (`webpki-roots`).
-pub(crate) fn tls_config() -> rustls::ClientConfig {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
-
 impl PlatformClient {
     pub fn new(
         endpoints: PlatformEndpoints,
@@ -170,11 +154,11 @@ impl PlatformClient {
         clock: SharedClock,
         egress: std::sync::Arc<crate::egress::Egress>,
     ) -> Self {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             // Mozilla's roots, compiled in: the platform verifier's default parses the system's CA
             // bundle at every cold start (docs/benchmarks.md).
-            .tls_backend_preconfigured(tls_config())
+            .tls_backend_preconfigured(crate::tls::config())
             // OAuth endpoints must not be followed across redirects (oauth2-rs's advice).
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(3))
