@@ -81,6 +81,12 @@ pub struct AppSecretIds {
     pub linkedin: Option<String>,
 }
 
+/// `HERALD_MAX_BODY_BYTES`'s default: the largest request body read.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// `HERALD_FIRST_ATTEMPT_SECONDS`'s default: the posts function's first attempt (below the HTTP
+/// API's 30 s).
+pub const DEFAULT_FIRST_ATTEMPT: Duration = Duration::from_secs(20);
+
 /// Where the platforms are. Production defaults; `herald dev` points every one at the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformEndpoints {
@@ -288,9 +294,11 @@ impl Config {
         let secret_id = |name| env.optional(name).map(|v| v.trim().to_owned());
         let crypto = CryptoSettings {
             key_id: env.required("HERALD_KMS_KEY_ID")?.trim().to_owned(),
-            cache_ttl: Duration::from_secs(env.parsed("HERALD_DATA_KEY_CACHE_SECONDS", 300u64)?),
-            cache_capacity: env.parsed("HERALD_DATA_KEY_CACHE_ENTRIES", 1024usize)?.max(1),
-            max_uses_per_key: env.parsed("HERALD_DATA_KEY_MAX_USES", 1000u32)?.max(1),
+            cache_ttl: Duration::from_secs(
+                env.parsed("HERALD_DATA_KEY_CACHE_SECONDS", CryptoSettings::DEFAULT_CACHE_SECONDS)?,
+            ),
+            cache_capacity: env.parsed("HERALD_DATA_KEY_CACHE_ENTRIES", CryptoSettings::DEFAULT_CACHE_ENTRIES)?.max(1),
+            max_uses_per_key: env.parsed("HERALD_DATA_KEY_MAX_USES", CryptoSettings::DEFAULT_MAX_USES)?.max(1),
         };
         Ok(Self {
             aws,
@@ -299,8 +307,10 @@ impl Config {
             queue_url: env.required("HERALD_QUEUE_URL")?.trim().to_owned(),
             dead_letter_queue_url: env.required("HERALD_DLQ_URL")?.trim().to_owned(),
             public_url: env.url("HERALD_PUBLIC_URL")?,
-            max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", 64 * 1024usize)?,
-            first_attempt_budget: Duration::from_secs(env.parsed("HERALD_FIRST_ATTEMPT_SECONDS", 20u64)?),
+            max_body_bytes: env.parsed("HERALD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            first_attempt_budget: Duration::from_secs(
+                env.parsed("HERALD_FIRST_ATTEMPT_SECONDS", DEFAULT_FIRST_ATTEMPT.as_secs())?,
+            ),
             platforms: PlatformEndpoints::from_env(env)?,
             apps: PlatformApps {
                 linkedin_organizations: env.parsed("HERALD_LINKEDIN_ORGANIZATIONS", false)?,

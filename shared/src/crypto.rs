@@ -37,6 +37,22 @@ pub struct CryptoSettings {
     pub max_uses_per_key: u32,
 }
 
+impl CryptoSettings {
+    pub const DEFAULT_CACHE_SECONDS: u64 = 300;
+    pub const DEFAULT_CACHE_ENTRIES: usize = 1024;
+    pub const DEFAULT_MAX_USES: u32 = 1000;
+
+    /// `key_id` with the defaults for everything else.
+    pub fn with_key(key_id: impl Into<String>) -> Self {
+        Self {
+            key_id: key_id.into(),
+            cache_ttl: std::time::Duration::from_secs(Self::DEFAULT_CACHE_SECONDS),
+            cache_capacity: Self::DEFAULT_CACHE_ENTRIES,
+            max_uses_per_key: Self::DEFAULT_MAX_USES,
+        }
+    }
+}
+
 const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 12;
 const KEY_LEN: usize = 32;

@@ -132,6 +132,34 @@ impl LocalAws {
     }
 }
 
+/// Herald's configuration against the local emulation's `resources`, as `herald dev` and the
+/// tests run it: the production defaults ([`Config::from_env`]'s), no platform apps yet (they
+/// come from the emulated Secrets Manager), and URLs on loopback allowed for media and webhook
+/// endpoints (the sandbox and the tests serve them there).
+pub fn config(
+    aws: AwsSettings,
+    resources: &crate::bootstrap::Resources,
+    platforms: crate::config::PlatformEndpoints,
+    public_url: Option<url::Url>,
+) -> crate::Config {
+    crate::Config {
+        aws,
+        table: resources.table.clone(),
+        crypto: crate::crypto::CryptoSettings::with_key(&resources.key_id),
+        queue_url: resources.work_queue_url.clone(),
+        dead_letter_queue_url: resources.dead_letter_queue_url.clone(),
+        public_url,
+        max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+        first_attempt_budget: crate::config::DEFAULT_FIRST_ATTEMPT,
+        platforms,
+        apps: crate::config::PlatformApps::default(),
+        app_secrets: crate::config::AppSecretIds::default(),
+        rate_limits: Vec::new(),
+        egress: crate::egress::EgressSettings { allow_loopback: true, ..Default::default() },
+        sweep: Default::default(),
+    }
+}
+
 /// SDK configuration for the emulation: static throwaway credentials and the local region, so
 /// nothing depends on the caller's environment.
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
@@ -150,4 +178,32 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
         .credentials_provider(Credentials::new(LOCAL_ACCESS_KEY, "herald-local-secret", None, None, "herald-local"))
         .load()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Env, PlatformEndpoints};
+
+    /// The local configuration is production's, but for where things are and loopback URLs.
+    #[test]
+    fn the_local_configuration_is_the_environments_defaults() {
+        let resources = crate::bootstrap::Resources {
+            table: "herald".into(),
+            key_id: "alias/herald-tokens".into(),
+            work_queue_url: "http://127.0.0.1:1/000000000000/herald-work".into(),
+            dead_letter_queue_url: "http://127.0.0.1:1/000000000000/herald-work-dlq".into(),
+        };
+        let env = Env::from_pairs([
+            ("HERALD_TABLE", resources.table.as_str()),
+            ("HERALD_KMS_KEY_ID", resources.key_id.as_str()),
+            ("HERALD_QUEUE_URL", resources.work_queue_url.as_str()),
+            ("HERALD_DLQ_URL", resources.dead_letter_queue_url.as_str()),
+            ("HERALD_ALLOW_LOOPBACK_URLS", "true"),
+        ]);
+        let deployed = crate::Config::from_env(&env).unwrap();
+        let local = config(deployed.aws.clone(), &resources, PlatformEndpoints::production(), None);
+        // Field by field through `Debug` (the platform apps' secrets have no `PartialEq`; empty here).
+        assert_eq!(format!("{local:#?}"), format!("{deployed:#?}"));
+    }
 }

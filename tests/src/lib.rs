@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use herald::aws::AwsClients;
@@ -12,7 +11,6 @@ use herald::aws::AwsSettings;
 use herald::bootstrap::{Resources, bootstrap};
 use herald::clock::SharedClock;
 use herald::config::Config;
-use herald::crypto::CryptoSettings;
 use herald::local::{Launcher, LocalAws};
 use herald::schema::ResourceNames;
 use herald::startup::Function;
@@ -162,30 +160,15 @@ impl TestEnv {
         self.apps.clone()
     }
 
-    /// Configuration for Herald's functions against this environment.
+    /// Configuration for Herald's functions against this environment (`herald::local::config`,
+    /// as `herald dev` has it; production platform endpoints until a test points them elsewhere).
     pub fn config(&self) -> Config {
-        Config {
-            aws: self.settings.clone(),
-            table: self.resources.table.clone(),
-            crypto: CryptoSettings {
-                key_id: self.resources.key_id.clone(),
-                cache_ttl: Duration::from_secs(300),
-                cache_capacity: 1024,
-                max_uses_per_key: 1000,
-            },
-            queue_url: self.resources.work_queue_url.clone(),
-            dead_letter_queue_url: self.resources.dead_letter_queue_url.clone(),
-            public_url: Some("http://127.0.0.1:3000".parse().expect("static URL")),
-            max_body_bytes: 64 * 1024,
-            first_attempt_budget: std::time::Duration::from_secs(20),
-            platforms: herald::config::PlatformEndpoints::production(),
-            apps: herald::config::PlatformApps::default(),
-            app_secrets: herald::config::AppSecretIds::default(),
-            rate_limits: Vec::new(),
-            // Tests serve media and webhook endpoints on loopback, as the local runner does.
-            egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
-            sweep: Default::default(),
-        }
+        herald::local::config(
+            self.settings.clone(),
+            &self.resources,
+            herald::config::PlatformEndpoints::production(),
+            Some("http://127.0.0.1:3000".parse().expect("static URL")),
+        )
     }
 
     /// Every attribute of a queue (counts, ARN, redrive policy, timeouts).

@@ -8,7 +8,6 @@ use clap::Args;
 use herald::aws::AwsClients;
 use herald::bootstrap::bootstrap;
 use herald::config::{Config, PlatformApps, PlatformEndpoints};
-use herald::crypto::CryptoSettings;
 use herald::local::{Launcher, LocalAws};
 use herald::schema::ResourceNames;
 use herald::store::{Origin, TenantStore};
@@ -78,26 +77,14 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let (tenant, key) = tenants.create("Development", origins).await?;
 
     let config = Config {
-        aws: settings.clone(),
-        table: resources.table.clone(),
-        crypto: CryptoSettings {
-            key_id: resources.key_id.clone(),
-            cache_ttl: std::time::Duration::from_secs(300),
-            cache_capacity: 1024,
-            max_uses_per_key: 1000,
-        },
-        queue_url: resources.work_queue_url.clone(),
-        dead_letter_queue_url: resources.dead_letter_queue_url.clone(),
-        public_url: Some(base.parse()?),
-        max_body_bytes: 64 * 1024,
-        first_attempt_budget: std::time::Duration::from_secs(20),
-        platforms: PlatformEndpoints::sandbox(&sandbox.url)?,
         apps,
         app_secrets,
-        rate_limits: Vec::new(),
-        // The sandbox serves media on loopback over http; only the local runner allows that.
-        egress: herald::egress::EgressSettings { allow_loopback: true, ..Default::default() },
-        sweep: Default::default(),
+        ..herald::local::config(
+            settings.clone(),
+            &resources,
+            PlatformEndpoints::sandbox(&sandbox.url)?,
+            Some(base.parse()?),
+        )
     };
 
     let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();
