@@ -255,7 +255,7 @@ pub(crate) async fn transact(
         };
         match resend_on_trouble(send).await {
             Err(StoreError::Dynamo(e)) if sent < CONFLICT_SENDS && only_conflicted(&e) => {
-                tokio::time::sleep(conflict_pause(sent)).await;
+                tokio::time::sleep(pause(20, sent)).await;
             }
             other => return other,
         }
@@ -267,8 +267,8 @@ pub(crate) async fn transact(
 const TROUBLE_RESENDS: u32 = 3;
 
 /// Sends a write (`send` builds and sends it) again, after a random pause of up to 100 ms · 2^n,
-/// while it fails with DynamoDB's passing trouble after the SDK's retries ([`is_transient`],
-/// `TransactionInProgressException`) or with no answer (a timeout, a dropped connection).
+/// while it fails with DynamoDB's passing trouble after the SDK's retries ([`is_transient`])
+/// or with no answer (a timeout, a dropped connection).
 /// Only for writes whose repeat is recognised when an earlier send was in fact applied: a
 /// transaction's client request token, a target's write id.
 pub(crate) async fn resend_on_trouble<T, F, Fut>(mut send: F) -> Result<T, StoreError>
@@ -293,7 +293,7 @@ where
 /// token), not a refusal of the request.
 fn worth_resending(err: &aws_sdk_dynamodb::Error) -> bool {
     use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
-    !only_conflicted(err) && (is_transient(err) || matches!(err.code(), None | Some("TransactionInProgressException")))
+    !only_conflicted(err) && (is_transient(err) || err.code().is_none())
 }
 
 /// A transaction cancelled for a conflict with another, and for nothing else.
@@ -305,11 +305,6 @@ fn only_conflicted(err: &aws_sdk_dynamodb::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// A random pause of up to 20 ms · 2^`sent` (full jitter).
-fn conflict_pause(sent: u32) -> std::time::Duration {
-    pause(20, sent)
 }
 
 /// A random pause of up to `base_ms` · 2^`n` (full jitter).
@@ -327,6 +322,7 @@ pub fn is_transient(err: &aws_sdk_dynamodb::Error) -> bool {
             err.code(),
             Some(
                 "TransactionConflictException"
+                    | "TransactionInProgressException"
                     | "ThrottlingException"
                     | "ProvisionedThroughputExceededException"
                     | "RequestLimitExceeded"
@@ -367,7 +363,7 @@ where
             Err(aws_sdk_dynamodb::error::SdkError::ServiceError(e))
                 if sent < CONFLICT_SENDS && e.err().code() == Some("TransactionConflictException") =>
             {
-                tokio::time::sleep(conflict_pause(sent)).await;
+                tokio::time::sleep(pause(20, sent)).await;
             }
             other => return other,
         }
