@@ -6,9 +6,9 @@ A top-level module is each file or folder directly under `shared/src/` (`store/a
 `use crate::{b::X, c}` group counts each of its members). Modules that reach each other through
 edges form a strongly connected group: an import circle.
 
-Issue 15 removes every circle. Until then `infra/layers-allowed.txt` names the modules still in one;
-the check fails when a circle holds any other module, and prints what it found either way, so the
-list can only shrink. Usage: `check_layers.py [shared/src] [--graph]`.
+The layout table in `shared/src/lib.rs` puts each module on a floor. The check fails on any
+circle, on an import of a module on a higher floor, and on a module the table does not place (or a
+name in it that is not a module). Usage: `check_layers.py [shared/src] [--graph]`.
 """
 
 import re
@@ -186,33 +186,56 @@ def self_test() -> None:
     assert circles(edges) == [["a", "b"]], circles(edges)
 
 
+def floors(lib: str) -> dict[str, int]:
+    """The layout table of `lib.rs`: rows `//! | N name | `a`, `b` | … |`, module -> floor."""
+    out = {}
+    for m in re.finditer(r"^//! \| (\d+) [^|]*\| ([^|]*)\|", lib, re.M):
+        for module in re.findall(r"`([a-z_]+)`", m.group(2)):
+            if module in out:
+                raise SystemExit(f"check_layers: {module} is on two floors of the layout table")
+            out[module] = int(m.group(1))
+    return out
+
+
+def climbs(edges: dict[str, set[str]], floor: dict[str, int]) -> list[str]:
+    """Imports of a module on a higher floor than the importer's."""
+    return [
+        f"{a} (floor {floor[a]}) imports {b} (floor {floor[b]})"
+        for a in sorted(edges)
+        for b in sorted(edges[a])
+        if a in floor and b in floor and floor[b] > floor[a]
+    ]
+
+
+def floor_self_test() -> None:
+    lib = "//! | floor | modules | what |\n//! |---|---|---|\n//! | 1 top | `a` | x |\n//! | 0 base | `b`, `c` | y |\n"
+    floor = floors(lib)
+    assert floor == {"a": 1, "b": 0, "c": 0}, floor
+    assert climbs({"a": {"b"}, "b": {"c"}, "c": set()}, floor) == []
+    assert climbs({"a": set(), "b": {"a"}, "c": set()}, floor) == ["b (floor 0) imports a (floor 1)"]
+
+
 def main() -> int:
     self_test()
+    floor_self_test()
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     src = Path(args[0]) if args else ROOT / "shared" / "src"
     edges = graph(src)
+    floor = floors((src / "lib.rs").read_text())
     if "--graph" in sys.argv:
-        for m in sorted(edges):
-            print(f"{m} -> {', '.join(sorted(edges[m])) or '(nothing)'}")
+        for m in sorted(edges, key=lambda m: (-floor.get(m, 99), m)):
+            print(f"{floor.get(m, '?')} {m} -> {', '.join(sorted(edges[m])) or '(nothing)'}")
     groups = circles(edges)
-    allowed_file = ROOT / "infra" / "layers-allowed.txt"
-    allowed = set()
-    if allowed_file.exists():
-        for line in allowed_file.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                allowed.add(line)
-    in_circles = {m for g in groups for m in g}
-    print(f"{len(edges)} top-level modules; {len(in_circles)} in import circles: " + ("; ".join(" ↔ ".join(g) for g in groups) or "none"))
-    new = sorted(in_circles - allowed)
-    if new:
-        print(f"check_layers: a circle now holds {', '.join(new)}, which infra/layers-allowed.txt does not allow", file=sys.stderr)
-        return 1
-    freed = sorted(allowed - in_circles)
-    if freed:
-        print(f"check_layers: no longer in a circle, remove from infra/layers-allowed.txt: {', '.join(freed)}", file=sys.stderr)
-        return 1
-    return 0
+    problems = [f"an import circle: {' ↔ '.join(g)}" for g in groups]
+    problems += [f"{m} is not in the layout table of shared/src/lib.rs" for m in sorted(set(edges) - set(floor))]
+    problems += [f"the layout table names {m}, which is not a module" for m in sorted(set(floor) - set(edges))]
+    problems += climbs(edges, floor)
+    count = sum(len(v) for v in edges.values())
+    print(f"{len(edges)} top-level modules on {len(set(floor.values()))} floors, {count} imports between them: "
+          + (f"{len(problems)} problems" if problems else "no circle, none climbs"))
+    for problem in problems:
+        print(f"check_layers: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

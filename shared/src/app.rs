@@ -1,4 +1,7 @@
-//! The application's services, built once per cold start and shared by HTTP handlers and jobs.
+//! The composition root: the application's services, built once per cold start, and each use
+//! case's share of them. Only the top floor (HTTP handlers, the retries worker) and the function
+//! entry points import this; a use case receives its own context ([`Publisher`], [`Sweeper`],
+//! [`Recorder`], [`Deliverer`]) and can reach nothing else.
 
 use std::sync::Arc;
 
@@ -6,12 +9,18 @@ use crate::aws::AwsClients;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::crypto::Sealer;
+use crate::egress::Egress;
+use crate::events::Events;
 use crate::platforms::PlatformClient;
+use crate::posts::publish::Publisher;
 use crate::queue::WorkQueue;
 use crate::queue::dead::DeadLetterQueue;
 use crate::ratelimit::RateLimiter;
 use crate::store::{AccountStore, ConnectStore, EndpointStore, Journal, PostStore, TenantStore};
+use crate::sweep::Sweeper;
 use crate::tokens::TokenManager;
+use crate::webhooks::Recorder;
+use crate::webhooks::outbound::Deliverer;
 
 #[derive(Clone)]
 pub struct App {
@@ -20,16 +29,27 @@ pub struct App {
     pub connect: ConnectStore,
     pub posts: PostStore,
     pub endpoints: EndpointStore,
+    /// Reads of recorded events, audit records and webhook deliveries seen.
     pub journal: Journal,
+    /// Recording an event and announcing it to the tenant.
+    pub events: Events,
     pub platforms: Arc<PlatformClient>,
     /// Every request to a URL a tenant supplied (media, webhook endpoints).
-    pub egress: Arc<crate::egress::Egress>,
+    pub egress: Arc<Egress>,
     pub tokens: Arc<TokenManager>,
     pub queue: WorkQueue,
     pub dead_letters: DeadLetterQueue,
     pub limits: Arc<RateLimiter>,
     pub clock: SharedClock,
     pub config: Arc<Config>,
+    /// Submitting posts and attempting their targets.
+    pub publisher: Publisher,
+    /// The sweep's shard jobs.
+    pub sweeper: Sweeper,
+    /// Verified platform webhooks, recorded as events.
+    pub recorder: Recorder,
+    /// Events delivered to tenants' endpoints.
+    pub deliverer: Deliverer,
 }
 
 impl App {
@@ -38,31 +58,64 @@ impl App {
         let table = &config.table;
         let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
         let endpoints = EndpointStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
+        let posts = PostStore::new(aws.dynamodb.clone(), table, clock.clone());
         let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
-        let journal =
-            Journal::new(aws.dynamodb.clone(), table, clock.clone()).with_deliveries(queue.clone(), endpoints.clone());
-        let egress = Arc::new(crate::egress::Egress::new(&config.egress));
+        let dead_letters = DeadLetterQueue::new(aws.sqs.clone(), &config.dead_letter_queue_url);
+        let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone());
+        let events = Events::new(journal.clone(), queue.clone(), endpoints.clone());
+        let egress = Arc::new(Egress::new(&config.egress));
         let platforms =
             Arc::new(PlatformClient::new(config.platforms.clone(), config.apps.clone(), clock.clone(), egress.clone()));
-        let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), journal.clone(), clock.clone()));
+        let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), events.clone(), clock.clone()));
+        let limits = Arc::new(RateLimiter::new(
+            aws.dynamodb.clone(),
+            table,
+            clock.clone(),
+            crate::ratelimit::with_overrides(&config.rate_limits),
+        ));
         Self {
+            publisher: Publisher {
+                posts: posts.clone(),
+                accounts: accounts.clone(),
+                tokens: tokens.clone(),
+                limits: limits.clone(),
+                platforms: platforms.clone(),
+                events: events.clone(),
+                queue: queue.clone(),
+                dead_letters: dead_letters.clone(),
+                clock: clock.clone(),
+                first_attempt_budget: config.first_attempt_budget,
+            },
+            sweeper: Sweeper {
+                posts: posts.clone(),
+                accounts: accounts.clone(),
+                tokens: tokens.clone(),
+                queue: queue.clone(),
+                clock: clock.clone(),
+                settings: config.sweep,
+            },
+            recorder: Recorder { journal: journal.clone(), accounts: accounts.clone(), events: events.clone() },
+            deliverer: Deliverer {
+                endpoints: endpoints.clone(),
+                journal: journal.clone(),
+                egress: egress.clone(),
+                queue: queue.clone(),
+                dead_letters: dead_letters.clone(),
+                clock: clock.clone(),
+            },
             tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),
             connect: ConnectStore::new(aws.dynamodb.clone(), table, clock.clone()),
-            posts: PostStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            posts,
             endpoints,
             accounts,
             journal,
+            events,
             platforms,
             egress,
             tokens,
             queue,
-            dead_letters: DeadLetterQueue::new(aws.sqs.clone(), &config.dead_letter_queue_url),
-            limits: Arc::new(RateLimiter::new(
-                aws.dynamodb.clone(),
-                table,
-                clock.clone(),
-                crate::ratelimit::with_overrides(&config.rate_limits),
-            )),
+            dead_letters,
+            limits,
             clock,
             config: Arc::new(config),
         }

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use url::Url;
 
 use crate::aws::AwsSettings;
 use crate::crypto::CryptoSettings;
+use crate::platforms::settings::{
+    DEFAULT_LINKEDIN_VERSION, DEFAULT_META_GRAPH_VERSION, PlatformApps, PlatformEndpoints,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -87,130 +89,40 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// API's 30 s).
 pub const DEFAULT_FIRST_ATTEMPT: Duration = Duration::from_secs(20);
 
-/// Where the platforms are. Production defaults; `herald dev` points every one at the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlatformEndpoints {
-    /// `HERALD_X_API_URL` (default `https://api.x.com`): API, OAuth 2.0 tokens, OAuth 1.0a.
-    pub x_api: Url,
-    /// `HERALD_X_WEB_URL` (default `https://x.com`): the OAuth 2.0 consent page.
-    pub x_web: Url,
-    /// `HERALD_META_GRAPH_URL` (default `https://graph.facebook.com`).
-    pub meta_graph: Url,
-    /// `HERALD_META_WEB_URL` (default `https://www.facebook.com`): the Login dialog.
-    pub meta_web: Url,
-    /// `HERALD_META_GRAPH_VERSION` (default `v26.0`, the newest confirmed; each lives ~2 years).
-    pub meta_graph_version: String,
-    /// `HERALD_LINKEDIN_API_URL` (default `https://api.linkedin.com`).
-    pub linkedin_api: Url,
-    /// `HERALD_LINKEDIN_OAUTH_URL` (default `https://www.linkedin.com`).
-    pub linkedin_oauth: Url,
-    /// `HERALD_LINKEDIN_VERSION` (default `202609`): the `LinkedIn-Version` header, `YYYYMM`;
-    /// versions are sunset after about a year (426 `NONEXISTENT_VERSION`), so bump it twice a year.
-    pub linkedin_version: String,
-    /// `HERALD_PLATFORM_TIMEOUT_SECONDS` (default 10): the most one platform call may take. A
-    /// publish that times out after sending is recorded as `unknown`, never resent blindly.
-    pub timeout: std::time::Duration,
-}
-
-pub const DEFAULT_META_GRAPH_VERSION: &str = "v26.0";
-pub const DEFAULT_LINKEDIN_VERSION: &str = "202609";
-
-fn static_url(raw: &str) -> Url {
-    Url::parse(raw).expect("static URL parses")
-}
-
-impl PlatformEndpoints {
-    pub fn production() -> Self {
-        Self {
-            x_api: static_url("https://api.x.com"),
-            x_web: static_url("https://x.com"),
-            meta_graph: static_url("https://graph.facebook.com"),
-            meta_web: static_url("https://www.facebook.com"),
-            meta_graph_version: DEFAULT_META_GRAPH_VERSION.to_owned(),
-            linkedin_api: static_url("https://api.linkedin.com"),
-            linkedin_oauth: static_url("https://www.linkedin.com"),
-            linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
-            timeout: std::time::Duration::from_secs(10),
-        }
+/// `HERALD_*_URL`, the API versions and the platform timeout, over the production defaults.
+fn platform_endpoints(env: &Env) -> Result<PlatformEndpoints, ConfigError> {
+    let defaults = PlatformEndpoints::production();
+    let meta_graph_version =
+        env.optional("HERALD_META_GRAPH_VERSION").map(str::trim).unwrap_or(DEFAULT_META_GRAPH_VERSION).to_owned();
+    let valid_graph =
+        meta_graph_version.strip_prefix('v').and_then(|v| v.split_once('.')).is_some_and(|(major, minor)| {
+            !major.is_empty() && !minor.is_empty() && (major.to_owned() + minor).bytes().all(|b| b.is_ascii_digit())
+        });
+    if !valid_graph {
+        return Err(ConfigError::Invalid {
+            name: "HERALD_META_GRAPH_VERSION",
+            reason: "expected vNN.N, e.g. v26.0".into(),
+        });
     }
-
-    /// Every platform on the sandbox at `base` (its path prefixes stand for the hosts).
-    pub fn sandbox(base: &str) -> Result<Self, url::ParseError> {
-        let base = base.trim_end_matches('/');
-        let at = |prefix: &str| Url::parse(&format!("{base}/{prefix}"));
-        Ok(Self {
-            x_api: at("x/api")?,
-            x_web: at("x/web")?,
-            meta_graph: at("meta/graph")?,
-            meta_web: at("meta/web")?,
-            linkedin_api: at("linkedin/api")?,
-            linkedin_oauth: at("linkedin/www")?,
-            ..Self::production()
-        })
+    let linkedin_version =
+        env.optional("HERALD_LINKEDIN_VERSION").map(str::trim).unwrap_or(DEFAULT_LINKEDIN_VERSION).to_owned();
+    if linkedin_version.len() != 6 || !linkedin_version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfigError::Invalid {
+            name: "HERALD_LINKEDIN_VERSION",
+            reason: "expected YYYYMM, e.g. 202609".into(),
+        });
     }
-
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let defaults = Self::production();
-        let meta_graph_version =
-            env.optional("HERALD_META_GRAPH_VERSION").map(str::trim).unwrap_or(DEFAULT_META_GRAPH_VERSION).to_owned();
-        let valid_graph =
-            meta_graph_version.strip_prefix('v').and_then(|v| v.split_once('.')).is_some_and(|(major, minor)| {
-                !major.is_empty() && !minor.is_empty() && (major.to_owned() + minor).bytes().all(|b| b.is_ascii_digit())
-            });
-        if !valid_graph {
-            return Err(ConfigError::Invalid {
-                name: "HERALD_META_GRAPH_VERSION",
-                reason: "expected vNN.N, e.g. v26.0".into(),
-            });
-        }
-        let linkedin_version =
-            env.optional("HERALD_LINKEDIN_VERSION").map(str::trim).unwrap_or(DEFAULT_LINKEDIN_VERSION).to_owned();
-        if linkedin_version.len() != 6 || !linkedin_version.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ConfigError::Invalid {
-                name: "HERALD_LINKEDIN_VERSION",
-                reason: "expected YYYYMM, e.g. 202609".into(),
-            });
-        }
-        Ok(Self {
-            x_api: env.url("HERALD_X_API_URL")?.unwrap_or(defaults.x_api),
-            x_web: env.url("HERALD_X_WEB_URL")?.unwrap_or(defaults.x_web),
-            meta_graph: env.url("HERALD_META_GRAPH_URL")?.unwrap_or(defaults.meta_graph),
-            meta_web: env.url("HERALD_META_WEB_URL")?.unwrap_or(defaults.meta_web),
-            meta_graph_version,
-            linkedin_api: env.url("HERALD_LINKEDIN_API_URL")?.unwrap_or(defaults.linkedin_api),
-            linkedin_oauth: env.url("HERALD_LINKEDIN_OAUTH_URL")?.unwrap_or(defaults.linkedin_oauth),
-            linkedin_version,
-            timeout: Duration::from_secs(env.parsed("HERALD_PLATFORM_TIMEOUT_SECONDS", 10u64)?.max(1)),
-        })
-    }
-}
-
-/// An app registered with a platform: its id and secret.
-#[derive(Debug, Clone)]
-pub struct AppCredentials {
-    pub client_id: String,
-    pub client_secret: SecretString,
-}
-
-/// Herald's apps on each platform. A platform without one cannot be connected. The credentials
-/// come from Secrets Manager at cold start ([`crate::secrets`]), never from the environment.
-#[derive(Debug, Clone, Default)]
-pub struct PlatformApps {
-    /// The X secret's `client_id` / `client_secret`: the OAuth 2.0 client (confidential).
-    pub x: Option<AppCredentials>,
-    /// The X secret's `consumer_key` / `consumer_secret`: the OAuth 1.0a consumer ("API key").
-    pub x_oauth1: Option<AppCredentials>,
-    /// The Meta secret's `app_id` / `app_secret`: Facebook Login (Facebook and Instagram).
-    pub meta: Option<AppCredentials>,
-    /// The LinkedIn secret's `client_id` / `client_secret`.
-    pub linkedin: Option<AppCredentials>,
-    /// `HERALD_LINKEDIN_ORGANIZATIONS` (default false, not a secret): also ask for organization
-    /// scopes (needs LinkedIn's Community Management API product) and connect the pages a member
-    /// administers.
-    pub linkedin_organizations: bool,
-    /// The Meta secret's `webhook_verify_token`: the verify token set for Herald's webhook
-    /// callback in Meta's App Dashboard; without it, Meta's subscription check is refused.
-    pub meta_webhook_verify_token: Option<SecretString>,
+    Ok(PlatformEndpoints {
+        x_api: env.url("HERALD_X_API_URL")?.unwrap_or(defaults.x_api),
+        x_web: env.url("HERALD_X_WEB_URL")?.unwrap_or(defaults.x_web),
+        meta_graph: env.url("HERALD_META_GRAPH_URL")?.unwrap_or(defaults.meta_graph),
+        meta_web: env.url("HERALD_META_WEB_URL")?.unwrap_or(defaults.meta_web),
+        meta_graph_version,
+        linkedin_api: env.url("HERALD_LINKEDIN_API_URL")?.unwrap_or(defaults.linkedin_api),
+        linkedin_oauth: env.url("HERALD_LINKEDIN_OAUTH_URL")?.unwrap_or(defaults.linkedin_oauth),
+        linkedin_version,
+        timeout: Duration::from_secs(env.parsed("HERALD_PLATFORM_TIMEOUT_SECONDS", 10u64)?.max(1)),
+    })
 }
 
 /// Where platform apps were configured before they moved to Secrets Manager: refused by name, so
@@ -261,8 +173,8 @@ pub struct Config {
     pub rate_limits: Vec<crate::ratelimit::Budget>,
     /// How tenant-supplied URLs are reached (`HERALD_ALLOW_LOOPBACK_URLS`; see `herald::egress`).
     pub egress: crate::egress::EgressSettings,
-    /// How much one sweep job reads ([`crate::queue::sweep`]; not configurable, tests shrink it).
-    pub sweep: crate::queue::sweep::SweepSettings,
+    /// How much one sweep job reads ([`crate::sweep`]; not configurable, tests shrink it).
+    pub sweep: crate::sweep::SweepSettings,
 }
 
 impl Config {
@@ -311,7 +223,7 @@ impl Config {
             first_attempt_budget: Duration::from_secs(
                 env.parsed("HERALD_FIRST_ATTEMPT_SECONDS", DEFAULT_FIRST_ATTEMPT.as_secs())?,
             ),
-            platforms: PlatformEndpoints::from_env(env)?,
+            platforms: platform_endpoints(env)?,
             apps: PlatformApps {
                 linkedin_organizations: env.parsed("HERALD_LINKEDIN_ORGANIZATIONS", false)?,
                 ..PlatformApps::default()

@@ -139,7 +139,7 @@ impl LocalAws {
 pub fn config(
     aws: AwsSettings,
     resources: &crate::bootstrap::Resources,
-    platforms: crate::config::PlatformEndpoints,
+    platforms: crate::platforms::settings::PlatformEndpoints,
     public_url: Option<url::Url>,
 ) -> crate::Config {
     crate::Config {
@@ -152,7 +152,7 @@ pub fn config(
         max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
         first_attempt_budget: crate::config::DEFAULT_FIRST_ATTEMPT,
         platforms,
-        apps: crate::config::PlatformApps::default(),
+        apps: crate::platforms::settings::PlatformApps::default(),
         app_secrets: crate::config::AppSecretIds::default(),
         rate_limits: Vec::new(),
         egress: crate::egress::EgressSettings { allow_loopback: true, ..Default::default() },
@@ -183,7 +183,8 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Env, PlatformEndpoints};
+    use crate::config::Env;
+    use crate::platforms::settings::PlatformEndpoints;
 
     /// The local configuration is production's, but for where things are and loopback URLs.
     #[test]

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::config::{AppCredentials, AppSecretIds, PlatformApps};
+use crate::config::AppSecretIds;
+use crate::platforms::settings::{AppCredentials, PlatformApps};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("secret {secret}: {reason}")]

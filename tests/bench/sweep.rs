@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures_util::StreamExt as _;
 use herald::domain::{AccountId, Platform, PostId, TenantId};
-use herald::queue::sweep::{DUE_PAGE, GRANT_PAGE, PAGES_PER_JOB};
 use herald::queue::{Envelope, Job};
 use herald::startup::Function;
+use herald::sweep::{DUE_PAGE, GRANT_PAGE, PAGES_PER_JOB};
 use herald_testkit::TestEnv;
 use serde_json::json;
 
@@ -109,7 +109,7 @@ async fn main() {
     // function instance of its own (the seeding one's data keys are not in its cache).
     drop(app);
     let app = env.function_state(Function::Retries, config, Arc::new(clock.clone())).await;
-    let worker = herald::queue::Worker::new(app, 10);
+    let worker = herald::worker::Worker::new(app, 10);
     let (d0, k0, s0) = counts.snapshot();
     let started = Instant::now();
     let sweep = Envelope { job: Job::Sweep, not_before: None, enqueued_at: 0 };

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use herald::queue::{Worker, poll_once};
+use herald::worker::{Worker, poll_once};
 use herald_testkit::TestApp;
 use serde_json::json;
 

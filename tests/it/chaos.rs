@@ -165,7 +165,7 @@ async fn chaos(total: usize, aws_faults: bool) {
             worker.handle_batch(serde_json::from_value(sweep.clone()).unwrap()).await.batch_item_failures.is_empty()
         );
         loop {
-            let stats = herald::queue::poll_once(&env.aws.sqs, &env.resources.work_queue_url, &worker, Duration::ZERO)
+            let stats = herald::worker::poll_once(&env.aws.sqs, &env.resources.work_queue_url, &worker, Duration::ZERO)
                 .await
                 .unwrap();
             if stats.received == 0 {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use herald::posts::TargetStatus;
-use herald::queue::{Worker, poll_once};
 use herald::startup::Function;
+use herald::worker::{Worker, poll_once};
 use herald_testkit::TestEnv;
 use serde_json::json;
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
-use herald::queue::poll_once;
+use herald::worker::poll_once;
 use herald_testkit::{TestApp, TestEnv};
 use serde_json::{Value, json};
 

@@ -4,9 +4,9 @@
 
 use axum::Router;
 use herald::http;
-use herald::queue::Worker;
 use herald::startup::Function;
 use herald::store::Origin;
+use herald::worker::Worker;
 use herald_testkit::{TestEnv, repo_root};
 use http_body_util::BodyExt;
 use serde_json::Value;

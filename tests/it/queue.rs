@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::QueueAttributeName;
-use herald::queue::{Envelope, Job, WorkQueue, Worker, poll_once};
+use herald::queue::{Envelope, Job, WorkQueue};
+use herald::worker::{Worker, poll_once};
 use herald_testkit::TestEnv;
 
 fn worker(env: &TestEnv) -> (WorkQueue, Worker) {

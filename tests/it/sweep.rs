@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use herald::queue::sweep::SweepSettings;
 use herald::queue::{Envelope, Job};
+use herald::sweep::SweepSettings;
 use herald_sandbox::Platform as SandboxPlatform;
 use herald_testkit::{TestApp, TestEnv};
 use serde_json::json;

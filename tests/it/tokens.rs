@@ -71,7 +71,7 @@ async fn fifty_concurrent_calls_on_an_expired_token_cause_one_refresh() {
             Arc::new(TokenManager::new(
                 app.state.accounts.clone(),
                 app.state.platforms.clone(),
-                app.state.journal.clone(),
+                app.state.events.clone(),
                 Arc::new(app.clock.clone()),
             ))
         })

@@ -40,7 +40,7 @@ pub struct TestEnv {
     /// The sandbox's development apps, stored as this environment's secrets and read back as the
     /// functions read them at cold start ([`herald::secrets::load`]).
     pub app_secrets: herald::config::AppSecretIds,
-    apps: herald::config::PlatformApps,
+    apps: herald::platforms::settings::PlatformApps,
     functions: Functions,
 }
 
@@ -102,7 +102,7 @@ impl TestEnv {
             herald::bootstrap::store_app_secrets(&aws.secrets, &names, values.each_ref().map(String::as_str))
                 .await
                 .unwrap_or_else(|e| panic!("storing the app secrets failed: {e}"));
-        let mut apps = herald::config::PlatformApps { linkedin_organizations: true, ..Default::default() };
+        let mut apps = herald::platforms::settings::PlatformApps { linkedin_organizations: true, ..Default::default() };
         herald::secrets::load(&aws.secrets, &app_secrets, &mut apps)
             .await
             .unwrap_or_else(|e| panic!("reading the app secrets failed: {e}"));
@@ -156,7 +156,7 @@ impl TestEnv {
     }
 
     /// Herald's apps on the sandbox's development fixtures, as read from this environment's secrets.
-    pub fn dev_apps(&self) -> herald::config::PlatformApps {
+    pub fn dev_apps(&self) -> herald::platforms::settings::PlatformApps {
         self.apps.clone()
     }
 
@@ -166,7 +166,7 @@ impl TestEnv {
         herald::local::config(
             self.settings.clone(),
             &self.resources,
-            herald::config::PlatformEndpoints::production(),
+            herald::platforms::settings::PlatformEndpoints::production(),
             Some("http://127.0.0.1:3000".parse().expect("static URL")),
         )
     }
@@ -251,7 +251,7 @@ impl TestEnv {
         .expect("sandbox starts");
         let mut config = self.config();
         config.public_url = Some(url.parse().expect("loopback URL"));
-        config.platforms = herald::config::PlatformEndpoints::sandbox(&sandbox.url).expect("sandbox URL");
+        config.platforms = herald::platforms::settings::PlatformEndpoints::sandbox(&sandbox.url).expect("sandbox URL");
         // Short, so tests of calls that never answer do not wait long.
         config.platforms.timeout = std::time::Duration::from_millis(1500);
         config.apps = self.dev_apps();
@@ -331,7 +331,7 @@ impl TestEnv {
 /// The jobs a sweep fans out into (one per shard of each index), as one SQS event: handing it to
 /// a worker does a whole sweep at once, as the queue would over several invocations.
 pub fn sweep_event() -> aws_lambda_events::event::sqs::SqsEvent {
-    let records = herald::queue::sweep::shard_jobs()
+    let records = herald::sweep::shard_jobs()
         .into_iter()
         .enumerate()
         .map(|(i, job)| {
@@ -356,10 +356,10 @@ pub fn dev_client_id(platform: &str) -> &'static str {
 impl TestApp {
     /// The `retries` function's worker, as its cold start leaves it, on this app's configuration
     /// and clock, processing `concurrency` messages at once.
-    pub async fn worker(&self, concurrency: usize) -> herald::queue::Worker {
+    pub async fn worker(&self, concurrency: usize) -> herald::worker::Worker {
         let config = (*self.state.config).clone();
         let app = self.functions.state(Function::Retries, config, Arc::new(self.clock.clone())).await;
-        herald::queue::Worker::new(app, concurrency)
+        herald::worker::Worker::new(app, concurrency)
     }
 
     /// `POST /v1/posts` handled by a posts function instance of its own, as a Lambda execution

@@ -17,9 +17,10 @@ use herald::clock::SharedClock;
 use herald::config::{Config, Env};
 use herald::http::AppState;
 use herald::queue::dead::{DeadLetterQueue, Filter, Letter};
-use herald::queue::{Job, WorkQueue, Worker};
+use herald::queue::{Job, WorkQueue};
 use herald::schema::ResourceNames;
 use herald::store::{Origin, TenantStore};
+use herald::worker::Worker;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -271,7 +272,7 @@ pub(crate) async fn serve(
     let worker = Worker::new(state.clone(), 10);
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller =
-        tokio::spawn(herald::queue::poll_until(aws.sqs.clone(), state.queue.url().to_owned(), worker, stop_rx));
+        tokio::spawn(herald::worker::poll_until(aws.sqs.clone(), state.queue.url().to_owned(), worker, stop_rx));
     axum::serve(listener, herald::http::all_routes(state)).with_graceful_shutdown(shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = poller.await;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use herald::queue::Worker;
 use herald::startup::{Function, RETRIES_BATCH_CONCURRENCY};
+use herald::worker::Worker;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]

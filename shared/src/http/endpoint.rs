@@ -13,6 +13,7 @@ use super::extract::{ApiJson, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::store::StoreError;
+use crate::webhooks::outbound::new_secret;
 
 pub(super) fn routes() -> Routes {
     Routes::new()
@@ -63,7 +64,8 @@ async fn put_endpoint(
     ApiJson(request): ApiJson<EndpointRequest>,
 ) -> Result<Response, Problem> {
     let url = endpoint_url(&request.url, state.egress.policy())?;
-    let (endpoint, secret) = state.endpoints.register(&tenant, url).await?;
+    let secret = new_secret();
+    let endpoint = state.endpoints.register(&tenant, url, secret.clone()).await?;
     let body = json!({ "url": endpoint.url, "created_at": endpoint.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(), "secret": secret.expose_secret() });
     Ok((StatusCode::OK, Json(body)).into_response())
 }
@@ -80,8 +82,9 @@ async fn rotate_secret(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
 ) -> Result<Response, Problem> {
-    match state.endpoints.rotate(&tenant).await {
-        Ok(Some((endpoint, secret))) => {
+    let secret = new_secret();
+    match state.endpoints.rotate(&tenant, &secret).await {
+        Ok(Some(endpoint)) => {
             let until = endpoint
                 .previous_secret_valid_until
                 .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());

@@ -326,7 +326,7 @@ async fn store_accounts(
         if let Some(grantor) = &found.grantor {
             state.accounts.index_grantor(grantor_family(account.platform), grantor, &account).await?;
         }
-        state.journal.event(kinds::ACCOUNT_CONNECTED, &account, None).await?;
+        state.events.record(kinds::ACCOUNT_CONNECTED, &account, None).await?;
         ids.push(account.id);
     }
     Ok(ids)
@@ -364,7 +364,7 @@ async fn disconnect(
     for gone in dependents.iter().chain(std::iter::once(&account)) {
         state.accounts.delete(&tenant, &user, &gone.id).await?;
         state.journal.audit(kinds::ACCOUNT_DISCONNECTED, gone, Some("deleted by the tenant")).await?;
-        state.journal.event(kinds::ACCOUNT_DISCONNECTED, gone, None).await?;
+        state.events.record(kinds::ACCOUNT_DISCONNECTED, gone, None).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

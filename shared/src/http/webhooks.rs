@@ -75,7 +75,7 @@ async fn deliver(
     let events = parse(body).map_err(|_| {
         Problem::new(StatusCode::BAD_REQUEST, "webhook_malformed", "The delivery is not in the platform's format")
     })?;
-    let received = receive(state, events).await?;
+    let received = receive(&state.recorder, events).await?;
     tracing::info!(
         recorded = received.recorded,
         duplicates = received.duplicates,
@@ -206,7 +206,7 @@ async fn revoke_granted(state: &AppState, user: &str, erase: bool) -> Result<usi
         } else {
             state.accounts.set_status(account, crate::domain::AccountStatus::Revoked).await?
         };
-        state.journal.event(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
+        state.events.record(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
         state.journal.audit(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
     }
     tracing::info!(accounts = accounts.len(), erase, "meta user callback handled");

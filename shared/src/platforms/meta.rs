@@ -9,8 +9,8 @@ use super::{
     AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth,
     pkce_challenge, random_token,
 };
+use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
-use crate::tokens::TokenSet;
 
 const FACEBOOK_SCOPES: &str = "pages_show_list,pages_manage_posts,pages_read_engagement";
 const INSTAGRAM_SCOPES: &str = "pages_show_list,pages_read_engagement,instagram_basic,instagram_content_publish";

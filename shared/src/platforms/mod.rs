@@ -12,19 +12,20 @@ mod linkedin;
 mod meta;
 pub mod oauth1;
 pub mod publish;
+pub mod settings;
 mod x;
 
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::OffsetDateTime;
 use url::Url;
 
 use crate::clock::SharedClock;
-use crate::config::{AppCredentials, PlatformApps, PlatformEndpoints};
+use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
-use crate::tokens::TokenSet;
+use crate::platforms::settings::{AppCredentials, PlatformApps, PlatformEndpoints};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -79,14 +80,7 @@ impl PlatformError {
     }
 }
 
-/// How a tenant's users connect X: OAuth 2.0 with PKCE (default) or OAuth 1.0a.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum XAuth {
-    #[default]
-    Oauth2,
-    Oauth1,
-}
+pub use crate::domain::XAuth;
 
 /// What Herald keeps between the redirect to the platform and the callback.
 #[derive(Debug, Clone)]

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::{PlatformClient, PlatformError, meta::graph_refusal, oauth1};
 use crate::domain::Platform;
-use crate::posts::Media;
+use crate::domain::post::Media;
+use crate::domain::tokens::TokenSet;
 use crate::store::Account;
-use crate::tokens::TokenSet;
 
 /// What a published post is called on its platform.
 #[derive(Debug, Clone, PartialEq, Eq)]

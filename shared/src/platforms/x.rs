@@ -8,8 +8,8 @@ use super::{
     AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
     XAuth, oauth_refusal, oauth1, pkce_challenge, random_token,
 };
+use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
-use crate::tokens::TokenSet;
 
 const P: Platform = Platform::X;
 /// Post, upload media, read the user, and `offline.access` for a refresh token.

@@ -1,25 +1,50 @@
 //! One publishing attempt for one target: claim it, get a usable token, publish, record what
 //! happened, and hand retryable failures to the queue with the delay they call for.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::App;
-use crate::domain::{PostId, TenantId};
-use crate::platforms::PlatformError;
-use crate::posts::{Post, Target, TargetError, TargetStatus};
-use crate::queue::Job;
-use crate::ratelimit::{LimitError, Reservation};
+use crate::clock::SharedClock;
+use crate::domain::{AccountId, PostId, TenantId};
+use crate::events::Events;
+use crate::platforms::{PlatformClient, PlatformError};
+use crate::posts::{DeadLetterState, Post, Target, TargetError, TargetStatus};
+use crate::queue::dead::{DeadLetter, DeadLetterQueue};
+use crate::queue::{Job, QueueError, WorkQueue, backoff, wait_until};
+use crate::ratelimit::{LimitError, RateLimiter, Reservation};
 use crate::store::posts::Written;
-use crate::store::{Account, CreateError, Created, Outcome, StoreError};
-use crate::tokens::{TokenError, TokenSet};
+use crate::store::{Account, AccountStore, CreateError, Created, Outcome, PostStore, StoreError};
+use crate::tokens::{TokenError, TokenManager, TokenSet};
+
+/// What publishing uses, and nothing else: built once by [`crate::app::App`].
+#[derive(Clone)]
+pub struct Publisher {
+    pub posts: PostStore,
+    pub accounts: AccountStore,
+    pub tokens: Arc<TokenManager>,
+    pub limits: Arc<RateLimiter>,
+    pub platforms: Arc<PlatformClient>,
+    pub events: Events,
+    pub queue: WorkQueue,
+    pub dead_letters: DeadLetterQueue,
+    pub clock: SharedClock,
+    /// How long the posts function's first attempts may take (`HERALD_FIRST_ATTEMPT_SECONDS`).
+    pub first_attempt_budget: Duration,
+}
+
+/// Why a publish job was not done; its message is returned to the queue and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// How long a claimed target is ours; a publish takes well under this.
 const CLAIM: time::Duration = time::Duration::minutes(2);
 /// Attempts per target before it fails for good.
 pub const MAX_ATTEMPTS: u32 = 8;
-/// Full-jitter exponential backoff: base and cap.
-const BACKOFF_BASE_S: u64 = 2;
-const BACKOFF_CAP_S: u64 = 900;
 
 /// Whether this caller may refresh tokens (only the functions allowed to seal may).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +67,6 @@ fn internal(now: time::OffsetDateTime, e: &StoreError) -> Outcome {
 
 fn error(code: &str, message: impl Into<String>) -> TargetError {
     TargetError { code: code.to_owned(), message: message.into(), platform_code: None, platform_message: None }
-}
-
-/// A random delay in `[0, min(cap, base · 2^attempt)]` (AWS's "full jitter").
-pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_CAP_S.min(BACKOFF_BASE_S.saturating_mul(1u64 << attempt.min(20)));
-    let random = u64::from_le_bytes(crate::domain::random_bytes());
-    Duration::from_millis(random % (ceiling * 1000 + 1))
 }
 
 /// What a platform failure means for the target.
@@ -112,7 +130,7 @@ fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> O
 /// when a budget is spent, the steps run one by one and say why and until when.
 #[tracing::instrument(name = "publish", skip_all, fields(tenant = %post.tenant, post = %post.id, account = %target.account_id, platform = %target.platform, attempt = target.attempts + 1))]
 pub async fn attempt(
-    app: &App,
+    publisher: &Publisher,
     post: &Post,
     target: &Target,
     refresh: Refresh,
@@ -120,55 +138,55 @@ pub async fn attempt(
 ) -> Result<Target, StoreError> {
     let account = match account {
         Some(account) => Some(account.clone()),
-        None => app.accounts.get(&post.tenant, &post.user_id, &target.account_id).await.ok().flatten(),
+        None => publisher.accounts.get(&post.tenant, &post.user_id, &target.account_id).await.ok().flatten(),
     };
     if let Some(account) = &account
-        && let Ok(Some(tokens)) = app.tokens.fresh(account).await
+        && let Ok(Some(tokens)) = publisher.tokens.fresh(account).await
     {
         let mut reservation = Reservation::default();
-        if reserve(app, &mut reservation, account).await {
-            let claimed = target.claimed(app.clock.now(), CLAIM);
-            let written = match app.limits.transaction_items(&mut reservation) {
-                Ok(items) => app.posts.claim_with(&post.tenant, &post.id, target, &claimed, items).await,
+        if reserve(publisher, &mut reservation, account).await {
+            let claimed = target.claimed(publisher.clock.now(), CLAIM);
+            let written = match publisher.limits.transaction_items(&mut reservation) {
+                Ok(items) => publisher.posts.claim_with(&post.tenant, &post.id, target, &claimed, items).await,
                 Err(e) => Err(e),
             };
-            app.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
+            publisher.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
             match written? {
                 Written::Yes => {
-                    let outcome = call(app, post, &claimed, account, tokens, refresh).await;
-                    return conclude(app, post, claimed, outcome).await;
+                    let outcome = call(publisher, post, &claimed, account, tokens, refresh).await;
+                    return conclude(publisher, post, claimed, outcome).await;
                 }
-                Written::TargetMoved => return current(app, post, target).await,
+                Written::TargetMoved => return current(publisher, post, target).await,
                 // A budget is spent (or its counter was busy): the steps below say until when.
                 Written::Contended => {}
             }
         }
     }
-    let claimed = match app.posts.claim(&post.tenant, &post.id, target, CLAIM).await {
+    let claimed = match publisher.posts.claim(&post.tenant, &post.id, target, CLAIM).await {
         Ok(claimed) => claimed,
-        Err(StoreError::VersionConflict) => return current(app, post, target).await,
+        Err(StoreError::VersionConflict) => return current(publisher, post, target).await,
         Err(e) => return Err(e),
     };
-    let outcome = run(app, post, &claimed, refresh, account.as_ref()).await;
-    conclude(app, post, claimed, outcome).await
+    let outcome = run(publisher, post, &claimed, refresh, account.as_ref()).await;
+    conclude(publisher, post, claimed, outcome).await
 }
 
 /// Stores a new post, then makes the first attempt at each of its targets (or, for a scheduled
 /// post, queues them). `accounts` are the targets' accounts, as validated. Targets whose tokens
 /// are good now are stored already claimed, with their budgets, in the post's own transaction.
 pub async fn submit(
-    app: &App,
+    publisher: &Publisher,
     mut post: Post,
     accounts: &[Account],
     idempotency: Option<(&str, &str)>,
 ) -> Result<Created, CreateError> {
-    let now = app.clock.now();
+    let now = publisher.clock.now();
     if let Some(at) = post.scheduled_at {
-        let created = app.posts.create(post, idempotency, Vec::new()).await?;
+        let created = publisher.posts.create(post, idempotency, Vec::new()).await?;
         if let Created::New(post) = &created {
             // Held until its time: one queued attempt per target (long delays are re-queued in steps).
             for target in &post.targets {
-                schedule(app, &post.tenant, &post.id, target, wait_until(at, now)).await;
+                schedule(publisher, &post.tenant, &post.id, target, wait_until(at, now)).await;
             }
         }
         return Ok(created);
@@ -176,8 +194,8 @@ pub async fn submit(
     let mut reservation = Reservation::default();
     let mut ready = Vec::with_capacity(accounts.len());
     for account in accounts {
-        let tokens = match app.tokens.fresh(account).await {
-            Ok(Some(tokens)) if reserve(app, &mut reservation, account).await => Some(tokens),
+        let tokens = match publisher.tokens.fresh(account).await {
+            Ok(Some(tokens)) if reserve(publisher, &mut reservation, account).await => Some(tokens),
             _ => None,
         };
         ready.push(tokens);
@@ -188,18 +206,18 @@ pub async fn submit(
             *target = target.claimed(now, CLAIM);
         }
     }
-    let created = match app.limits.transaction_items(&mut reservation) {
-        Ok(items) if !items.is_empty() => app.posts.create(post.clone(), idempotency, items).await,
+    let created = match publisher.limits.transaction_items(&mut reservation) {
+        Ok(items) if !items.is_empty() => publisher.posts.create(post.clone(), idempotency, items).await,
         Ok(_) => Err(CreateError::Contended),
         Err(e) => Err(e.into()),
     };
-    app.limits.settle(reservation, matches!(created, Ok(Created::New(_))));
+    publisher.limits.settle(reservation, matches!(created, Ok(Created::New(_))));
     let created = match created {
         Err(CreateError::Contended) => {
             // Stored unclaimed instead; each first attempt takes the steps one by one.
             ready.iter_mut().for_each(|tokens| *tokens = None);
             post.targets = unclaimed;
-            app.posts.create(post, idempotency, Vec::new()).await?
+            publisher.posts.create(post, idempotency, Vec::new()).await?
         }
         other => other?,
     };
@@ -211,14 +229,14 @@ pub async fn submit(
         async move {
             match tokens {
                 Some(tokens) => {
-                    let outcome = call(app, post, target, account, tokens, Refresh::Deferred).await;
-                    conclude(app, post, target.clone(), outcome).await
+                    let outcome = call(publisher, post, target, account, tokens, Refresh::Deferred).await;
+                    conclude(publisher, post, target.clone(), outcome).await
                 }
-                None => attempt(app, post, target, Refresh::Deferred, Some(account)).await,
+                None => attempt(publisher, post, target, Refresh::Deferred, Some(account)).await,
             }
         }
     });
-    let deadline = std::time::Instant::now() + app.config.first_attempt_budget;
+    let deadline = std::time::Instant::now() + publisher.first_attempt_budget;
     let results = crate::platforms::with_deadline(deadline, futures_util::future::join_all(attempts)).await;
     for (slot, result) in post.targets.iter_mut().zip(results) {
         match result {
@@ -233,8 +251,8 @@ pub async fn submit(
 
 /// Adds one publishing call of `account` to `reservation`; false when it must take the steps
 /// one by one (a known denial or block, or the limiter could not tell).
-async fn reserve(app: &App, reservation: &mut Reservation, account: &Account) -> bool {
-    match app.limits.reserve(reservation, account.platform, "publish", account.id.as_str(), "app").await {
+async fn reserve(publisher: &Publisher, reservation: &mut Reservation, account: &Account) -> bool {
+    match publisher.limits.reserve(reservation, account.platform, "publish", account.id.as_str(), "app").await {
         Ok(fits) => fits,
         Err(e) => {
             tracing::warn!(error = %e, "could not check the app-wide block; taking the steps one by one");
@@ -244,13 +262,13 @@ async fn reserve(app: &App, reservation: &mut Reservation, account: &Account) ->
 }
 
 /// The target as stored, after someone else's claim won.
-async fn current(app: &App, post: &Post, target: &Target) -> Result<Target, StoreError> {
-    app.posts.target(&post.tenant, &post.id, &target.account_id).await?.ok_or(StoreError::NotFound)
+async fn current(publisher: &Publisher, post: &Post, target: &Target) -> Result<Target, StoreError> {
+    publisher.posts.target(&post.tenant, &post.id, &target.account_id).await?.ok_or(StoreError::NotFound)
 }
 
 /// Records the attempt's outcome (with its event, in one write), queues the next attempt of a
 /// retryable one, and logs it.
-async fn conclude(app: &App, post: &Post, claimed: Target, outcome: Outcome) -> Result<Target, StoreError> {
+async fn conclude(publisher: &Publisher, post: &Post, claimed: Target, outcome: Outcome) -> Result<Target, StoreError> {
     let outcome = match outcome {
         // Bounded attempts: the last retryable failure fails the target with its reason.
         Outcome::Retry { error: last, counted: true, .. } if claimed.attempts >= MAX_ATTEMPTS => {
@@ -266,16 +284,16 @@ async fn conclude(app: &App, post: &Post, claimed: Target, outcome: Outcome) -> 
         }
         other => other,
     };
-    let now = app.clock.now();
+    let now = publisher.clock.now();
     let finished = claimed.settled(&outcome, now);
     // The outcome is written with its event, so neither is recorded without the other.
-    let event = app.journal.post_event_item(post, &finished);
-    app.posts.finish(&post.tenant, &post.id, &claimed, &finished, event.as_ref().map(|e| e.item.clone())).await?;
+    let event = publisher.events.post_outcome_item(post, &finished);
+    publisher.posts.finish(&post.tenant, &post.id, &claimed, &finished, event.as_ref().map(|e| e.item.clone())).await?;
     if let Some(event) = &event {
-        app.journal.announce(event).await;
+        publisher.events.announce(event).await;
     }
     if let Outcome::Retry { at, .. } = &outcome {
-        schedule(app, &post.tenant, &post.id, &claimed, wait_until(*at, now)).await;
+        schedule(publisher, &post.tenant, &post.id, &claimed, wait_until(*at, now)).await;
     }
     tracing::info!(
         post = %post.id,
@@ -291,29 +309,35 @@ async fn conclude(app: &App, post: &Post, claimed: Target, outcome: Outcome) -> 
 /// Queues the next attempt if it is due within SQS's 15-minute delay; later ones wait in the due
 /// index for the sweep. A failed enqueue is logged: the target keeps its due time in the index,
 /// so the sweep queues it again and nothing is lost.
-pub async fn schedule(app: &App, tenant: &TenantId, post: &PostId, target: &Target, delay: Duration) {
+pub async fn schedule(publisher: &Publisher, tenant: &TenantId, post: &PostId, target: &Target, delay: Duration) {
     if delay > crate::queue::SQS_MAX_DELAY {
         return;
     }
     let job = Job::Publish { tenant: tenant.clone(), post: post.clone(), account: target.account_id.clone() };
-    if let Err(e) = app.queue.enqueue(job, delay).await {
+    if let Err(e) = publisher.queue.enqueue(job, delay).await {
         tracing::error!(post = %post, account = %target.account_id, error = %e, "could not queue the next attempt");
     }
 }
 
-async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh, known: Option<&Account>) -> Outcome {
-    let now = app.clock.now();
+async fn run(
+    publisher: &Publisher,
+    post: &Post,
+    claimed: &Target,
+    refresh: Refresh,
+    known: Option<&Account>,
+) -> Outcome {
+    let now = publisher.clock.now();
     let account = match known {
         Some(account) => account.clone(),
-        None => match app.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
+        None => match publisher.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
             Ok(Some(account)) => account,
             Ok(None) => return Outcome::Failed(error("account_not_found", "the account was disconnected")),
             Err(e) => return internal(now, &e),
         },
     };
     let tokens = match refresh {
-        Refresh::Allowed => app.tokens.usable(&account).await.map(Some),
-        Refresh::Deferred => app.tokens.fresh(&account).await,
+        Refresh::Allowed => publisher.tokens.usable(&account).await.map(Some),
+        Refresh::Deferred => publisher.tokens.fresh(&account).await,
     };
     let tokens = match tokens {
         Ok(Some(tokens)) => tokens,
@@ -328,7 +352,7 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh, known: 
         }
     };
     // Within the platform's budgets, checked before the call; over them, deferred to the reset.
-    match app.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
+    match publisher.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
         Ok(()) => {}
         Err(LimitError::Denied(denied)) => {
             let at = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(now);
@@ -342,25 +366,25 @@ async fn run(app: &App, post: &Post, claimed: &Target, refresh: Refresh, known: 
             return internal(now, &e);
         }
     }
-    call(app, post, claimed, &account, tokens, refresh).await
+    call(publisher, post, claimed, &account, tokens, refresh).await
 }
 
 /// The platform call of a claimed target (once more after refreshing a refused token, where
 /// this caller may), and what its answer means.
 async fn call(
-    app: &App,
+    publisher: &Publisher,
     post: &Post,
     claimed: &Target,
     account: &Account,
     tokens: TokenSet,
     refresh: Refresh,
 ) -> Outcome {
-    let now = app.clock.now();
-    let mut result = app.platforms.publish(account, &tokens, &post.text, &post.media).await;
+    let now = publisher.clock.now();
+    let mut result = publisher.platforms.publish(account, &tokens, &post.text, &post.media).await;
     if refresh == Refresh::Allowed && matches!(result, Err(PlatformError::Refused { status: 401, .. })) {
         // The token looked valid but was refused: refresh once, then try once more.
-        match app.tokens.refresh_after_refusal(account).await {
-            Ok(fresh) => result = app.platforms.publish(account, &fresh, &post.text, &post.media).await,
+        match publisher.tokens.refresh_after_refusal(account).await {
+            Ok(fresh) => result = publisher.platforms.publish(account, &fresh, &post.text, &post.media).await,
             Err(TokenError::NeedsReauth) | Err(TokenError::Revoked) => {
                 return Outcome::Failed(error(
                     "account_needs_reauth",
@@ -378,7 +402,7 @@ async fn call(
             // The answer said the budget is spent: everyone holds off until the reset.
             if let Some(throttle) = published.throttle {
                 let key = if throttle.app_wide { "app" } else { account.id.as_str() };
-                if let Err(e) = app.limits.block(account.platform, key, throttle.until).await {
+                if let Err(e) = publisher.limits.block(account.platform, key, throttle.until).await {
                     tracing::warn!(error = %e, "could not record the platform's usage");
                 }
             }
@@ -386,7 +410,7 @@ async fn call(
         }
         Err(e) => {
             if let PlatformError::RateLimited { retry_at: Some(until), .. } = &e
-                && let Err(store) = app.limits.block(account.platform, account.id.as_str(), *until).await
+                && let Err(store) = publisher.limits.block(account.platform, account.id.as_str(), *until).await
             {
                 tracing::warn!(error = %store, "could not record the platform's block");
             }
@@ -395,14 +419,74 @@ async fn call(
     }
 }
 
-/// How long until `at`, rounded up to whole seconds (SQS delays are whole seconds; rounding down
-/// would deliver a job before it is due, and it would only be queued again).
-pub fn wait_until(at: time::OffsetDateTime, now: time::OffsetDateTime) -> Duration {
-    let millis = (at - now).whole_milliseconds().max(0) as u64;
-    Duration::from_secs(millis.div_ceil(1000))
-}
-
 /// Whether a target still needs work.
 pub fn open(target: &Target) -> bool {
     matches!(target.status, TargetStatus::Pending | TargetStatus::Retrying)
+}
+
+/// The retries function's job for one target: finish a dead letter left half-sent, settle a
+/// claim whose worker died, wait for a target not yet due, or make the next attempt (and send
+/// the target to the dead-letter queue when its attempts ran out).
+pub async fn run_job(
+    publisher: &Publisher,
+    tenant: &TenantId,
+    post: &PostId,
+    account: &AccountId,
+) -> Result<(), JobError> {
+    let Some(found) = publisher.posts.get(tenant, post).await? else {
+        tracing::warn!(post = %post, "publish job for a post that does not exist; dropped");
+        return Ok(());
+    };
+    let Some(target) = found.targets.iter().find(|t| t.account_id == *account) else { return Ok(()) };
+    if target.dead_letter == Some(DeadLetterState::Pending) {
+        // Exhausted, but its dead letter was not sent (an earlier delivery failed).
+        return dead_letter(publisher, &found, target).await;
+    }
+    let now = publisher.clock.now();
+    if target.status == TargetStatus::Publishing && target.lease_until.is_some_and(|until| until < now) {
+        // The claimer died mid-attempt: it may have been sent, so it is not sent again.
+        return match publisher.posts.abandon(tenant, post, target).await {
+            Ok(settled) => {
+                if let Err(e) = publisher.events.post_outcome(&found, &settled).await {
+                    tracing::error!(error = %e, "could not record the post's outcome event");
+                }
+                Ok(())
+            }
+            Err(StoreError::VersionConflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    if !open(target) {
+        // Already handled (a duplicate delivery, or another worker): nothing to do.
+        return Ok(());
+    }
+    if let Some(due) = target.next_attempt_at.filter(|at| *at > now) {
+        schedule(publisher, tenant, post, target, wait_until(due, now)).await;
+        return Ok(());
+    }
+    let finished = attempt(publisher, &found, target, Refresh::Allowed, None).await?;
+    if finished.dead_letter == Some(DeadLetterState::Pending) {
+        dead_letter(publisher, &found, &finished).await?;
+    }
+    Ok(())
+}
+
+/// Sends an exhausted target's job to the dead-letter queue with its reason and history, then
+/// records that it was sent. If the send fails the message is retried, and its next delivery
+/// sends it.
+async fn dead_letter(publisher: &Publisher, post: &Post, target: &Target) -> Result<(), JobError> {
+    let letter = DeadLetter {
+        job: Job::Publish { tenant: post.tenant.clone(), post: post.id.clone(), account: target.account_id.clone() },
+        reason: target.error.clone().unwrap_or_else(|| error("attempts_exhausted", "the attempts ran out")),
+        history: target.history.clone(),
+        dead_at: publisher.clock.now().unix_timestamp(),
+    };
+    publisher.dead_letters.send(&letter).await?;
+    match publisher.posts.dead_letter_sent(&post.tenant, &post.id, target).await {
+        // Another delivery of the same job recorded it first.
+        Ok(_) | Err(StoreError::VersionConflict) => {}
+        Err(e) => return Err(e.into()),
+    }
+    tracing::warn!(post = %post.id, account = %target.account_id, platform = %target.platform, attempts = target.attempts, "attempts ran out; the job was sent to the dead-letter queue");
+    Ok(())
 }

@@ -17,8 +17,8 @@ use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, Mess
 use serde::{Deserialize, Serialize};
 
 use super::{Envelope, Job, QueueError, SQS_MAX_DELAY, WorkQueue};
+use crate::domain::post::{Attempt, TargetError};
 use crate::domain::{AccountId, PostId};
-use crate::posts::{Attempt, TargetError};
 use crate::store::{PostStore, StoreError};
 
 /// What Herald sends to the dead-letter queue for a job whose attempts ran out.

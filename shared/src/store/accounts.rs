@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s, string_list, whole_seconds};
 use crate::clock::SharedClock;
 use crate::crypto::{EncryptionContext, Sealer};
+use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountId, AccountKind, AccountStatus, Platform, TenantId, UserId};
-use crate::tokens::TokenSet;
 
 /// A connected account as Herald knows it. Carries its tokens only in sealed form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -15,8 +15,7 @@ use url::Url;
 
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, whole_seconds};
 use crate::clock::SharedClock;
-use crate::domain::{Platform, TenantId, UserId, random_bytes};
-use crate::platforms::XAuth;
+use crate::domain::{Platform, TenantId, UserId, XAuth, random_bytes};
 use crate::schema::TTL_ATTRIBUTE;
 
 /// How long a connect link stays usable.

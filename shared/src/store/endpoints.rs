@@ -101,9 +101,8 @@ impl EndpointStore {
         Ok(SecretString::from(text.to_owned()))
     }
 
-    /// Registers (or replaces) the tenant's endpoint with a new secret, returned once.
-    pub async fn register(&self, tenant: &TenantId, url: Url) -> Result<(Endpoint, SecretString), StoreError> {
-        let secret = crate::webhooks::outbound::new_secret();
+    /// Registers (or replaces) the tenant's endpoint with `secret` (new, shown to the tenant once).
+    pub async fn register(&self, tenant: &TenantId, url: Url, secret: SecretString) -> Result<Endpoint, StoreError> {
         let now = self.clock.now();
         let [(pk, pkv), (sk, skv)] = key(tenant);
         let item = Item::from([
@@ -116,7 +115,7 @@ impl EndpointStore {
         ]);
         self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await?;
         self.remember(tenant, true);
-        Ok((Endpoint { url, created_at: now, previous_secret_valid_until: None, version: 1 }, secret))
+        Ok(Endpoint { url, created_at: now, previous_secret_valid_until: None, version: 1 })
     }
 
     async fn item(&self, tenant: &TenantId) -> Result<Option<Item>, StoreError> {
@@ -148,11 +147,10 @@ impl EndpointStore {
         Ok(Some(Signing { url: endpoint.url, secrets }))
     }
 
-    /// A new secret, returned once; the current one keeps signing for [`ROTATION_GRACE`].
-    pub async fn rotate(&self, tenant: &TenantId) -> Result<Option<(Endpoint, SecretString)>, StoreError> {
+    /// Signs with `secret` (new) from now on; the current one keeps signing for [`ROTATION_GRACE`].
+    pub async fn rotate(&self, tenant: &TenantId, secret: &SecretString) -> Result<Option<Endpoint>, StoreError> {
         let Some(item) = self.item(tenant).await? else { return Ok(None) };
         let endpoint = Self::endpoint(&item)?;
-        let secret = crate::webhooks::outbound::new_secret();
         let until = self.clock.now() + ROTATION_GRACE;
         let previous = item.get("secret").cloned().ok_or_else(|| StoreError::Corrupt("secret".into()))?;
         let [(pk, pkv), (sk, skv)] = key(tenant);
@@ -168,7 +166,7 @@ impl EndpointStore {
             .condition_expression("version = :read")
             .expression_attribute_values(
                 ":secret",
-                aws_sdk_dynamodb::types::AttributeValue::B(self.seal(tenant, &secret).await?),
+                aws_sdk_dynamodb::types::AttributeValue::B(self.seal(tenant, secret).await?),
             )
             .expression_attribute_values(":previous", previous)
             .expression_attribute_values(":until", epoch(until))
@@ -178,10 +176,11 @@ impl EndpointStore {
             .await
             .map_err(StoreError::from);
         match result {
-            Ok(_) => Ok(Some((
-                Endpoint { previous_secret_valid_until: Some(until), version: endpoint.version + 1, ..endpoint },
-                secret,
-            ))),
+            Ok(_) => Ok(Some(Endpoint {
+                previous_secret_valid_until: Some(until),
+                version: endpoint.version + 1,
+                ..endpoint
+            })),
             Err(StoreError::Dynamo(e)) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
             Err(e) => Err(e),
         }

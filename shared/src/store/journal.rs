@@ -84,12 +84,12 @@ impl<'a> From<&'a Account> for Subject<'a> {
     }
 }
 
-/// An event ready to be written (alone or in another record's transaction).
+/// An event ready to be written (alone or in another record's transaction), or written.
 #[derive(Debug, Clone)]
 pub struct PreparedEvent {
     pub item: Item,
-    id: String,
-    tenant: TenantId,
+    pub id: String,
+    pub tenant: TenantId,
 }
 
 #[derive(Clone)]
@@ -97,19 +97,11 @@ pub struct Journal {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
     clock: SharedClock,
-    /// Where each recorded event's delivery is queued, for tenants with an endpoint.
-    deliveries: Option<(crate::queue::WorkQueue, super::EndpointStore)>,
 }
 
 impl Journal {
     pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>, clock: SharedClock) -> Self {
-        Self { dynamodb, table: table.into(), clock, deliveries: None }
-    }
-
-    /// From now on, every event recorded for a tenant with a webhook endpoint queues its delivery.
-    pub fn with_deliveries(mut self, queue: crate::queue::WorkQueue, endpoints: super::EndpointStore) -> Self {
-        self.deliveries = Some((queue, endpoints));
-        self
+        Self { dynamodb, table: table.into(), clock }
     }
 
     fn item(&self, pk: String, kind: &str, subject: &Subject<'_>, reason: Option<&str>) -> (Item, OffsetDateTime) {
@@ -131,37 +123,30 @@ impl Journal {
         (item, now)
     }
 
-    /// Records an event for the tenant about one of its accounts.
-    pub async fn event(&self, kind: &str, account: &Account, reason: Option<&str>) -> Result<(), StoreError> {
-        self.event_with_data(kind, account, reason, None).await
-    }
-
-    /// As [`event`](Self::event), with the event's content (a platform's webhook payload).
-    pub async fn event_with_data(
+    /// Writes an event for the tenant about one of its accounts, with its content where it has
+    /// one (a platform's webhook payload). Only [`crate::events`] records events: it also
+    /// announces them.
+    pub async fn write_event(
         &self,
         kind: &str,
         account: &Account,
         reason: Option<&str>,
         data: Option<&serde_json::Value>,
-    ) -> Result<(), StoreError> {
-        self.record(kind, &Subject::from(account), reason, data).await
-    }
-
-    /// A target of a post reached an outcome (`post.published`, `post.failed`, `post.unknown`).
-    pub async fn post_event(&self, post: &crate::posts::Post, target: &crate::posts::Target) -> Result<(), StoreError> {
-        match self.post_event_item(post, target) {
-            Some(event) => self.write(event).await,
-            None => Ok(()),
-        }
+    ) -> Result<PreparedEvent, StoreError> {
+        self.write(self.prepare(kind, &Subject::from(account), reason, data)).await
     }
 
     /// The outcome event of `target` as an item, to be written in the same transaction as the
-    /// outcome itself, then [`announce`](Self::announce)d; `None` while the target is open.
-    pub fn post_event_item(&self, post: &crate::posts::Post, target: &crate::posts::Target) -> Option<PreparedEvent> {
+    /// outcome itself (or by [`write`](Self::write)); `None` while the target is open.
+    pub fn post_event_item(
+        &self,
+        post: &crate::domain::post::Post,
+        target: &crate::domain::post::Target,
+    ) -> Option<PreparedEvent> {
         let kind = match target.status {
-            crate::posts::TargetStatus::Published => kinds::POST_PUBLISHED,
-            crate::posts::TargetStatus::Failed => kinds::POST_FAILED,
-            crate::posts::TargetStatus::Unknown => kinds::POST_UNKNOWN,
+            crate::domain::post::TargetStatus::Published => kinds::POST_PUBLISHED,
+            crate::domain::post::TargetStatus::Failed => kinds::POST_FAILED,
+            crate::domain::post::TargetStatus::Unknown => kinds::POST_UNKNOWN,
             _ => return None,
         };
         let subject = Subject {
@@ -179,20 +164,10 @@ impl Journal {
         Some(self.prepare(kind, &subject, target.error.as_ref().map(|e| e.code.as_str()), Some(&data)))
     }
 
-    async fn record(
-        &self,
-        kind: &str,
-        subject: &Subject<'_>,
-        reason: Option<&str>,
-        data: Option<&serde_json::Value>,
-    ) -> Result<(), StoreError> {
-        self.write(self.prepare(kind, subject, reason, data)).await
-    }
-
-    async fn write(&self, event: PreparedEvent) -> Result<(), StoreError> {
+    /// Writes a prepared event on its own.
+    pub async fn write(&self, event: PreparedEvent) -> Result<PreparedEvent, StoreError> {
         self.dynamodb.put_item().table_name(&self.table).set_item(Some(event.item.clone())).send().await?;
-        self.announce(&event).await;
-        Ok(())
+        Ok(event)
     }
 
     fn prepare(
@@ -209,23 +184,6 @@ impl Journal {
         }
         let id = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         PreparedEvent { item, id, tenant: subject.tenant.clone() }
-    }
-
-    /// After `event` is written: queues its delivery if the tenant has a webhook endpoint.
-    pub async fn announce(&self, event: &PreparedEvent) {
-        let Some((queue, endpoints)) = &self.deliveries else { return };
-        match endpoints.exists(&event.tenant).await {
-            Ok(false) => {}
-            Ok(true) => {
-                let job =
-                    crate::queue::Job::Deliver { tenant: event.tenant.clone(), event: event.id.clone(), attempt: 0 };
-                if let Err(e) = queue.enqueue(job, std::time::Duration::ZERO).await {
-                    // The event is recorded; only its push to the tenant's endpoint is lost.
-                    tracing::error!(error = %e, "could not queue an event's delivery");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "could not check for a webhook endpoint; the event is not delivered"),
-        }
     }
 
     /// Records an action for the audit trail (no expiry).

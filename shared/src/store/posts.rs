@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s};
 use crate::clock::SharedClock;
+use crate::domain::post::{Attempt, DeadLetterState, Media, Post, Target, TargetError, TargetStatus};
 use crate::domain::{AccountId, PostId, TenantId, UserId};
-use crate::posts::{Attempt, DeadLetterState, Media, Post, Target, TargetError, TargetStatus};
 use crate::schema::TTL_ATTRIBUTE;
 
 /// The id of the single-item write that last wrote a target (see `put_target`).

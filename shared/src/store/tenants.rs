@@ -13,8 +13,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, string_list, whole_seconds};
 use crate::clock::SharedClock;
-use crate::domain::{TenantId, random_bytes};
-use crate::platforms::XAuth;
+use crate::domain::{TenantId, XAuth, random_bytes};
 
 const KEY_PREFIX: &str = "hk_";
 /// `hk_` + 43 characters of URL-safe base64 over 256 random bits.

@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 
 use crate::clock::SharedClock;
 use crate::domain::{AccountId, AccountStatus};
+use crate::events::Events;
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::journal::kinds;
-use crate::store::{Account, AccountStore, Journal, StoreError};
+use crate::store::{Account, AccountStore, StoreError};
 use crate::tokens::TokenSet;
 
 /// Refresh when less than this remains (default; `HERALD_REFRESH_SKEW_SECONDS` in config later).
@@ -75,15 +76,15 @@ pub enum TokenError {
 pub struct TokenManager {
     accounts: AccountStore,
     platforms: Arc<PlatformClient>,
-    journal: Journal,
+    events: Events,
     clock: SharedClock,
     skew: time::Duration,
     local: Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenManager {
-    pub fn new(accounts: AccountStore, platforms: Arc<PlatformClient>, journal: Journal, clock: SharedClock) -> Self {
-        Self { accounts, platforms, journal, clock, skew: DEFAULT_SKEW, local: Mutex::new(HashMap::new()) }
+    pub fn new(accounts: AccountStore, platforms: Arc<PlatformClient>, events: Events, clock: SharedClock) -> Self {
+        Self { accounts, platforms, events, clock, skew: DEFAULT_SKEW, local: Mutex::new(HashMap::new()) }
     }
 
     pub fn with_skew(mut self, skew: time::Duration) -> Self {
@@ -198,7 +199,7 @@ impl TokenManager {
             return Ok(SweepOutcome::Skipped);
         }
         let warned = self.accounts.mark_expiry_warned(&account).await?;
-        self.journal.event(kinds::ACCOUNT_EXPIRING, &warned, Some("cannot_refresh")).await?;
+        self.events.record(kinds::ACCOUNT_EXPIRING, &warned, Some("cannot_refresh")).await?;
         Ok(SweepOutcome::Warned)
     }
 
@@ -297,7 +298,7 @@ impl TokenManager {
 
     async fn mark_needs_reauth(&self, account: &Account, reason: &str) -> Result<(), TokenError> {
         let marked = self.accounts.set_status(account, AccountStatus::NeedsReauth).await?;
-        self.journal.event(kinds::ACCOUNT_NEEDS_REAUTH, &marked, Some(reason)).await?;
+        self.events.record(kinds::ACCOUNT_NEEDS_REAUTH, &marked, Some(reason)).await?;
         Ok(())
     }
 }

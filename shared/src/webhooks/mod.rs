@@ -5,9 +5,18 @@ pub mod inbound;
 pub mod outbound;
 pub mod verify;
 
-use crate::app::App;
-use crate::store::StoreError;
+use crate::events::Events;
 use crate::store::journal::kinds;
+use crate::store::{AccountStore, Journal, StoreError};
+
+/// What receiving a platform's webhook uses, and nothing else: built once by [`crate::app::App`].
+#[derive(Clone)]
+pub struct Recorder {
+    /// Which deliveries were seen (a platform retries until it gets a 200).
+    pub journal: Journal,
+    pub accounts: AccountStore,
+    pub events: Events,
+}
 
 /// What a verified delivery led to.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,21 +32,21 @@ pub struct Received {
 /// Records each event once for every Herald account it concerns (a platform account connected
 /// by several tenants is told to each). An event that fails half-way is forgotten again, so the
 /// platform's retry processes it; the caller answers 500 then.
-pub async fn receive(app: &App, events: Vec<inbound::Inbound>) -> Result<Received, StoreError> {
+pub async fn receive(recorder: &Recorder, events: Vec<inbound::Inbound>) -> Result<Received, StoreError> {
     let mut received = Received::default();
     for event in events {
-        if !app.journal.first_delivery(event.platform, &event.dedupe_key).await? {
+        if !recorder.journal.first_delivery(event.platform, &event.dedupe_key).await? {
             received.duplicates += 1;
             continue;
         }
-        match record(app, &event).await {
+        match record(recorder, &event).await {
             Ok(0) => {
                 tracing::info!(platform = %event.platform, kind = %event.kind, "webhook event for no known account; dropped");
                 received.unknown += 1;
             }
             Ok(_) => received.recorded += 1,
             Err(e) => {
-                if let Err(forget) = app.journal.forget_delivery(event.platform, &event.dedupe_key).await {
+                if let Err(forget) = recorder.journal.forget_delivery(event.platform, &event.dedupe_key).await {
                     tracing::warn!(error = %forget, "could not forget a failed webhook event; its retry will be dropped");
                 }
                 return Err(e);
@@ -47,10 +56,10 @@ pub async fn receive(app: &App, events: Vec<inbound::Inbound>) -> Result<Receive
     Ok(received)
 }
 
-async fn record(app: &App, event: &inbound::Inbound) -> Result<usize, StoreError> {
-    let accounts = app.accounts.by_platform_account(event.platform, &event.platform_account_id).await?;
+async fn record(recorder: &Recorder, event: &inbound::Inbound) -> Result<usize, StoreError> {
+    let accounts = recorder.accounts.by_platform_account(event.platform, &event.platform_account_id).await?;
     for account in &accounts {
-        app.journal.event_with_data(kinds::PLATFORM_EVENT, account, Some(&event.kind), Some(&event.data)).await?;
+        recorder.events.record_with_data(kinds::PLATFORM_EVENT, account, Some(&event.kind), Some(&event.data)).await?;
     }
     Ok(accounts.len())
 }

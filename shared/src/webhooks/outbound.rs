@@ -9,6 +9,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 
+use crate::clock::SharedClock;
+use crate::domain::TenantId;
+use crate::domain::post::TargetError;
+use crate::egress::{Egress, EgressError};
+use crate::queue::dead::{DeadLetter, DeadLetterQueue};
+use crate::queue::{Job, QueueError, WorkQueue, backoff};
+use crate::store::{EndpointStore, Event, Journal, StoreError};
+
 pub const SECRET_PREFIX: &str = "whsec_";
 
 /// A new signing secret: 24 random bytes (the specification asks for 24 to 64).
@@ -54,8 +62,30 @@ pub fn headers(
 /// minutes, about an hour and a half in all).
 pub const DELIVERY_ATTEMPTS: u32 = 10;
 
+/// What delivering to tenants' endpoints uses, and nothing else: built once by
+/// [`crate::app::App`].
+#[derive(Clone)]
+pub struct Deliverer {
+    pub endpoints: EndpointStore,
+    pub journal: Journal,
+    pub egress: std::sync::Arc<Egress>,
+    pub queue: WorkQueue,
+    pub dead_letters: DeadLetterQueue,
+    pub clock: SharedClock,
+}
+
+/// Why a delivery job stopped before its attempt was settled; its message is returned to the
+/// queue and retried. (An endpoint's own failure is not an error: it is queued again.)
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The body of a delivery: the Standard Webhooks convention `{type, timestamp, data}`.
-fn payload(event: &crate::store::Event) -> serde_json::Value {
+fn payload(event: &Event) -> serde_json::Value {
     let at = event.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let mut data = serde_json::json!({
         "event_id": event.id,
@@ -76,41 +106,41 @@ fn payload(event: &crate::store::Event) -> serde_json::Value {
 /// refused or failed attempt is queued again with backoff, and after [`DELIVERY_ATTEMPTS`] the
 /// job goes to the dead-letter queue (from where `herald dlq redrive` can send it again).
 pub async fn deliver(
-    app: &crate::app::App,
-    tenant: &crate::domain::TenantId,
+    deliverer: &Deliverer,
+    tenant: &TenantId,
     event_id: &str,
     attempt: u32,
-) -> Result<(), crate::queue::JobError> {
-    let Some(signing) = app.endpoints.signing(tenant).await? else { return Ok(()) };
-    let Some(event) = app.journal.get_event(tenant, event_id).await? else {
+) -> Result<(), DeliveryError> {
+    let Some(signing) = deliverer.endpoints.signing(tenant).await? else { return Ok(()) };
+    let Some(event) = deliverer.journal.get_event(tenant, event_id).await? else {
         tracing::warn!(tenant = %tenant, "an event to deliver no longer exists; dropped");
         return Ok(());
     };
     let body = payload(&event).to_string();
     // The same id on every attempt, so the tenant can deduplicate.
     let id = format!("evt_{}", event_id.replace('#', "_"));
-    let now = app.clock.now().unix_timestamp();
-    let headers = headers(&signing.secrets, &id, now, body.as_bytes())
-        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    let now = deliverer.clock.now().unix_timestamp();
+    let headers =
+        headers(&signing.secrets, &id, now, body.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let started = std::time::Instant::now();
-    let outcome = app.egress.post(&signing.url, headers, body).await;
+    let outcome = deliverer.egress.post(&signing.url, headers, body).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     let failure = match &outcome {
         Ok(status) if (200..300).contains(status) => None,
         Ok(status) => Some(format!("the endpoint answered {status}")),
-        Err(crate::egress::EgressError::Timeout) => Some("the endpoint did not answer in time".to_owned()),
-        Err(crate::egress::EgressError::Refused(refusal)) => Some(format!("the endpoint is not allowed: {refusal}")),
+        Err(EgressError::Timeout) => Some("the endpoint did not answer in time".to_owned()),
+        Err(EgressError::Refused(refusal)) => Some(format!("the endpoint is not allowed: {refusal}")),
         Err(_) => Some("the endpoint could not be reached".to_owned()),
     };
     let status = outcome.as_ref().copied().unwrap_or(0);
     tracing::info!(tenant = %tenant, event = %event.kind, attempt, status, latency_ms, "webhook delivery");
     let Some(failure) = failure else { return Ok(()) };
     let next = attempt + 1;
-    let job = crate::queue::Job::Deliver { tenant: tenant.clone(), event: event_id.to_owned(), attempt: next };
+    let job = Job::Deliver { tenant: tenant.clone(), event: event_id.to_owned(), attempt: next };
     if next >= DELIVERY_ATTEMPTS {
-        let letter = crate::queue::dead::DeadLetter {
+        let letter = DeadLetter {
             job,
-            reason: crate::posts::TargetError {
+            reason: TargetError {
                 code: "delivery_failed".into(),
                 message: format!("{DELIVERY_ATTEMPTS} deliveries failed; the last: {failure}"),
                 platform_code: None,
@@ -119,11 +149,11 @@ pub async fn deliver(
             history: Vec::new(),
             dead_at: now,
         };
-        app.dead_letters.send(&letter).await?;
+        deliverer.dead_letters.send(&letter).await?;
         tracing::warn!(tenant = %tenant, "an event's deliveries ran out; sent to the dead-letter queue");
         return Ok(());
     }
-    app.queue.enqueue(job, crate::posts::publish::backoff(next)).await?;
+    deliverer.queue.enqueue(job, backoff(next)).await?;
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 //! Ids end up inside DynamoDB keys such as `USER#{tenant}#{user}`, so none may contain `#`;
 //! each type's constructor is the only way in.
 
+pub mod post;
+pub mod tokens;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -164,6 +167,15 @@ impl FromStr for Platform {
             .find(|p| p.as_str() == raw)
             .ok_or(InvalidId { what: "platform", reason: "must be one of x, facebook, instagram, linkedin" })
     }
+}
+
+/// How a tenant's users connect X: OAuth 2.0 with PKCE (default) or OAuth 1.0a.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XAuth {
+    #[default]
+    Oauth2,
+    Oauth1,
 }
 
 /// What a connected account is on its platform.

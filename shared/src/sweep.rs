@@ -7,16 +7,22 @@
 //! `SendMessageBatch`; grants are refreshed [`REFRESH_CONCURRENCY`] at a time. Grants and posts
 //! have jobs of their own, so a backlog of posts cannot starve token refresh.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 
-use super::{Job, JobError, SWEEP_REFRESH_HORIZON, SWEEP_WARN_HORIZON};
-use crate::app::App;
-use crate::store::SweepCursor;
+use crate::clock::SharedClock;
+use crate::queue::{Job, QueueError, SQS_MAX_DELAY, WorkQueue, wait_until};
 use crate::store::accounts::EXPIRY_PARTITIONS;
 use crate::store::posts::DUE_PARTITIONS;
-use crate::tokens::SweepReport;
+use crate::store::{AccountStore, PostStore, StoreError, SweepCursor};
+use crate::tokens::{SweepReport, TokenError, TokenManager};
+
+/// Grants expiring within this are refreshed by the sweep (it runs every 15 minutes).
+pub const SWEEP_REFRESH_HORIZON: time::Duration = time::Duration::hours(1);
+/// Grants that cannot be refreshed are announced this long before they expire.
+pub const SWEEP_WARN_HORIZON: time::Duration = time::Duration::days(7);
 
 /// Due targets read per page (one `Query`, then up to ten `SendMessageBatch` calls).
 pub const DUE_PAGE: i32 = 100;
@@ -44,6 +50,29 @@ impl Default for SweepSettings {
     }
 }
 
+/// What the sweep uses, and nothing else: built once by [`crate::app::App`].
+#[derive(Clone)]
+pub struct Sweeper {
+    pub posts: PostStore,
+    pub accounts: AccountStore,
+    pub tokens: Arc<TokenManager>,
+    pub queue: WorkQueue,
+    pub clock: SharedClock,
+    pub settings: SweepSettings,
+}
+
+/// Why a sweep job stopped; its message is returned to the queue and retried (each page it
+/// queued or refreshed is safe to do again).
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// What one shard job did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ShardReport {
@@ -61,28 +90,28 @@ pub fn shard_jobs() -> Vec<Job> {
 }
 
 /// The schedule's job: [`shard_jobs`], queued.
-pub async fn fan_out(app: &App) -> Result<usize, JobError> {
+pub async fn fan_out(sweeper: &Sweeper) -> Result<usize, SweepError> {
     let jobs: Vec<(Job, Duration)> = shard_jobs().into_iter().map(|job| (job, Duration::ZERO)).collect();
     let count = jobs.len();
-    app.queue.enqueue_batch(jobs).await?;
+    sweeper.queue.enqueue_batch(jobs).await?;
     Ok(count)
 }
 
 /// After a page: where to read on from, or `None` when the shard is done or when the job has read
 /// its pages or is near its deadline, and has queued `continuation` from `next` for the rest.
 async fn read_on(
-    app: &App,
+    sweeper: &Sweeper,
     report: &mut ShardReport,
     next: Option<SweepCursor>,
     deadline: Option<Instant>,
     continuation: impl FnOnce(SweepCursor) -> Job,
-) -> Result<Option<SweepCursor>, JobError> {
+) -> Result<Option<SweepCursor>, SweepError> {
     let Some(cursor) = next else { return Ok(None) };
     let time_left = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) > DEADLINE_MARGIN);
-    if report.pages < app.config.sweep.pages_per_job && time_left {
+    if report.pages < sweeper.settings.pages_per_job && time_left {
         return Ok(Some(cursor));
     }
-    app.queue.enqueue(continuation(cursor), Duration::ZERO).await?;
+    sweeper.queue.enqueue(continuation(cursor), Duration::ZERO).await?;
     report.continued = true;
     Ok(None)
 }
@@ -91,28 +120,28 @@ async fn read_on(
 /// their message was lost; a duplicate job is harmless, since a target is claimed before it is
 /// sent).
 pub async fn due(
-    app: &App,
+    sweeper: &Sweeper,
     shard: u8,
     mut after: Option<SweepCursor>,
     deadline: Option<Instant>,
-) -> Result<ShardReport, JobError> {
-    let now = app.clock.now();
-    let before = now + time::Duration::seconds(super::SQS_MAX_DELAY.as_secs() as i64);
+) -> Result<ShardReport, SweepError> {
+    let now = sweeper.clock.now();
+    let before = now + time::Duration::seconds(SQS_MAX_DELAY.as_secs() as i64);
     let mut report = ShardReport::default();
     loop {
-        let (due, next) = app.posts.due_page(shard, before, after.as_ref(), app.config.sweep.due_page).await?;
+        let (due, next) = sweeper.posts.due_page(shard, before, after.as_ref(), sweeper.settings.due_page).await?;
         report.pages += 1;
         report.items += due.len();
         let jobs = due
             .into_iter()
             .map(|target| {
-                let delay = crate::posts::publish::wait_until(target.at, now);
+                let delay = wait_until(target.at, now);
                 (Job::Publish { tenant: target.tenant, post: target.post, account: target.account }, delay)
             })
             .collect();
-        app.queue.enqueue_batch(jobs).await?;
-        after =
-            read_on(app, &mut report, next, deadline, |cursor| Job::SweepDue { shard, after: Some(cursor) }).await?;
+        sweeper.queue.enqueue_batch(jobs).await?;
+        after = read_on(sweeper, &mut report, next, deadline, |cursor| Job::SweepDue { shard, after: Some(cursor) })
+            .await?;
         if after.is_none() {
             return Ok(report);
         }
@@ -122,29 +151,29 @@ pub async fn due(
 /// Refreshes the grants of shard `shard` nearing expiry and warns about those that cannot be
 /// refreshed ([`crate::tokens::TokenManager::sweep_one`]), [`REFRESH_CONCURRENCY`] at a time.
 pub async fn grants(
-    app: &App,
+    sweeper: &Sweeper,
     shard: u8,
     mut after: Option<SweepCursor>,
     deadline: Option<Instant>,
-) -> Result<(ShardReport, SweepReport), JobError> {
-    let before = app.clock.now() + SWEEP_WARN_HORIZON.max(SWEEP_REFRESH_HORIZON);
+) -> Result<(ShardReport, SweepReport), SweepError> {
+    let before = sweeper.clock.now() + SWEEP_WARN_HORIZON.max(SWEEP_REFRESH_HORIZON);
     let mut report = ShardReport::default();
     let mut outcomes = SweepReport::default();
     loop {
         let (candidates, next) =
-            app.accounts.expiring_page(shard, before, after.as_ref(), app.config.sweep.grant_page).await?;
+            sweeper.accounts.expiring_page(shard, before, after.as_ref(), sweeper.settings.grant_page).await?;
         report.pages += 1;
         report.items += candidates.len();
         let results: Vec<_> = futures_util::stream::iter(candidates)
-            .map(|candidate| async move { app.tokens.sweep_one(&candidate, SWEEP_REFRESH_HORIZON).await })
+            .map(|candidate| async move { sweeper.tokens.sweep_one(&candidate, SWEEP_REFRESH_HORIZON).await })
             .buffer_unordered(REFRESH_CONCURRENCY)
             .collect()
             .await;
         for result in results {
             outcomes.add(result?);
         }
-        after =
-            read_on(app, &mut report, next, deadline, |cursor| Job::SweepGrants { shard, after: Some(cursor) }).await?;
+        after = read_on(sweeper, &mut report, next, deadline, |cursor| Job::SweepGrants { shard, after: Some(cursor) })
+            .await?;
         if after.is_none() {
             return Ok((report, outcomes));
         }

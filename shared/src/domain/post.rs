@@ -1,0 +1,171 @@
+//! A post and its targets as records: what a tenant asked to publish and where each target
+//! stands. The transitions are the posts use case's ([`crate::posts`]); the store maps these to
+//! items.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use super::{AccountId, Platform, PostId, TenantId, UserId};
+
+/// One media item, by URL (the platforms fetch it, or Herald does for upload-only APIs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    pub url: Url,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+}
+
+/// A target's state. Transitions are conditional writes (see `store::posts`):
+///
+/// ```text
+/// pending ──claim──▶ publishing ──▶ published
+///    ▲                   │ ├──────▶ failed      (refused: the platform's code and message)
+///    │                   │ ├──────▶ unknown     (may have been applied; not resent blindly)
+///    └──── retrying ◀────┘ └──────▶ retrying    (transient, throttled: queued with a delay)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetStatus {
+    Pending,
+    Publishing,
+    Published,
+    Retrying,
+    Failed,
+    Unknown,
+}
+
+impl TargetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Pending => "pending",
+            TargetStatus::Publishing => "publishing",
+            TargetStatus::Published => "published",
+            TargetStatus::Retrying => "retrying",
+            TargetStatus::Failed => "failed",
+            TargetStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TargetStatus::Published | TargetStatus::Failed | TargetStatus::Unknown)
+    }
+}
+
+impl std::str::FromStr for TargetStatus {
+    type Err = ();
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        [
+            TargetStatus::Pending,
+            TargetStatus::Publishing,
+            TargetStatus::Published,
+            TargetStatus::Retrying,
+            TargetStatus::Failed,
+            TargetStatus::Unknown,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+        .ok_or(())
+    }
+}
+
+/// Why a target failed (or is unknown): Herald's code and words, and the platform's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetError {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_message: Option<String>,
+}
+
+/// One finished attempt at a target: when, what it led to, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub status: TargetStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TargetError>,
+}
+
+/// Where an exhausted target's dead letter stands: written to the target first, then sent, so a
+/// crash in between is finished by the job's next delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterState {
+    Pending,
+    Sent,
+}
+
+impl DeadLetterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterState::Pending => "pending",
+            DeadLetterState::Sent => "sent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub account_id: AccountId,
+    pub platform: Platform,
+    pub status: TargetStatus,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_post_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<TargetError>,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Every finished attempt, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Attempt>,
+    /// Set when the target failed because its attempts ran out: its job goes to the dead-letter
+    /// queue, from which an operator can redrive it.
+    #[serde(skip)]
+    pub dead_letter: Option<DeadLetterState>,
+    #[serde(skip)]
+    pub lease_until: Option<OffsetDateTime>,
+    #[serde(skip)]
+    pub version: u64,
+}
+
+impl Target {
+    /// A new target on `account`, waiting for its first attempt (at `at`, if scheduled).
+    pub fn pending(account_id: AccountId, platform: Platform, at: Option<OffsetDateTime>) -> Self {
+        Self {
+            account_id,
+            platform,
+            status: TargetStatus::Pending,
+            attempts: 0,
+            platform_post_id: None,
+            url: None,
+            error: None,
+            next_attempt_at: at,
+            history: Vec::new(),
+            dead_letter: None,
+            lease_until: None,
+            version: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Post {
+    pub id: PostId,
+    #[serde(skip)]
+    pub tenant: TenantId,
+    pub user_id: UserId,
+    pub text: String,
+    pub media: Vec<Media>,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub targets: Vec<Target>,
+}

@@ -1,0 +1,96 @@
+//! Where the platforms are and Herald's apps on them: the platforms' settings (parsed from the
+//! environment and Secrets Manager by [`crate::config`] and [`crate::secrets`]).
+
+use secrecy::SecretString;
+use url::Url;
+
+/// Where the platforms are. Production defaults; `herald dev` points every one at the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformEndpoints {
+    /// `HERALD_X_API_URL` (default `https://api.x.com`): API, OAuth 2.0 tokens, OAuth 1.0a.
+    pub x_api: Url,
+    /// `HERALD_X_WEB_URL` (default `https://x.com`): the OAuth 2.0 consent page.
+    pub x_web: Url,
+    /// `HERALD_META_GRAPH_URL` (default `https://graph.facebook.com`).
+    pub meta_graph: Url,
+    /// `HERALD_META_WEB_URL` (default `https://www.facebook.com`): the Login dialog.
+    pub meta_web: Url,
+    /// `HERALD_META_GRAPH_VERSION` (default `v26.0`, the newest confirmed; each lives ~2 years).
+    pub meta_graph_version: String,
+    /// `HERALD_LINKEDIN_API_URL` (default `https://api.linkedin.com`).
+    pub linkedin_api: Url,
+    /// `HERALD_LINKEDIN_OAUTH_URL` (default `https://www.linkedin.com`).
+    pub linkedin_oauth: Url,
+    /// `HERALD_LINKEDIN_VERSION` (default `202609`): the `LinkedIn-Version` header, `YYYYMM`;
+    /// versions are sunset after about a year (426 `NONEXISTENT_VERSION`), so bump it twice a year.
+    pub linkedin_version: String,
+    /// `HERALD_PLATFORM_TIMEOUT_SECONDS` (default 10): the most one platform call may take. A
+    /// publish that times out after sending is recorded as `unknown`, never resent blindly.
+    pub timeout: std::time::Duration,
+}
+
+pub const DEFAULT_META_GRAPH_VERSION: &str = "v26.0";
+pub const DEFAULT_LINKEDIN_VERSION: &str = "202609";
+
+fn static_url(raw: &str) -> Url {
+    Url::parse(raw).expect("static URL parses")
+}
+
+impl PlatformEndpoints {
+    pub fn production() -> Self {
+        Self {
+            x_api: static_url("https://api.x.com"),
+            x_web: static_url("https://x.com"),
+            meta_graph: static_url("https://graph.facebook.com"),
+            meta_web: static_url("https://www.facebook.com"),
+            meta_graph_version: DEFAULT_META_GRAPH_VERSION.to_owned(),
+            linkedin_api: static_url("https://api.linkedin.com"),
+            linkedin_oauth: static_url("https://www.linkedin.com"),
+            linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+
+    /// Every platform on the sandbox at `base` (its path prefixes stand for the hosts).
+    pub fn sandbox(base: &str) -> Result<Self, url::ParseError> {
+        let base = base.trim_end_matches('/');
+        let at = |prefix: &str| Url::parse(&format!("{base}/{prefix}"));
+        Ok(Self {
+            x_api: at("x/api")?,
+            x_web: at("x/web")?,
+            meta_graph: at("meta/graph")?,
+            meta_web: at("meta/web")?,
+            linkedin_api: at("linkedin/api")?,
+            linkedin_oauth: at("linkedin/www")?,
+            ..Self::production()
+        })
+    }
+}
+
+/// An app registered with a platform: its id and secret.
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+/// Herald's apps on each platform. A platform without one cannot be connected. The credentials
+/// come from Secrets Manager at cold start ([`crate::secrets`]), never from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformApps {
+    /// The X secret's `client_id` / `client_secret`: the OAuth 2.0 client (confidential).
+    pub x: Option<AppCredentials>,
+    /// The X secret's `consumer_key` / `consumer_secret`: the OAuth 1.0a consumer ("API key").
+    pub x_oauth1: Option<AppCredentials>,
+    /// The Meta secret's `app_id` / `app_secret`: Facebook Login (Facebook and Instagram).
+    pub meta: Option<AppCredentials>,
+    /// The LinkedIn secret's `client_id` / `client_secret`.
+    pub linkedin: Option<AppCredentials>,
+    /// `HERALD_LINKEDIN_ORGANIZATIONS` (default false, not a secret): also ask for organization
+    /// scopes (needs LinkedIn's Community Management API product) and connect the pages a member
+    /// administers.
+    pub linkedin_organizations: bool,
+    /// The Meta secret's `webhook_verify_token`: the verify token set for Herald's webhook
+    /// callback in Meta's App Dashboard; without it, Meta's subscription check is refused.
+    pub meta_webhook_verify_token: Option<SecretString>,
+}
