@@ -59,3 +59,8 @@ impl Clock for ManualClock {
 }
 
 pub type SharedClock = Arc<dyn Clock>;
+
+/// `at` without its fraction of a second: what DynamoDB keeps of a time (epoch seconds).
+pub fn whole_seconds(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    at.replace_nanosecond(0).unwrap_or(at)
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald::posts::TargetStatus;
-use herald::posts::publish::MAX_ATTEMPTS;
+use herald::posts::outcome::MAX_ATTEMPTS;
 use herald::queue::dead::{Filter, Letter};
 use herald::queue::{Envelope, Job};
 use herald::worker::{Worker, poll_once};

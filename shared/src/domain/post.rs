@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::{AccountId, Platform, PostId, TenantId, UserId};
+use crate::clock::whole_seconds;
 
 /// One media item, by URL (the platforms fetch it, or Herald does for upload-only APIs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +17,8 @@ pub struct Media {
     pub alt_text: Option<String>,
 }
 
-/// A target's state. Transitions are conditional writes (see `store::posts`):
+/// A target's state. Each transition is computed here ([`Target::claimed`], [`Target::settled`])
+/// and written as a conditional put (see `store::posts`):
 ///
 /// ```text
 /// pending ──claim──▶ publishing ──▶ published
@@ -153,6 +155,86 @@ impl Target {
             version: 1,
         }
     }
+
+    /// The target claimed for one attempt at `now`: `publishing` with a lease, one more attempt.
+    pub fn claimed(&self, now: OffsetDateTime, lease: time::Duration) -> Target {
+        Target {
+            status: TargetStatus::Publishing,
+            lease_until: Some(whole_seconds(now + lease)),
+            attempts: self.attempts + 1,
+            next_attempt_at: None,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// The claimed target after its attempt's `outcome`, at `now`.
+    pub fn settled(&self, outcome: &Outcome, now: OffsetDateTime) -> Target {
+        let mut next = Target { version: self.version + 1, lease_until: None, ..self.clone() };
+        next.status = match outcome {
+            Outcome::Published { .. } => TargetStatus::Published,
+            Outcome::Failed(_) | Outcome::Exhausted(_) => TargetStatus::Failed,
+            Outcome::Unknown(_) => TargetStatus::Unknown,
+            Outcome::Retry { .. } => TargetStatus::Retrying,
+        };
+        // Every attempt that reached the platform (or Herald's own failure) joins the history;
+        // deferrals by Herald's own budget are not attempts.
+        if !matches!(outcome, Outcome::Retry { counted: false, .. }) {
+            next.history.push(Attempt {
+                number: self.attempts,
+                at: whole_seconds(now),
+                status: next.status,
+                error: match outcome {
+                    Outcome::Published { .. } => None,
+                    Outcome::Failed(e) | Outcome::Unknown(e) | Outcome::Exhausted(e) => Some(e.clone()),
+                    Outcome::Retry { error, .. } => error.clone(),
+                },
+            });
+        }
+        match outcome {
+            Outcome::Published { platform_post_id, url } => {
+                next.platform_post_id = Some(platform_post_id.clone());
+                next.url = url.clone().or(next.url);
+                next.error = None;
+            }
+            Outcome::Exhausted(error) => {
+                next.error = Some(error.clone());
+                next.dead_letter = Some(DeadLetterState::Pending);
+            }
+            Outcome::Failed(error) | Outcome::Unknown(error) => next.error = Some(error.clone()),
+            Outcome::Retry { at, error, counted } => {
+                if !counted {
+                    next.attempts = next.attempts.saturating_sub(1);
+                }
+                next.next_attempt_at = Some(whole_seconds(*at));
+                if let Some(error) = error {
+                    next.error = Some(error.clone());
+                }
+            }
+        }
+        next
+    }
+}
+
+/// What a finished attempt wrote to a target.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Published {
+        platform_post_id: String,
+        url: Option<String>,
+    },
+    Failed(TargetError),
+    /// May have been applied: never resent blindly.
+    Unknown(TargetError),
+    /// Retryable, but the attempts ran out: `failed`, and the job goes to the dead-letter queue.
+    Exhausted(TargetError),
+    /// Try again at `at` (transient failure, throttling, a token to refresh first). `counted`:
+    /// whether this attempt counts toward the bound (not when our own budget deferred it).
+    Retry {
+        at: OffsetDateTime,
+        error: Option<TargetError>,
+        counted: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -55,12 +55,19 @@ async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result
     Ok(response.into_grant(client.clock.now()))
 }
 
-fn api_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
+/// LinkedIn's refusal of an API call (statuses 429 and 5xx are classified before this): its
+/// service error `{"status", "serviceErrorCode", "code", "message"}`; the code is `code` (such as
+/// `ACCESS_DENIED`), else `serviceErrorCode`, else the status.
+pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     PlatformError::Refused {
         platform,
         status,
-        code: parsed["code"].as_str().map(str::to_owned).unwrap_or_else(|| status.to_string()),
+        code: parsed["code"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| parsed["serviceErrorCode"].as_i64().map(|c| c.to_string()))
+            .unwrap_or_else(|| status.to_string()),
         message: parsed["message"].as_str().unwrap_or_default().to_owned(),
     }
 }
@@ -86,7 +93,7 @@ pub(super) async fn finish(
     let api = client.endpoints.linkedin_api.as_str().trim_end_matches('/').to_owned();
     let bearer = grant.tokens.access_token.expose_secret().to_owned();
     let info: UserInfo = client
-        .json(P, "GET /v2/userinfo", client.http.get(format!("{api}/v2/userinfo")).bearer_auth(&bearer), api_refusal)
+        .json(P, "GET /v2/userinfo", client.http.get(format!("{api}/v2/userinfo")).bearer_auth(&bearer), refusal)
         .await?;
     let scopes = if granted.is_empty() { scopes(client).split(' ').map(str::to_owned).collect() } else { granted };
     let may_post_as_organization = scopes.iter().any(|s| s == "w_organization_social");
@@ -112,7 +119,7 @@ pub(super) async fn finish(
                     .bearer_auth(&bearer)
                     .header("LinkedIn-Version", client.endpoints.linkedin_version.as_str())
                     .header("X-Restli-Protocol-Version", "2.0.0"),
-                api_refusal,
+                refusal,
             )
             .await?;
         for element in acls["elements"].as_array().into_iter().flatten() {
@@ -140,4 +147,48 @@ pub(super) async fn refresh(client: &PlatformClient, refresh_token: &SecretStrin
         token_request(client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())])
             .await?;
     Ok(grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// LinkedIn's service errors (`status`, `serviceErrorCode`, `code`, `message`), as its API
+    /// error-handling page lists them.
+    #[test]
+    fn linkedin_answers_classify_as_their_rows_say() {
+        let rows = [
+            (
+                401,
+                r#"{"status":401,"serviceErrorCode":65600,"code":"INVALID_ACCESS_TOKEN","message":"Invalid access token"}"#,
+                "refused 401 INVALID_ACCESS_TOKEN dead",
+            ),
+            (
+                403,
+                r#"{"status":403,"serviceErrorCode":100,"code":"ACCESS_DENIED","message":"Not enough permissions to access: partnerApiPostsExternal.CREATE.20260901"}"#,
+                "refused 403 ACCESS_DENIED",
+            ),
+            (
+                426,
+                r#"{"status":426,"code":"NONEXISTENT_VERSION","message":"Requested version 20251101 is not active"}"#,
+                "refused 426 NONEXISTENT_VERSION",
+            ),
+            (
+                400,
+                r#"{"status":400,"serviceErrorCode":100,"message":"Field Value validation failed in REQUEST_BODY"}"#,
+                "refused 400 100",
+            ),
+            (422, r#"{"status":422,"message":"ERROR :: /commentary :: is too long"}"#, "refused 422 422"),
+            (
+                429,
+                r#"{"status":429,"serviceErrorCode":101,"code":"TOO_MANY_REQUESTS","message":"Resource level throttle APPLICATION DAY limit for calls to this resource is reached."}"#,
+                "rate_limited until 1900",
+            ),
+            (504, "", "transient"),
+            (201, "", "ok"),
+        ];
+        for (status, body, want) in rows {
+            assert_eq!(super::super::classified(P, status, body, refusal), want, "{status} {body}");
+        }
+    }
 }

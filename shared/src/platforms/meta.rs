@@ -230,3 +230,83 @@ pub(super) async fn finish(
     }
     Ok(accounts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Graph error objects (`error.code`, `error_subcode`, `is_transient`), as the Graph API's
+    /// error-handling guide describes them.
+    #[test]
+    fn graph_answers_classify_as_their_rows_say() {
+        let rows = [
+            // A dead token: code 190 (here subcode 463, expired), sent with HTTP 400.
+            (
+                400,
+                r#"{"error":{"message":"Error validating access token: Session has expired.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"AZx"}}"#,
+                "refused 400 190 dead",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","is_transient":true,"code":4,"fbtrace_id":"A1"}}"#,
+                "rate_limited until 1900",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"(#17) User request limit reached","type":"OAuthException","code":17}}"#,
+                "rate_limited until 1900",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"(#32) Page request limit reached","type":"OAuthException","code":32}}"#,
+                "rate_limited until 1900",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"(#613) Calls to this api have exceeded the rate limit.","type":"OAuthException","code":613}}"#,
+                "rate_limited until 1900",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"(#80001) There have been too many calls to this Page account.","type":"OAuthException","code":80001}}"#,
+                "rate_limited until 1900",
+            ),
+            // Instagram's spam restriction rides on code 4 (subcode 2207051); issue 16 (F3)
+            // makes this row a refusal.
+            (
+                400,
+                r#"{"error":{"message":"Application request limit reached","type":"OAuthException","is_transient":false,"code":4,"error_subcode":2207051}}"#,
+                "rate_limited until 1900",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","is_transient":true,"code":2}}"#,
+                "transient",
+            ),
+            (
+                500,
+                r#"{"error":{"message":"An unknown error has occurred.","type":"OAuthException","is_transient":true,"code":1}}"#,
+                "transient",
+            ),
+            (
+                403,
+                r#"{"error":{"message":"(#200) The user hasn't authorized the application to perform this action","type":"OAuthException","code":200}}"#,
+                "refused 403 200",
+            ),
+            (
+                400,
+                r#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2207026}}"#,
+                "refused 400 100",
+            ),
+            (400, "not json", "refused 400 0"),
+            (200, r#"{"id":"1_2"}"#, "ok"),
+        ];
+        for (status, body, want) in rows {
+            assert_eq!(
+                super::super::classified(Platform::Facebook, status, body, graph_refusal),
+                want,
+                "{status} {body}"
+            );
+        }
+    }
+}

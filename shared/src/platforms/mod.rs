@@ -27,7 +27,7 @@ use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
 use crate::platforms::settings::{AppCredentials, PlatformApps, PlatformEndpoints};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PlatformError {
     /// The platform said no: bad or revoked grant, denied permission, invalid request.
     #[error("{platform} refused ({status}): {code}")]
@@ -35,7 +35,9 @@ pub enum PlatformError {
     /// Network failure, timeout, 5xx or throttling: worth retrying later.
     #[error("{platform} failed or could not be reached: {detail}")]
     Transient { platform: Platform, detail: String },
-    /// An answer we cannot read.
+    /// An answer we cannot read, to a call that creates nothing (a step before the creating call,
+    /// or a read): nothing was published, so it is tried again. (An unreadable answer to the
+    /// creating call itself is [`Ambiguous`](Self::Ambiguous).)
     #[error("{platform} answered something unexpected: {detail}")]
     Unexpected { platform: Platform, detail: String },
     #[error("{0} is not configured on this deployment")]
@@ -450,6 +452,29 @@ fn pkce_challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
+/// How a platform's answer is classified, as one line a table row can state: what
+/// [`PlatformClient::classify`] makes of `status` and `body` (429 and 5xx first, then the
+/// platform's `refusal`), with `retry_at` 1900 for a throttled answer.
+#[cfg(test)]
+pub(crate) fn classified(
+    platform: Platform,
+    status: u16,
+    body: &str,
+    refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
+) -> String {
+    match PlatformClient::classify(platform, status, body.as_bytes(), 1900, refusal) {
+        Ok(()) => "ok".into(),
+        Err(e @ PlatformError::Refused { .. }) => {
+            let PlatformError::Refused { status, code, .. } = &e else { unreachable!() };
+            format!("refused {status} {code}{}", if e.is_dead_grant() { " dead" } else { "" })
+        }
+        Err(PlatformError::RateLimited { retry_at: Some(at), .. }) => format!("rate_limited until {at}"),
+        Err(PlatformError::RateLimited { retry_at: None, .. }) => "rate_limited".into(),
+        Err(PlatformError::Transient { .. }) => "transient".into(),
+        Err(other) => format!("other: {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,5 +517,71 @@ mod tests {
         assert!(matches!(e, PlatformError::Refused { ref code, .. } if code == "invalid_grant"));
         let transient = PlatformError::Transient { platform: Platform::X, detail: "status 503".into() };
         assert!(!transient.is_dead_grant());
+    }
+
+    /// OAuth token-endpoint errors (RFC 6749 §5.2), as X's and LinkedIn's token endpoints send
+    /// them.
+    #[test]
+    fn oauth_errors_classify_as_their_rows_say() {
+        let rows = [
+            (
+                400,
+                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+                "refused 400 invalid_grant dead",
+            ),
+            (
+                400,
+                r#"{"error":"invalid_request","error_description":"Value passed for the token was invalid."}"#,
+                "refused 400 invalid_request dead",
+            ),
+            // Herald's own app credentials, not the user's grant; issue 16 should stop this row
+            // marking the grant dead.
+            (
+                401,
+                r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
+                "refused 401 invalid_client dead",
+            ),
+            (400, r#"{"error":"unsupported_grant_type"}"#, "refused 400 unsupported_grant_type"),
+            (403, "<html>forbidden</html>", "refused 403 403"),
+            (429, r#"{"error":"rate_limited"}"#, "rate_limited until 1900"),
+            (503, "", "transient"),
+            (200, "{}", "ok"),
+        ];
+        for (status, body, want) in rows {
+            assert_eq!(classified(Platform::Linkedin, status, body, oauth_refusal), want, "{status} {body}");
+        }
+    }
+
+    /// When a throttled platform may be called again, from its answer's headers (now = 1000).
+    #[test]
+    fn retry_times_come_from_each_platforms_headers() {
+        let now = OffsetDateTime::from_unix_timestamp(1000).unwrap();
+        type Headers = &'static [(&'static str, &'static str)];
+        let rows: [(Platform, Headers, i64); 7] = [
+            (Platform::X, &[("x-rate-limit-reset", "1900")], 1900),
+            // A reset already past is now, not the past.
+            (Platform::X, &[("x-rate-limit-reset", "500")], 1000),
+            (Platform::X, &[("retry-after", "120")], 1120),
+            (
+                Platform::Facebook,
+                &[(
+                    "x-business-use-case-usage",
+                    r#"{"104":[{"type":"pages","call_count":100,"estimated_time_to_regain_access":7}]}"#,
+                )],
+                1420,
+            ),
+            // Nothing said: 15 minutes, or for LinkedIn (daily limits) the next UTC midnight
+            // (issue 16 item 6 revisits both).
+            (Platform::Facebook, &[], 1900),
+            (Platform::Linkedin, &[], 86_400),
+            (Platform::X, &[("x-rate-limit-reset", "soon")], 1900),
+        ];
+        for (platform, pairs, want) in rows {
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (k, v) in pairs {
+                headers.insert(*k, reqwest::header::HeaderValue::from_str(v).unwrap());
+            }
+            assert_eq!(retry_at(platform, &headers, now), want, "{platform} {pairs:?}");
+        }
     }
 }

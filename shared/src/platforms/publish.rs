@@ -84,22 +84,16 @@ const MEDIA_MAX_BYTES: usize = 5 * 1024 * 1024;
 const CONTAINER_POLLS: u32 = 10;
 const CONTAINER_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-fn status_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
-    let parsed: Value = serde_json::from_slice(body).unwrap_or_default();
-    let code = parsed["code"]
-        .as_str()
-        .or(parsed["type"].as_str())
-        .or(parsed["title"].as_str())
-        .map(str::to_owned)
-        .or_else(|| parsed["errors"][0]["code"].as_i64().map(|c| c.to_string()))
-        .unwrap_or_else(|| status.to_string());
-    let message = parsed["message"]
-        .as_str()
-        .or(parsed["detail"].as_str())
-        .or(parsed["errors"][0]["message"].as_str())
-        .unwrap_or_default()
-        .to_owned();
-    PlatformError::Refused { platform, status, code, message }
+/// The id in a creating call's accepted answer. Without one the post exists but cannot be named:
+/// ambiguous (X and Facebook then look for it among the account's recent posts, Instagram asks
+/// its container), never published under an empty id.
+fn created_id(platform: Platform, id: &Value) -> Result<String, PlatformError> {
+    match id.as_str() {
+        Some(id) if !id.is_empty() => Ok(id.to_owned()),
+        _ => {
+            Err(PlatformError::Ambiguous { platform, detail: "the platform accepted the post but named no id".into() })
+        }
+    }
 }
 
 /// `(id, text)` of each post in a `{"data": [...]}` listing whose text is in `field`.
@@ -180,7 +174,8 @@ impl PlatformClient {
                     .get(&url)
                     .query(&query)
                     .header("authorization", self.x_authorization(tokens, "GET", &url, &query)?);
-                let page: Value = self.json(Platform::X, "GET /2/users/{id}/tweets", request, status_refusal).await?;
+                let page: Value =
+                    self.json(Platform::X, "GET /2/users/{id}/tweets", request, super::x::refusal).await?;
                 (Platform::X, id_and_text(&page, "text"))
             }
             Platform::Facebook => {
@@ -282,7 +277,7 @@ impl PlatformClient {
                 .post(&url)
                 .header("authorization", self.x_authorization(tokens, "POST", &url, &[])?)
                 .multipart(form);
-            let uploaded: Value = self.json(p, "POST /2/media/upload", request, status_refusal).await?;
+            let uploaded: Value = self.json(p, "POST /2/media/upload", request, super::x::refusal).await?;
             let id = uploaded["data"]["id"]
                 .as_str()
                 .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no media id".into() })?;
@@ -296,11 +291,9 @@ impl PlatformClient {
         let request =
             self.http.post(&url).header("authorization", self.x_authorization(tokens, "POST", &url, &[])?).json(&body);
         let response = self.send_effect(p, "POST /2/tweets", request).await?;
-        let (created, throttle) = self.read_effect(p, response, status_refusal).await?;
-        let id = created["data"]["id"]
-            .as_str()
-            .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no post id".into() })?;
-        Ok(Published { id: id.to_owned(), url: Some(format!("https://x.com/i/web/status/{id}")), throttle })
+        let (created, throttle) = self.read_effect(p, response, super::x::refusal).await?;
+        let id = created_id(p, &created["data"]["id"])?;
+        Ok(Published { url: Some(format!("https://x.com/i/web/status/{id}")), id, throttle })
     }
 
     /// Reads the answer of a creating call: errors are classified as in [`Self::json`], and a
@@ -325,8 +318,11 @@ impl PlatformClient {
             let id = headers.get("x-restli-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
             return Ok((json!({ "id": id }), throttle));
         }
-        let value =
-            serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })?;
+        // Accepted, but unreadable: the post may well exist.
+        let value = serde_json::from_slice(&body).map_err(|e| PlatformError::Ambiguous {
+            platform,
+            detail: format!("the answer to the creating call could not be read ({e})"),
+        })?;
         Ok((value, throttle))
     }
 
@@ -359,7 +355,7 @@ impl PlatformClient {
             ]);
             let response = self.send_effect(p, "POST /{page-id}/photos", request).await?;
             let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
-            let id = created["post_id"].as_str().or(created["id"].as_str()).unwrap_or_default().to_owned();
+            let id = created_id(p, if created["post_id"].is_string() { &created["post_id"] } else { &created["id"] })?;
             return Ok(Published { url: post_url(&id), id, throttle });
         }
         let mut form: Vec<(String, String)> =
@@ -380,7 +376,7 @@ impl PlatformClient {
         let request = self.http.post(self.graph_url(&format!("/{page}/feed"))).form(&form);
         let response = self.send_effect(p, "POST /{page-id}/feed", request).await?;
         let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
-        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        let id = created_id(p, &created["id"])?;
         Ok(Published { url: post_url(&id), id, throttle })
     }
 
@@ -468,13 +464,14 @@ impl PlatformClient {
             .post(self.graph_url(&format!("/{ig}/media_publish")))
             .form(&[("creation_id", creation.as_str()), ("access_token", tokens.access_token.expose_secret())]);
         let outcome = match self.send_effect(p, "POST /{ig-user-id}/media_publish", request).await {
-            Ok(response) => self.read_effect(p, response, graph_refusal).await,
+            Ok(response) => self
+                .read_effect(p, response, graph_refusal)
+                .await
+                .and_then(|(published, throttle)| Ok((created_id(p, &published["id"])?, throttle))),
             Err(e) => Err(e),
         };
         match outcome {
-            Ok((published, throttle)) => {
-                Ok(Published { id: published["id"].as_str().unwrap_or_default().to_owned(), url: None, throttle })
-            }
+            Ok((id, throttle)) => Ok(Published { id, url: None, throttle }),
             // Instagram lets us check: the container says whether it was published.
             Err(PlatformError::Ambiguous { detail, .. }) => match self.container_status(tokens, &creation).await {
                 Ok(status) if status == "PUBLISHED" => {
@@ -528,7 +525,7 @@ impl PlatformClient {
                     p,
                     "POST /rest/images?action=initializeUpload",
                     request.json(&json!({ "initializeUploadRequest": { "owner": author } })),
-                    status_refusal,
+                    super::linkedin::refusal,
                 )
                 .await?;
             let (Some(upload_url), Some(image)) =
@@ -562,8 +559,8 @@ impl PlatformClient {
         }
         let request = self.linkedin_rest(self.http.post(format!("{api}/rest/posts")), tokens).json(&body);
         let response = self.send_effect(p, "POST /rest/posts", request).await?;
-        let (created, throttle) = self.read_effect(p, response, status_refusal).await?;
-        let urn = created["id"].as_str().unwrap_or_default().to_owned();
+        let (created, throttle) = self.read_effect(p, response, super::linkedin::refusal).await?;
+        let urn = created_id(p, &created["id"])?;
         Ok(Published { url: Some(format!("https://www.linkedin.com/feed/update/{urn}")), id: urn, throttle })
     }
 }
@@ -597,5 +594,14 @@ mod tests {
         )]);
         assert_eq!(throttle_hint(Platform::Facebook, &buc, 1000), Some(Throttle { app_wide: false, until: 1420 }));
         assert_eq!(throttle_hint(Platform::Linkedin, &x, 1000), None);
+    }
+
+    #[test]
+    fn an_accepted_post_without_an_id_is_ambiguous_not_published() {
+        assert_eq!(created_id(Platform::X, &json!("1860")).unwrap(), "1860");
+        for missing in [json!(""), json!(null), json!(1860)] {
+            let e = created_id(Platform::Facebook, &missing).unwrap_err();
+            assert!(matches!(e, PlatformError::Ambiguous { platform: Platform::Facebook, .. }), "{missing}: {e:?}");
+        }
     }
 }

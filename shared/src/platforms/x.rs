@@ -107,16 +107,26 @@ struct Me {
     username: String,
 }
 
-fn problem_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
+/// X's refusal of an API call (statuses 429 and 5xx are classified before this): a v2 problem
+/// (RFC 7807: `type`, `title`, `detail`; the code is the type's last segment, such as
+/// `invalid-request`, or the title where the type is `about:blank`), or a v1.1-style
+/// `{"errors": [{"code", "message"}]}`.
+pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let code = parsed["type"].as_str().or(parsed["title"].as_str()).unwrap_or("error").to_owned();
-    let message = parsed["detail"].as_str().unwrap_or_default().to_owned();
+    let problem_type = parsed["type"].as_str().filter(|t| *t != "about:blank");
+    let code = problem_type
+        .map(|t| t.rsplit('/').next().unwrap_or(t))
+        .or(parsed["title"].as_str())
+        .map(str::to_owned)
+        .or_else(|| parsed["errors"][0]["code"].as_i64().map(|c| c.to_string()))
+        .unwrap_or_else(|| status.to_string());
+    let message = parsed["detail"].as_str().or(parsed["errors"][0]["message"].as_str()).unwrap_or_default().to_owned();
     PlatformError::Refused { platform, status, code, message }
 }
 
 async fn me(client: &PlatformClient, authorization: &str) -> Result<Me, PlatformError> {
     let request = client.http.get(api(client, "/2/users/me")).header("authorization", authorization);
-    let envelope: MeEnvelope = client.json(P, "GET /2/users/me", request, problem_refusal).await?;
+    let envelope: MeEnvelope = client.json(P, "GET /2/users/me", request, refusal).await?;
     Ok(envelope.data)
 }
 
@@ -248,4 +258,53 @@ pub(super) async fn finish_oauth1(
     };
     let me = Me { id: user_id.clone(), username: screen_name.clone() };
     Ok(vec![discovered(me, grant, vec!["oauth1".to_owned()])])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// X's refusals, from the bodies its API v2 sends (problem details per X's OpenAPI
+    /// document, and the v1.1-style `errors` list some endpoints still answer with).
+    #[test]
+    fn x_answers_classify_as_their_rows_say() {
+        let rows = [
+            (
+                403,
+                r#"{"detail":"You are not allowed to create a Tweet with duplicate content.","type":"about:blank","title":"Forbidden","status":403}"#,
+                "refused 403 Forbidden",
+            ),
+            (
+                401,
+                r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#,
+                "refused 401 Unauthorized dead",
+            ),
+            (
+                400,
+                r#"{"errors":[{"parameters":{"text":[""]},"message":"Invalid text"}],"title":"Invalid Request","detail":"One or more parameters to your request was invalid.","type":"https://api.x.com/2/problems/invalid-request"}"#,
+                "refused 400 invalid-request",
+            ),
+            (
+                403,
+                r#"{"errors":[{"code":453,"message":"You currently have access to a subset of X API V2 endpoints"}]}"#,
+                "refused 403 453",
+            ),
+            (
+                404,
+                r#"{"title":"Not Found Error","detail":"Could not find user","type":"https://api.x.com/2/problems/resource-not-found"}"#,
+                "refused 404 resource-not-found",
+            ),
+            (
+                429,
+                r#"{"title":"Too Many Requests","detail":"Too Many Requests","type":"about:blank","status":429}"#,
+                "rate_limited until 1900",
+            ),
+            (503, r#"{"title":"Service Unavailable","type":"about:blank","status":503}"#, "transient"),
+            (400, "<html>bad request</html>", "refused 400 400"),
+            (201, r#"{"data":{"id":"1","text":"hi"}}"#, "ok"),
+        ];
+        for (status, body, want) in rows {
+            assert_eq!(super::super::classified(P, status, body, refusal), want, "{status} {body}");
+        }
+    }
 }

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
-use crate::domain::{AccountId, PostId, TenantId};
+use crate::domain::{AccountId, PostId, TenantId, random_bytes};
 use crate::events::Events;
 use crate::platforms::{PlatformClient, PlatformError};
-use crate::posts::{DeadLetterState, Post, Target, TargetError, TargetStatus};
+use crate::posts::outcome::{self, Attempted};
+use crate::posts::{DeadLetterState, Outcome, Post, Target, TargetError, TargetStatus};
 use crate::queue::dead::{DeadLetter, DeadLetterQueue};
-use crate::queue::{Job, QueueError, WorkQueue, backoff, wait_until};
+use crate::queue::{Job, QueueError, WorkQueue, wait_until};
 use crate::ratelimit::{LimitError, RateLimiter, Reservation};
 use crate::store::posts::Written;
-use crate::store::{Account, AccountStore, CreateError, Created, Outcome, PostStore, StoreError};
+use crate::store::{Account, AccountStore, CreateError, Created, PostStore, StoreError};
 use crate::tokens::{TokenError, TokenManager, TokenSet};
 
 /// What publishing uses, and nothing else: built once by [`crate::app::App`].
@@ -43,8 +44,6 @@ pub enum JobError {
 
 /// How long a claimed target is ours; a publish takes well under this.
 const CLAIM: time::Duration = time::Duration::minutes(2);
-/// Attempts per target before it fails for good.
-pub const MAX_ATTEMPTS: u32 = 8;
 
 /// Whether this caller may refresh tokens (only the functions allowed to seal may).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,68 +55,9 @@ pub enum Refresh {
 /// An error on Herald's side during an attempt: logged with its cause chain, retried soon. It
 /// counts as an attempt unless it is DynamoDB's passing trouble (throttling, a transaction
 /// conflict, an internal error: [`StoreError::is_transient`]), which says nothing about the post.
-fn internal(now: time::OffsetDateTime, e: &StoreError) -> Outcome {
+fn internal(e: &StoreError) -> Attempted {
     tracing::error!(error = %crate::telemetry::cause_chain(e), "attempt failed on Herald's side; retrying");
-    Outcome::Retry {
-        at: now + time::Duration::seconds(5),
-        error: Some(error("internal_error", e.to_string())),
-        counted: !e.is_transient(),
-    }
-}
-
-fn error(code: &str, message: impl Into<String>) -> TargetError {
-    TargetError { code: code.to_owned(), message: message.into(), platform_code: None, platform_message: None }
-}
-
-/// What a platform failure means for the target.
-fn outcome_of(err: PlatformError, attempts: u32, now: time::OffsetDateTime) -> Outcome {
-    let later = |delay: Duration| now + time::Duration::milliseconds(delay.as_millis() as i64);
-    match err {
-        PlatformError::Refused { status: 401, code, message, .. } => {
-            // The token was refused although it looked valid: refresh once, then retry.
-            Outcome::Retry {
-                counted: true,
-                at: later(Duration::from_secs(1)),
-                error: Some(TargetError {
-                    code: "unauthorized".into(),
-                    message: "the platform refused the token".into(),
-                    platform_code: Some(code),
-                    platform_message: Some(message),
-                }),
-            }
-        }
-        PlatformError::Refused { code, message, status, .. } => Outcome::Failed(TargetError {
-            code: "platform_rejected".into(),
-            message: format!("the platform refused the post ({status})"),
-            platform_code: Some(code),
-            platform_message: Some(message),
-        }),
-        PlatformError::RateLimited { retry_at, .. } => {
-            let at = retry_at
-                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-                .unwrap_or(later(Duration::from_secs(900)));
-            Outcome::Retry {
-                at: at.max(now),
-                error: Some(error("rate_limited", "the platform's limit was reached; deferred to its reset")),
-                counted: true,
-            }
-        }
-        PlatformError::Transient { detail, .. } => Outcome::Retry {
-            at: later(backoff(attempts)),
-            error: Some(error("platform_unavailable", detail)),
-            counted: true,
-        },
-        PlatformError::Ambiguous { detail, .. } | PlatformError::Unexpected { detail, .. } => Outcome::Unknown(error(
-            "outcome_unknown",
-            format!("the platform may have published this post ({detail}); it was not sent again"),
-        )),
-        PlatformError::Media { code, message } => Outcome::Failed(error(code, message)),
-        // Nothing was sent: the queue takes it from here, and it is not an attempt.
-        PlatformError::Deferred { .. } => Outcome::Retry { at: now, error: None, counted: false },
-        PlatformError::NotConfigured(platform) => {
-            Outcome::Failed(error("platform_not_configured", format!("{platform} is not configured")))
-        }
-    }
+    Attempted::Internal { message: e.to_string(), transient: e.is_transient() }
 }
 
 /// One attempt at `target` of `post`. Returns the target as it now stands (someone else's
@@ -153,8 +93,8 @@ pub async fn attempt(
             publisher.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
             match written? {
                 Written::Yes => {
-                    let outcome = call(publisher, post, &claimed, account, tokens, refresh).await;
-                    return conclude(publisher, post, claimed, outcome).await;
+                    let attempted = call(publisher, post, account, tokens, refresh).await;
+                    return conclude(publisher, post, claimed, attempted).await;
                 }
                 Written::TargetMoved => return current(publisher, post, target).await,
                 // A budget is spent (or its counter was busy): the steps below say until when.
@@ -167,8 +107,8 @@ pub async fn attempt(
         Err(StoreError::VersionConflict) => return current(publisher, post, target).await,
         Err(e) => return Err(e),
     };
-    let outcome = run(publisher, post, &claimed, refresh, account.as_ref()).await;
-    conclude(publisher, post, claimed, outcome).await
+    let attempted = run(publisher, post, &claimed, refresh, account.as_ref()).await;
+    conclude(publisher, post, claimed, attempted).await
 }
 
 /// Stores a new post, then makes the first attempt at each of its targets (or, for a scheduled
@@ -229,8 +169,8 @@ pub async fn submit(
         async move {
             match tokens {
                 Some(tokens) => {
-                    let outcome = call(publisher, post, target, account, tokens, Refresh::Deferred).await;
-                    conclude(publisher, post, target.clone(), outcome).await
+                    let attempted = call(publisher, post, account, tokens, Refresh::Deferred).await;
+                    conclude(publisher, post, target.clone(), attempted).await
                 }
                 None => attempt(publisher, post, target, Refresh::Deferred, Some(account)).await,
             }
@@ -266,25 +206,16 @@ async fn current(publisher: &Publisher, post: &Post, target: &Target) -> Result<
     publisher.posts.target(&post.tenant, &post.id, &target.account_id).await?.ok_or(StoreError::NotFound)
 }
 
-/// Records the attempt's outcome (with its event, in one write), queues the next attempt of a
-/// retryable one, and logs it.
-async fn conclude(publisher: &Publisher, post: &Post, claimed: Target, outcome: Outcome) -> Result<Target, StoreError> {
-    let outcome = match outcome {
-        // Bounded attempts: the last retryable failure fails the target with its reason.
-        Outcome::Retry { error: last, counted: true, .. } if claimed.attempts >= MAX_ATTEMPTS => {
-            Outcome::Exhausted(TargetError {
-                code: "attempts_exhausted".into(),
-                message: format!(
-                    "{MAX_ATTEMPTS} attempts failed; the last: {}",
-                    last.as_ref().map(|e| e.message.as_str()).unwrap_or("retry")
-                ),
-                platform_code: last.as_ref().and_then(|e| e.platform_code.clone()),
-                platform_message: last.and_then(|e| e.platform_message),
-            })
-        }
-        other => other,
-    };
+/// Judges the attempt ([`outcome::decide`]), records its outcome (with its event, in one
+/// write), queues the next attempt of a retryable one, and logs it.
+async fn conclude(
+    publisher: &Publisher,
+    post: &Post,
+    claimed: Target,
+    attempted: Attempted,
+) -> Result<Target, StoreError> {
     let now = publisher.clock.now();
+    let outcome = outcome::decide(attempted, claimed.attempts, now, u64::from_le_bytes(random_bytes()));
     let finished = claimed.settled(&outcome, now);
     // The outcome is written with its event, so neither is recorded without the other.
     let event = publisher.events.post_outcome_item(post, &finished);
@@ -325,14 +256,13 @@ async fn run(
     claimed: &Target,
     refresh: Refresh,
     known: Option<&Account>,
-) -> Outcome {
-    let now = publisher.clock.now();
+) -> Attempted {
     let account = match known {
         Some(account) => account.clone(),
         None => match publisher.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
             Ok(Some(account)) => account,
-            Ok(None) => return Outcome::Failed(error("account_not_found", "the account was disconnected")),
-            Err(e) => return internal(now, &e),
+            Ok(None) => return Attempted::AccountGone,
+            Err(e) => return internal(&e),
         },
     };
     let tokens = match refresh {
@@ -342,59 +272,40 @@ async fn run(
     let tokens = match tokens {
         Ok(Some(tokens)) => tokens,
         // Due for a refresh, which this function may not do: the retries function will.
-        Ok(None) => return Outcome::Retry { at: now, error: None, counted: false },
-        Err(TokenError::NeedsReauth) | Err(TokenError::Revoked) => {
-            return Outcome::Failed(error("account_needs_reauth", "the account must be connected again"));
-        }
-        Err(TokenError::Transient(e)) => return outcome_of(e, claimed.attempts, now),
-        Err(TokenError::Store(e)) => {
-            return internal(now, &e);
-        }
+        Ok(None) => return Attempted::RefreshFirst,
+        Err(e) => return token_failure(e, false),
     };
     // Within the platform's budgets, checked before the call; over them, deferred to the reset.
     match publisher.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
         Ok(()) => {}
         Err(LimitError::Denied(denied)) => {
-            let at = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(now);
-            return Outcome::Retry {
-                at,
-                error: Some(error("rate_limited", "over the platform's budget; deferred to the window's reset")),
-                counted: false,
-            };
+            let until = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(publisher.clock.now());
+            return Attempted::OverBudget { until };
         }
-        Err(LimitError::Store(e)) => {
-            return internal(now, &e);
-        }
+        Err(LimitError::Store(e)) => return internal(&e),
     }
-    call(publisher, post, claimed, &account, tokens, refresh).await
+    call(publisher, post, &account, tokens, refresh).await
+}
+
+/// What a failure to get a usable token comes to; `after_refusal`: the platform had refused the
+/// token on the publishing call.
+fn token_failure(e: TokenError, after_refusal: bool) -> Attempted {
+    match e {
+        TokenError::NeedsReauth | TokenError::Revoked => Attempted::GrantDead { after_refusal },
+        TokenError::Transient(e) => Attempted::Platform(e),
+        TokenError::Store(e) => internal(&e),
+    }
 }
 
 /// The platform call of a claimed target (once more after refreshing a refused token, where
-/// this caller may), and what its answer means.
-async fn call(
-    publisher: &Publisher,
-    post: &Post,
-    claimed: &Target,
-    account: &Account,
-    tokens: TokenSet,
-    refresh: Refresh,
-) -> Outcome {
-    let now = publisher.clock.now();
+/// this caller may), and what it came to.
+async fn call(publisher: &Publisher, post: &Post, account: &Account, tokens: TokenSet, refresh: Refresh) -> Attempted {
     let mut result = publisher.platforms.publish(account, &tokens, &post.text, &post.media).await;
     if refresh == Refresh::Allowed && matches!(result, Err(PlatformError::Refused { status: 401, .. })) {
         // The token looked valid but was refused: refresh once, then try once more.
         match publisher.tokens.refresh_after_refusal(account).await {
             Ok(fresh) => result = publisher.platforms.publish(account, &fresh, &post.text, &post.media).await,
-            Err(TokenError::NeedsReauth) | Err(TokenError::Revoked) => {
-                return Outcome::Failed(error(
-                    "account_needs_reauth",
-                    "the platform refused the account's token and its refresh",
-                ));
-            }
-            Err(TokenError::Transient(e)) => return outcome_of(e, claimed.attempts, now),
-            Err(TokenError::Store(e)) => {
-                return internal(now, &e);
-            }
+            Err(e) => return token_failure(e, true),
         }
     }
     match result {
@@ -406,7 +317,7 @@ async fn call(
                     tracing::warn!(error = %e, "could not record the platform's usage");
                 }
             }
-            Outcome::Published { platform_post_id: published.id, url: published.url }
+            Attempted::Published { platform_post_id: published.id, url: published.url }
         }
         Err(e) => {
             if let PlatformError::RateLimited { retry_at: Some(until), .. } = &e
@@ -414,7 +325,7 @@ async fn call(
             {
                 tracing::warn!(error = %store, "could not record the platform's block");
             }
-            outcome_of(e, claimed.attempts, now)
+            Attempted::Platform(e)
         }
     }
 }
@@ -477,7 +388,12 @@ pub async fn run_job(
 async fn dead_letter(publisher: &Publisher, post: &Post, target: &Target) -> Result<(), JobError> {
     let letter = DeadLetter {
         job: Job::Publish { tenant: post.tenant.clone(), post: post.id.clone(), account: target.account_id.clone() },
-        reason: target.error.clone().unwrap_or_else(|| error("attempts_exhausted", "the attempts ran out")),
+        reason: target.error.clone().unwrap_or_else(|| TargetError {
+            code: "attempts_exhausted".into(),
+            message: "the attempts ran out".into(),
+            platform_code: None,
+            platform_message: None,
+        }),
         history: target.history.clone(),
         dead_at: publisher.clock.now().unix_timestamp(),
     };

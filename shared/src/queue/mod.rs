@@ -165,9 +165,17 @@ const BACKOFF_CAP_S: u64 = 900;
 /// A random delay in `[0, min(cap, base · 2^attempt)]` (AWS's "full jitter"): the retry policy
 /// of publish attempts and webhook deliveries alike.
 pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_CAP_S.min(BACKOFF_BASE_S.saturating_mul(1u64 << attempt.min(20)));
-    let random = u64::from_le_bytes(crate::domain::random_bytes());
-    Duration::from_millis(random % (ceiling * 1000 + 1))
+    backoff_drawn(attempt, u64::from_le_bytes(crate::domain::random_bytes()))
+}
+
+/// [`backoff`] with its random draw given: the same draw gives the same delay.
+pub fn backoff_drawn(attempt: u32, draw: u64) -> Duration {
+    Duration::from_millis(draw % (backoff_ceiling(attempt).as_millis() as u64 + 1))
+}
+
+/// The longest [`backoff`] after `attempt`: `min(cap, base · 2^attempt)`.
+pub fn backoff_ceiling(attempt: u32) -> Duration {
+    Duration::from_secs(BACKOFF_CAP_S.min(BACKOFF_BASE_S.saturating_mul(1u64 << attempt.min(20))))
 }
 
 /// How long until `at`, rounded up to whole seconds (SQS delays are whole seconds; rounding down

@@ -24,7 +24,7 @@ pub use accounts::{Account, AccountStore, Credentials, NewAccount};
 pub use connect::{ConnectLink, ConnectStore, ConsumeError, OAuthState};
 pub use endpoints::{Endpoint, EndpointStore};
 pub use journal::{Event, Journal};
-pub use posts::{CreateError, Created, Outcome, PostStore};
+pub use posts::{CreateError, Created, PostStore};
 pub use tenants::{ApiKey, Origin, Tenant, TenantStore};
 
 use crate::crypto::CryptoError;
@@ -163,9 +163,7 @@ pub fn n(value: impl std::fmt::Display) -> AttributeValue {
 }
 
 /// Times are stored as epoch seconds; what a write returns equals what a read will return.
-pub fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
-    at.replace_nanosecond(0).unwrap_or(at)
-}
+pub use crate::clock::whole_seconds;
 
 pub fn epoch(at: OffsetDateTime) -> AttributeValue {
     n(at.unix_timestamp())

@@ -36,38 +36,6 @@ pub enum Created {
     Existing(PostId),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    #[error("the idempotency key was used with a different request")]
-    KeyReused,
-    /// A write added to the transaction failed its condition (a budget is spent) or conflicted.
-    #[error("the transaction was cancelled by one of its added writes")]
-    Contended,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// What a finished attempt wrote to a target.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Published {
-        platform_post_id: String,
-        url: Option<String>,
-    },
-    Failed(TargetError),
-    /// May have been applied: never resent blindly.
-    Unknown(TargetError),
-    /// Retryable, but the attempts ran out: `failed`, and the job goes to the dead-letter queue.
-    Exhausted(TargetError),
-    /// Try again at `at` (transient failure, throttling, a token to refresh first). `counted`:
-    /// whether this attempt counts toward the bound (not when our own budget deferred it).
-    Retry {
-        at: OffsetDateTime,
-        error: Option<TargetError>,
-        counted: bool,
-    },
-}
-
 /// What became of a conditional write of a target (alone or with added writes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -77,6 +45,17 @@ pub enum Written {
     /// An added write failed its condition (a budget is spent) or a transaction conflicted:
     /// nothing was written.
     Contended,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("the idempotency key was used with a different request")]
+    KeyReused,
+    /// A write added to the transaction failed its condition (a budget is spent) or conflicted.
+    #[error("the transaction was cancelled by one of its added writes")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Clone)]
@@ -160,7 +139,7 @@ fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWrite
 
 impl Target {
     /// The whole stored item: every transition is a conditional put of the target as it becomes
-    /// (computed by [`claimed`](Self::claimed) and [`settled`](Self::settled)), so what a write
+    /// (computed by [`Target::claimed`] and [`Target::settled`]), so what a write
     /// returns is what a read will return.
     fn to_item(&self, tenant: &TenantId, post: &PostId, created_at: OffsetDateTime) -> Item {
         let mut item = Item::from([
@@ -199,65 +178,6 @@ impl Target {
             item.insert("gsi2sk".to_owned(), s(sk));
         }
         item
-    }
-
-    /// The target claimed for one attempt at `now`: `publishing` with a lease, one more attempt.
-    pub fn claimed(&self, now: OffsetDateTime, lease: time::Duration) -> Target {
-        Target {
-            status: TargetStatus::Publishing,
-            lease_until: Some(super::whole_seconds(now + lease)),
-            attempts: self.attempts + 1,
-            next_attempt_at: None,
-            version: self.version + 1,
-            ..self.clone()
-        }
-    }
-
-    /// The claimed target after its attempt's `outcome`, at `now`.
-    pub fn settled(&self, outcome: &Outcome, now: OffsetDateTime) -> Target {
-        let mut next = Target { version: self.version + 1, lease_until: None, ..self.clone() };
-        next.status = match outcome {
-            Outcome::Published { .. } => TargetStatus::Published,
-            Outcome::Failed(_) | Outcome::Exhausted(_) => TargetStatus::Failed,
-            Outcome::Unknown(_) => TargetStatus::Unknown,
-            Outcome::Retry { .. } => TargetStatus::Retrying,
-        };
-        // Every attempt that reached the platform (or Herald's own failure) joins the history;
-        // deferrals by Herald's own budget are not attempts.
-        if !matches!(outcome, Outcome::Retry { counted: false, .. }) {
-            next.history.push(Attempt {
-                number: self.attempts,
-                at: super::whole_seconds(now),
-                status: next.status,
-                error: match outcome {
-                    Outcome::Published { .. } => None,
-                    Outcome::Failed(e) | Outcome::Unknown(e) | Outcome::Exhausted(e) => Some(e.clone()),
-                    Outcome::Retry { error, .. } => error.clone(),
-                },
-            });
-        }
-        match outcome {
-            Outcome::Published { platform_post_id, url } => {
-                next.platform_post_id = Some(platform_post_id.clone());
-                next.url = url.clone().or(next.url);
-                next.error = None;
-            }
-            Outcome::Exhausted(error) => {
-                next.error = Some(error.clone());
-                next.dead_letter = Some(DeadLetterState::Pending);
-            }
-            Outcome::Failed(error) | Outcome::Unknown(error) => next.error = Some(error.clone()),
-            Outcome::Retry { at, error, counted } => {
-                if !counted {
-                    next.attempts = next.attempts.saturating_sub(1);
-                }
-                next.next_attempt_at = Some(super::whole_seconds(*at));
-                if let Some(error) = error {
-                    next.error = Some(error.clone());
-                }
-            }
-        }
-        next
     }
 
     fn from_item(item: &Item) -> Result<Self, StoreError> {
@@ -740,6 +660,7 @@ async fn send_target_update(update: UpdateItemFluentBuilder) -> Result<Target, S
 mod tests {
     use super::*;
     use crate::domain::Platform;
+    use crate::domain::post::Outcome;
 
     fn pending() -> Target {
         Target::pending("acc_AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(), Platform::X, None)

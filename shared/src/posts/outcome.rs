@@ -1,0 +1,355 @@
+//! What an attempt's result means for its target: one pure decision, free of I/O (the clock's
+//! reading and the backoff's random draw are arguments), so every row of it is a unit test.
+//!
+//! [`decide`] turns what happened ([`Attempted`]) and the attempt's number into an [`Outcome`];
+//! [`Target::settled`](crate::domain::post::Target::settled) turns that into the target's next
+//! state (status, error, history, when to try again). `publish` does the I/O around both.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::domain::post::{Outcome, TargetError};
+use crate::platforms::PlatformError;
+use crate::queue::backoff_drawn;
+
+/// Attempts per target before it fails for good.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Herald's own failure is tried again this soon.
+const INTERNAL_RETRY: Duration = Duration::from_secs(5);
+/// A refused token is refreshed and the target tried again this soon.
+const UNAUTHORIZED_RETRY: Duration = Duration::from_secs(1);
+/// Throttled without a reset time: tried again after a window of the usual length.
+const THROTTLED_RETRY: Duration = Duration::from_secs(900);
+
+/// What one attempt came to, before it is judged.
+#[derive(Debug, Clone)]
+pub enum Attempted {
+    Published {
+        platform_post_id: String,
+        url: Option<String>,
+    },
+    /// The platform call failed, or was not made (its answer, classified by the platform's module).
+    Platform(PlatformError),
+    /// The target's account was disconnected.
+    AccountGone,
+    /// The account's grant is dead (revoked, or its refresh refused); `after_refusal`: the
+    /// platform refused the token on the publishing call first.
+    GrantDead {
+        after_refusal: bool,
+    },
+    /// Herald's own failure (DynamoDB); `transient`: passing trouble that says nothing about
+    /// the post (throttling, a transaction conflict), which is not counted as an attempt.
+    Internal {
+        message: String,
+        transient: bool,
+    },
+    /// Herald's budget for the platform is spent until `until`: not sent, not an attempt.
+    OverBudget {
+        until: OffsetDateTime,
+    },
+    /// The token is due for a refresh, which this caller may not do: not sent, not an attempt.
+    RefreshFirst,
+}
+
+fn error(code: &str, message: impl Into<String>) -> TargetError {
+    TargetError { code: code.to_owned(), message: message.into(), platform_code: None, platform_message: None }
+}
+
+/// The outcome of attempt number `attempt` (counting from 1) that came to `attempted` at `now`;
+/// `draw` is the random number a backoff delay is drawn with.
+pub fn decide(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> Outcome {
+    match judge(attempted, attempt, now, draw) {
+        // Bounded attempts: the last retryable failure fails the target with its reason.
+        Outcome::Retry { error: last, counted: true, .. } if attempt >= MAX_ATTEMPTS => {
+            Outcome::Exhausted(TargetError {
+                code: "attempts_exhausted".into(),
+                message: format!(
+                    "{MAX_ATTEMPTS} attempts failed; the last: {}",
+                    last.as_ref().map(|e| e.message.as_str()).unwrap_or("retry")
+                ),
+                platform_code: last.as_ref().and_then(|e| e.platform_code.clone()),
+                platform_message: last.and_then(|e| e.platform_message),
+            })
+        }
+        other => other,
+    }
+}
+
+fn judge(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> Outcome {
+    let later = |delay: Duration| now + delay;
+    match attempted {
+        Attempted::Published { platform_post_id, url } => Outcome::Published { platform_post_id, url },
+        Attempted::AccountGone => Outcome::Failed(error("account_not_found", "the account was disconnected")),
+        Attempted::GrantDead { after_refusal: false } => {
+            Outcome::Failed(error("account_needs_reauth", "the account must be connected again"))
+        }
+        Attempted::GrantDead { after_refusal: true } => {
+            Outcome::Failed(error("account_needs_reauth", "the platform refused the account's token and its refresh"))
+        }
+        Attempted::Internal { message, transient } => Outcome::Retry {
+            at: later(INTERNAL_RETRY),
+            error: Some(error("internal_error", message)),
+            counted: !transient,
+        },
+        Attempted::OverBudget { until } => Outcome::Retry {
+            at: until.max(now),
+            error: Some(error("rate_limited", "over the platform's budget; deferred to the window's reset")),
+            counted: false,
+        },
+        Attempted::RefreshFirst => Outcome::Retry { at: now, error: None, counted: false },
+        Attempted::Platform(err) => platform(err, attempt, now, draw),
+    }
+}
+
+/// What a platform failure means for the target.
+fn platform(err: PlatformError, attempt: u32, now: OffsetDateTime, draw: u64) -> Outcome {
+    let later = |delay: Duration| now + delay;
+    match err {
+        PlatformError::Refused { status: 401, code, message, .. } => {
+            // The token was refused although it looked valid: refresh once, then retry.
+            Outcome::Retry {
+                counted: true,
+                at: later(UNAUTHORIZED_RETRY),
+                error: Some(TargetError {
+                    code: "unauthorized".into(),
+                    message: "the platform refused the token".into(),
+                    platform_code: Some(code),
+                    platform_message: Some(message),
+                }),
+            }
+        }
+        PlatformError::Refused { code, message, status, .. } => Outcome::Failed(TargetError {
+            code: "platform_rejected".into(),
+            message: format!("the platform refused the post ({status})"),
+            platform_code: Some(code),
+            platform_message: Some(message),
+        }),
+        PlatformError::RateLimited { retry_at, .. } => {
+            let at =
+                retry_at.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).unwrap_or(later(THROTTLED_RETRY));
+            Outcome::Retry {
+                at: at.max(now),
+                error: Some(error("rate_limited", "the platform's limit was reached; deferred to its reset")),
+                counted: true,
+            }
+        }
+        PlatformError::Transient { detail, .. } => Outcome::Retry {
+            at: later(backoff_drawn(attempt, draw)),
+            error: Some(error("platform_unavailable", detail)),
+            counted: true,
+        },
+        // An answer Herald cannot read, before the creating call: nothing was published.
+        PlatformError::Unexpected { detail, .. } => Outcome::Retry {
+            at: later(backoff_drawn(attempt, draw)),
+            error: Some(error("platform_unexpected", format!("the platform's answer could not be read ({detail})"))),
+            counted: true,
+        },
+        PlatformError::Ambiguous { detail, .. } => Outcome::Unknown(error(
+            "outcome_unknown",
+            format!("the platform may have published this post ({detail}); it was not sent again"),
+        )),
+        PlatformError::Media { code, message } => Outcome::Failed(error(code, message)),
+        // Nothing was sent: the queue takes it from here, and it is not an attempt.
+        PlatformError::Deferred { .. } => Outcome::Retry { at: now, error: None, counted: false },
+        PlatformError::NotConfigured(platform) => {
+            Outcome::Failed(error("platform_not_configured", format!("{platform} is not configured")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Platform;
+    use crate::domain::post::{Target, TargetStatus};
+
+    const P: Platform = Platform::X;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_795_953_600).unwrap()
+    }
+
+    /// The kind of outcome a row expects, its target error code, whether it counts as an
+    /// attempt, and when it is tried again (seconds from now: exactly, or at most for a backoff).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        Published,
+        Failed,
+        Unknown,
+        Exhausted,
+        Retry,
+    }
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Delay {
+        Never,
+        Exactly(i64),
+        AtMost(i64),
+    }
+
+    fn cases() -> Vec<(&'static str, Attempted)> {
+        let refused = |status: u16, code: &str| {
+            Attempted::Platform(PlatformError::Refused {
+                platform: P,
+                status,
+                code: code.into(),
+                message: "platform words".into(),
+            })
+        };
+        vec![
+            ("published", Attempted::Published { platform_post_id: "1".into(), url: Some("https://x.com/i/1".into()) }),
+            ("refused 401", refused(401, "Unauthorized")),
+            ("refused 403", refused(403, "453")),
+            ("refused 400", refused(400, "100")),
+            (
+                "throttled, reset known",
+                Attempted::Platform(PlatformError::RateLimited {
+                    platform: P,
+                    retry_at: Some(now().unix_timestamp() + 120),
+                }),
+            ),
+            (
+                "throttled, reset passed",
+                Attempted::Platform(PlatformError::RateLimited {
+                    platform: P,
+                    retry_at: Some(now().unix_timestamp() - 5),
+                }),
+            ),
+            (
+                "throttled, reset unknown",
+                Attempted::Platform(PlatformError::RateLimited { platform: P, retry_at: None }),
+            ),
+            ("transient", Attempted::Platform(PlatformError::Transient { platform: P, detail: "status 503".into() })),
+            (
+                "unreadable before the creating call",
+                Attempted::Platform(PlatformError::Unexpected { platform: P, detail: "no media id".into() }),
+            ),
+            (
+                "ambiguous",
+                Attempted::Platform(PlatformError::Ambiguous {
+                    platform: P,
+                    detail: "timeout after the request was sent".into(),
+                }),
+            ),
+            (
+                "media",
+                Attempted::Platform(PlatformError::Media { code: "media_too_large", message: "over 5 MB".into() }),
+            ),
+            ("deferred by the deadline", Attempted::Platform(PlatformError::Deferred { platform: P })),
+            ("not configured", Attempted::Platform(PlatformError::NotConfigured(P))),
+            ("account gone", Attempted::AccountGone),
+            ("grant dead", Attempted::GrantDead { after_refusal: false }),
+            ("grant dead after a refusal", Attempted::GrantDead { after_refusal: true }),
+            ("internal", Attempted::Internal { message: "a DynamoDB call failed".into(), transient: false }),
+            ("internal, passing", Attempted::Internal { message: "throttled".into(), transient: true }),
+            ("over budget", Attempted::OverBudget { until: now() + time::Duration::seconds(300) }),
+            ("refresh first", Attempted::RefreshFirst),
+        ]
+    }
+
+    /// Each case at the first attempt, the last but one, and the last: (kind, code, counted,
+    /// delay). A retryable, counted failure at the last attempt is exhausted.
+    fn expected(name: &str, attempt: u32) -> (Kind, Option<&'static str>, bool, Delay) {
+        use Delay::*;
+        use Kind::*;
+        let last = attempt >= MAX_ATTEMPTS;
+        let counted_retry = |code, delay| {
+            if last { (Exhausted, Some("attempts_exhausted"), true, Never) } else { (Retry, Some(code), true, delay) }
+        };
+        let backoff = AtMost(2i64.saturating_mul(1 << attempt).min(900));
+        match name {
+            "published" => (Published, Option::None, true, Never),
+            "refused 401" => counted_retry("unauthorized", Exactly(1)),
+            "refused 403" | "refused 400" => (Failed, Some("platform_rejected"), true, Never),
+            "throttled, reset known" => counted_retry("rate_limited", Exactly(120)),
+            "throttled, reset passed" => counted_retry("rate_limited", Exactly(0)),
+            "throttled, reset unknown" => counted_retry("rate_limited", Exactly(900)),
+            "transient" => counted_retry("platform_unavailable", backoff),
+            "unreadable before the creating call" => counted_retry("platform_unexpected", backoff),
+            "ambiguous" => (Unknown, Some("outcome_unknown"), true, Never),
+            "media" => (Failed, Some("media_too_large"), true, Never),
+            "deferred by the deadline" | "refresh first" => (Retry, Option::None, false, Exactly(0)),
+            "not configured" => (Failed, Some("platform_not_configured"), true, Never),
+            "account gone" => (Failed, Some("account_not_found"), true, Never),
+            "grant dead" | "grant dead after a refusal" => (Failed, Some("account_needs_reauth"), true, Never),
+            "internal" => counted_retry("internal_error", Exactly(5)),
+            "internal, passing" => (Retry, Some("internal_error"), false, Exactly(5)),
+            "over budget" => (Retry, Some("rate_limited"), false, Exactly(300)),
+            other => panic!("no row for {other}"),
+        }
+    }
+
+    fn observed(outcome: &Outcome) -> (Kind, Option<&str>, bool, Delay) {
+        let seconds = |at: &OffsetDateTime| (*at - now()).whole_seconds();
+        match outcome {
+            Outcome::Published { .. } => (Kind::Published, None, true, Delay::Never),
+            Outcome::Failed(e) => (Kind::Failed, Some(e.code.as_str()), true, Delay::Never),
+            Outcome::Unknown(e) => (Kind::Unknown, Some(e.code.as_str()), true, Delay::Never),
+            Outcome::Exhausted(e) => (Kind::Exhausted, Some(e.code.as_str()), true, Delay::Never),
+            Outcome::Retry { at, error, counted } => {
+                (Kind::Retry, error.as_ref().map(|e| e.code.as_str()), *counted, Delay::Exactly(seconds(at)))
+            }
+        }
+    }
+
+    #[test]
+    fn every_case_at_every_attempt_edge_decides_as_its_row_says() {
+        for attempt in [1, MAX_ATTEMPTS - 1, MAX_ATTEMPTS] {
+            for (name, attempted) in cases() {
+                // The largest draw gives the longest backoff, the smallest none: both must fit.
+                for draw in [0, u64::MAX] {
+                    let outcome = decide(attempted.clone(), attempt, now(), draw);
+                    let (kind, code, counted, delay) = observed(&outcome);
+                    let (want_kind, want_code, want_counted, want_delay) = expected(name, attempt);
+                    let row = format!("{name} at attempt {attempt} (draw {draw}): {outcome:?}");
+                    assert_eq!((kind, code, counted), (want_kind, want_code, want_counted), "{row}");
+                    match (want_delay, delay) {
+                        (Delay::AtMost(most), Delay::Exactly(got)) => assert!((0..=most).contains(&got), "{row}"),
+                        (want, got) => assert_eq!(got, want, "{row}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_exhausted_target_keeps_the_last_reason_and_the_platforms_words() {
+        let refused = PlatformError::Refused {
+            platform: P,
+            status: 401,
+            code: "89".into(),
+            message: "Invalid or expired token".into(),
+        };
+        let Outcome::Exhausted(error) = decide(Attempted::Platform(refused), MAX_ATTEMPTS, now(), 0) else {
+            panic!("not exhausted")
+        };
+        assert_eq!(error.message, "8 attempts failed; the last: the platform refused the token");
+        assert_eq!(error.platform_code.as_deref(), Some("89"));
+        assert_eq!(error.platform_message.as_deref(), Some("Invalid or expired token"));
+    }
+
+    /// The decision and the transition together: what the target becomes, and what its history
+    /// says, for one row of each kind.
+    #[test]
+    fn a_decided_outcome_settles_the_claimed_target() {
+        let pending = Target::pending("acc_AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(), P, None);
+        let claimed = pending.claimed(now(), time::Duration::minutes(2));
+        for (name, attempted) in cases() {
+            let outcome = decide(attempted, claimed.attempts, now(), 0);
+            let settled = claimed.settled(&outcome, now());
+            let (kind, code, counted, _) = expected(name, claimed.attempts);
+            let status = match kind {
+                Kind::Published => TargetStatus::Published,
+                Kind::Failed | Kind::Exhausted => TargetStatus::Failed,
+                Kind::Unknown => TargetStatus::Unknown,
+                Kind::Retry => TargetStatus::Retrying,
+            };
+            assert_eq!(settled.status, status, "{name}");
+            assert_eq!(settled.attempts, u32::from(counted), "{name}: an uncounted deferral is not an attempt");
+            assert_eq!(settled.history.len(), usize::from(counted), "{name}");
+            if kind != Kind::Published {
+                assert_eq!(settled.error.as_ref().map(|e| e.code.as_str()), code, "{name}");
+            }
+        }
+    }
+}
