@@ -8,6 +8,7 @@
 //! not be reached or failed on its side ([`PlatformError::Transient`]), or it answered something
 //! we cannot read ([`PlatformError::Unexpected`]).
 
+mod adapter;
 mod linkedin;
 mod meta;
 pub mod oauth1;
@@ -25,7 +26,9 @@ use url::Url;
 use crate::clock::SharedClock;
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
-use crate::platforms::settings::{AppCredentials, PlatformApps, PlatformEndpoints};
+use adapter::adapter;
+
+use crate::platforms::settings::{PlatformApps, PlatformEndpoints};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PlatformError {
@@ -171,34 +174,14 @@ impl PlatformClient {
 
     /// Whether this deployment has an app for `platform`.
     pub fn configured(&self, platform: Platform, x_auth: XAuth) -> bool {
-        match platform {
-            Platform::X if x_auth == XAuth::Oauth1 => self.apps.x_oauth1.is_some(),
-            Platform::X => self.apps.x.is_some(),
-            Platform::Facebook | Platform::Instagram => self.apps.meta.is_some(),
-            Platform::Linkedin => self.apps.linkedin.is_some(),
-        }
-    }
-
-    fn app(&self, platform: Platform, x_auth: XAuth) -> Result<&AppCredentials, PlatformError> {
-        let app = match platform {
-            Platform::X if x_auth == XAuth::Oauth1 => self.apps.x_oauth1.as_ref(),
-            Platform::X => self.apps.x.as_ref(),
-            Platform::Facebook | Platform::Instagram => self.apps.meta.as_ref(),
-            Platform::Linkedin => self.apps.linkedin.as_ref(),
-        };
-        app.ok_or(PlatformError::NotConfigured(platform))
+        adapter(platform).configured(&self.apps, x_auth)
     }
 
     /// Where to send the user's browser, and what to remember until the callback. `base` is
     /// Herald's public base URL (callbacks are `{base}/oauth/{platform}/callback`).
     pub async fn start(&self, platform: Platform, x_auth: XAuth, base: &Url) -> Result<AuthorizeStart, PlatformError> {
         let callback = redirect_uri(base, platform);
-        match platform {
-            Platform::X if x_auth == XAuth::Oauth1 => x::start_oauth1(self, &callback).await,
-            Platform::X => x::start_oauth2(self, &callback),
-            Platform::Facebook | Platform::Instagram => meta::start(self, platform, &callback),
-            Platform::Linkedin => linkedin::start(self, &callback),
-        }
+        adapter(platform).start(self, x_auth, &callback).await
     }
 
     /// Completes the authorization from the callback's parameters and discovers the accounts.
@@ -210,31 +193,19 @@ impl PlatformClient {
         base: &Url,
     ) -> Result<Vec<Discovered>, PlatformError> {
         let callback = redirect_uri(base, platform);
-        match platform {
-            Platform::X if pending.x_auth == XAuth::Oauth1 => x::finish_oauth1(self, pending, params).await,
-            Platform::X => x::finish_oauth2(self, pending, params, &callback).await,
-            Platform::Facebook | Platform::Instagram => meta::finish(self, platform, pending, params, &callback).await,
-            Platform::Linkedin => linkedin::finish(self, params, &callback).await,
-        }
+        adapter(platform).finish(self, pending, params, &callback).await
     }
 
     /// Exchanges a refresh token for a new grant. `Ok(None)`: this grant cannot be refreshed
     /// (Page tokens, OAuth 1.0a tokens, LinkedIn apps without refresh tokens).
     pub async fn refresh(&self, platform: Platform, tokens: &TokenSet) -> Result<Option<Grant>, PlatformError> {
         let Some(refresh_token) = &tokens.refresh_token else { return Ok(None) };
-        match platform {
-            Platform::X => x::refresh(self, refresh_token).await.map(Some),
-            Platform::Linkedin => linkedin::refresh(self, refresh_token).await.map(Some),
-            Platform::Facebook | Platform::Instagram => Ok(None),
-        }
+        adapter(platform).refresh(self, refresh_token).await
     }
 
     /// Revokes the grant at the platform where it has a revoke endpoint (X OAuth 2.0).
     pub async fn revoke(&self, platform: Platform, tokens: &TokenSet) -> Result<(), PlatformError> {
-        match platform {
-            Platform::X if tokens.token_secret.is_none() => x::revoke(self, tokens).await,
-            _ => Ok(()),
-        }
+        adapter(platform).revoke(self, tokens).await
     }
 
     /// Sends one platform call and logs it: platform, endpoint template, status, latency.

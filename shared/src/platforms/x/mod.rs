@@ -4,19 +4,110 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod publish;
+
+use super::adapter::{Adapter, Answer};
+use super::publish::{Published, Recent, Throttle};
+use super::settings::{AppCredentials, PlatformApps};
 use super::{
     AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
     XAuth, oauth_refusal, oauth1, pkce_challenge, random_token,
 };
+use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
+use crate::store::Account;
 
 const P: Platform = Platform::X;
 /// Post, upload media, read the user, and `offline.access` for a refresh token.
 pub const SCOPES: &str = "tweet.read tweet.write users.read media.write offline.access";
 
+/// X's adapter: two connectors (OAuth 2.0 with PKCE, OAuth 1.0a), told apart here only.
+pub(super) struct X;
+
+impl Adapter for X {
+    fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool {
+        match x_auth {
+            XAuth::Oauth1 => apps.x_oauth1.is_some(),
+            XAuth::Oauth2 => apps.x.is_some(),
+        }
+    }
+
+    fn start<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        x_auth: XAuth,
+        callback: &'a url::Url,
+    ) -> Answer<'a, AuthorizeStart> {
+        Box::pin(async move {
+            match x_auth {
+                XAuth::Oauth1 => start_oauth1(client, callback).await,
+                XAuth::Oauth2 => start_oauth2(client, callback),
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        pending: &'a PendingAuth,
+        params: &'a CallbackParams,
+        callback: &'a url::Url,
+    ) -> Answer<'a, Vec<Discovered>> {
+        Box::pin(async move {
+            match pending.x_auth {
+                XAuth::Oauth1 => finish_oauth1(client, pending, params).await,
+                XAuth::Oauth2 => finish_oauth2(client, pending, params, callback).await,
+            }
+        })
+    }
+
+    fn refresh<'a>(&'a self, client: &'a PlatformClient, refresh_token: &'a SecretString) -> Answer<'a, Option<Grant>> {
+        Box::pin(async move { refresh(client, refresh_token).await.map(Some) })
+    }
+
+    /// OAuth 2.0 grants are revoked; OAuth 1.0a tokens have no revoke endpoint.
+    fn revoke<'a>(&'a self, client: &'a PlatformClient, tokens: &'a TokenSet) -> Answer<'a, ()> {
+        Box::pin(async move { if tokens.token_secret.is_none() { revoke(client, tokens).await } else { Ok(()) } })
+    }
+
+    fn publish<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _account: &'a Account,
+        tokens: &'a TokenSet,
+        text: &'a str,
+        media: &'a [Media],
+    ) -> Answer<'a, Published> {
+        Box::pin(client.publish_x(tokens, text, media))
+    }
+
+    fn recent<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        account: &'a Account,
+        tokens: &'a TokenSet,
+        since: time::OffsetDateTime,
+    ) -> Answer<'a, Option<Vec<Recent>>> {
+        Box::pin(async move { publish::recent(client, account, tokens, since).await.map(Some) })
+    }
+
+    fn throttle_hint(&self, headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {
+        publish::throttle_hint(headers, now)
+    }
+}
+
+/// The app of a connector.
+fn app(client: &PlatformClient, x_auth: XAuth) -> Result<&AppCredentials, PlatformError> {
+    match x_auth {
+        XAuth::Oauth1 => client.apps.x_oauth1.as_ref(),
+        XAuth::Oauth2 => client.apps.x.as_ref(),
+    }
+    .ok_or(PlatformError::NotConfigured(P))
+}
+
 pub(super) fn start_oauth2(client: &PlatformClient, callback: &url::Url) -> Result<AuthorizeStart, PlatformError> {
-    let app = client.app(P, XAuth::Oauth2)?;
+    let app = app(client, XAuth::Oauth2)?;
     let state = random_token();
     let verifier = random_token();
     let mut url = client.endpoints.x_web.clone();
@@ -48,7 +139,7 @@ fn api(client: &PlatformClient, path: &str) -> String {
 }
 
 async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result<Grant, PlatformError> {
-    let app = client.app(P, XAuth::Oauth2)?;
+    let app = app(client, XAuth::Oauth2)?;
     let request = client
         .http
         .post(api(client, "/2/oauth2/token"))
@@ -85,7 +176,7 @@ pub(super) async fn refresh(client: &PlatformClient, refresh_token: &SecretStrin
 }
 
 pub(super) async fn revoke(client: &PlatformClient, tokens: &TokenSet) -> Result<(), PlatformError> {
-    let app = client.app(P, XAuth::Oauth2)?;
+    let app = app(client, XAuth::Oauth2)?;
     let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
     let request = client
         .http
@@ -160,7 +251,7 @@ async fn oauth1_post(
     token: Option<(&str, &str)>,
     extra: &[(&str, &str)],
 ) -> Result<(u16, std::collections::HashMap<String, String>), PlatformError> {
-    let app = client.app(P, XAuth::Oauth1)?;
+    let app = app(client, XAuth::Oauth1)?;
     let url = api(client, path);
     let creds = oauth1::Credentials {
         consumer_key: &app.client_id,

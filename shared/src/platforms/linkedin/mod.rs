@@ -5,11 +5,67 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod publish;
+
+use super::adapter::{Adapter, Answer};
+use super::publish::Published;
+use super::settings::{AppCredentials, PlatformApps};
 use super::{
     AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
     XAuth, oauth_refusal, random_token,
 };
+use crate::domain::post::Media;
+use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
+use crate::store::Account;
+
+/// LinkedIn's adapter: members, and the organizations they administer when the app may.
+pub(super) struct Linkedin;
+pub(super) static LINKEDIN: Linkedin = Linkedin;
+
+impl Adapter for Linkedin {
+    fn configured(&self, apps: &PlatformApps, _x_auth: XAuth) -> bool {
+        apps.linkedin.is_some()
+    }
+
+    fn start<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _x_auth: XAuth,
+        callback: &'a url::Url,
+    ) -> Answer<'a, AuthorizeStart> {
+        Box::pin(async move { start(client, callback) })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _pending: &'a PendingAuth,
+        params: &'a CallbackParams,
+        callback: &'a url::Url,
+    ) -> Answer<'a, Vec<Discovered>> {
+        Box::pin(finish(client, params, callback))
+    }
+
+    fn refresh<'a>(&'a self, client: &'a PlatformClient, refresh_token: &'a SecretString) -> Answer<'a, Option<Grant>> {
+        Box::pin(async move { refresh(client, refresh_token).await.map(Some) })
+    }
+
+    fn publish<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        account: &'a Account,
+        tokens: &'a TokenSet,
+        text: &'a str,
+        media: &'a [Media],
+    ) -> Answer<'a, Published> {
+        Box::pin(client.publish_linkedin(account, tokens, text, media))
+    }
+}
+
+fn app(client: &PlatformClient) -> Result<&AppCredentials, PlatformError> {
+    client.apps.linkedin.as_ref().ok_or(PlatformError::NotConfigured(P))
+}
 
 const P: Platform = Platform::Linkedin;
 const MEMBER_SCOPES: &str = "openid profile w_member_social";
@@ -28,7 +84,7 @@ fn scopes(client: &PlatformClient) -> String {
 }
 
 pub(super) fn start(client: &PlatformClient, callback: &url::Url) -> Result<AuthorizeStart, PlatformError> {
-    let app = client.app(P, XAuth::Oauth2)?;
+    let app = app(client)?;
     let state = random_token();
     let mut url = client.endpoints.linkedin_oauth.clone();
     url.path_segments_mut().map_err(|_| unexpected("linkedin_oauth cannot be a base"))?.pop_if_empty().extend([
@@ -46,7 +102,7 @@ pub(super) fn start(client: &PlatformClient, callback: &url::Url) -> Result<Auth
 }
 
 async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result<(Grant, Vec<String>), PlatformError> {
-    let app = client.app(P, XAuth::Oauth2)?;
+    let app = app(client)?;
     let url = format!("{}/oauth/v2/accessToken", client.endpoints.linkedin_oauth.as_str().trim_end_matches('/'));
     let mut full = form.to_vec();
     full.extend([("client_id", app.client_id.as_str()), ("client_secret", app.client_secret.expose_secret())]);

@@ -1,0 +1,94 @@
+//! One trait per platform, and the registry: the one `match` on the platform that chooses its
+//! adapter. [`PlatformClient`]'s methods (start, finish, refresh, revoke, publish) go through
+//! [`adapter`]; each platform's folder (`x/`, `meta/`, `linkedin/`) implements [`Adapter`] and
+//! holds everything of its dialect.
+//!
+//! The methods return boxed futures so the registry can hand out `&'static dyn Adapter`; one
+//! allocation per platform call, next to an HTTPS round trip.
+
+use futures_util::future::BoxFuture;
+use secrecy::SecretString;
+use time::OffsetDateTime;
+use url::Url;
+
+use super::publish::{Published, Recent, Throttle};
+use super::settings::PlatformApps;
+use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth};
+use crate::domain::Platform;
+use crate::domain::post::Media;
+use crate::domain::tokens::TokenSet;
+use crate::store::Account;
+
+pub(super) type Answer<'a, T> = BoxFuture<'a, Result<T, PlatformError>>;
+
+/// Everything Herald does with one platform.
+pub(super) trait Adapter: Send + Sync {
+    /// Whether this deployment has an app for the platform (for X, for the connector `x_auth`
+    /// names).
+    fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool;
+
+    /// Where to send the user's browser, and what to remember until the callback.
+    fn start<'a>(&'a self, client: &'a PlatformClient, x_auth: XAuth, callback: &'a Url) -> Answer<'a, AuthorizeStart>;
+
+    /// Completes the authorization from the callback's parameters and discovers the accounts.
+    fn finish<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        pending: &'a PendingAuth,
+        params: &'a CallbackParams,
+        callback: &'a Url,
+    ) -> Answer<'a, Vec<Discovered>>;
+
+    /// Exchanges a refresh token for a new grant; `None` where the platform's grants are not
+    /// refreshed.
+    fn refresh<'a>(
+        &'a self,
+        _client: &'a PlatformClient,
+        _refresh_token: &'a SecretString,
+    ) -> Answer<'a, Option<Grant>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Revokes the grant at the platform, where it has a revoke endpoint.
+    fn revoke<'a>(&'a self, _client: &'a PlatformClient, _tokens: &'a TokenSet) -> Answer<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Publishes `text` and `media` as `account`. Only the final, creating call may fail
+    /// [`PlatformError::Ambiguous`].
+    fn publish<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        account: &'a Account,
+        tokens: &'a TokenSet,
+        text: &'a str,
+        media: &'a [Media],
+    ) -> Answer<'a, Published>;
+
+    /// The account's posts since `since`, to look for an ambiguous publish among; `None` where
+    /// the platform cannot be asked.
+    fn recent<'a>(
+        &'a self,
+        _client: &'a PlatformClient,
+        _account: &'a Account,
+        _tokens: &'a TokenSet,
+        _since: OffsetDateTime,
+    ) -> Answer<'a, Option<Vec<Recent>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// What a successful answer's headers say about the budget (Unix seconds `now`).
+    fn throttle_hint(&self, _headers: &reqwest::header::HeaderMap, _now: i64) -> Option<Throttle> {
+        None
+    }
+}
+
+/// The registry: each platform's adapter.
+pub(super) fn adapter(platform: Platform) -> &'static dyn Adapter {
+    match platform {
+        Platform::X => &super::x::X,
+        Platform::Facebook => &super::meta::FACEBOOK,
+        Platform::Instagram => &super::meta::INSTAGRAM,
+        Platform::Linkedin => &super::linkedin::LINKEDIN,
+    }
+}

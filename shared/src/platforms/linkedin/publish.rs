@@ -1,0 +1,84 @@
+//! LinkedIn publishing: images through the Images API (`initializeUpload`, then the upload URL),
+//! the post through `POST /rest/posts` with the `LinkedIn-Version` header.
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::refusal;
+use crate::domain::Platform;
+use crate::domain::post::Media;
+use crate::domain::tokens::TokenSet;
+use crate::platforms::publish::{Published, created_id};
+use crate::platforms::{PlatformClient, PlatformError};
+use crate::store::Account;
+
+impl PlatformClient {
+    pub(in crate::platforms) fn linkedin_rest(
+        &self,
+        request: reqwest::RequestBuilder,
+        tokens: &TokenSet,
+    ) -> reqwest::RequestBuilder {
+        request
+            .bearer_auth(tokens.access_token.expose_secret())
+            .header("LinkedIn-Version", self.endpoints.linkedin_version.as_str())
+            .header("X-Restli-Protocol-Version", "2.0.0")
+    }
+
+    pub(in crate::platforms) async fn publish_linkedin(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        text: &str,
+        media: &[Media],
+    ) -> Result<Published, PlatformError> {
+        let p = Platform::Linkedin;
+        let api = self.endpoints.linkedin_api.as_str().trim_end_matches('/').to_owned();
+        let author = &account.platform_account_id;
+        let mut images = Vec::new();
+        for item in media {
+            let request =
+                self.linkedin_rest(self.http.post(format!("{api}/rest/images?action=initializeUpload")), tokens);
+            let init: Value = self
+                .json(
+                    p,
+                    "POST /rest/images?action=initializeUpload",
+                    request.json(&json!({ "initializeUploadRequest": { "owner": author } })),
+                    refusal,
+                )
+                .await?;
+            let (Some(upload_url), Some(image)) =
+                (init["value"]["uploadUrl"].as_str(), init["value"]["image"].as_str())
+            else {
+                return Err(PlatformError::Unexpected { platform: p, detail: "no upload URL".into() });
+            };
+            let (bytes, _) = self.fetch_media(p, item).await?;
+            let put = self.http.put(upload_url).bearer_auth(tokens.access_token.expose_secret()).body(bytes);
+            let uploaded = self.send(p, "PUT upload URL", put).await?;
+            if !uploaded.status().is_success() {
+                return Err(PlatformError::Transient {
+                    platform: p,
+                    detail: format!("image upload answered {}", uploaded.status()),
+                });
+            }
+            images.push(json!({ "id": image, "altText": item.alt_text.clone().unwrap_or_default() }));
+        }
+        let mut body = json!({
+            "author": author,
+            "commentary": text,
+            "visibility": "PUBLIC",
+            "distribution": { "feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": [] },
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": false,
+        });
+        match images.len() {
+            0 => {}
+            1 => body["content"] = json!({ "media": images[0] }),
+            _ => body["content"] = json!({ "multiImage": { "images": images } }),
+        }
+        let request = self.linkedin_rest(self.http.post(format!("{api}/rest/posts")), tokens).json(&body);
+        let response = self.send_effect(p, "POST /rest/posts", request).await?;
+        let (created, throttle) = self.read_effect(p, response, refusal).await?;
+        let urn = created_id(p, &created["id"])?;
+        Ok(Published { url: Some(format!("https://www.linkedin.com/feed/update/{urn}")), id: urn, throttle })
+    }
+}

@@ -1,0 +1,117 @@
+//! X publishing: images through `POST /2/media/upload`, the post through `POST /2/tweets`, and
+//! the account's recent posts (`GET /2/users/{id}/tweets`) to look for an ambiguous one.
+
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::refusal;
+use crate::domain::Platform;
+use crate::domain::post::Media;
+use crate::domain::tokens::TokenSet;
+use crate::platforms::publish::{Published, Recent, Throttle, created_id, id_and_text};
+use crate::platforms::{PlatformClient, PlatformError, oauth1};
+use crate::store::Account;
+
+/// A successful answer's `x-rate-limit-remaining: 0`: the budget is spent until
+/// `x-rate-limit-reset`.
+pub(super) fn throttle_hint(headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-rate-limit-remaining")? != "0" {
+        return None;
+    }
+    let until = header("x-rate-limit-reset").and_then(|v| v.parse().ok()).unwrap_or(now + 900);
+    Some(Throttle { app_wide: false, until })
+}
+
+/// The account's posts since `since`.
+pub(super) async fn recent(
+    client: &PlatformClient,
+    account: &Account,
+    tokens: &TokenSet,
+    since: time::OffsetDateTime,
+) -> Result<Vec<Recent>, PlatformError> {
+    let api = client.endpoints.x_api.as_str().trim_end_matches('/');
+    let url = format!("{api}/2/users/{}/tweets", account.platform_account_id);
+    let start = since
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| PlatformError::Unexpected { platform: Platform::X, detail: e.to_string() })?;
+    let query = [("max_results", "20"), ("start_time", start.as_str())];
+    let request = client
+        .http
+        .get(&url)
+        .query(&query)
+        .header("authorization", client.x_authorization(tokens, "GET", &url, &query)?);
+    let page: Value = client.json(Platform::X, "GET /2/users/{id}/tweets", request, refusal).await?;
+    Ok(id_and_text(&page, "text")
+        .into_iter()
+        .map(|(id, text)| Recent { url: Some(format!("https://x.com/i/web/status/{id}")), id, text })
+        .collect())
+}
+
+impl PlatformClient {
+    /// Bearer for OAuth 2.0 grants, a signed header for OAuth 1.0a (bodies are JSON or
+    /// multipart, which are not signed).
+    pub(in crate::platforms) fn x_authorization(
+        &self,
+        tokens: &TokenSet,
+        method: &str,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<String, PlatformError> {
+        match &tokens.token_secret {
+            None => Ok(format!("Bearer {}", tokens.access_token.expose_secret())),
+            Some(secret) => {
+                let app = self.apps.x_oauth1.as_ref().ok_or(PlatformError::NotConfigured(Platform::X))?;
+                let creds = oauth1::Credentials {
+                    consumer_key: &app.client_id,
+                    consumer_secret: app.client_secret.expose_secret(),
+                    token: Some(tokens.access_token.expose_secret()),
+                    token_secret: secret.expose_secret(),
+                };
+                let now = self.clock.now().unix_timestamp();
+                Ok(oauth1::authorization(&oauth1::Request { method, base_url: url, params: query }, &creds, now, &[]))
+            }
+        }
+    }
+
+    pub(in crate::platforms) async fn publish_x(
+        &self,
+        tokens: &TokenSet,
+        text: &str,
+        media: &[Media],
+    ) -> Result<Published, PlatformError> {
+        let p = Platform::X;
+        let api = self.endpoints.x_api.as_str().trim_end_matches('/').to_owned();
+        let mut media_ids = Vec::new();
+        for item in media {
+            let (bytes, content_type) = self.fetch_media(p, item).await?;
+            let url = format!("{api}/2/media/upload");
+            let part = reqwest::multipart::Part::bytes(bytes)
+                .file_name("media")
+                .mime_str(&content_type)
+                .unwrap_or_else(|_| reqwest::multipart::Part::bytes(Vec::new()));
+            let form = reqwest::multipart::Form::new().text("media_category", "tweet_image").part("media", part);
+            let request = self
+                .http
+                .post(&url)
+                .header("authorization", self.x_authorization(tokens, "POST", &url, &[])?)
+                .multipart(form);
+            let uploaded: Value = self.json(p, "POST /2/media/upload", request, refusal).await?;
+            let id = uploaded["data"]["id"]
+                .as_str()
+                .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no media id".into() })?;
+            media_ids.push(id.to_owned());
+        }
+        let mut body = json!({ "text": text });
+        if !media_ids.is_empty() {
+            body["media"] = json!({ "media_ids": media_ids });
+        }
+        let url = format!("{api}/2/tweets");
+        let request =
+            self.http.post(&url).header("authorization", self.x_authorization(tokens, "POST", &url, &[])?).json(&body);
+        let response = self.send_effect(p, "POST /2/tweets", request).await?;
+        let (created, throttle) = self.read_effect(p, response, refusal).await?;
+        let id = created_id(p, &created["data"]["id"])?;
+        Ok(Published { url: Some(format!("https://x.com/i/web/status/{id}")), id, throttle })
+    }
+}
