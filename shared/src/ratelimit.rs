@@ -15,7 +15,6 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::clock::SharedClock;
@@ -23,69 +22,15 @@ use crate::domain::Platform;
 use crate::schema::TTL_ATTRIBUTE;
 use crate::store::{StoreError, epoch, is_condition_failure, n, s};
 
-/// Whose calls a budget counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Every call of Herald's app on the platform.
-    App,
-    /// The calls for one connected account (X user, Page, Instagram account, LinkedIn member).
-    Account,
-}
+pub use crate::domain::budget::{Budget, Scope, Window};
 
-/// How a budget's window is cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
-pub enum Window {
-    /// Fixed windows of `seconds`, aligned to the epoch (X's 15 minutes and 24 hours, Meta's hour).
-    Fixed { seconds: i64 },
-    /// Calendar days in UTC, reset at midnight (LinkedIn).
-    DailyUtc,
-}
-
-impl Window {
-    /// The window containing `now`: start and end, Unix seconds.
-    fn bounds(self, now: i64) -> (i64, i64) {
-        let size = match self {
-            Window::Fixed { seconds } => seconds.max(1),
-            Window::DailyUtc => 86_400,
-        };
-        let start = now.div_euclid(size) * size;
-        (start, start + size)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Budget {
-    pub platform: Platform,
-    /// What is counted, e.g. `publish` (each post's creating call).
-    pub endpoint: String,
-    pub scope: Scope,
-    pub limit: u32,
-    pub window: Window,
-}
-
-impl Budget {
-    fn new(platform: Platform, scope: Scope, limit: u32, window: Window) -> Self {
-        Self { platform, endpoint: "publish".into(), scope, limit, window }
-    }
-}
-
-/// The published limits on publishing (platforms.md): X 100 / 15 min per user and 10,000 / 24 h
-/// per app; Meta Pages 4,800 calls / 24 h per Page; Instagram 50 posts / 24 h per account (also
-/// read at runtime from `content_publishing_limit`); LinkedIn 150 / day per member and 100,000 /
-/// day per app. None of the app-wide budgets needs sharding: 100,000 a day is about 1.2 writes a
-/// second, far under DynamoDB's 1,000 per item.
+/// The platforms' published limits on publishing, as each adapter states them (X 100 / 15 min per
+/// user and 10,000 / 24 h per app; Meta Pages 4,800 calls / 24 h per Page; Instagram 50 posts /
+/// 24 h per account; LinkedIn 150 / day per member and 100,000 / day per app). None of the
+/// app-wide budgets needs sharding: 100,000 a day is about 1.2 writes a second, far under
+/// DynamoDB's 1,000 per item.
 pub fn defaults() -> Vec<Budget> {
-    use Platform::*;
-    vec![
-        Budget::new(X, Scope::Account, 100, Window::Fixed { seconds: 900 }),
-        Budget::new(X, Scope::App, 10_000, Window::Fixed { seconds: 86_400 }),
-        Budget::new(Facebook, Scope::Account, 4_800, Window::Fixed { seconds: 86_400 }),
-        Budget::new(Instagram, Scope::Account, 50, Window::Fixed { seconds: 86_400 }),
-        Budget::new(Linkedin, Scope::Account, 150, Window::DailyUtc),
-        Budget::new(Linkedin, Scope::App, 100_000, Window::DailyUtc),
-    ]
+    crate::platforms::budgets()
 }
 
 /// Budgets with overrides applied: an override replaces the default of the same platform,
@@ -508,7 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reservation_never_takes_more_than_a_budget_holds() {
-        let app = Budget::new(Platform::X, Scope::App, 2, Window::Fixed { seconds: 86_400 });
+        let app = Budget::publish(Platform::X, Scope::App, 2, Window::Fixed { seconds: 86_400 });
         let limiter = offline(vec![app]);
         let mut reservation = Reservation::default();
         for account in ["a", "b"] {
@@ -531,7 +476,7 @@ mod tests {
     /// taken fewer than `2n` and at most `n + APP_LEASE - 1`.
     #[tokio::test]
     async fn app_wide_leases_start_at_one_unit_and_double() {
-        let app = Budget::new(Platform::X, Scope::App, 10_000, Window::Fixed { seconds: 86_400 });
+        let app = Budget::publish(Platform::X, Scope::App, 10_000, Window::Fixed { seconds: 86_400 });
         let limiter = offline(vec![app]);
         let mut taken = Vec::new();
         for call in 1..=40u32 {
@@ -559,7 +504,7 @@ mod tests {
 
     #[test]
     fn overrides_replace_their_default() {
-        let tight = Budget::new(Platform::X, Scope::Account, 5, Window::Fixed { seconds: 60 });
+        let tight = Budget::publish(Platform::X, Scope::Account, 5, Window::Fixed { seconds: 60 });
         let budgets = with_overrides(std::slice::from_ref(&tight));
         let x_account: Vec<_> =
             budgets.iter().filter(|b| b.platform == Platform::X && b.scope == Scope::Account).collect();

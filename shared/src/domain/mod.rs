@@ -3,6 +3,7 @@
 //! Ids end up inside DynamoDB keys such as `USER#{tenant}#{user}`, so none may contain `#`;
 //! each type's constructor is the only way in.
 
+pub mod budget;
 pub mod post;
 pub mod tokens;
 

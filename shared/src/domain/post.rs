@@ -17,6 +17,14 @@ pub struct Media {
     pub alt_text: Option<String>,
 }
 
+/// A rule of a platform (or of Herald) that a post breaks: a stable code (docs/errors.md) and a
+/// sentence naming the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub code: &'static str,
+    pub detail: String,
+}
+
 /// A target's state. Each transition is computed here ([`Target::claimed`], [`Target::settled`])
 /// and written as a conditional put (see `store::posts`):
 ///

@@ -292,14 +292,6 @@ async fn callback(
     ))
 }
 
-/// Which platform's users a grantor id names: Facebook and Instagram share Meta's.
-pub(crate) fn grantor_family(platform: crate::domain::Platform) -> &'static str {
-    match platform {
-        crate::domain::Platform::Facebook | crate::domain::Platform::Instagram => "meta",
-        other => other.as_str(),
-    }
-}
-
 async fn store_accounts(
     state: &AppState,
     pending: &OAuthState,
@@ -324,7 +316,7 @@ async fn store_accounts(
         };
         let account = state.accounts.connect(new, credentials).await?;
         if let Some(grantor) = &found.grantor {
-            state.accounts.index_grantor(grantor_family(account.platform), grantor, &account).await?;
+            state.accounts.index_grantor(crate::platforms::grantor_family(account.platform), grantor, &account).await?;
         }
         state.events.record(kinds::ACCOUNT_CONNECTED, &account, None).await?;
         ids.push(account.id);

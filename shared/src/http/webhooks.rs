@@ -10,8 +10,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret as _;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
@@ -19,17 +17,26 @@ use super::extract::{ApiPath, ApiQuery};
 use super::problem::Problem;
 use super::routes::Routes;
 use crate::domain::Platform;
+use crate::platforms::webhooks::{
+    CallbackError, DeliveryError, Dialect, Handshake, HandshakeError, Query, dialects, signed_callback_user,
+};
 use crate::store::journal::kinds;
-use crate::webhooks::{inbound, receive, verify};
+use crate::webhooks::receive;
 
+/// Each platform's handshake (`GET`) and deliveries (`POST`) on its path, from the registry; and
+/// Meta's deauthorize and data-deletion callbacks.
 pub(super) fn routes() -> Routes {
-    Routes::new()
-        .on(Method::GET, "/webhooks/meta", meta_handshake)
-        .on(Method::POST, "/webhooks/meta", meta_delivery)
-        .on(Method::GET, "/webhooks/x", x_handshake)
-        .on(Method::POST, "/webhooks/x", x_delivery)
-        .on(Method::GET, "/webhooks/linkedin", linkedin_handshake)
-        .on(Method::POST, "/webhooks/linkedin", linkedin_delivery)
+    let mut routes = Routes::new();
+    for dialect in dialects() {
+        routes = routes
+            .on(Method::GET, dialect.path(), move |state: State<AppState>, query: ApiQuery<Query>| {
+                handshake(dialect, state, query)
+            })
+            .on(Method::POST, dialect.path(), move |state: State<AppState>, headers: HeaderMap, body: Bytes| {
+                delivery(dialect, state, headers, body)
+            });
+    }
+    routes
         .on(Method::POST, "/webhooks/meta/deauthorize", meta_deauthorize)
         .on(Method::POST, "/webhooks/meta/data-deletion", meta_data_deletion)
         .on(Method::GET, "/webhooks/meta/data-deletion/{code}", meta_data_deletion_status)
@@ -39,40 +46,46 @@ fn refused() -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "webhook_signature_invalid", "The request is not signed by the platform")
 }
 
-/// A handshake input in a shape the platform never sends: answering it would sign attacker-chosen
-/// bytes with the key that signs deliveries.
-fn challenge_invalid(field: &str, detail: &str) -> Problem {
-    Problem::invalid("webhook_challenge_invalid", field, detail.to_owned())
-}
-
 fn not_configured(platform: Platform) -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "platform_not_configured", format!("{platform} is not configured"))
 }
 
-fn secret(state: &AppState, platform: Platform) -> Result<Vec<u8>, Problem> {
-    let apps = &state.config.apps;
-    let app = match platform {
-        Platform::Facebook | Platform::Instagram => apps.meta.as_ref(),
-        // X signs with the app's consumer secret ("API key secret").
-        Platform::X => apps.x_oauth1.as_ref(),
-        Platform::Linkedin => apps.linkedin.as_ref(),
-    };
-    app.map(|a| a.client_secret.expose_secret().as_bytes().to_vec()).ok_or_else(|| not_configured(platform))
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+async fn handshake(
+    dialect: &'static dyn Dialect,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<Query>,
+) -> Result<Response, Problem> {
+    match dialect.handshake(&state.config.apps, &query) {
+        Ok(Handshake::Text(text)) => Ok(([("content-type", "text/plain")], text).into_response()),
+        Ok(Handshake::Json(body)) => Ok(axum::Json(body).into_response()),
+        Err(HandshakeError::NotConfigured(platform)) => Err(not_configured(platform)),
+        Err(HandshakeError::VerifyTokenInvalid) => {
+            Err(Problem::new(StatusCode::FORBIDDEN, "webhook_verify_token_invalid", "The verify token is not Herald's"))
+        }
+        Err(HandshakeError::ChallengeMissing { field, detail }) => {
+            Err(Problem::invalid("webhook_challenge_missing", field, detail.to_owned()))
+        }
+        // A handshake input in a shape the platform never sends: answering it would sign
+        // attacker-chosen bytes with the key that signs deliveries.
+        Err(HandshakeError::ChallengeInvalid { field, detail }) => {
+            Err(Problem::invalid("webhook_challenge_invalid", field, detail.to_owned()))
+        }
+    }
 }
 
 /// Verifies, parses and records one delivery.
-async fn deliver(
-    state: &AppState,
-    verified: Result<(), verify::Refused>,
-    parse: fn(&[u8]) -> Result<Vec<inbound::Inbound>, inbound::Malformed>,
-    body: &[u8],
+async fn delivery(
+    dialect: &'static dyn Dialect,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, Problem> {
-    verified.map_err(|_| refused())?;
-    let events = parse(body).map_err(|_| {
+    match dialect.verify(&state.config.apps, &headers, &body) {
+        Ok(()) => {}
+        Err(DeliveryError::NotConfigured(platform)) => return Err(not_configured(platform)),
+        Err(DeliveryError::Refused) => return Err(refused()),
+    }
+    let events = dialect.parse(&body).map_err(|_| {
         Problem::new(StatusCode::BAD_REQUEST, "webhook_malformed", "The delivery is not in the platform's format")
     })?;
     let received = receive(&state.recorder, events).await?;
@@ -85,110 +98,15 @@ async fn deliver(
     Ok(StatusCode::OK.into_response())
 }
 
-#[derive(Deserialize)]
-struct MetaHandshake {
-    #[serde(rename = "hub.mode")]
-    mode: Option<String>,
-    #[serde(rename = "hub.verify_token")]
-    verify_token: Option<String>,
-    #[serde(rename = "hub.challenge")]
-    challenge: Option<String>,
-}
-
-async fn meta_handshake(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<MetaHandshake>,
-) -> Result<Response, Problem> {
-    let ours =
-        state.config.apps.meta_webhook_verify_token.as_ref().ok_or_else(|| not_configured(Platform::Facebook))?;
-    let challenge = verify::meta_handshake(
-        ours.expose_secret().as_bytes(),
-        q.mode.as_deref(),
-        q.verify_token.as_deref(),
-        q.challenge.as_deref(),
-    )
-    .map_err(|_| {
-        Problem::new(StatusCode::FORBIDDEN, "webhook_verify_token_invalid", "The verify token is not Herald's")
-    })?;
-    Ok(([("content-type", "text/plain")], challenge.to_owned()).into_response())
-}
-
-async fn meta_delivery(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let secret = secret(&state, Platform::Facebook)?;
-    let verified = verify::meta_signature(&secret, &body, header(&headers, "x-hub-signature-256"));
-    deliver(&state, verified, inbound::meta, &body).await
-}
-
-#[derive(Deserialize)]
-struct XHandshake {
-    crc_token: Option<String>,
-}
-
-async fn x_handshake(State(state): State<AppState>, ApiQuery(q): ApiQuery<XHandshake>) -> Result<Response, Problem> {
-    let secret = secret(&state, Platform::X)?;
-    let token = q
-        .crc_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Problem::invalid("webhook_challenge_missing", "crc_token", "X's CRC check sends a crc_token"))?;
-    let response = verify::x_crc_response(&secret, &token)
-        .map_err(|_| challenge_invalid("crc_token", "X's crc_token is base64, at most 256 characters"))?;
-    Ok(axum::Json(json!({ "response_token": response })).into_response())
-}
-
-async fn x_delivery(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let secret = secret(&state, Platform::X)?;
-    let verified = verify::x_signature(&secret, &body, header(&headers, "x-twitter-webhooks-signature"));
-    deliver(&state, verified, inbound::x, &body).await
-}
-
-#[derive(Deserialize)]
-struct LinkedinHandshake {
-    #[serde(rename = "challengeCode")]
-    challenge_code: Option<String>,
-}
-
-async fn linkedin_handshake(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<LinkedinHandshake>,
-) -> Result<Response, Problem> {
-    let secret = secret(&state, Platform::Linkedin)?;
-    let code = q.challenge_code.filter(|c| !c.is_empty()).ok_or_else(|| {
-        Problem::invalid("webhook_challenge_missing", "challengeCode", "LinkedIn's validation sends a challengeCode")
-    })?;
-    let response = verify::linkedin_challenge_response(&secret, &code)
-        .map_err(|_| challenge_invalid("challengeCode", "LinkedIn's challengeCode is a UUID"))?;
-    Ok(axum::Json(json!({ "challengeCode": code, "challengeResponse": response })).into_response())
-}
-
-async fn linkedin_delivery(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let secret = secret(&state, Platform::Linkedin)?;
-    let verified = verify::linkedin_signature(&secret, &body, header(&headers, "x-li-signature"));
-    deliver(&state, verified, inbound::linkedin, &body).await
-}
-
-/// How old a Meta `signed_request` may be (by its `issued_at`).
-const SIGNED_REQUEST_MAX_AGE_S: i64 = 3600;
-
-/// The Facebook user a Meta callback names, from its verified `signed_request` form field.
+/// The Facebook user a Meta callback names, from its verified `signed_request`.
 fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> {
-    let secret = secret(state, Platform::Facebook)?;
-    let signed = url::form_urlencoded::parse(body)
-        .find(|(key, _)| key == "signed_request")
-        .map(|(_, value)| value.into_owned())
-        .ok_or_else(refused)?;
-    let payload = verify::meta_signed_request(&secret, &signed).map_err(|_| refused())?;
-    // A captured callback replayed later is refused: Meta signs `issued_at`.
-    let now = state.clock.now().unix_timestamp();
-    match payload["issued_at"].as_i64() {
-        Some(issued) if issued >= now - SIGNED_REQUEST_MAX_AGE_S && issued <= now + 300 => {}
-        _ => return Err(refused()),
-    }
-    inbound::id_string(&payload["user_id"])
-        .ok_or_else(|| Problem::new(StatusCode::BAD_REQUEST, "webhook_malformed", "The signed request names no user"))
+    signed_callback_user(&state.config.apps, body, state.clock.now().unix_timestamp()).map_err(|e| match e {
+        CallbackError::NotConfigured(platform) => not_configured(platform),
+        CallbackError::Refused => refused(),
+        CallbackError::NoUser => {
+            Problem::new(StatusCode::BAD_REQUEST, "webhook_malformed", "The signed request names no user")
+        }
+    })
 }
 
 /// Revokes every account the Facebook user granted (and, for data deletion, deletes their

@@ -14,9 +14,10 @@ use url::Url;
 use super::publish::{Published, Recent, Throttle};
 use super::settings::PlatformApps;
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth};
-use crate::domain::Platform;
-use crate::domain::post::Media;
+use crate::domain::budget::Budget;
+use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
+use crate::domain::{AccountKind, Platform};
 use crate::store::Account;
 
 pub(super) type Answer<'a, T> = BoxFuture<'a, Result<T, PlatformError>>;
@@ -26,6 +27,10 @@ pub(super) trait Adapter: Send + Sync {
     /// Whether this deployment has an app for the platform (for X, for the connector `x_auth`
     /// names).
     fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool;
+
+    /// Whose users a grantor id names (the user behind an account, as the platform's
+    /// deauthorize callbacks name them): Facebook and Instagram share Meta's.
+    fn grantor_family(&self) -> &'static str;
 
     /// Where to send the user's browser, and what to remember until the callback.
     fn start<'a>(&'a self, client: &'a PlatformClient, x_auth: XAuth, callback: &'a Url) -> Answer<'a, AuthorizeStart>;
@@ -76,6 +81,16 @@ pub(super) trait Adapter: Send + Sync {
     ) -> Answer<'a, Option<Vec<Recent>>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// The media types the platform takes, by the URL path's extension.
+    fn media_types(&self) -> &'static [&'static str];
+
+    /// The platform's own rules for a post by an account of `kind` (its media types are checked
+    /// first, by [`super::rules::check`]).
+    fn check(&self, kind: AccountKind, text: &str, media: &[Media]) -> Result<(), Broken>;
+
+    /// The platform's published limits on publishing, counted before each call.
+    fn budgets(&self) -> Vec<Budget>;
 
     /// What a successful answer's headers say about the budget (Unix seconds `now`).
     fn throttle_hint(&self, _headers: &reqwest::header::HeaderMap, _now: i64) -> Option<Throttle> {

@@ -13,7 +13,9 @@ mod linkedin;
 mod meta;
 pub mod oauth1;
 pub mod publish;
+pub mod rules;
 pub mod settings;
+pub mod webhooks;
 mod x;
 
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use crate::clock::SharedClock;
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
 use adapter::adapter;
+pub use x::rules::weighted_length as x_weighted_length;
 
 use crate::platforms::settings::{PlatformApps, PlatformEndpoints};
 
@@ -312,6 +315,16 @@ impl PlatformClient {
         Self::classify(platform, status, &body, retry_at, refusal)?;
         serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
     }
+}
+
+/// Whose users a grantor id of `platform` names: Facebook and Instagram share Meta's.
+pub fn grantor_family(platform: Platform) -> &'static str {
+    adapter(platform).grantor_family()
+}
+
+/// Every platform's published limits on publishing, as its adapter states them.
+pub fn budgets() -> Vec<crate::domain::budget::Budget> {
+    Platform::ALL.into_iter().flat_map(|platform| adapter(platform).budgets()).collect()
 }
 
 /// Herald's callback URL for a platform under `base`, as registered with the platform's app.

@@ -1,11 +1,11 @@
-//! Webhooks from the platforms: handshakes and signatures ([`verify`]), and what a verified
-//! delivery means for Herald's accounts ([`inbound`]).
+//! Webhooks: what a verified platform delivery means for Herald's accounts (each platform's
+//! handshake, signature and format are its adapter's, [`crate::platforms::webhooks`]), and
+//! deliveries to the tenants' own endpoints ([`outbound`]).
 
-pub mod inbound;
 pub mod outbound;
-pub mod verify;
 
 use crate::events::Events;
+use crate::platforms::webhooks::Inbound;
 use crate::store::journal::kinds;
 use crate::store::{AccountStore, Journal, StoreError};
 
@@ -32,7 +32,7 @@ pub struct Received {
 /// Records each event once for every Herald account it concerns (a platform account connected
 /// by several tenants is told to each). An event that fails half-way is forgotten again, so the
 /// platform's retry processes it; the caller answers 500 then.
-pub async fn receive(recorder: &Recorder, events: Vec<inbound::Inbound>) -> Result<Received, StoreError> {
+pub async fn receive(recorder: &Recorder, events: Vec<Inbound>) -> Result<Received, StoreError> {
     let mut received = Received::default();
     for event in events {
         if !recorder.journal.first_delivery(event.platform, &event.dedupe_key).await? {
@@ -56,7 +56,7 @@ pub async fn receive(recorder: &Recorder, events: Vec<inbound::Inbound>) -> Resu
     Ok(received)
 }
 
-async fn record(recorder: &Recorder, event: &inbound::Inbound) -> Result<usize, StoreError> {
+async fn record(recorder: &Recorder, event: &Inbound) -> Result<usize, StoreError> {
     let accounts = recorder.accounts.by_platform_account(event.platform, &event.platform_account_id).await?;
     for account in &accounts {
         recorder.events.record_with_data(kinds::PLATFORM_EVENT, account, Some(&event.kind), Some(&event.data)).await?;

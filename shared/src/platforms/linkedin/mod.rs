@@ -6,6 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod publish;
+mod rules;
+pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
 use super::publish::Published;
@@ -14,7 +16,8 @@ use super::{
     AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
     XAuth, oauth_refusal, random_token,
 };
-use crate::domain::post::Media;
+use crate::domain::budget::{Budget, Scope, Window};
+use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
 use crate::store::Account;
@@ -24,6 +27,10 @@ pub(super) struct Linkedin;
 pub(super) static LINKEDIN: Linkedin = Linkedin;
 
 impl Adapter for Linkedin {
+    fn grantor_family(&self) -> &'static str {
+        "linkedin"
+    }
+
     fn configured(&self, apps: &PlatformApps, _x_auth: XAuth) -> bool {
         apps.linkedin.is_some()
     }
@@ -60,6 +67,22 @@ impl Adapter for Linkedin {
         media: &'a [Media],
     ) -> Answer<'a, Published> {
         Box::pin(client.publish_linkedin(account, tokens, text, media))
+    }
+
+    fn media_types(&self) -> &'static [&'static str] {
+        rules::MEDIA_TYPES
+    }
+
+    fn check(&self, _kind: AccountKind, text: &str, media: &[Media]) -> Result<(), Broken> {
+        rules::check(text, media)
+    }
+
+    /// 150 posts per day per member and 100,000 per day per app, days in UTC (platforms.md).
+    fn budgets(&self) -> Vec<Budget> {
+        vec![
+            Budget::publish(P, Scope::Account, 150, Window::DailyUtc),
+            Budget::publish(P, Scope::App, 100_000, Window::DailyUtc),
+        ]
     }
 }
 

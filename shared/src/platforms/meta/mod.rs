@@ -6,6 +6,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 mod publish;
+mod rules;
+pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
 use super::publish::{Published, Recent, Throttle};
@@ -14,7 +16,8 @@ use super::{
     AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth,
     pkce_challenge, random_token,
 };
-use crate::domain::post::Media;
+use crate::domain::budget::{Budget, Scope, Window};
+use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
 use crate::store::Account;
@@ -26,6 +29,10 @@ pub(super) static FACEBOOK: Meta = Meta(Platform::Facebook);
 pub(super) static INSTAGRAM: Meta = Meta(Platform::Instagram);
 
 impl Adapter for Meta {
+    fn grantor_family(&self) -> &'static str {
+        "meta"
+    }
+
     fn configured(&self, apps: &PlatformApps, _x_auth: XAuth) -> bool {
         apps.meta.is_some()
     }
@@ -77,6 +84,30 @@ impl Adapter for Meta {
                 _ => Ok(None),
             }
         })
+    }
+
+    fn media_types(&self) -> &'static [&'static str] {
+        match self.0 {
+            Platform::Instagram => rules::INSTAGRAM_MEDIA_TYPES,
+            _ => rules::FACEBOOK_MEDIA_TYPES,
+        }
+    }
+
+    fn check(&self, _kind: AccountKind, text: &str, media: &[Media]) -> Result<(), Broken> {
+        match self.0 {
+            Platform::Instagram => rules::instagram(text, media),
+            _ => rules::facebook(text, media),
+        }
+    }
+
+    /// Pages: 4,800 calls per 24 hours per Page; Instagram: 50 posts per 24 hours per account
+    /// (also read at runtime from `content_publishing_limit`) (platforms.md).
+    fn budgets(&self) -> Vec<Budget> {
+        let day = Window::Fixed { seconds: 86_400 };
+        match self.0 {
+            Platform::Instagram => vec![Budget::publish(self.0, Scope::Account, 50, day)],
+            _ => vec![Budget::publish(self.0, Scope::Account, 4_800, day)],
+        }
     }
 
     fn throttle_hint(&self, headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {

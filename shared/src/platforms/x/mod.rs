@@ -5,6 +5,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod publish;
+pub(super) mod rules;
+pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
 use super::publish::{Published, Recent, Throttle};
@@ -13,7 +15,8 @@ use super::{
     AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
     XAuth, oauth_refusal, oauth1, pkce_challenge, random_token,
 };
-use crate::domain::post::Media;
+use crate::domain::budget::{Budget, Scope, Window};
+use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
 use crate::store::Account;
@@ -26,6 +29,10 @@ pub const SCOPES: &str = "tweet.read tweet.write users.read media.write offline.
 pub(super) struct X;
 
 impl Adapter for X {
+    fn grantor_family(&self) -> &'static str {
+        "x"
+    }
+
     fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool {
         match x_auth {
             XAuth::Oauth1 => apps.x_oauth1.is_some(),
@@ -90,6 +97,22 @@ impl Adapter for X {
         since: time::OffsetDateTime,
     ) -> Answer<'a, Option<Vec<Recent>>> {
         Box::pin(async move { publish::recent(client, account, tokens, since).await.map(Some) })
+    }
+
+    fn media_types(&self) -> &'static [&'static str] {
+        rules::MEDIA_TYPES
+    }
+
+    fn check(&self, _kind: AccountKind, text: &str, media: &[Media]) -> Result<(), Broken> {
+        rules::check(text, media)
+    }
+
+    /// 100 posts per 15 minutes per user, 10,000 per 24 hours per app (platforms.md).
+    fn budgets(&self) -> Vec<Budget> {
+        vec![
+            Budget::publish(P, Scope::Account, 100, Window::Fixed { seconds: 900 }),
+            Budget::publish(P, Scope::App, 10_000, Window::Fixed { seconds: 86_400 }),
+        ]
     }
 
     fn throttle_hint(&self, headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {

@@ -1,0 +1,27 @@
+//! What LinkedIn takes in a post.
+
+use crate::domain::post::{Broken, Media};
+use crate::platforms::rules::broken;
+
+/// LinkedIn `commentary`.
+const MAX_CHARS: usize = 3000;
+const MAX_IMAGES: usize = 20;
+/// The media types LinkedIn's Images API takes, by the URL path's extension.
+pub(super) const MEDIA_TYPES: &[&str] = &["jpg", "jpeg", "png", "gif"];
+
+pub(super) fn check(text: &str, media: &[Media]) -> Result<(), Broken> {
+    if text.trim().is_empty() {
+        return broken("text_required", "a LinkedIn post needs commentary");
+    }
+    let length = text.chars().count();
+    if length > MAX_CHARS {
+        return broken(
+            "text_too_long",
+            format!("LinkedIn commentary is {length} characters; the limit is {MAX_CHARS}"),
+        );
+    }
+    if media.len() > MAX_IMAGES {
+        return broken("too_many_media", format!("LinkedIn takes at most {MAX_IMAGES} images"));
+    }
+    Ok(())
+}
