@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::aws::AwsClients;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::crypto::Sealer;
 use crate::egress::Egress;
 use crate::events::Events;
@@ -18,7 +19,7 @@ use crate::queue::dead::DeadLetterQueue;
 use crate::ratelimit::RateLimiter;
 use crate::store::{AccountStore, ConnectStore, EndpointStore, Journal, PostStore, TenantStore};
 use crate::sweep::Sweeper;
-use crate::tokens::TokenManager;
+use crate::tokens::{TokenManager, TokenReader};
 use crate::webhooks::Recorder;
 use crate::webhooks::outbound::Deliverer;
 
@@ -42,8 +43,12 @@ pub struct App {
     pub limits: Arc<RateLimiter>,
     pub clock: SharedClock,
     pub config: Arc<Config>,
-    /// Submitting posts and attempting their targets.
-    pub publisher: Publisher,
+    /// Connecting, disconnecting and revoking accounts.
+    pub connections: Connections,
+    /// Attempting targets from the queue (the retries function: may refresh tokens).
+    pub publisher: Publisher<TokenManager>,
+    /// Submitting posts and their first attempts (the posts function: reads tokens only).
+    pub first_attempts: Publisher<TokenReader>,
     /// The sweep's shard jobs.
     pub sweeper: Sweeper,
     /// Verified platform webhooks, recorded as events.
@@ -73,18 +78,26 @@ impl App {
             clock.clone(),
             crate::ratelimit::with_overrides(&config.rate_limits),
         ));
+        let publisher = Publisher {
+            posts: posts.clone(),
+            accounts: accounts.clone(),
+            tokens: tokens.clone(),
+            limits: limits.clone(),
+            platforms: platforms.clone(),
+            events: events.clone(),
+            queue: queue.clone(),
+            dead_letters: dead_letters.clone(),
+            clock: clock.clone(),
+            first_attempt_budget: config.first_attempt_budget,
+        };
         Self {
-            publisher: Publisher {
-                posts: posts.clone(),
+            first_attempts: publisher.reading(TokenReader::new(accounts.clone(), clock.clone())),
+            publisher,
+            connections: Connections {
                 accounts: accounts.clone(),
-                tokens: tokens.clone(),
-                limits: limits.clone(),
                 platforms: platforms.clone(),
                 events: events.clone(),
-                queue: queue.clone(),
-                dead_letters: dead_letters.clone(),
-                clock: clock.clone(),
-                first_attempt_budget: config.first_attempt_budget,
+                journal: journal.clone(),
             },
             sweeper: Sweeper {
                 posts: posts.clone(),

@@ -16,7 +16,7 @@
 //! | 7 entry | `http`, `worker` | the functions' handlers: HTTP routes, extractors and problem answers; what each queued job means |
 //! | 6 root | `app` | the composition root: builds every service once and hands each use case its share |
 //! | 5 wiring | `config`, `secrets`, `startup`, `bootstrap`, `local` | settings gathered from each module's own types; cold start; local resources |
-//! | 4 use cases | `posts`, `sweep`, `webhooks` | submit and attempt posts; the sweep's shard jobs; platform webhooks in, tenant webhooks out |
+//! | 4 use cases | `posts`, `connections`, `sweep`, `webhooks` | submit and attempt posts; connect, disconnect and revoke accounts; the sweep's shard jobs; platform webhooks in, tenant webhooks out |
 //! | 3 services | `tokens`, `events`, `ratelimit` | keeping grants usable; recording an event and announcing it; budgets before each call |
 //! | 2 adapters | `store`, `queue`, `platforms` | DynamoDB items; SQS jobs, delays and dead letters; each platform's API |
 //! | 1 primitives | `crypto`, `egress` | KMS envelope sealing; requests to URLs a tenant supplied |
@@ -31,6 +31,7 @@ pub mod aws;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod crypto;
 pub mod domain;
 pub mod egress;

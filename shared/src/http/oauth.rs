@@ -28,10 +28,9 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::domain::{AccountId, Platform};
-use crate::platforms::{Discovered, PendingAuth, PlatformError};
+use crate::platforms::{PendingAuth, PlatformError};
 use crate::store::connect::STATE_TTL;
-use crate::store::journal::kinds;
-use crate::store::{ConsumeError, Credentials, NewAccount, OAuthState};
+use crate::store::{ConsumeError, OAuthState};
 
 pub(super) fn routes() -> Routes {
     Routes::new()
@@ -284,44 +283,12 @@ async fn callback(
     if discovered.is_empty() {
         return Ok(failed(&pending.return_to, "no_accounts"));
     }
-    let ids = store_accounts(&state, &pending, discovered).await?;
+    let ids = state.connections.connect(&pending.tenant, &pending.user, discovered).await?;
     let joined: Vec<&str> = ids.iter().map(AccountId::as_str).collect();
     Ok(back(
         &pending.return_to,
         &[("status", "connected"), ("platform", platform.as_str()), ("accounts", &joined.join(","))],
     ))
-}
-
-async fn store_accounts(
-    state: &AppState,
-    pending: &OAuthState,
-    discovered: Vec<Discovered>,
-) -> Result<Vec<AccountId>, Problem> {
-    let mut ids: Vec<AccountId> = Vec::with_capacity(discovered.len());
-    for found in discovered {
-        let new = NewAccount {
-            tenant: pending.tenant.clone(),
-            user: pending.user.clone(),
-            platform: found.platform,
-            platform_account_id: found.platform_account_id,
-            name: found.name,
-            kind: found.kind,
-            scopes: found.scopes,
-            access_expires_at: found.grant.access_expires_at,
-            refresh_expires_at: found.grant.refresh_expires_at,
-        };
-        let credentials = match found.token_source.and_then(|i| ids.get(i)) {
-            Some(source) => Credentials::From(source),
-            None => Credentials::Own(&found.grant.tokens),
-        };
-        let account = state.accounts.connect(new, credentials).await?;
-        if let Some(grantor) = &found.grantor {
-            state.accounts.index_grantor(crate::platforms::grantor_family(account.platform), grantor, &account).await?;
-        }
-        state.events.record(kinds::ACCOUNT_CONNECTED, &account, None).await?;
-        ids.push(account.id);
-    }
-    Ok(ids)
 }
 
 async fn disconnect(
@@ -332,31 +299,8 @@ async fn disconnect(
     let user = parse_user(user)?;
     let not_found = || Problem::not_found("account_not_found", "No such account for this user");
     let account_id = AccountId::parse(account_id).map_err(|_| not_found())?;
-    // Keys start with the caller's tenant: another tenant's account id is simply not found.
-    let account = state.accounts.get(&tenant, &user, &account_id).await?.ok_or_else(not_found)?;
-    if account.token_source.is_none() {
-        match state.accounts.tokens(&account).await {
-            Ok(tokens) => {
-                if let Err(e) = state.platforms.revoke(account.platform, &tokens).await {
-                    // Best effort: the grant is deleted here whatever the platform says.
-                    tracing::warn!(account = %account.id, error = %e, "revoking at the platform failed");
-                }
-            }
-            Err(e) => tracing::warn!(account = %account.id, error = %e, "tokens could not be opened for revocation"),
-        }
-    }
-    // Accounts publishing with this one's grant go with it.
-    let dependents: Vec<_> = state
-        .accounts
-        .list(&tenant, &user)
-        .await?
-        .into_iter()
-        .filter(|a| a.token_source.as_ref() == Some(&account.id))
-        .collect();
-    for gone in dependents.iter().chain(std::iter::once(&account)) {
-        state.accounts.delete(&tenant, &user, &gone.id).await?;
-        state.journal.audit(kinds::ACCOUNT_DISCONNECTED, gone, Some("deleted by the tenant")).await?;
-        state.events.record(kinds::ACCOUNT_DISCONNECTED, gone, None).await?;
+    if !state.connections.disconnect(&tenant, &user, &account_id).await? {
+        return Err(not_found());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -130,7 +130,7 @@ async fn create(
         created_at: crate::store::whole_seconds(now),
         targets,
     };
-    let created = submit(&state.publisher, post, &accounts, key.as_deref().map(|k| (k, hash.as_str()))).await;
+    let created = submit(&state.first_attempts, post, &accounts, key.as_deref().map(|k| (k, hash.as_str()))).await;
     match created {
         Ok(Created::New(post)) => Ok((StatusCode::ACCEPTED, Json(post)).into_response()),
         Ok(Created::Existing(id)) => {

@@ -20,7 +20,6 @@ use crate::domain::Platform;
 use crate::platforms::webhooks::{
     CallbackError, DeliveryError, Dialect, Handshake, HandshakeError, Query, dialects, signed_callback_user,
 };
-use crate::store::journal::kinds;
 use crate::webhooks::receive;
 
 /// Each platform's handshake (`GET`) and deliveries (`POST`) on its path, from the registry; and
@@ -109,31 +108,9 @@ fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> 
     })
 }
 
-/// Revokes every account the Facebook user granted (and, for data deletion, deletes their
-/// sealed tokens), telling each tenant. Returns how many accounts there were.
-async fn revoke_granted(state: &AppState, user: &str, erase: bool) -> Result<usize, Problem> {
-    let reason = if erase { "data deletion requested at Meta" } else { "app removed at Meta" };
-    let accounts = state.accounts.by_grantor("meta", user).await?;
-    for account in &accounts {
-        let already = account.status == crate::domain::AccountStatus::Revoked && !erase;
-        if already {
-            continue;
-        }
-        let revoked = if erase {
-            state.accounts.erase_tokens(account).await?
-        } else {
-            state.accounts.set_status(account, crate::domain::AccountStatus::Revoked).await?
-        };
-        state.events.record(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
-        state.journal.audit(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
-    }
-    tracing::info!(accounts = accounts.len(), erase, "meta user callback handled");
-    Ok(accounts.len())
-}
-
 async fn meta_deauthorize(State(state): State<AppState>, body: Bytes) -> Result<Response, Problem> {
     let user = meta_callback_user(&state, &body)?;
-    revoke_granted(&state, &user, false).await?;
+    state.connections.revoke_granted("meta", &user, false, "app removed at Meta").await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -149,7 +126,7 @@ async fn meta_data_deletion(
     // Known before anything changes: a request that cannot be answered erases nothing.
     let base =
         super::request_base(&headers).or_else(|| state.config.public_url.clone()).ok_or_else(super::host_missing)?;
-    let accounts = revoke_granted(&state, &user, true).await?;
+    let accounts = state.connections.revoke_granted("meta", &user, true, "data deletion requested at Meta").await?;
     let deletion = state.journal.record_deletion(accounts).await?;
     let url = base
         .join(&format!("webhooks/meta/data-deletion/{}", deletion.confirmation_code))

@@ -15,14 +15,56 @@ use crate::queue::{Job, QueueError, WorkQueue, wait_until};
 use crate::ratelimit::{LimitError, RateLimiter, Reservation};
 use crate::store::posts::Written;
 use crate::store::{Account, AccountStore, CreateError, Created, PostStore, StoreError};
-use crate::tokens::{TokenError, TokenManager, TokenSet};
+use crate::tokens::{TokenError, TokenManager, TokenReader, TokenSet};
 
-/// What publishing uses, and nothing else: built once by [`crate::app::App`].
-#[derive(Clone)]
-pub struct Publisher {
+/// How an attempt gets its account's tokens. The posts function's [`TokenReader`] only reads
+/// them; the retries function's [`TokenManager`] also refreshes them, sealing the new grant. So a
+/// [`Publisher`]'s type says whether its attempts may refresh (and [`submit`] takes one that
+/// cannot): what the functions' IAM roles enforce, the compiler checks too.
+pub trait Grants: Send + Sync + 'static {
+    /// Tokens good now without refreshing, or `None` when they are due for a refresh.
+    fn fresh(&self, account: &Account) -> impl Future<Output = Result<Option<TokenSet>, TokenError>> + Send;
+    /// Tokens for an attempt: refreshed first where this holder may, else as [`fresh`](Self::fresh).
+    fn for_attempt(&self, account: &Account) -> impl Future<Output = Result<Option<TokenSet>, TokenError>> + Send;
+    /// After the platform refused a token that looked valid: the grant refreshed once, or `None`
+    /// where this holder may not refresh (the refusal then stands).
+    fn after_refusal(&self, account: &Account) -> impl Future<Output = Option<Result<TokenSet, TokenError>>> + Send;
+}
+
+impl Grants for TokenReader {
+    async fn fresh(&self, account: &Account) -> Result<Option<TokenSet>, TokenError> {
+        TokenReader::fresh(self, account).await
+    }
+
+    async fn for_attempt(&self, account: &Account) -> Result<Option<TokenSet>, TokenError> {
+        TokenReader::fresh(self, account).await
+    }
+
+    async fn after_refusal(&self, _account: &Account) -> Option<Result<TokenSet, TokenError>> {
+        None
+    }
+}
+
+impl Grants for TokenManager {
+    async fn fresh(&self, account: &Account) -> Result<Option<TokenSet>, TokenError> {
+        TokenManager::fresh(self, account).await
+    }
+
+    async fn for_attempt(&self, account: &Account) -> Result<Option<TokenSet>, TokenError> {
+        self.usable(account).await.map(Some)
+    }
+
+    async fn after_refusal(&self, account: &Account) -> Option<Result<TokenSet, TokenError>> {
+        Some(self.refresh_after_refusal(account).await)
+    }
+}
+
+/// What publishing uses, and nothing else: built once by [`crate::app::App`], with the posts
+/// function's [`TokenReader`] or the retries function's [`TokenManager`].
+pub struct Publisher<G: Grants = TokenManager> {
     pub posts: PostStore,
     pub accounts: AccountStore,
-    pub tokens: Arc<TokenManager>,
+    pub tokens: Arc<G>,
     pub limits: Arc<RateLimiter>,
     pub platforms: Arc<PlatformClient>,
     pub events: Events,
@@ -31,6 +73,41 @@ pub struct Publisher {
     pub clock: SharedClock,
     /// How long the posts function's first attempts may take (`HERALD_FIRST_ATTEMPT_SECONDS`).
     pub first_attempt_budget: Duration,
+}
+
+impl<G: Grants> Clone for Publisher<G> {
+    fn clone(&self) -> Self {
+        Self {
+            posts: self.posts.clone(),
+            accounts: self.accounts.clone(),
+            tokens: self.tokens.clone(),
+            limits: self.limits.clone(),
+            platforms: self.platforms.clone(),
+            events: self.events.clone(),
+            queue: self.queue.clone(),
+            dead_letters: self.dead_letters.clone(),
+            clock: self.clock.clone(),
+            first_attempt_budget: self.first_attempt_budget,
+        }
+    }
+}
+
+impl Publisher<TokenManager> {
+    /// The same services with tokens that are only read: the posts function's first attempts.
+    pub fn reading(&self, tokens: TokenReader) -> Publisher<TokenReader> {
+        Publisher {
+            posts: self.posts.clone(),
+            accounts: self.accounts.clone(),
+            tokens: Arc::new(tokens),
+            limits: self.limits.clone(),
+            platforms: self.platforms.clone(),
+            events: self.events.clone(),
+            queue: self.queue.clone(),
+            dead_letters: self.dead_letters.clone(),
+            clock: self.clock.clone(),
+            first_attempt_budget: self.first_attempt_budget,
+        }
+    }
 }
 
 /// Why a publish job was not done; its message is returned to the queue and retried.
@@ -44,13 +121,6 @@ pub enum JobError {
 
 /// How long a claimed target is ours; a publish takes well under this.
 const CLAIM: time::Duration = time::Duration::minutes(2);
-
-/// Whether this caller may refresh tokens (only the functions allowed to seal may).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refresh {
-    Allowed,
-    Deferred,
-}
 
 /// An error on Herald's side during an attempt: logged with its cause chain, retried soon. It
 /// counts as an attempt unless it is DynamoDB's passing trouble (throttling, a transaction
@@ -69,11 +139,10 @@ fn internal(e: &StoreError) -> Attempted {
 /// transaction (the short way: with the outcome's write, two writes an attempt); otherwise, or
 /// when a budget is spent, the steps run one by one and say why and until when.
 #[tracing::instrument(name = "publish", skip_all, fields(tenant = %post.tenant, post = %post.id, account = %target.account_id, platform = %target.platform, attempt = target.attempts + 1))]
-pub async fn attempt(
-    publisher: &Publisher,
+pub async fn attempt<G: Grants>(
+    publisher: &Publisher<G>,
     post: &Post,
     target: &Target,
-    refresh: Refresh,
     account: Option<&Account>,
 ) -> Result<Target, StoreError> {
     let account = match account {
@@ -93,7 +162,7 @@ pub async fn attempt(
             publisher.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
             match written? {
                 Written::Yes => {
-                    let attempted = call(publisher, post, account, tokens, refresh).await;
+                    let attempted = call(publisher, post, account, tokens).await;
                     return conclude(publisher, post, claimed, attempted).await;
                 }
                 Written::TargetMoved => return current(publisher, post, target).await,
@@ -107,7 +176,7 @@ pub async fn attempt(
         Err(StoreError::VersionConflict) => return current(publisher, post, target).await,
         Err(e) => return Err(e),
     };
-    let attempted = run(publisher, post, &claimed, refresh, account.as_ref()).await;
+    let attempted = run(publisher, post, &claimed, account.as_ref()).await;
     conclude(publisher, post, claimed, attempted).await
 }
 
@@ -115,7 +184,7 @@ pub async fn attempt(
 /// post, queues them). `accounts` are the targets' accounts, as validated. Targets whose tokens
 /// are good now are stored already claimed, with their budgets, in the post's own transaction.
 pub async fn submit(
-    publisher: &Publisher,
+    publisher: &Publisher<TokenReader>,
     mut post: Post,
     accounts: &[Account],
     idempotency: Option<(&str, &str)>,
@@ -162,17 +231,17 @@ pub async fn submit(
         other => other?,
     };
     let Created::New(mut post) = created else { return Ok(created) };
-    // The first attempt, for every target at once. This function may not refresh tokens; a
+    // The first attempt, for every target at once. This publisher cannot refresh tokens; a
     // target whose token is due is handed to the retries function.
     let attempts = post.targets.iter().zip(accounts).zip(ready).map(|((target, account), tokens)| {
         let post = &post;
         async move {
             match tokens {
                 Some(tokens) => {
-                    let attempted = call(publisher, post, account, tokens, Refresh::Deferred).await;
+                    let attempted = call(publisher, post, account, tokens).await;
                     conclude(publisher, post, target.clone(), attempted).await
                 }
-                None => attempt(publisher, post, target, Refresh::Deferred, Some(account)).await,
+                None => attempt(publisher, post, target, Some(account)).await,
             }
         }
     });
@@ -191,7 +260,7 @@ pub async fn submit(
 
 /// Adds one publishing call of `account` to `reservation`; false when it must take the steps
 /// one by one (a known denial or block, or the limiter could not tell).
-async fn reserve(publisher: &Publisher, reservation: &mut Reservation, account: &Account) -> bool {
+async fn reserve<G: Grants>(publisher: &Publisher<G>, reservation: &mut Reservation, account: &Account) -> bool {
     match publisher.limits.reserve(reservation, account.platform, "publish", account.id.as_str(), "app").await {
         Ok(fits) => fits,
         Err(e) => {
@@ -202,14 +271,14 @@ async fn reserve(publisher: &Publisher, reservation: &mut Reservation, account: 
 }
 
 /// The target as stored, after someone else's claim won.
-async fn current(publisher: &Publisher, post: &Post, target: &Target) -> Result<Target, StoreError> {
+async fn current<G: Grants>(publisher: &Publisher<G>, post: &Post, target: &Target) -> Result<Target, StoreError> {
     publisher.posts.target(&post.tenant, &post.id, &target.account_id).await?.ok_or(StoreError::NotFound)
 }
 
 /// Judges the attempt ([`outcome::decide`]), records its outcome (with its event, in one
 /// write), queues the next attempt of a retryable one, and logs it.
-async fn conclude(
-    publisher: &Publisher,
+async fn conclude<G: Grants>(
+    publisher: &Publisher<G>,
     post: &Post,
     claimed: Target,
     attempted: Attempted,
@@ -240,7 +309,13 @@ async fn conclude(
 /// Queues the next attempt if it is due within SQS's 15-minute delay; later ones wait in the due
 /// index for the sweep. A failed enqueue is logged: the target keeps its due time in the index,
 /// so the sweep queues it again and nothing is lost.
-pub async fn schedule(publisher: &Publisher, tenant: &TenantId, post: &PostId, target: &Target, delay: Duration) {
+pub async fn schedule<G: Grants>(
+    publisher: &Publisher<G>,
+    tenant: &TenantId,
+    post: &PostId,
+    target: &Target,
+    delay: Duration,
+) {
     if delay > crate::queue::SQS_MAX_DELAY {
         return;
     }
@@ -250,13 +325,7 @@ pub async fn schedule(publisher: &Publisher, tenant: &TenantId, post: &PostId, t
     }
 }
 
-async fn run(
-    publisher: &Publisher,
-    post: &Post,
-    claimed: &Target,
-    refresh: Refresh,
-    known: Option<&Account>,
-) -> Attempted {
+async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target, known: Option<&Account>) -> Attempted {
     let account = match known {
         Some(account) => account.clone(),
         None => match publisher.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
@@ -265,13 +334,9 @@ async fn run(
             Err(e) => return internal(&e),
         },
     };
-    let tokens = match refresh {
-        Refresh::Allowed => publisher.tokens.usable(&account).await.map(Some),
-        Refresh::Deferred => publisher.tokens.fresh(&account).await,
-    };
-    let tokens = match tokens {
+    let tokens = match publisher.tokens.for_attempt(&account).await {
         Ok(Some(tokens)) => tokens,
-        // Due for a refresh, which this function may not do: the retries function will.
+        // Due for a refresh, which this publisher may not make: the retries function will.
         Ok(None) => return Attempted::RefreshFirst,
         Err(e) => return token_failure(e, false),
     };
@@ -284,7 +349,7 @@ async fn run(
         }
         Err(LimitError::Store(e)) => return internal(&e),
     }
-    call(publisher, post, &account, tokens, refresh).await
+    call(publisher, post, &account, tokens).await
 }
 
 /// What a failure to get a usable token comes to; `after_refusal`: the platform had refused the
@@ -299,13 +364,15 @@ fn token_failure(e: TokenError, after_refusal: bool) -> Attempted {
 
 /// The platform call of a claimed target (once more after refreshing a refused token, where
 /// this caller may), and what it came to.
-async fn call(publisher: &Publisher, post: &Post, account: &Account, tokens: TokenSet, refresh: Refresh) -> Attempted {
+async fn call<G: Grants>(publisher: &Publisher<G>, post: &Post, account: &Account, tokens: TokenSet) -> Attempted {
     let mut result = publisher.platforms.publish(account, &tokens, &post.text, &post.media).await;
-    if refresh == Refresh::Allowed && matches!(result, Err(PlatformError::Refused { status: 401, .. })) {
-        // The token looked valid but was refused: refresh once, then try once more.
-        match publisher.tokens.refresh_after_refusal(account).await {
-            Ok(fresh) => result = publisher.platforms.publish(account, &fresh, &post.text, &post.media).await,
-            Err(e) => return token_failure(e, true),
+    if matches!(result, Err(PlatformError::Refused { status: 401, .. })) {
+        // The token looked valid but was refused: refresh once (where this publisher may), then
+        // try once more.
+        match publisher.tokens.after_refusal(account).await {
+            Some(Ok(fresh)) => result = publisher.platforms.publish(account, &fresh, &post.text, &post.media).await,
+            Some(Err(e)) => return token_failure(e, true),
+            None => {}
         }
     }
     match result {
@@ -339,7 +406,7 @@ pub fn open(target: &Target) -> bool {
 /// claim whose worker died, wait for a target not yet due, or make the next attempt (and send
 /// the target to the dead-letter queue when its attempts ran out).
 pub async fn run_job(
-    publisher: &Publisher,
+    publisher: &Publisher<TokenManager>,
     tenant: &TenantId,
     post: &PostId,
     account: &AccountId,
@@ -375,7 +442,7 @@ pub async fn run_job(
         schedule(publisher, tenant, post, target, wait_until(due, now)).await;
         return Ok(());
     }
-    let finished = attempt(publisher, &found, target, Refresh::Allowed, None).await?;
+    let finished = attempt(publisher, &found, target, None).await?;
     if finished.dead_letter == Some(DeadLetterState::Pending) {
         dead_letter(publisher, &found, &finished).await?;
     }
@@ -385,7 +452,7 @@ pub async fn run_job(
 /// Sends an exhausted target's job to the dead-letter queue with its reason and history, then
 /// records that it was sent. If the send fails the message is retried, and its next delivery
 /// sends it.
-async fn dead_letter(publisher: &Publisher, post: &Post, target: &Target) -> Result<(), JobError> {
+async fn dead_letter<G: Grants>(publisher: &Publisher<G>, post: &Post, target: &Target) -> Result<(), JobError> {
     let letter = DeadLetter {
         job: Job::Publish { tenant: post.tenant.clone(), post: post.id.clone(), account: target.account_id.clone() },
         reason: target.error.clone().unwrap_or_else(|| TargetError {

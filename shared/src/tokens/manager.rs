@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::TokenReader;
 use crate::clock::SharedClock;
 use crate::domain::{AccountId, AccountStatus};
 use crate::events::Events;
@@ -73,6 +74,15 @@ pub enum TokenError {
     Store(#[from] StoreError),
 }
 
+/// Whether Herald can act for `account` at all.
+pub(super) fn check_status(account: &Account) -> Result<(), TokenError> {
+    match account.status {
+        AccountStatus::Active => Ok(()),
+        AccountStatus::NeedsReauth => Err(TokenError::NeedsReauth),
+        AccountStatus::Revoked => Err(TokenError::Revoked),
+    }
+}
+
 pub struct TokenManager {
     accounts: AccountStore,
     platforms: Arc<PlatformClient>,
@@ -80,15 +90,19 @@ pub struct TokenManager {
     clock: SharedClock,
     skew: time::Duration,
     local: Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Reading without refreshing, with the same skew.
+    reader: TokenReader,
 }
 
 impl TokenManager {
     pub fn new(accounts: AccountStore, platforms: Arc<PlatformClient>, events: Events, clock: SharedClock) -> Self {
-        Self { accounts, platforms, events, clock, skew: DEFAULT_SKEW, local: Mutex::new(HashMap::new()) }
+        let reader = TokenReader::new(accounts.clone(), clock.clone());
+        Self { accounts, platforms, events, clock, skew: DEFAULT_SKEW, local: Mutex::new(HashMap::new()), reader }
     }
 
     pub fn with_skew(mut self, skew: time::Duration) -> Self {
         self.skew = skew;
+        self.reader = self.reader.with_skew(skew);
         self
     }
 
@@ -114,18 +128,13 @@ impl TokenManager {
     /// Tokens that are good now without refreshing, or `None` if they are due for a refresh (for
     /// callers that may not seal, such as the `posts` function: they hand the work to `retries`).
     pub async fn fresh(&self, account: &Account) -> Result<Option<TokenSet>, TokenError> {
-        let holder = self.accounts.grant_holder(account).await?;
-        Self::check_status(&holder)?;
-        if self.due_within(&holder, self.skew) {
-            return Ok(None);
-        }
-        Ok(Some(self.accounts.tokens(&holder).await?))
+        self.reader.fresh(account).await
     }
 
     /// As [`usable`](Self::usable), refreshing if less than `skew` remains.
     async fn usable_within(&self, account: &Account, skew: time::Duration) -> Result<TokenSet, TokenError> {
         let holder = self.accounts.grant_holder(account).await?;
-        Self::check_status(&holder)?;
+        check_status(&holder)?;
         if !self.due_within(&holder, skew) {
             return Ok(self.accounts.tokens(&holder).await?);
         }
@@ -143,7 +152,7 @@ impl TokenManager {
         let lock = self.local_lock(&holder.id);
         let _guard = lock.lock().await;
         let current = self.current(&holder).await?;
-        Self::check_status(&current)?;
+        check_status(&current)?;
         if current.version != holder.version {
             // Refreshed (or reconnected) since the refused call: use what is there now.
             return Ok(self.accounts.tokens(&current).await?);
@@ -203,14 +212,6 @@ impl TokenManager {
         Ok(SweepOutcome::Warned)
     }
 
-    fn check_status(account: &Account) -> Result<(), TokenError> {
-        match account.status {
-            AccountStatus::Active => Ok(()),
-            AccountStatus::NeedsReauth => Err(TokenError::NeedsReauth),
-            AccountStatus::Revoked => Err(TokenError::Revoked),
-        }
-    }
-
     async fn current(&self, account: &Account) -> Result<Account, TokenError> {
         self.accounts.get(&account.tenant, &account.user, &account.id).await?.ok_or(TokenError::Revoked)
     }
@@ -221,7 +222,7 @@ impl TokenManager {
         let deadline = self.clock.now() + LEASE * 2;
         loop {
             let fresh = self.current(holder).await?;
-            Self::check_status(&fresh)?;
+            check_status(&fresh)?;
             if !self.due_within(&fresh, skew) {
                 return Ok(self.accounts.tokens(&fresh).await?);
             }

@@ -3,6 +3,8 @@
 //! [`crate::domain::tokens::TokenSet`]).
 
 mod manager;
+mod reader;
 
 pub use crate::domain::tokens::TokenSet;
 pub use manager::{SweepReport, TokenError, TokenManager};
+pub use reader::TokenReader;
