@@ -80,11 +80,11 @@ async fn chaos(total: usize, aws_faults: bool) {
     // Herald's clock follows the wall clock (plus what the test advances), as the sandbox's does
     // and as the emulated queue's delays do: a message delayed 5 s arrives when it is due.
     app.clock.run();
-    let sandbox = |path: &str, body: Value| app.browser.post(format!("{}{path}", app.sandbox.url)).json(&body).send();
+    let sandbox = |path: &'static str, body: Value| app.control(path, body);
     let ids = app.connect_all("user-1").await;
     let pool = ["x", "facebook", "instagram", "linkedin_member", "linkedin_org"].map(|k| ids[k].clone());
 
-    sandbox("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_quota", "limit": 1000 })).await.unwrap();
+    sandbox("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_quota", "limit": 1000 })).await;
     // Faults on every publishing endpoint, drawn from the sandbox's seeded generator.
     let publish_paths = [
         "/x/api/2/tweets",
@@ -104,14 +104,13 @@ async fn chaos(total: usize, aws_faults: bool) {
                 "/_sandbox/faults",
                 json!({ "method": "POST", "path": path, "kind": kind, "probability": probability }),
             )
-            .await
-            .unwrap();
+            .await;
         }
     }
     // Every X token expires right away (refresh path), and the LinkedIn grant is revoked (needs_reauth).
-    sandbox("/_sandbox/grants/expire", json!({ "platform": "x", "user_id": "2244994945" })).await.unwrap();
+    sandbox("/_sandbox/grants/expire", json!({ "platform": "x", "user_id": "2244994945" })).await;
     app.clock.advance(time::Duration::hours(2));
-    sandbox("/_sandbox/grants/revoke", json!({ "platform": "linkedin", "user_id": "yrZCpj2Z12" })).await.unwrap();
+    sandbox("/_sandbox/grants/revoke", json!({ "platform": "linkedin", "user_id": "yrZCpj2Z12" })).await;
 
     if aws_faults {
         env.dynamodb_faults(dynamodb_faults()).await;
@@ -159,8 +158,7 @@ async fn chaos(total: usize, aws_faults: bool) {
         // Fifteen minutes, or straight to the next due time when every open target waits longer
         // (LinkedIn defers to midnight UTC).
         let step = next_due.map(|due| (due - app.clock_now()).whole_seconds()).unwrap_or(0).max(900);
-        app.clock.advance(time::Duration::seconds(step));
-        sandbox("/_sandbox/clock/advance", json!({ "seconds": step })).await.unwrap();
+        app.advance(time::Duration::seconds(step)).await;
         assert!(
             worker.handle_batch(serde_json::from_value(sweep.clone()).unwrap()).await.batch_item_failures.is_empty()
         );

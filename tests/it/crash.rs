@@ -29,7 +29,7 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing() {
     // while some calls are answered and others are still in flight.
     for path in ["/x/api/2/tweets", "/meta/graph/v26.0/104000000000001/feed"] {
         let fault = json!({ "method": "POST", "path": path, "kind": { "type": "slow", "millis": 300 } });
-        app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
+        app.fault(fault).await;
     }
 
     // Ten posts to two accounts, due in a minute; the sweep queues their twenty attempts.

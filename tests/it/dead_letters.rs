@@ -20,7 +20,7 @@ async fn exhausted_attempts_reach_the_dead_letter_queue_with_their_history_and_c
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
     let fault = json!({ "path": "/x/api/2/tweets", "kind": { "type": "status", "status": 503 } });
-    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
+    app.fault(fault).await;
     let (_, post) = app
         .post(
             json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }], "text": "never gets through" }),
@@ -72,7 +72,7 @@ async fn exhausted_attempts_reach_the_dead_letter_queue_with_their_history_and_c
     assert!(app.published(SandboxPlatform::X).is_empty());
 
     // X recovers; the operator redrives this post: reopened with fresh attempts, published once.
-    app.browser.delete(format!("{}/_sandbox/faults", app.sandbox.url)).send().await.unwrap();
+    app.clear_faults().await;
     assert_eq!(dlq.redrive(&other, &app.state.posts, &app.state.queue).await.unwrap().requeued, 0);
     let by_post = Filter { post: Some(post_id.clone()), account: None };
     let report = dlq.redrive(&by_post, &app.state.posts, &app.state.queue).await.unwrap();

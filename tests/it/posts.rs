@@ -208,33 +208,30 @@ async fn timeouts_after_sending_are_checked_where_the_platform_allows_and_never_
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
-    let fault = |path: &str, kind: &str| {
-        let body = json!({ "path": path, "kind": { "type": kind }, "times": 1 });
-        app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&body).send()
-    };
+    let fault = |path: &str, kind: &str| app.fault(json!({ "path": path, "kind": { "type": kind }, "times": 1 }));
     let publish = |account: &str, text: &str| {
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &[account]), "text": text }), None)
     };
 
     // Applied, answer lost: X and Facebook are asked, and the post is found (URLs as X rewrites them).
-    fault("/x/api/2/tweets", "applied_then_hang").await.unwrap();
+    fault("/x/api/2/tweets", "applied_then_hang").await;
     let (_, post) = publish("x", "maybe https://example.com/a").await;
     assert_eq!(post["targets"][0]["status"], "published", "{post}");
     let tweets = app.published(SandboxPlatform::X);
     assert_eq!(tweets.len(), 1);
     assert_eq!(post["targets"][0]["platform_post_id"], tweets[0].id.as_str());
-    fault("/meta/graph/v26.0/104000000000001/feed", "applied_then_hang").await.unwrap();
+    fault("/meta/graph/v26.0/104000000000001/feed", "applied_then_hang").await;
     let (_, post) = publish("facebook", "maybe on the page").await;
     assert_eq!(post["targets"][0]["status"], "published", "{post}");
 
     // Never applied: not found, so unknown, never resent (a read may lag the write).
-    fault("/x/api/2/tweets", "hang").await.unwrap();
+    fault("/x/api/2/tweets", "hang").await;
     let (_, post) = publish("x", "lost on the way").await;
     assert_eq!(post["targets"][0]["status"], "unknown", "{post}");
     assert!(post["targets"][0]["error"]["message"].as_str().unwrap().contains("not among the account's recent posts"));
 
     // LinkedIn offers no such read to posting apps: unknown, and a duplicate delivery changes nothing.
-    fault("/linkedin/api/rest/posts", "applied_then_hang").await.unwrap();
+    fault("/linkedin/api/rest/posts", "applied_then_hang").await;
     let (_, post) = publish("linkedin_member", "maybe on linkedin").await;
     assert_eq!(post["targets"][0]["status"], "unknown", "{post}");
     assert_eq!(post["targets"][0]["error"]["code"], "outcome_unknown");
@@ -251,7 +248,7 @@ async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
     let fault = json!({ "path": "/linkedin/api/rest/posts", "kind": { "type": "status", "status": 503 }, "times": 1 });
-    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&fault).send().await.unwrap();
+    app.fault(fault).await;
 
     let (_, post) = app
         .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": "retry me" }), None)
@@ -320,13 +317,7 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
     // Window by window, the queued attempts publish the rest: 50 per window, nothing lost.
     let worker = app.worker(10).await;
     for window in 1..=3 {
-        app.clock.advance(time::Duration::seconds(900));
-        app.browser
-            .post(format!("{}/_sandbox/clock/advance", app.sandbox.url))
-            .json(&json!({ "seconds": 900 }))
-            .send()
-            .await
-            .unwrap();
+        app.advance(time::Duration::seconds(900)).await;
         let records: Vec<Value> = deferred
             .iter()
             .enumerate()
@@ -468,18 +459,17 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
     let fault = |kind: Value| {
-        let body = json!({ "path": "/meta/graph/v26.0/17841400000000001/media_publish", "kind": kind, "times": 1 });
-        app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&body).send()
+        app.fault(json!({ "path": "/meta/graph/v26.0/17841400000000001/media_publish", "kind": kind, "times": 1 }))
     };
     let media = json!([{ "url": app.media("a.jpg") }]);
 
     // Applied, then the answer was lost: the container says PUBLISHED, so the target is published.
-    fault(json!({ "type": "applied_then_hang" })).await.unwrap();
+    fault(json!({ "type": "applied_then_hang" })).await;
     let (_, post) = app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "lost answer", "media": media }), None).await;
     assert_eq!(post["targets"][0]["status"], "published", "{post}");
 
     // Never reached Instagram: the container is still FINISHED, so publishing is retried.
-    fault(json!({ "type": "hang" })).await.unwrap();
+    fault(json!({ "type": "hang" })).await;
     let (_, post) = app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "never sent", "media": media }), None).await;
     assert_eq!(post["targets"][0]["status"], "retrying", "{post}");
     let instagram = |app: &TestApp| {
@@ -495,7 +485,7 @@ async fn platform_feedback_blocks_calls_before_the_platform_refuses_them() {
     let ids = app.connect_all("user-1").await;
     // X allows this user two posts per window; the second answer says `x-rate-limit-remaining: 0`.
     let limit = json!({ "platform": "x", "name": "tweets/user", "limit": 2, "window": 900 });
-    app.browser.post(format!("{}/_sandbox/limits", app.sandbox.url)).json(&limit).send().await.unwrap();
+    app.control("/_sandbox/limits", limit).await;
     for i in 0..2 {
         let (_, post) = app
             .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": format!("p{i}") }), None)
@@ -529,7 +519,7 @@ async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
     // X revokes just the access token; Herald still thinks it is good for two hours.
     let access = app.state.tokens.usable(&account).await.unwrap().access_token.expose_secret().to_owned();
     let revoke = json!({ "platform": "x", "token": access });
-    app.browser.post(format!("{}/_sandbox/grants/revoke", app.sandbox.url)).json(&revoke).send().await.unwrap();
+    app.control("/_sandbox/grants/revoke", revoke).await;
 
     let (_, post) =
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "after a 401" }), None).await;
@@ -551,12 +541,7 @@ async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
     assert_eq!(refreshes, 1, "refreshed once");
 
     // When the refresh is refused too, the account needs reauth and the target fails with that.
-    app.browser
-        .post(format!("{}/_sandbox/grants/revoke", app.sandbox.url))
-        .json(&json!({ "platform": "x", "user_id": "2244994945" }))
-        .send()
-        .await
-        .unwrap();
+    app.control("/_sandbox/grants/revoke", json!({ "platform": "x", "user_id": "2244994945" })).await;
     let (_, post) =
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "dead grant" }), None).await;
     app.clock.advance(time::Duration::seconds(5));
@@ -635,7 +620,7 @@ async fn the_first_attempt_stops_before_its_deadline_and_leaves_the_rest_to_the_
     let app = env.spawn_app_with(|config| config.first_attempt_budget = Duration::from_millis(2200)).await;
     let ids = app.connect_all("user-1").await;
     let slow = json!({ "path": "/meta/graph/v26.0/17841400000000001/content_publishing_limit", "kind": { "type": "slow", "millis": 1000 }, "times": 1 });
-    app.browser.post(format!("{}/_sandbox/faults", app.sandbox.url)).json(&slow).send().await.unwrap();
+    app.fault(slow).await;
     let media = json!([{ "url": app.media("a.jpg") }]);
     let (status, post) = app
         .post(

@@ -37,8 +37,7 @@ fn refreshes(app: &TestApp, path_suffix: &str) -> usize {
 
 /// Re-registers the dev LinkedIn app as one without programmatic refresh tokens (not an MDP partner).
 async fn linkedin_without_refresh_tokens(app: &TestApp) {
-    sandbox_control(
-        app,
+    app.control(
         "/_sandbox/apps",
         json!({
             "platform": "linkedin", "client_id": herald_sandbox::dev::LINKEDIN_CLIENT_ID,
@@ -49,11 +48,6 @@ async fn linkedin_without_refresh_tokens(app: &TestApp) {
     .await;
 }
 
-async fn sandbox_control(app: &TestApp, path: &str, body: serde_json::Value) {
-    let response = app.browser.post(format!("{}{path}", app.sandbox.url)).json(&body).send().await.unwrap();
-    assert!(response.status().is_success(), "{path}");
-}
-
 #[tokio::test]
 async fn fifty_concurrent_calls_on_an_expired_token_cause_one_refresh() {
     let env = TestEnv::fresh().await;
@@ -62,7 +56,7 @@ async fn fifty_concurrent_calls_on_an_expired_token_cause_one_refresh() {
     let old = app.state.tokens.usable(&account).await.unwrap();
 
     // The token expires on both sides: X forgets it, Herald's clock passes its expiry.
-    sandbox_control(&app, "/_sandbox/grants/expire", json!({ "platform": "x", "user_id": X_USER })).await;
+    app.control("/_sandbox/grants/expire", json!({ "platform": "x", "user_id": X_USER })).await;
     app.clock.advance(time::Duration::hours(2));
 
     // Five managers stand for five Lambda instances sharing the table.
@@ -115,7 +109,7 @@ async fn a_refused_refresh_marks_needs_reauth_and_records_an_event() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let account = connected(&app, "x", X_USER).await;
-    sandbox_control(&app, "/_sandbox/grants/revoke", json!({ "platform": "x", "user_id": X_USER })).await;
+    app.control("/_sandbox/grants/revoke", json!({ "platform": "x", "user_id": X_USER })).await;
     app.clock.advance(time::Duration::hours(2));
 
     let result = app.state.tokens.usable(&account).await;
@@ -138,8 +132,7 @@ async fn a_platform_outage_during_refresh_changes_nothing() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let account = connected(&app, "x", X_USER).await;
-    sandbox_control(
-        &app,
+    app.control(
         "/_sandbox/faults",
         json!({ "path": "/x/api/2/oauth2/token", "kind": { "type": "status", "status": 503 }, "times": 1 }),
     )

@@ -5,12 +5,6 @@
 use herald_testkit::{TestApp, TestEnv};
 use serde_json::{Value, json};
 
-async fn sandbox(app: &TestApp, path: &str, body: Value) -> Value {
-    let response = app.browser.post(format!("{}{path}", app.sandbox.url)).json(&body).send().await.unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
-    response.json().await.unwrap()
-}
-
 async fn platform_events(app: &TestApp) -> Vec<herald::store::Event> {
     let events = app.state.journal.list(&app.tenant, false).await.unwrap();
     events.into_iter().filter(|e| e.kind == "platform.event").collect()
@@ -24,9 +18,7 @@ async fn each_platforms_handshake_is_answered_as_it_requires() {
         [("meta", Some(herald_sandbox::dev::META_WEBHOOK_VERIFY_TOKEN)), ("x", None), ("linkedin", None)]
     {
         let url = format!("{}/webhooks/{platform}", app.url);
-        let report = sandbox(
-            &app,
-            "/_sandbox/webhooks/handshake",
+        let report = app.control("/_sandbox/webhooks/handshake",
             json!({ "platform": platform, "url": url, "client_id": herald_testkit::dev_client_id(platform), "verify_token": verify_token }),
         )
         .await;
@@ -34,9 +26,7 @@ async fn each_platforms_handshake_is_answered_as_it_requires() {
     }
     // Meta with someone else's verify token, and challenges missing: refused.
     let url = format!("{}/webhooks/meta", app.url);
-    let report = sandbox(
-        &app,
-        "/_sandbox/webhooks/handshake",
+    let report = app.control("/_sandbox/webhooks/handshake",
         json!({ "platform": "meta", "url": url, "client_id": herald_testkit::dev_client_id("meta"), "verify_token": "guess" }),
     )
     .await;
@@ -90,7 +80,7 @@ async fn forged_changed_and_malformed_deliveries_are_refused_and_store_nothing()
     app.connect_all("user-1").await;
     let event = json!({ "object": "page", "entry": [{ "id": "104000000000001", "time": 5, "changes": [{ "field": "feed", "value": { "n": 1 } }] }] });
     // What the platform would send, as the sandbox signed it (delivered to a path that records nothing).
-    let signed = sandbox(&app, "/_sandbox/webhooks/deliver", json!({ "platform": "meta", "url": format!("{}/nowhere", app.url), "client_id": herald_testkit::dev_client_id("meta"), "payload": event })).await;
+    let signed = app.control("/_sandbox/webhooks/deliver", json!({ "platform": "meta", "url": format!("{}/nowhere", app.url), "client_id": herald_testkit::dev_client_id("meta"), "payload": event })).await;
     let body = signed["sent"].as_str().unwrap().to_owned();
     let signature = signed["signature"].as_str().unwrap().to_owned();
     let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
@@ -143,8 +133,7 @@ async fn meta_deauthorize_and_data_deletion_revoke_what_the_user_granted() {
     };
     let callback = |path: &str| {
         let url = format!("{}/webhooks/meta/{path}", app.url);
-        sandbox(
-            &app,
+        app.control(
             "/_sandbox/webhooks/signed_request",
             json!({ "url": url, "client_id": herald_testkit::dev_client_id("meta"), "user_id": "10158000000000001" }),
         )
@@ -291,12 +280,12 @@ async fn the_handshakes_sign_nothing_but_the_platforms_own_challenges() {
     );
     for platform in ["x", "linkedin"] {
         let url = format!("{}/webhooks/{platform}", app.url);
-        let report = sandbox(
-            &app,
-            "/_sandbox/webhooks/handshake",
-            json!({ "platform": platform, "url": url, "client_id": herald_testkit::dev_client_id(platform) }),
-        )
-        .await;
+        let report = app
+            .control(
+                "/_sandbox/webhooks/handshake",
+                json!({ "platform": platform, "url": url, "client_id": herald_testkit::dev_client_id(platform) }),
+            )
+            .await;
         assert_eq!(report["valid"], true, "{platform}: {report}");
     }
 }

@@ -354,6 +354,34 @@ pub fn dev_client_id(platform: &str) -> &'static str {
 }
 
 impl TestApp {
+    /// The sandbox's control plane (`/_sandbox/...`, tests/sandbox/src/control.rs): posts `body`
+    /// to `path`, fails the test unless the sandbox accepts it, and returns its answer (JSON, or
+    /// null when it has none).
+    pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self.browser.post(format!("{}{path}", self.sandbox.url)).json(&body).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Adds a platform fault (the kinds are in tests/sandbox/src/faults.rs).
+    pub async fn fault(&self, fault: serde_json::Value) {
+        self.control("/_sandbox/faults", fault).await;
+    }
+
+    /// Removes every platform fault.
+    pub async fn clear_faults(&self) {
+        let response = self.browser.delete(format!("{}/_sandbox/faults", self.sandbox.url)).send().await.unwrap();
+        assert!(response.status().is_success(), "clearing faults: {}", response.status());
+    }
+
+    /// Moves Herald's clock and the sandbox's forward together (whole seconds).
+    pub async fn advance(&self, by: time::Duration) {
+        self.clock.advance(by);
+        self.control("/_sandbox/clock/advance", serde_json::json!({ "seconds": by.whole_seconds() })).await;
+    }
+
     /// The `retries` function's worker, as its cold start leaves it, on this app's configuration
     /// and clock, processing `concurrency` messages at once.
     pub async fn worker(&self, concurrency: usize) -> herald::worker::Worker {
