@@ -91,7 +91,7 @@ impl App {
             first_attempt_budget: config.first_attempt_budget,
         };
         Self {
-            first_attempts: publisher.reading(TokenReader::new(accounts.clone(), clock.clone())),
+            first_attempts: publisher.with_tokens(Arc::new(TokenReader::new(accounts.clone(), clock.clone()))),
             publisher,
             connections: Connections {
                 accounts: accounts.clone(),

@@ -195,7 +195,7 @@ async fn proceed(state: &AppState, headers: &HeaderMap, token: &str, status: Sta
         user: link.user,
         platform: link.platform,
         return_to: link.return_to,
-        x_auth: start.pending.x_auth,
+        connector: start.pending.connector,
         secret: start.pending.secret,
         browser: browser::binding(&secret),
         expires_at: state.clock.now() + STATE_TTL,
@@ -270,7 +270,7 @@ async fn callback(
     if let Some(error) = denied(&params) {
         return Ok(failed(&pending.return_to, error));
     }
-    let auth = PendingAuth { key: key.clone(), secret: pending.secret.clone(), x_auth: pending.x_auth };
+    let auth = PendingAuth { key: key.clone(), secret: pending.secret.clone(), connector: pending.connector.clone() };
     let discovered = match state.platforms.finish(platform, &auth, &params, &base).await {
         Ok(found) => found,
         Err(e) => {

@@ -97,7 +97,9 @@ pub struct PendingAuth {
     pub key: String,
     /// OAuth 2.0 PKCE verifier, or the OAuth 1.0a request-token secret.
     pub secret: Option<SecretString>,
-    pub x_auth: XAuth,
+    /// Which of the platform's connectors the flow uses, as its adapter names it (X: `oauth2`
+    /// or `oauth1`); only the adapter reads it, at the callback.
+    pub connector: String,
 }
 
 pub struct AuthorizeStart {

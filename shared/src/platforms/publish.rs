@@ -58,10 +58,18 @@ pub(super) fn created_id(platform: Platform, id: &Value) -> Result<String, Platf
     }
 }
 
-/// `(id, text)` of each post in a `{"data": [...]}` listing whose text is in `field`.
-pub(super) fn id_and_text(listing: &Value, field: &str) -> Vec<(String, String)> {
+/// Each post of a `{"data": [...]}` listing whose text is in `field`, with its `url`.
+pub(super) fn recent_posts(listing: &Value, field: &str, url: impl Fn(&str) -> String) -> Vec<Recent> {
     let text = |post: &Value, key: &str| post[key].as_str().unwrap_or_default().to_owned();
-    listing["data"].as_array().into_iter().flatten().map(|post| (text(post, "id"), text(post, field))).collect()
+    listing["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|post| {
+            let id = text(post, "id");
+            Recent { url: Some(url(&id)), id, text: text(post, field) }
+        })
+        .collect()
 }
 
 /// Text as compared after a platform stored it: whitespace-trimmed, URLs as placeholders.

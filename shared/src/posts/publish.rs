@@ -77,28 +77,17 @@ pub struct Publisher<G: Grants = TokenManager> {
 
 impl<G: Grants> Clone for Publisher<G> {
     fn clone(&self) -> Self {
-        Self {
-            posts: self.posts.clone(),
-            accounts: self.accounts.clone(),
-            tokens: self.tokens.clone(),
-            limits: self.limits.clone(),
-            platforms: self.platforms.clone(),
-            events: self.events.clone(),
-            queue: self.queue.clone(),
-            dead_letters: self.dead_letters.clone(),
-            clock: self.clock.clone(),
-            first_attempt_budget: self.first_attempt_budget,
-        }
+        self.with_tokens(self.tokens.clone())
     }
 }
 
-impl Publisher<TokenManager> {
-    /// The same services with tokens that are only read: the posts function's first attempts.
-    pub fn reading(&self, tokens: TokenReader) -> Publisher<TokenReader> {
+impl<G: Grants> Publisher<G> {
+    /// The same services with other `tokens` (the posts function's first attempts read them only).
+    pub fn with_tokens<H: Grants>(&self, tokens: Arc<H>) -> Publisher<H> {
         Publisher {
             posts: self.posts.clone(),
             accounts: self.accounts.clone(),
-            tokens: Arc::new(tokens),
+            tokens,
             limits: self.limits.clone(),
             platforms: self.platforms.clone(),
             events: self.events.clone(),

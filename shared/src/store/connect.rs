@@ -15,7 +15,7 @@ use url::Url;
 
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, whole_seconds};
 use crate::clock::SharedClock;
-use crate::domain::{Platform, TenantId, UserId, XAuth, random_bytes};
+use crate::domain::{Platform, TenantId, UserId, random_bytes};
 use crate::schema::TTL_ATTRIBUTE;
 
 /// How long a connect link stays usable.
@@ -41,7 +41,8 @@ pub struct OAuthState {
     pub user: UserId,
     pub platform: Platform,
     pub return_to: Url,
-    pub x_auth: XAuth,
+    /// The platform's connector for this flow, by its adapter's name (opaque here).
+    pub connector: String,
     pub secret: Option<SecretString>,
     /// SHA-256 (hex) of the browser secret in the cookie set when the flow started; the callback
     /// must present the secret (docs/security.md, "Connect flows are bound to the browser").
@@ -141,7 +142,7 @@ impl ConnectStore {
             ("user_id".to_owned(), s(state.user.as_str())),
             ("platform".to_owned(), s(state.platform.as_str())),
             ("return_to".to_owned(), s(state.return_to.as_str())),
-            ("x_auth".to_owned(), s(if state.x_auth == XAuth::Oauth1 { "oauth1" } else { "oauth2" })),
+            ("connector".to_owned(), s(&state.connector)),
             ("browser".to_owned(), s(&state.browser)),
             (TTL_ATTRIBUTE.to_owned(), epoch(state.expires_at)),
         ]);
@@ -162,7 +163,8 @@ impl ConnectStore {
             user: r.parse("user_id")?,
             platform: r.parse("platform")?,
             return_to: Url::parse(r.str("return_to")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            x_auth: if r.str("x_auth")? == "oauth1" { XAuth::Oauth1 } else { XAuth::Oauth2 },
+            // States written before the connector was named lived ten minutes; read theirs too.
+            connector: r.str("connector").or_else(|_| r.str("x_auth"))?.to_owned(),
             secret: item.1.get("secret").and_then(|v| v.as_s().ok()).map(|v| SecretString::from(v.clone())),
             // A state stored before browser binding has none, and matches no browser.
             browser: item.1.get("browser").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),

@@ -121,7 +121,7 @@ pub(super) fn start(client: &PlatformClient, callback: &url::Url) -> Result<Auth
         .append_pair("redirect_uri", callback.as_str())
         .append_pair("state", &state)
         .append_pair("scope", &scopes(client));
-    Ok(AuthorizeStart { url, pending: PendingAuth { key: state, secret: None, x_auth: XAuth::Oauth2 } })
+    Ok(AuthorizeStart { url, pending: PendingAuth { key: state, secret: None, connector: "oauth2".to_owned() } })
 }
 
 async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result<(Grant, Vec<String>), PlatformError> {

@@ -159,7 +159,11 @@ pub(super) fn start(
         .append_pair("code_challenge_method", "S256");
     Ok(AuthorizeStart {
         url,
-        pending: PendingAuth { key: state, secret: Some(secrecy::SecretString::from(verifier)), x_auth: XAuth::Oauth2 },
+        pending: PendingAuth {
+            key: state,
+            secret: Some(secrecy::SecretString::from(verifier)),
+            connector: "oauth2".to_owned(),
+        },
     })
 }
 

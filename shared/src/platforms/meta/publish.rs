@@ -11,7 +11,7 @@ use super::graph_refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, Recent, Throttle, created_id, id_and_text};
+use crate::platforms::publish::{Published, Recent, Throttle, created_id, recent_posts};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -58,10 +58,7 @@ pub(super) async fn recent(
         ("access_token", tokens.access_token.expose_secret()),
     ]);
     let feed: Value = client.json(Platform::Facebook, "GET /{page-id}/feed", request, graph_refusal).await?;
-    Ok(id_and_text(&feed, "message")
-        .into_iter()
-        .map(|(id, text)| Recent { url: Some(format!("https://www.facebook.com/{id}")), id, text })
-        .collect())
+    Ok(recent_posts(&feed, "message", |id| format!("https://www.facebook.com/{id}")))
 }
 
 impl PlatformClient {

@@ -25,7 +25,13 @@ const P: Platform = Platform::X;
 /// Post, upload media, read the user, and `offline.access` for a refresh token.
 pub const SCOPES: &str = "tweet.read tweet.write users.read media.write offline.access";
 
-/// X's adapter: two connectors (OAuth 2.0 with PKCE, OAuth 1.0a), told apart here only.
+/// The connectors' names in a pending authorization.
+const OAUTH2: &str = "oauth2";
+const OAUTH1: &str = "oauth1";
+
+/// X's adapter: two connectors (OAuth 2.0 with PKCE, OAuth 1.0a), told apart here only: the
+/// tenant's setting picks one at the start, the pending authorization names it at the callback,
+/// and a grant's tokens show it (OAuth 1.0a ones carry a token secret).
 pub(super) struct X;
 
 impl Adapter for X {
@@ -62,9 +68,9 @@ impl Adapter for X {
         callback: &'a url::Url,
     ) -> Answer<'a, Vec<Discovered>> {
         Box::pin(async move {
-            match pending.x_auth {
-                XAuth::Oauth1 => finish_oauth1(client, pending, params).await,
-                XAuth::Oauth2 => finish_oauth2(client, pending, params, callback).await,
+            match pending.connector.as_str() {
+                OAUTH1 => finish_oauth1(client, pending, params).await,
+                _ => finish_oauth2(client, pending, params, callback).await,
             }
         })
     }
@@ -149,7 +155,7 @@ pub(super) fn start_oauth2(client: &PlatformClient, callback: &url::Url) -> Resu
         .append_pair("code_challenge_method", "S256");
     Ok(AuthorizeStart {
         url,
-        pending: PendingAuth { key: state, secret: Some(SecretString::from(verifier)), x_auth: XAuth::Oauth2 },
+        pending: PendingAuth { key: state, secret: Some(SecretString::from(verifier)), connector: OAUTH2.to_owned() },
     })
 }
 
@@ -333,7 +339,7 @@ pub(super) async fn start_oauth1(
         pending: PendingAuth {
             key: token.clone(),
             secret: Some(SecretString::from(secret.clone())),
-            x_auth: XAuth::Oauth1,
+            connector: OAUTH1.to_owned(),
         },
     })
 }

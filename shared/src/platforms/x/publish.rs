@@ -8,7 +8,7 @@ use super::refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, Recent, Throttle, created_id, id_and_text};
+use crate::platforms::publish::{Published, Recent, Throttle, created_id, recent_posts};
 use crate::platforms::{PlatformClient, PlatformError, oauth1};
 use crate::store::Account;
 
@@ -42,10 +42,7 @@ pub(super) async fn recent(
         .query(&query)
         .header("authorization", client.x_authorization(tokens, "GET", &url, &query)?);
     let page: Value = client.json(Platform::X, "GET /2/users/{id}/tweets", request, refusal).await?;
-    Ok(id_and_text(&page, "text")
-        .into_iter()
-        .map(|(id, text)| Recent { url: Some(format!("https://x.com/i/web/status/{id}")), id, text })
-        .collect())
+    Ok(recent_posts(&page, "text", |id| format!("https://x.com/i/web/status/{id}")))
 }
 
 impl PlatformClient {
