@@ -215,24 +215,24 @@ async fn timeouts_after_sending_are_checked_where_the_platform_allows_and_never_
 
     // Applied, answer lost: X and Facebook are asked, and the post is found (URLs as X rewrites them).
     fault("/x/api/2/tweets", "applied_then_hang").await;
-    let (_, post) = publish("x", "maybe https://example.com/a").await;
+    let (_, post) = app.releasing(publish("x", "maybe https://example.com/a")).await;
     assert_eq!(post["targets"][0]["status"], "published", "{post}");
     let tweets = app.published(SandboxPlatform::X);
     assert_eq!(tweets.len(), 1);
     assert_eq!(post["targets"][0]["platform_post_id"], tweets[0].id.as_str());
     fault("/meta/graph/v26.0/104000000000001/feed", "applied_then_hang").await;
-    let (_, post) = publish("facebook", "maybe on the page").await;
+    let (_, post) = app.releasing(publish("facebook", "maybe on the page")).await;
     assert_eq!(post["targets"][0]["status"], "published", "{post}");
 
     // Never applied: not found, so unknown, never resent (a read may lag the write).
     fault("/x/api/2/tweets", "hang").await;
-    let (_, post) = publish("x", "lost on the way").await;
+    let (_, post) = app.releasing(publish("x", "lost on the way")).await;
     assert_eq!(post["targets"][0]["status"], "unknown", "{post}");
     assert!(post["targets"][0]["error"]["message"].as_str().unwrap().contains("not among the account's recent posts"));
 
     // LinkedIn offers no such read to posting apps: unknown, and a duplicate delivery changes nothing.
     fault("/linkedin/api/rest/posts", "applied_then_hang").await;
-    let (_, post) = publish("linkedin_member", "maybe on linkedin").await;
+    let (_, post) = app.releasing(publish("linkedin_member", "maybe on linkedin")).await;
     assert_eq!(post["targets"][0]["status"], "unknown", "{post}");
     assert_eq!(post["targets"][0]["error"]["code"], "outcome_unknown");
     let worker = app.worker(2).await;
@@ -465,12 +465,12 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
 
     // Applied, then the answer was lost: the container says PUBLISHED, so the target is published.
     fault(json!({ "type": "applied_then_hang" })).await;
-    let (_, post) = app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "lost answer", "media": media }), None).await;
+    let (_, post) = app.releasing(app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "lost answer", "media": media }), None)).await;
     assert_eq!(post["targets"][0]["status"], "published", "{post}");
 
     // Never reached Instagram: the container is still FINISHED, so publishing is retried.
     fault(json!({ "type": "hang" })).await;
-    let (_, post) = app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "never sent", "media": media }), None).await;
+    let (_, post) = app.releasing(app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "never sent", "media": media }), None)).await;
     assert_eq!(post["targets"][0]["status"], "retrying", "{post}");
     let instagram = |app: &TestApp| {
         app.published(SandboxPlatform::Meta).into_iter().filter(|p| p.account == "17841400000000001").count()

@@ -376,6 +376,18 @@ impl TestApp {
         assert!(response.status().is_success(), "clearing faults: {}", response.status());
     }
 
+    /// Runs `work` (which makes one platform call a `hang` fault holds) and releases the call
+    /// once the sandbox holds it, instead of waiting for Herald's timeout: the connection is cut
+    /// before any answer, which Herald reads as it reads a timeout after sending.
+    pub async fn releasing<F: std::future::Future>(&self, work: F) -> F::Output {
+        let release = async {
+            let held = self.browser.get(format!("{}/_sandbox/faults/held?count=1", self.sandbox.url)).send().await;
+            assert!(held.unwrap().status().is_success(), "the call never reached the sandbox");
+            self.control("/_sandbox/faults/release", serde_json::json!({})).await;
+        };
+        tokio::join!(work, release).0
+    }
+
     /// Moves Herald's clock and the sandbox's forward together (whole seconds).
     pub async fn advance(&self, by: time::Duration) {
         self.clock.advance(by);

@@ -54,6 +54,8 @@ pub fn routes() -> Router<Shared> {
         .route("/_sandbox/grants/expire", post(expire))
         .route("/_sandbox/grants/revoke", post(revoke))
         .route("/_sandbox/faults", post(add_fault).delete(clear_faults))
+        .route("/_sandbox/faults/held", get(held))
+        .route("/_sandbox/faults/release", post(release))
         .route("/_sandbox/limits", post(set_limit))
         .route("/_sandbox/clock/advance", post(advance_clock))
         .route("/_sandbox/posts", get(posts))
@@ -218,6 +220,29 @@ async fn add_fault(State(sandbox): State<Shared>, Json(fault): Json<Fault>) -> R
 async fn clear_faults(State(sandbox): State<Shared>) -> Response {
     sandbox.world().faults.clear();
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct HeldQuery {
+    count: usize,
+}
+
+/// Answers once at least `count` calls are held by `hang` faults (so a test knows its call
+/// reached the platform), or 408 after 10 seconds.
+async fn held(State(sandbox): State<Shared>, Query(q): Query<HeldQuery>) -> Response {
+    let mut held = sandbox.held.subscribe();
+    let reached = tokio::time::timeout(std::time::Duration::from_secs(10), held.wait_for(|n| *n >= q.count)).await;
+    match reached {
+        Ok(Ok(n)) => Json(json!({ "held": *n })).into_response(),
+        _ => (StatusCode::REQUEST_TIMEOUT, Json(json!({ "held": *sandbox.held.borrow() }))).into_response(),
+    }
+}
+
+/// Lets every held call go: each connection is cut before any answer.
+async fn release(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
+    let held = *sandbox.held.borrow();
+    sandbox.release.send_modify(|generation| *generation += 1);
+    Json(json!({ "released": held }))
 }
 
 /// A budget override. Names: X `tweets/user`, `tweets/app`, `media/user` (with `window` seconds);

@@ -6,10 +6,13 @@
 //! - `rate_limited`: the platform's throttling answer (X 429 with reset headers, Meta code 4 with
 //!   `X-App-Usage` at 100 %, LinkedIn 429);
 //! - `slow`: the call is served after a delay;
-//! - `hang`: nothing is applied and no answer ever comes (the client times out, as on a dropped
-//!   connection);
-//! - `applied_then_hang`: the call takes effect (the post exists) but no answer comes. A call the
-//!   platform refuses (a revoked token, a bad request) cannot take effect: its answer is served.
+//! - `hang`: nothing is applied and no answer comes: the client times out, as on a dropped
+//!   connection, unless the test releases the call first (`POST /_sandbox/faults/release`), which
+//!   cuts the connection before any answer (the client sees the connection closed after sending,
+//!   which it must treat as it treats its own timeout then);
+//! - `applied_then_hang`: the call takes effect (the post exists) but no answer comes, held and
+//!   released in the same way. A call the platform refuses (a revoked token, a bad request) cannot
+//!   take effect: its answer is served.
 
 use std::time::Duration;
 
@@ -114,15 +117,38 @@ pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next)
             tokio::time::sleep(Duration::from_millis(millis)).await;
             next.run(request).await
         }
-        FaultKind::Hang => std::future::pending().await,
+        FaultKind::Hang => hold(&sandbox).await,
         FaultKind::AppliedThenHang => {
             let answer = next.run(request).await;
             if !answer.status().is_success() {
                 return answer;
             }
-            std::future::pending().await
+            hold(&sandbox).await
         }
     }
+}
+
+/// One held call in the count, for as long as it is held (also when the client gives up first
+/// and the call is dropped).
+struct Held<'a>(&'a Shared);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.held.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Holds the call until the test releases it, then cuts the connection before any answer.
+async fn hold(sandbox: &Shared) -> Response {
+    let mut release = sandbox.release.subscribe();
+    sandbox.held.send_modify(|n| *n += 1);
+    let _held = Held(sandbox);
+    if release.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    let cut =
+        futures_util::stream::once(async { Err::<axum::body::Bytes, _>(std::io::Error::other("connection cut")) });
+    Response::new(axum::body::Body::from_stream(cut))
 }
 
 /// A platform's generic error answer for `status`.

@@ -249,6 +249,10 @@ pub struct Sandbox {
     /// The sandbox's own base URL, e.g. `http://127.0.0.1:4000`.
     pub base_url: String,
     world: Mutex<World>,
+    /// Calls a `hang` fault holds now; tests wait on it (`GET /_sandbox/faults/held`).
+    pub held: tokio::sync::watch::Sender<usize>,
+    /// Bumped by `POST /_sandbox/faults/release`: every call held then is let go.
+    pub release: tokio::sync::watch::Sender<u64>,
 }
 
 pub type Shared = Arc<Sandbox>;
@@ -273,7 +277,13 @@ impl Sandbox {
         if config.dev_fixtures {
             crate::control::dev_fixtures(&mut world, &config.herald_url);
         }
-        Self { config, base_url, world: Mutex::new(world) }
+        Self {
+            config,
+            base_url,
+            world: Mutex::new(world),
+            held: tokio::sync::watch::Sender::new(0),
+            release: tokio::sync::watch::Sender::new(0),
+        }
     }
 
     /// The world, locked. Never held across an await.

@@ -514,6 +514,25 @@ async fn injected_faults_fail_the_way_x_fails() {
     let texts: Vec<Value> = h.posts("x").await.iter().map(|p| p["text"].clone()).collect();
     assert_eq!(texts, [json!("second"), json!("applied")]);
 
+    // A held call waits for the test, not for the client's timeout: once the sandbox reports it
+    // held, releasing it cuts the connection before any answer (the client has no timeout
+    // here; the outer one only keeps a broken release from hanging the suite).
+    h.control("/_sandbox/faults", json!({ "path": "/x/api/2/tweets", "kind": { "type": "hang" }, "times": 1 })).await;
+    let call = h.http.post(h.url("/x/api/2/tweets")).bearer_auth(&token).json(&json!({ "text": "held" })).send();
+    let release = async {
+        let held: Value =
+            h.http.get(h.url("/_sandbox/faults/held?count=1")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(held["held"], 1);
+        h.control("/_sandbox/faults/release", json!({})).await
+    };
+    let (answer, released) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), async { tokio::join!(call, release) }).await.unwrap();
+    assert_eq!(released["released"], 1, "{released}");
+    assert!(answer.as_ref().is_err_and(|e| !e.is_timeout()), "the connection is cut, no answer: {answer:?}");
+    assert_eq!(h.posts("x").await.len(), 2, "a released hang applied nothing");
+    let held: Value = h.http.get(h.url("/_sandbox/faults/held?count=0")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(held["held"], 0, "nothing is held after the release");
+
     h.control(
         "/_sandbox/faults",
         json!({ "path": "/x/api/2/tweets", "kind": { "type": "rate_limited", "reset_after": 60 }, "times": 1 }),
