@@ -25,6 +25,13 @@ pub struct Broken {
     pub detail: String,
 }
 
+impl Broken {
+    /// The rule `code` is broken, as `detail` says.
+    pub fn err(code: &'static str, detail: impl Into<String>) -> Result<(), Broken> {
+        Err(Broken { code, detail: detail.into() })
+    }
+}
+
 /// A target's state. Each transition is computed here ([`Target::claimed`], [`Target::settled`])
 /// and written as a conditional put (see `store::posts`):
 ///

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::publish::{Published, Recent, Throttle};
-use super::settings::PlatformApps;
+use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth};
 use crate::domain::budget::Budget;
 use crate::domain::post::{Broken, Media};
@@ -24,9 +24,13 @@ pub(super) type Answer<'a, T> = BoxFuture<'a, Result<T, PlatformError>>;
 
 /// Everything Herald does with one platform.
 pub(super) trait Adapter: Send + Sync {
-    /// Whether this deployment has an app for the platform (for X, for the connector `x_auth`
-    /// names).
-    fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool;
+    /// This deployment's app for the platform (for X, for the connector `x_auth` names).
+    fn app<'a>(&self, apps: &'a PlatformApps, x_auth: XAuth) -> Option<&'a AppCredentials>;
+
+    /// Whether this deployment has an app for the platform.
+    fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool {
+        self.app(apps, x_auth).is_some()
+    }
 
     /// Whose users a grantor id names (the user behind an account, as the platform's
     /// deauthorize callbacks name them): Facebook and Instagram share Meta's.

@@ -1,12 +1,13 @@
-//! Platform adapters: OAuth dialects, account discovery and token refresh for X, Facebook Pages,
-//! Instagram and LinkedIn, behind one client. Callers never see whether a platform speaks OAuth
-//! 1.0a or 2.0.
+//! The platforms: one folder each (`x/`, `meta/`, `linkedin/`) behind one trait
+//! ([`adapter`]'s `Adapter`, chosen by its one registry), and the client they share. Callers
+//! never see whether a platform speaks OAuth 1.0a or 2.0.
 //!
 //! Every outbound call goes through [`PlatformClient::send`], which logs one structured line
-//! (platform, endpoint template, status, latency) and never the URL's query or any body.
-//! Errors are classified once, here: the platform refused ([`PlatformError::Refused`]), it could
-//! not be reached or failed on its side ([`PlatformError::Transient`]), or it answered something
-//! we cannot read ([`PlatformError::Unexpected`]).
+//! (platform, endpoint template, status, latency) and never the URL's query or any body. Each
+//! platform's refusal reader turns its answers into Herald's classes: the platform refused
+//! ([`PlatformError::Refused`]), it could not be reached or failed on its side
+//! ([`PlatformError::Transient`]), it is throttling ([`PlatformError::RateLimited`]), or it
+//! answered something we cannot read ([`PlatformError::Unexpected`]).
 
 mod adapter;
 mod linkedin;
@@ -29,7 +30,6 @@ use crate::clock::SharedClock;
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
 use adapter::adapter;
-pub use x::rules::weighted_length as x_weighted_length;
 
 use crate::platforms::settings::{PlatformApps, PlatformEndpoints};
 
@@ -327,6 +327,11 @@ pub fn grantor_family(platform: Platform) -> &'static str {
 /// Every platform's published limits on publishing, as its adapter states them.
 pub fn budgets() -> Vec<crate::domain::budget::Budget> {
     Platform::ALL.into_iter().flat_map(|platform| adapter(platform).budgets()).collect()
+}
+
+/// A header's value, where it is text.
+pub(crate) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Herald's callback URL for a platform under `base`, as registered with the platform's app.

@@ -6,10 +6,6 @@ use super::adapter::adapter;
 use crate::domain::post::{Broken, Media};
 use crate::domain::{AccountKind, Platform};
 
-pub(super) fn broken(code: &'static str, detail: impl Into<String>) -> Result<(), Broken> {
-    Err(Broken { code, detail: detail.into() })
-}
-
 fn extension(media: &Media) -> Option<String> {
     let last = media.url.path_segments()?.next_back()?;
     let (_, ext) = last.rsplit_once('.')?;
@@ -22,7 +18,7 @@ pub fn check(platform: Platform, kind: AccountKind, text: &str, media: &[Media])
     let types = adapter.media_types();
     for (i, item) in media.iter().enumerate() {
         if !extension(item).as_deref().is_some_and(|e| types.contains(&e)) {
-            return broken(
+            return Broken::err(
                 "media_type_not_allowed",
                 format!("media[{i}] must be one of {} for {platform}", types.join(", ")),
             );

@@ -18,7 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::settings::PlatformApps;
+use super::settings::{AppCredentials, PlatformApps};
 use crate::domain::Platform;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -28,24 +28,21 @@ type HmacSha256 = Hmac<Sha256>;
 #[error("the request's signature or format did not verify")]
 pub struct Refused;
 
-pub(super) fn mac(key: &[u8]) -> HmacSha256 {
-    HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
+/// HMAC-SHA256 of `parts`, one after the other.
+fn mac_over(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
 }
 
 pub(super) fn sign(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut mac = mac(key);
-    for part in parts {
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().to_vec()
+    mac_over(key, parts).finalize().into_bytes().to_vec()
 }
 
 pub(super) fn verify(key: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(), Refused> {
-    let mut mac = mac(key);
-    for part in parts {
-        mac.update(part);
-    }
-    mac.verify_slice(signature).map_err(|_| Refused)
+    mac_over(key, parts).verify_slice(signature).map_err(|_| Refused)
 }
 
 /// One event of a delivery.
@@ -128,33 +125,38 @@ pub enum DeliveryError {
 pub trait Dialect: Send + Sync {
     /// Where the platform sends them: `GET` for the handshake, `POST` for deliveries.
     fn path(&self) -> &'static str;
+    /// The platform named when this deployment has no app for these webhooks.
+    fn platform(&self) -> Platform;
+    /// The app whose secret signs the deliveries (and answers the challenge).
+    fn app<'a>(&self, apps: &'a PlatformApps) -> Option<&'a AppCredentials>;
     /// The subscription handshake (Meta's verify token, X's CRC, LinkedIn's challenge).
     fn handshake(&self, apps: &PlatformApps, query: &Query) -> Result<Handshake, HandshakeError>;
+    /// Whether the delivery's signature (in `headers`) holds for the raw `body` under `secret`.
+    fn signature(&self, secret: &[u8], headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<(), Refused>;
+    /// What a verified delivery says.
+    fn parse(&self, body: &[u8]) -> Result<Vec<Inbound>, Malformed>;
+
+    /// The signing secret, where this deployment has the app.
+    fn secret(&self, apps: &PlatformApps) -> Option<Vec<u8>> {
+        use secrecy::ExposeSecret as _;
+        self.app(apps).map(|a| a.client_secret.expose_secret().as_bytes().to_vec())
+    }
+
     /// The delivery's signature over the raw body, checked before anything is parsed.
     fn verify(
         &self,
         apps: &PlatformApps,
         headers: &reqwest::header::HeaderMap,
         body: &[u8],
-    ) -> Result<(), DeliveryError>;
-    /// What a verified delivery says.
-    fn parse(&self, body: &[u8]) -> Result<Vec<Inbound>, Malformed>;
+    ) -> Result<(), DeliveryError> {
+        let secret = self.secret(apps).ok_or(DeliveryError::NotConfigured(self.platform()))?;
+        self.signature(&secret, headers, body).map_err(|_| DeliveryError::Refused)
+    }
 }
 
 /// The registry: every platform's webhooks.
 pub fn dialects() -> [&'static dyn Dialect; 3] {
     [&super::meta::webhooks::Webhooks, &super::x::webhooks::Webhooks, &super::linkedin::webhooks::Webhooks]
-}
-
-/// A header's value, where it is text.
-pub(super) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// An app's secret, which signs its webhooks, or the platform is not configured.
-pub(super) fn app_secret<E>(app: Option<&super::settings::AppCredentials>, not_configured: E) -> Result<Vec<u8>, E> {
-    use secrecy::ExposeSecret as _;
-    app.map(|a| a.client_secret.expose_secret().as_bytes().to_vec()).ok_or(not_configured)
 }
 
 pub use super::meta::webhooks::{CallbackError, signed_callback_user};

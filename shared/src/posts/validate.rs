@@ -9,10 +9,6 @@ use crate::domain::{AccountKind, Platform};
 
 pub use crate::domain::post::Broken;
 
-fn broken(code: &'static str, detail: impl Into<String>) -> Result<(), Broken> {
-    Err(Broken { code, detail: detail.into() })
-}
-
 /// Scheduling: at least a minute ahead, at most a year.
 const SCHEDULE_MIN_LEAD: time::Duration = time::Duration::minutes(1);
 const SCHEDULE_MAX_LEAD: time::Duration = time::Duration::days(365);
@@ -30,17 +26,17 @@ pub fn common(
         match egress.url(&item.url) {
             Ok(()) => {}
             Err(crate::egress::Refusal::Scheme(_)) => {
-                return broken(
+                return Broken::err(
                     "media_url_not_https",
                     format!("media[{i}] must be an https URL the platforms can fetch"),
                 );
             }
             Err(refusal) => {
-                return broken("media_url_not_allowed", format!("media[{i}] is not a public URL: {refusal}"));
+                return Broken::err("media_url_not_allowed", format!("media[{i}] is not a public URL: {refusal}"));
             }
         }
         if item.alt_text.as_ref().is_some_and(|a| a.chars().count() > ALT_TEXT_MAX) {
-            return broken(
+            return Broken::err(
                 "alt_text_too_long",
                 format!("media[{i}].alt_text is longer than {ALT_TEXT_MAX} characters"),
             );
@@ -48,10 +44,10 @@ pub fn common(
     }
     if let Some(at) = scheduled_at {
         if at < now + SCHEDULE_MIN_LEAD {
-            return broken("scheduled_at_in_past", "scheduled_at must be at least a minute in the future");
+            return Broken::err("scheduled_at_in_past", "scheduled_at must be at least a minute in the future");
         }
         if at > now + SCHEDULE_MAX_LEAD {
-            return broken("scheduled_at_too_far", "scheduled_at must be within a year");
+            return Broken::err("scheduled_at_too_far", "scheduled_at must be within a year");
         }
     }
     Ok(())
@@ -66,7 +62,6 @@ pub fn for_platform(platform: Platform, kind: AccountKind, text: &str, media: &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platforms::x_weighted_length;
 
     fn media(url: &str) -> Media {
         Media { url: url.parse().unwrap(), alt_text: None }
@@ -74,16 +69,6 @@ mod tests {
 
     fn code(result: Result<(), Broken>) -> &'static str {
         result.err().map(|b| b.code).unwrap_or("ok")
-    }
-
-    #[test]
-    fn x_weighting_matches_twitter_text() {
-        assert_eq!(x_weighted_length("hello"), 5);
-        assert_eq!(x_weighted_length("日本語"), 6);
-        assert_eq!(x_weighted_length("read https://example.com/a/long/path/indeed"), 5 + 23);
-        assert_eq!(code(for_platform(Platform::X, AccountKind::Member, &"a".repeat(280), &[])), "ok");
-        assert_eq!(code(for_platform(Platform::X, AccountKind::Member, &"a".repeat(281), &[])), "text_too_long");
-        assert_eq!(code(for_platform(Platform::X, AccountKind::Member, &"日".repeat(141), &[])), "text_too_long");
     }
 
     #[test]

@@ -31,8 +31,8 @@ impl Adapter for Linkedin {
         "linkedin"
     }
 
-    fn configured(&self, apps: &PlatformApps, _x_auth: XAuth) -> bool {
-        apps.linkedin.is_some()
+    fn app<'a>(&self, apps: &'a PlatformApps, _x_auth: XAuth) -> Option<&'a AppCredentials> {
+        apps.linkedin.as_ref()
     }
 
     fn start<'a>(
@@ -87,7 +87,7 @@ impl Adapter for Linkedin {
 }
 
 fn app(client: &PlatformClient) -> Result<&AppCredentials, PlatformError> {
-    client.apps.linkedin.as_ref().ok_or(PlatformError::NotConfigured(P))
+    LINKEDIN.app(&client.apps, XAuth::Oauth2).ok_or(PlatformError::NotConfigured(P))
 }
 
 const P: Platform = Platform::Linkedin;
@@ -232,11 +232,17 @@ pub(super) async fn refresh(client: &PlatformClient, refresh_token: &SecretStrin
 mod tests {
     use super::*;
 
-    /// LinkedIn's service errors (`status`, `serviceErrorCode`, `code`, `message`), as its API
-    /// error-handling page lists them.
+    /// LinkedIn's service errors (`status`, `serviceErrorCode`, `message`, and `code` where the
+    /// API names one), per learn.microsoft.com/linkedin/shared/api-guide/concepts/error-handling;
+    /// the first row is that page's own sample.
     #[test]
     fn linkedin_answers_classify_as_their_rows_say() {
         let rows = [
+            (
+                401,
+                r#"{"message":"Empty oauth2_access_token","serviceErrorCode":401,"status":401}"#,
+                "refused 401 401 dead",
+            ),
             (
                 401,
                 r#"{"status":401,"serviceErrorCode":65600,"code":"INVALID_ACCESS_TOKEN","message":"Invalid access token"}"#,

@@ -1,7 +1,6 @@
 //! What LinkedIn takes in a post.
 
 use crate::domain::post::{Broken, Media};
-use crate::platforms::rules::broken;
 
 /// LinkedIn `commentary`.
 const MAX_CHARS: usize = 3000;
@@ -11,17 +10,17 @@ pub(super) const MEDIA_TYPES: &[&str] = &["jpg", "jpeg", "png", "gif"];
 
 pub(super) fn check(text: &str, media: &[Media]) -> Result<(), Broken> {
     if text.trim().is_empty() {
-        return broken("text_required", "a LinkedIn post needs commentary");
+        return Broken::err("text_required", "a LinkedIn post needs commentary");
     }
     let length = text.chars().count();
     if length > MAX_CHARS {
-        return broken(
+        return Broken::err(
             "text_too_long",
             format!("LinkedIn commentary is {length} characters; the limit is {MAX_CHARS}"),
         );
     }
     if media.len() > MAX_IMAGES {
-        return broken("too_many_media", format!("LinkedIn takes at most {MAX_IMAGES} images"));
+        return Broken::err("too_many_media", format!("LinkedIn takes at most {MAX_IMAGES} images"));
     }
     Ok(())
 }

@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use crate::domain::Platform;
-use crate::platforms::settings::PlatformApps;
+use crate::platforms::header;
+use crate::platforms::settings::{AppCredentials, PlatformApps};
 use crate::platforms::webhooks::{
-    DeliveryError, Dialect, Handshake, HandshakeError, Inbound, Malformed, Query, Refused, app_secret, digest, header,
-    id_string, object, sign, verify,
+    Dialect, Handshake, HandshakeError, Inbound, Malformed, Query, Refused, digest, id_string, object, sign, verify,
 };
 
 /// LinkedIn's webhooks, signed with the app's client secret.
@@ -18,8 +18,16 @@ impl Dialect for Webhooks {
         "/webhooks/linkedin"
     }
 
+    fn platform(&self) -> Platform {
+        Platform::Linkedin
+    }
+
+    fn app<'a>(&self, apps: &'a PlatformApps) -> Option<&'a AppCredentials> {
+        apps.linkedin.as_ref()
+    }
+
     fn handshake(&self, apps: &PlatformApps, query: &Query) -> Result<Handshake, HandshakeError> {
-        let secret = app_secret(apps.linkedin.as_ref(), HandshakeError::NotConfigured(Platform::Linkedin))?;
+        let secret = self.secret(apps).ok_or(HandshakeError::NotConfigured(Platform::Linkedin))?;
         let code = query.get("challengeCode").filter(|c| !c.is_empty()).ok_or(HandshakeError::ChallengeMissing {
             field: "challengeCode",
             detail: "LinkedIn's validation sends a challengeCode",
@@ -31,14 +39,8 @@ impl Dialect for Webhooks {
         Ok(Handshake::Json(serde_json::json!({ "challengeCode": code, "challengeResponse": response })))
     }
 
-    fn verify(
-        &self,
-        apps: &PlatformApps,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-    ) -> Result<(), DeliveryError> {
-        let secret = app_secret(apps.linkedin.as_ref(), DeliveryError::NotConfigured(Platform::Linkedin))?;
-        linkedin_signature(&secret, body, header(headers, "x-li-signature")).map_err(|_| DeliveryError::Refused)
+    fn signature(&self, secret: &[u8], headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<(), Refused> {
+        linkedin_signature(secret, body, header(headers, "x-li-signature"))
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<Inbound>, Malformed> {

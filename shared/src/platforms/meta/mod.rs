@@ -33,8 +33,8 @@ impl Adapter for Meta {
         "meta"
     }
 
-    fn configured(&self, apps: &PlatformApps, _x_auth: XAuth) -> bool {
-        apps.meta.is_some()
+    fn app<'a>(&self, apps: &'a PlatformApps, _x_auth: XAuth) -> Option<&'a AppCredentials> {
+        apps.meta.as_ref()
     }
 
     fn start<'a>(
@@ -116,7 +116,7 @@ impl Adapter for Meta {
 }
 
 fn app(client: &PlatformClient, platform: Platform) -> Result<&AppCredentials, PlatformError> {
-    client.apps.meta.as_ref().ok_or(PlatformError::NotConfigured(platform))
+    FACEBOOK.app(&client.apps, XAuth::Oauth2).ok_or(PlatformError::NotConfigured(platform))
 }
 
 const FACEBOOK_SCOPES: &str = "pages_show_list,pages_manage_posts,pages_read_engagement";
@@ -346,8 +346,9 @@ pub(super) async fn finish(
 mod tests {
     use super::*;
 
-    /// Graph error objects (`error.code`, `error_subcode`, `is_transient`), as the Graph API's
-    /// error-handling guide describes them.
+    /// Graph error objects (`error.code`, `error_subcode`, `is_transient`), per
+    /// developers.facebook.com/docs/graph-api/guides/error-handling (its error object, codes 1, 2,
+    /// 4, 17, 190, 200-299, and the subcodes) and the rate-limiting page (32, 613, 80001, 80002).
     #[test]
     fn graph_answers_classify_as_their_rows_say() {
         let rows = [

@@ -24,7 +24,7 @@ const CONTAINER_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// What a successful answer's headers say about the budget: `X-App-Usage` (app-wide) or
 /// `X-Business-Use-Case-Usage` (this account) near 100 % or with time to regain access.
 pub(super) fn throttle_hint(headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &str| crate::platforms::header(headers, name);
     let peak = |usage: &Value| {
         ["call_count", "total_cputime", "total_time"].iter().filter_map(|k| usage[*k].as_i64()).max().unwrap_or(0)
     };

@@ -9,10 +9,10 @@ use serde_json::Value;
 use subtle::ConstantTimeEq as _;
 
 use crate::domain::Platform;
-use crate::platforms::settings::PlatformApps;
+use crate::platforms::header;
+use crate::platforms::settings::{AppCredentials, PlatformApps};
 use crate::platforms::webhooks::{
-    DeliveryError, Dialect, Handshake, HandshakeError, Inbound, Malformed, Query, Refused, app_secret, digest, header,
-    id_string, object, verify,
+    Dialect, Handshake, HandshakeError, Inbound, Malformed, Query, Refused, digest, id_string, object, verify,
 };
 
 /// Meta's webhooks (Facebook Pages and Instagram accounts share the app and the endpoint).
@@ -21,6 +21,14 @@ pub(crate) struct Webhooks;
 impl Dialect for Webhooks {
     fn path(&self) -> &'static str {
         "/webhooks/meta"
+    }
+
+    fn platform(&self) -> Platform {
+        Platform::Facebook
+    }
+
+    fn app<'a>(&self, apps: &'a PlatformApps) -> Option<&'a AppCredentials> {
+        apps.meta.as_ref()
     }
 
     fn handshake(&self, apps: &PlatformApps, query: &Query) -> Result<Handshake, HandshakeError> {
@@ -36,14 +44,8 @@ impl Dialect for Webhooks {
         Ok(Handshake::Text(challenge.to_owned()))
     }
 
-    fn verify(
-        &self,
-        apps: &PlatformApps,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-    ) -> Result<(), DeliveryError> {
-        let secret = app_secret(apps.meta.as_ref(), DeliveryError::NotConfigured(Platform::Facebook))?;
-        meta_signature(&secret, body, header(headers, "x-hub-signature-256")).map_err(|_| DeliveryError::Refused)
+    fn signature(&self, secret: &[u8], headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<(), Refused> {
+        meta_signature(secret, body, header(headers, "x-hub-signature-256"))
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<Inbound>, Malformed> {
@@ -68,7 +70,7 @@ pub enum CallbackError {
 /// `signed_request` form field; a captured callback replayed later is refused (Meta signs
 /// `issued_at`). `now`: Unix seconds.
 pub fn signed_callback_user(apps: &PlatformApps, body: &[u8], now: i64) -> Result<String, CallbackError> {
-    let secret = app_secret(apps.meta.as_ref(), CallbackError::NotConfigured(Platform::Facebook))?;
+    let secret = Webhooks.secret(apps).ok_or(CallbackError::NotConfigured(Platform::Facebook))?;
     let signed = url::form_urlencoded::parse(body)
         .find(|(key, _)| key == "signed_request")
         .map(|(_, value)| value.into_owned())

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 mod publish;
-pub(super) mod rules;
+mod rules;
 pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
@@ -39,10 +39,10 @@ impl Adapter for X {
         "x"
     }
 
-    fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool {
+    fn app<'a>(&self, apps: &'a PlatformApps, x_auth: XAuth) -> Option<&'a AppCredentials> {
         match x_auth {
-            XAuth::Oauth1 => apps.x_oauth1.is_some(),
-            XAuth::Oauth2 => apps.x.is_some(),
+            XAuth::Oauth1 => apps.x_oauth1.as_ref(),
+            XAuth::Oauth2 => apps.x.as_ref(),
         }
     }
 
@@ -128,11 +128,7 @@ impl Adapter for X {
 
 /// The app of a connector.
 fn app(client: &PlatformClient, x_auth: XAuth) -> Result<&AppCredentials, PlatformError> {
-    match x_auth {
-        XAuth::Oauth1 => client.apps.x_oauth1.as_ref(),
-        XAuth::Oauth2 => client.apps.x.as_ref(),
-    }
-    .ok_or(PlatformError::NotConfigured(P))
+    X.app(&client.apps, x_auth).ok_or(PlatformError::NotConfigured(P))
 }
 
 pub(super) fn start_oauth2(client: &PlatformClient, callback: &url::Url) -> Result<AuthorizeStart, PlatformError> {
@@ -384,8 +380,10 @@ pub(super) async fn finish_oauth1(
 mod tests {
     use super::*;
 
-    /// X's refusals, from the bodies its API v2 sends (problem details per X's OpenAPI
-    /// document, and the v1.1-style `errors` list some endpoints still answer with).
+    /// X's refusals, from the bodies its API v2 sends: problem details per X's OpenAPI document
+    /// (`Problem`, its types under `https://api.x.com/2/problems/`, in
+    /// ../shared/reference/specs/x-openapi.json), and the `Error` `{code, message}` list some
+    /// endpoints still answer with.
     #[test]
     fn x_answers_classify_as_their_rows_say() {
         let rows = [

@@ -15,7 +15,7 @@ use crate::store::Account;
 /// A successful answer's `x-rate-limit-remaining: 0`: the budget is spent until
 /// `x-rate-limit-reset`.
 pub(super) fn throttle_hint(headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &str| crate::platforms::header(headers, name);
     if header("x-rate-limit-remaining")? != "0" {
         return None;
     }

@@ -1,7 +1,6 @@
 //! What X takes in a post.
 
 use crate::domain::post::{Broken, Media};
-use crate::platforms::rules::broken;
 
 /// X: twitter-text's weighted length (URLs count 23; code points outside the light ranges 2).
 const MAX_WEIGHTED: usize = 280;
@@ -28,14 +27,35 @@ pub fn weighted_length(text: &str) -> usize {
 
 pub(super) fn check(text: &str, media: &[Media]) -> Result<(), Broken> {
     if text.trim().is_empty() && media.is_empty() {
-        return broken("text_required", "an X post needs text or media");
+        return Broken::err("text_required", "an X post needs text or media");
     }
     let length = weighted_length(text);
     if length > MAX_WEIGHTED {
-        return broken("text_too_long", format!("X counts this text as {length}; the limit is {MAX_WEIGHTED}"));
+        return Broken::err("text_too_long", format!("X counts this text as {length}; the limit is {MAX_WEIGHTED}"));
     }
     if media.len() > MAX_IMAGES {
-        return broken("too_many_media", format!("X takes at most {MAX_IMAGES} images"));
+        return Broken::err("too_many_media", format!("X takes at most {MAX_IMAGES} images"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccountKind, Platform};
+    use crate::posts::validate::for_platform;
+
+    fn code(result: Result<(), Broken>) -> &'static str {
+        result.err().map(|b| b.code).unwrap_or("ok")
+    }
+
+    #[test]
+    fn x_weighting_matches_twitter_text() {
+        assert_eq!(weighted_length("hello"), 5);
+        assert_eq!(weighted_length("日本語"), 6);
+        assert_eq!(weighted_length("read https://example.com/a/long/path/indeed"), 5 + 23);
+        assert_eq!(code(for_platform(Platform::X, AccountKind::Member, &"a".repeat(280), &[])), "ok");
+        assert_eq!(code(for_platform(Platform::X, AccountKind::Member, &"a".repeat(281), &[])), "text_too_long");
+        assert_eq!(code(for_platform(Platform::X, AccountKind::Member, &"日".repeat(141), &[])), "text_too_long");
+    }
 }

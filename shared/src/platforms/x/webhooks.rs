@@ -5,10 +5,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::domain::Platform;
-use crate::platforms::settings::PlatformApps;
+use crate::platforms::header;
+use crate::platforms::settings::{AppCredentials, PlatformApps};
 use crate::platforms::webhooks::{
-    DeliveryError, Dialect, Handshake, HandshakeError, Inbound, Malformed, Query, Refused, app_secret, digest, header,
-    id_string, object, sign, verify,
+    Dialect, Handshake, HandshakeError, Inbound, Malformed, Query, Refused, digest, id_string, object, sign, verify,
 };
 
 /// X's webhooks, signed with the app's consumer secret ("API key secret").
@@ -19,8 +19,16 @@ impl Dialect for Webhooks {
         "/webhooks/x"
     }
 
+    fn platform(&self) -> Platform {
+        Platform::X
+    }
+
+    fn app<'a>(&self, apps: &'a PlatformApps) -> Option<&'a AppCredentials> {
+        apps.x_oauth1.as_ref()
+    }
+
     fn handshake(&self, apps: &PlatformApps, query: &Query) -> Result<Handshake, HandshakeError> {
-        let secret = app_secret(apps.x_oauth1.as_ref(), HandshakeError::NotConfigured(Platform::X))?;
+        let secret = self.secret(apps).ok_or(HandshakeError::NotConfigured(Platform::X))?;
         let token = query.get("crc_token").filter(|t| !t.is_empty()).ok_or(HandshakeError::ChallengeMissing {
             field: "crc_token",
             detail: "X's CRC check sends a crc_token",
@@ -32,14 +40,8 @@ impl Dialect for Webhooks {
         Ok(Handshake::Json(serde_json::json!({ "response_token": response })))
     }
 
-    fn verify(
-        &self,
-        apps: &PlatformApps,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-    ) -> Result<(), DeliveryError> {
-        let secret = app_secret(apps.x_oauth1.as_ref(), DeliveryError::NotConfigured(Platform::X))?;
-        x_signature(&secret, body, header(headers, "x-twitter-webhooks-signature")).map_err(|_| DeliveryError::Refused)
+    fn signature(&self, secret: &[u8], headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<(), Refused> {
+        x_signature(secret, body, header(headers, "x-twitter-webhooks-signature"))
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<Inbound>, Malformed> {
