@@ -56,6 +56,57 @@ async fn x_oauth1_when_the_tenant_chooses_it() {
     assert!(app.accounts("user-2").await.is_empty());
 }
 
+/// A tenant chooses a connector per platform (`connectors`); `x_auth` is the old name of X's
+/// choice, still taken and shown, and tenants stored with it keep their choice.
+#[tokio::test]
+async fn connectors_are_chosen_per_platform_and_the_old_setting_still_holds() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let tenant = || async { app.api(Method::GET, "/v1/tenant").send().await.unwrap().json::<Value>().await.unwrap() };
+    let shown = |t: &Value| (t["connectors"].clone(), t["x_auth"].clone());
+    assert_eq!(shown(&tenant().await), (json!({ "x": "oauth2" }), json!("oauth2")));
+
+    for (patch, field) in [
+        (json!({ "connectors": { "x": "oauth3" } }), "connectors.x"),
+        (json!({ "connectors": { "facebook": "oauth1" } }), "connectors.facebook"),
+        (json!({ "x_auth": "oauth1a" }), "x_auth"),
+        (json!({ "name": "renamed", "connectors": { "x": "oauth1", "linkedin": "basic" } }), "connectors.linkedin"),
+    ] {
+        let response = app.api(Method::PATCH, "/v1/tenant").json(&patch).send().await.unwrap();
+        assert_eq!(response.status(), 422, "{patch}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!((problem["code"].as_str(), problem["field"].as_str()), (Some("unknown_connector"), Some(field)));
+    }
+    let unchanged = tenant().await;
+    assert_eq!(shown(&unchanged), (json!({ "x": "oauth2" }), json!("oauth2")), "a refused patch changes nothing");
+    assert_ne!(unchanged["name"], "renamed");
+
+    let response =
+        app.api(Method::PATCH, "/v1/tenant").json(&json!({ "connectors": { "x": "oauth1" } })).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(shown(&response.json().await.unwrap()), (json!({ "x": "oauth1" }), json!("oauth1")));
+    let outcome = app.connect("user-1", "x", X_USER, "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    assert_eq!(app.accounts("user-1").await[0]["scopes"], json!(["oauth1"]));
+
+    // A tenant stored before connectors, with only the old attribute, keeps OAuth 1.0a.
+    env.aws
+        .dynamodb
+        .update_item()
+        .table_name(&env.resources.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("TENANT#{}", app.tenant)))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("TENANT".into()))
+        .update_expression("SET x_auth = :v REMOVE connector_x")
+        .expression_attribute_values(":v", aws_sdk_dynamodb::types::AttributeValue::S("oauth1".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown(&tenant().await), (json!({ "x": "oauth1" }), json!("oauth1")));
+    let again = app.connect("user-2", "x", X_USER, "approve").await;
+    assert_eq!(again["status"], "connected", "{again:?}");
+    assert_eq!(app.accounts("user-2").await[0]["scopes"], json!(["oauth1"]));
+}
+
 #[tokio::test]
 async fn facebook_pages_instagram_accounts_and_linkedin_members_and_organizations() {
     let env = TestEnv::fresh().await;

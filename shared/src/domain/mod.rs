@@ -132,7 +132,7 @@ impl AccountId {
 }
 
 /// The platforms Herald publishes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     X,
@@ -170,14 +170,10 @@ impl FromStr for Platform {
     }
 }
 
-/// How a tenant's users connect X: OAuth 2.0 with PKCE (default) or OAuth 1.0a.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum XAuth {
-    #[default]
-    Oauth2,
-    Oauth1,
-}
+/// The tenant setting that named a connector before tenants chose one per platform
+/// (`connectors`): `x_auth` chose X's. The tenant API still takes and shows it, and tenants
+/// stored with it keep their choice; the one place outside the platforms that names X.
+pub const LEGACY_CONNECTOR_SETTING: (&str, Platform) = ("x_auth", Platform::X);
 
 /// What a connected account is on its platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,10 @@ use time::OffsetDateTime;
 use super::extract::{ApiJson, ApiPath, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
-use crate::domain::{AccountId, AccountKind, AccountStatus, Platform, UserId};
+use std::collections::BTreeMap;
+
+use crate::domain::{AccountId, AccountKind, AccountStatus, LEGACY_CONNECTOR_SETTING, Platform, UserId};
+use crate::platforms;
 use crate::store::{Account, Origin, Tenant};
 
 pub(super) fn routes() -> Routes {
@@ -23,13 +26,41 @@ pub(super) fn routes() -> Routes {
 const MAX_ORIGINS: usize = 20;
 const MAX_NAME_CHARS: usize = 100;
 
+/// A tenant as the API shows it: its settings, with the connector each platform that has a
+/// choice uses (the tenant's, else the default).
+#[derive(Debug, Serialize)]
+struct TenantView {
+    #[serde(flatten)]
+    tenant: Tenant,
+    connectors: BTreeMap<Platform, &'static str>,
+    /// Deprecated: `connectors.x`, as the API showed it before connectors.
+    x_auth: &'static str,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(tenant: Tenant) -> Self {
+        let connectors: BTreeMap<Platform, &'static str> = Platform::ALL
+            .into_iter()
+            .filter(|platform| platforms::connectors(*platform).len() > 1)
+            .map(|platform| {
+                let known = platforms::connectors(platform);
+                let chosen = tenant.connectors.get(&platform).and_then(|c| known.iter().find(|k| **k == c));
+                (platform, *chosen.unwrap_or(&known[0]))
+            })
+            .collect();
+        let (_, legacy) = LEGACY_CONNECTOR_SETTING;
+        let x_auth = connectors.get(&legacy).copied().unwrap_or(platforms::connectors(legacy)[0]);
+        Self { tenant, connectors, x_auth }
+    }
+}
+
 async fn get_tenant(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
-) -> Result<Json<Tenant>, Problem> {
+) -> Result<Json<TenantView>, Problem> {
     let found = state.tenants.get(&tenant).await?;
     // A key whose tenant is gone is as good as no key.
-    found.map(Json).ok_or_else(Problem::unauthorized)
+    found.map(|tenant| Json(tenant.into())).ok_or_else(Problem::unauthorized)
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,14 +68,40 @@ async fn get_tenant(
 struct TenantPatch {
     name: Option<String>,
     allowed_origins: Option<Vec<String>>,
-    x_auth: Option<crate::platforms::XAuth>,
+    /// How the tenant's users authorize each platform that has a choice (`{"x": "oauth1"}`).
+    connectors: Option<BTreeMap<Platform, String>>,
+    /// Deprecated: the same as `connectors.x`.
+    x_auth: Option<String>,
+}
+
+/// The connectors a patch chooses, each one the platform has.
+fn chosen_connectors(patch: &TenantPatch) -> Result<Vec<(Platform, &str)>, Problem> {
+    let (legacy_field, legacy_platform) = LEGACY_CONNECTOR_SETTING;
+    let legacy = patch.x_auth.as_deref().map(|c| (legacy_platform, c, legacy_field.to_owned()));
+    let listed = patch.connectors.iter().flatten().map(|(p, c)| (*p, c.as_str(), format!("connectors.{p}")));
+    legacy
+        .into_iter()
+        .chain(listed)
+        .map(|(platform, connector, field)| {
+            let known = platforms::connectors(platform);
+            if known.contains(&connector) {
+                Ok((platform, connector))
+            } else {
+                Err(Problem::invalid(
+                    "unknown_connector",
+                    &field,
+                    format!("{platform} is connected through one of: {}", known.join(", ")),
+                ))
+            }
+        })
+        .collect()
 }
 
 async fn update_tenant(
     State(state): State<AppState>,
     Authenticated(tenant): Authenticated,
     ApiJson(patch): ApiJson<TenantPatch>,
-) -> Result<Json<Tenant>, Problem> {
+) -> Result<Json<TenantView>, Problem> {
     let name = match patch.name.as_deref().map(str::trim) {
         Some(name) if name.is_empty() || name.chars().count() > MAX_NAME_CHARS => {
             return Err(Problem::invalid(
@@ -55,7 +112,8 @@ async fn update_tenant(
         }
         other => other,
     };
-    let origins = match patch.allowed_origins {
+    let connectors = chosen_connectors(&patch)?;
+    let origins = match &patch.allowed_origins {
         Some(list) if list.len() > MAX_ORIGINS => {
             return Err(Problem::invalid(
                 "too_many_origins",
@@ -71,8 +129,8 @@ async fn update_tenant(
         ),
         None => None,
     };
-    match state.tenants.update(&tenant, name, origins.as_deref(), patch.x_auth).await {
-        Ok(updated) => Ok(Json(updated)),
+    match state.tenants.update(&tenant, name, origins.as_deref(), &connectors).await {
+        Ok(updated) => Ok(Json(updated.into())),
         Err(crate::store::StoreError::NotFound) => Err(Problem::unauthorized()),
         Err(e) => Err(e.into()),
     }

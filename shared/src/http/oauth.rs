@@ -80,7 +80,7 @@ async fn create_link(
                 "return_to must be a URL on one of the tenant's allowed origins (PATCH /v1/tenant)",
             )
         })?;
-    if !state.platforms.configured(platform, tenant.x_auth) {
+    if !state.platforms.configured(platform, tenant.connectors.get(&platform).map(String::as_str)) {
         return Err(Problem::invalid(
             "platform_not_configured",
             "platform",
@@ -182,7 +182,11 @@ async fn proceed(state: &AppState, headers: &HeaderMap, token: &str, status: Sta
         .await?
         .ok_or_else(|| Problem::not_found("link_invalid", "This connect link is not valid"))?;
     let base = super::base_url(state, headers)?;
-    let start = match state.platforms.start(link.platform, tenant.x_auth, &base).await {
+    let start = match state
+        .platforms
+        .start(link.platform, tenant.connectors.get(&link.platform).map(String::as_str), &base)
+        .await
+    {
         Ok(start) => start,
         Err(e) => {
             tracing::warn!(platform = %link.platform, error = %e, "could not start the authorization");

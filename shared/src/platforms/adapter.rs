@@ -13,7 +13,7 @@ use url::Url;
 
 use super::publish::{Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
-use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth};
+use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::Budget;
 use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
@@ -24,20 +24,32 @@ pub(super) type Answer<'a, T> = BoxFuture<'a, Result<T, PlatformError>>;
 
 /// Everything Herald does with one platform.
 pub(super) trait Adapter: Send + Sync {
-    /// This deployment's app for the platform (for X, for the connector `x_auth` names).
-    fn app<'a>(&self, apps: &'a PlatformApps, x_auth: XAuth) -> Option<&'a AppCredentials>;
+    /// The ways a user can authorize this platform, by the names a tenant's setting and a
+    /// pending authorization use; the first is the default (X: `oauth2`, `oauth1`).
+    fn connectors(&self) -> &'static [&'static str] {
+        &[super::oauth2::CONNECTOR]
+    }
 
-    /// Whether this deployment has an app for the platform.
-    fn configured(&self, apps: &PlatformApps, x_auth: XAuth) -> bool {
-        self.app(apps, x_auth).is_some()
+    /// This deployment's app for the platform, for one of its connectors.
+    fn app<'a>(&self, apps: &'a PlatformApps, connector: &str) -> Option<&'a AppCredentials>;
+
+    /// Whether this deployment has an app for the platform's connector.
+    fn configured(&self, apps: &PlatformApps, connector: &str) -> bool {
+        self.app(apps, connector).is_some()
     }
 
     /// Whose users a grantor id names (the user behind an account, as the platform's
     /// deauthorize callbacks name them): Facebook and Instagram share Meta's.
     fn grantor_family(&self) -> &'static str;
 
-    /// Where to send the user's browser, and what to remember until the callback.
-    fn start<'a>(&'a self, client: &'a PlatformClient, x_auth: XAuth, callback: &'a Url) -> Answer<'a, AuthorizeStart>;
+    /// Where to send the user's browser through `connector` (one of [`connectors`](Self::connectors)),
+    /// and what to remember until the callback.
+    fn start<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        connector: &'a str,
+        callback: &'a Url,
+    ) -> Answer<'a, AuthorizeStart>;
 
     /// Completes the authorization from the callback's parameters and discovers the accounts.
     fn finish<'a>(
@@ -95,6 +107,12 @@ pub(super) trait Adapter: Send + Sync {
 
     /// The platform's published limits on publishing, counted before each call.
     fn budgets(&self) -> Vec<Budget>;
+
+    /// When a throttled call may be tried again where the answer does not say (Unix seconds
+    /// `now`): in 15 minutes, unless the platform's limits reset otherwise.
+    fn unsaid_retry_at(&self, now: i64) -> i64 {
+        now + 900
+    }
 
     /// What a successful answer's headers say about the budget (Unix seconds `now`).
     fn throttle_hint(&self, _headers: &reqwest::header::HeaderMap, _now: i64) -> Option<Throttle> {

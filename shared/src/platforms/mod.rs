@@ -13,6 +13,7 @@ mod adapter;
 mod linkedin;
 mod meta;
 pub mod oauth1;
+mod oauth2;
 pub mod publish;
 pub mod rules;
 pub mod settings;
@@ -22,7 +23,6 @@ mod x;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use serde::Deserialize;
 use time::OffsetDateTime;
 use url::Url;
 
@@ -87,8 +87,6 @@ impl PlatformError {
         }
     }
 }
-
-pub use crate::domain::XAuth;
 
 /// What Herald keeps between the redirect to the platform and the callback.
 #[derive(Debug, Clone)]
@@ -177,16 +175,23 @@ impl PlatformClient {
         &self.endpoints
     }
 
-    /// Whether this deployment has an app for `platform`.
-    pub fn configured(&self, platform: Platform, x_auth: XAuth) -> bool {
-        adapter(platform).configured(&self.apps, x_auth)
+    /// Whether this deployment has an app for `platform` through `connector` (the tenant's
+    /// choice among [`connectors`]; `None` for the platform's default).
+    pub fn configured(&self, platform: Platform, connector: Option<&str>) -> bool {
+        adapter(platform).configured(&self.apps, connector_or_default(platform, connector))
     }
 
     /// Where to send the user's browser, and what to remember until the callback. `base` is
-    /// Herald's public base URL (callbacks are `{base}/oauth/{platform}/callback`).
-    pub async fn start(&self, platform: Platform, x_auth: XAuth, base: &Url) -> Result<AuthorizeStart, PlatformError> {
+    /// Herald's public base URL (callbacks are `{base}/oauth/{platform}/callback`); `connector`
+    /// as for [`configured`](Self::configured).
+    pub async fn start(
+        &self,
+        platform: Platform,
+        connector: Option<&str>,
+        base: &Url,
+    ) -> Result<AuthorizeStart, PlatformError> {
         let callback = redirect_uri(base, platform);
-        adapter(platform).start(self, x_auth, &callback).await
+        adapter(platform).start(self, connector_or_default(platform, connector), &callback).await
     }
 
     /// Completes the authorization from the callback's parameters and discovers the accounts.
@@ -319,6 +324,18 @@ impl PlatformClient {
     }
 }
 
+/// The ways a user can authorize `platform` (a tenant may choose one: `PATCH /v1/tenant`
+/// `{connectors}`); the first is the default.
+pub fn connectors(platform: Platform) -> &'static [&'static str] {
+    adapter(platform).connectors()
+}
+
+/// The tenant's connector where it names one of the platform's, else the default.
+fn connector_or_default(platform: Platform, connector: Option<&str>) -> &'static str {
+    let known = connectors(platform);
+    connector.and_then(|c| known.iter().find(|k| **k == c)).copied().unwrap_or(known[0])
+}
+
 /// Whose users a grantor id of `platform` names: Facebook and Instagram share Meta's.
 pub fn grantor_family(platform: Platform) -> &'static str {
     adapter(platform).grantor_family()
@@ -344,7 +361,8 @@ pub fn redirect_uri(base: &Url, platform: Platform) -> Url {
 }
 
 /// When a throttled call may be tried again: X's `x-rate-limit-reset`, `Retry-After`, Meta's
-/// `estimated_time_to_regain_access` (minutes), LinkedIn's next midnight UTC; else in 15 minutes.
+/// `estimated_time_to_regain_access` (minutes); else what the platform's adapter assumes
+/// ([`adapter::Adapter::unsaid_retry_at`]: 15 minutes, LinkedIn's next midnight UTC).
 pub(crate) fn retry_at(platform: Platform, headers: &reqwest::header::HeaderMap, now: OffsetDateTime) -> i64 {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let now_s = now.unix_timestamp();
@@ -368,42 +386,7 @@ pub(crate) fn retry_at(platform: Platform, headers: &reqwest::header::HeaderMap,
     {
         return now_s.saturating_add(minutes.saturating_mul(60));
     }
-    if platform == Platform::Linkedin {
-        return (now_s.div_euclid(86_400) + 1) * 86_400;
-    }
-    now_s + 900
-}
-
-/// An OAuth token response (`RFC 6749 §5.1`), as X and LinkedIn send it.
-#[derive(Debug, Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<i64>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    refresh_token_expires_in: Option<i64>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-impl TokenResponse {
-    /// Lifetimes count from `now`, Herald's clock when the answer arrived.
-    fn into_grant(self, now: OffsetDateTime) -> (Grant, Vec<String>) {
-        let scopes =
-            self.scope.unwrap_or_default().split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-        let mut tokens = TokenSet::new(self.access_token);
-        if let Some(refresh) = self.refresh_token {
-            tokens = tokens.with_refresh_token(refresh);
-        }
-        let grant = Grant {
-            tokens,
-            access_expires_at: self.expires_in.and_then(|s| lifetime_end(now, s)),
-            refresh_expires_at: self.refresh_token_expires_in.and_then(|s| lifetime_end(now, s)),
-        };
-        (grant, scopes)
-    }
+    adapter(platform).unsaid_retry_at(now_s)
 }
 
 /// When a lifetime of `seconds` from `now` ends. A platform's `expires_in` is untrusted input: a
@@ -411,36 +394,6 @@ impl TokenResponse {
 /// on panic, which would end the invocation).
 pub(crate) fn lifetime_end(now: OffsetDateTime, seconds: i64) -> Option<OffsetDateTime> {
     now.checked_add(time::Duration::seconds(seconds))
-}
-
-/// An OAuth error body (`{"error", "error_description"}`) as a refusal.
-fn oauth_refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
-    #[derive(Deserialize)]
-    struct OAuthError {
-        error: String,
-        #[serde(default)]
-        error_description: Option<String>,
-    }
-    match serde_json::from_slice::<OAuthError>(body) {
-        Ok(e) => {
-            PlatformError::Refused { platform, status, code: e.error, message: e.error_description.unwrap_or_default() }
-        }
-        Err(_) => PlatformError::Refused { platform, status, code: status.to_string(), message: String::new() },
-    }
-}
-
-/// A random URL-safe value for `state` and PKCE verifiers (256 bits).
-fn random_token() -> String {
-    use base64::Engine as _;
-    let bytes: [u8; 32] = crate::domain::random_bytes();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// PKCE S256 (RFC 7636): `BASE64URL(SHA256(verifier))`.
-fn pkce_challenge(verifier: &str) -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
 /// How a platform's answer is classified, as one line a table row can state: what
@@ -470,77 +423,76 @@ pub(crate) fn classified(
 mod tests {
     use super::*;
 
-    #[test]
-    fn pkce_matches_rfc7636_appendix_b() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-        assert_eq!(random_token().len(), 43);
+    fn client_with(endpoints: PlatformEndpoints) -> PlatformClient {
+        let app = || Some(settings::AppCredentials { client_id: "cid".into(), client_secret: "sec".to_owned().into() });
+        let apps = PlatformApps { x: app(), meta: app(), linkedin: app(), ..PlatformApps::default() };
+        let egress = std::sync::Arc::new(crate::egress::Egress::new(&crate::egress::EgressSettings::default()));
+        PlatformClient::new(endpoints, apps, std::sync::Arc::new(crate::SystemClock), egress)
     }
 
-    #[test]
-    fn malformed_lifetimes_do_not_panic() {
-        let now = OffsetDateTime::now_utc();
-        for seconds in [i64::MAX, i64::MIN, i64::MAX / 2] {
-            let token = TokenResponse {
-                access_token: "t".into(),
-                expires_in: Some(seconds),
-                refresh_token: None,
-                refresh_token_expires_in: Some(seconds),
-                scope: None,
-            };
-            let (grant, _) = token.into_grant(now);
-            assert!(grant.access_expires_at.is_none(), "{seconds}");
-        }
-        assert_eq!(lifetime_end(now, 7200), Some(now + time::Duration::hours(2)));
-    }
-
-    #[test]
-    fn refusals_name_the_platform_code() {
-        let e = oauth_refusal(
-            Platform::Linkedin,
-            400,
-            br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-            0,
-        );
-        assert!(e.is_dead_grant());
-        assert!(matches!(e, PlatformError::Refused { ref code, .. } if code == "invalid_grant"));
-        let transient = PlatformError::Transient { platform: Platform::X, detail: "status 503".into() };
-        assert!(!transient.is_dead_grant());
-    }
-
-    /// OAuth token-endpoint errors (RFC 6749 §5.2), as X's and LinkedIn's token endpoints send
-    /// them.
-    #[test]
-    fn oauth_errors_classify_as_their_rows_say() {
+    /// Each platform's consent page in production, as its OAuth 2.0 dialect (data in its folder)
+    /// builds it: the documented URL, the scopes and their separator, PKCE where the platform
+    /// takes it. Sources: docs.x.com `authentication/oauth-2-0/authorization-code`;
+    /// developers.facebook.com `facebook-login/guides/advanced/manual-flow`;
+    /// learn.microsoft.com `linkedin/shared/authentication/authorization-code-flow`.
+    #[tokio::test]
+    async fn consent_pages_follow_each_dialect() {
+        let client = client_with(PlatformEndpoints::production());
+        let base = Url::parse("https://herald.example.com").unwrap();
         let rows = [
             (
-                400,
-                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-                "refused 400 invalid_grant dead",
+                Platform::X,
+                "https://x.com/i/oauth2/authorize",
+                "tweet.read tweet.write users.read media.write offline.access",
+                true,
             ),
             (
-                400,
-                r#"{"error":"invalid_request","error_description":"Value passed for the token was invalid."}"#,
-                "refused 400 invalid_request dead",
+                Platform::Facebook,
+                "https://www.facebook.com/v26.0/dialog/oauth",
+                "pages_show_list,pages_manage_posts,pages_read_engagement",
+                true,
             ),
-            // Herald's own app credentials, not the user's grant; issue 16 should stop this row
-            // marking the grant dead.
             (
-                401,
-                r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
-                "refused 401 invalid_client dead",
+                Platform::Instagram,
+                "https://www.facebook.com/v26.0/dialog/oauth",
+                "pages_show_list,pages_read_engagement,instagram_basic,instagram_content_publish",
+                true,
             ),
-            (400, r#"{"error":"unsupported_grant_type"}"#, "refused 400 unsupported_grant_type"),
-            (403, "<html>forbidden</html>", "refused 403 403"),
-            (429, r#"{"error":"rate_limited"}"#, "rate_limited until 1900"),
-            (503, "", "transient"),
-            (200, "{}", "ok"),
+            (
+                Platform::Linkedin,
+                "https://www.linkedin.com/oauth/v2/authorization",
+                "openid profile w_member_social",
+                false,
+            ),
         ];
-        for (status, body, want) in rows {
-            assert_eq!(classified(Platform::Linkedin, status, body, oauth_refusal), want, "{status} {body}");
+        for (platform, page, scopes, pkce) in rows {
+            let start = client.start(platform, None, &base).await.unwrap();
+            let mut url = start.url.clone();
+            let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+            url.set_query(None);
+            assert_eq!(url.as_str(), page, "{platform}");
+            assert_eq!(query["scope"], scopes, "{platform}");
+            assert_eq!(query["response_type"], "code", "{platform}");
+            assert_eq!(query["client_id"], "cid", "{platform}");
+            assert_eq!(query["redirect_uri"], format!("https://herald.example.com/oauth/{platform}/callback"));
+            assert_eq!(query["state"], start.pending.key, "{platform}");
+            assert_eq!(query.get("code_challenge_method").map(String::as_str), pkce.then_some("S256"), "{platform}");
+            assert_eq!(start.pending.secret.is_some(), pkce, "{platform}: the verifier is kept");
+            assert_eq!(start.pending.connector, "oauth2");
         }
+    }
+
+    /// A tenant's connector is used where the platform has it, else the default; X's OAuth 1.0a
+    /// needs its own app.
+    #[test]
+    fn connectors_default_to_the_first() {
+        let client = client_with(PlatformEndpoints::production());
+        assert_eq!(connectors(Platform::X), ["oauth2", "oauth1"]);
+        assert_eq!(connectors(Platform::Linkedin), ["oauth2"]);
+        assert_eq!(connector_or_default(Platform::X, Some("oauth1")), "oauth1");
+        assert_eq!(connector_or_default(Platform::X, Some("nonsense")), "oauth2");
+        assert_eq!(connector_or_default(Platform::Facebook, Some("oauth1")), "oauth2");
+        assert!(client.configured(Platform::X, None) && !client.configured(Platform::X, Some("oauth1")));
     }
 
     /// When a throttled platform may be called again, from its answer's headers (now = 1000).

@@ -51,6 +51,32 @@ impl PlatformEndpoints {
         }
     }
 
+    /// A URL template of a platform's dialect with these settings filled in: `{x_api}`,
+    /// `{x_web}`, `{meta_graph}`, `{meta_web}`, `{linkedin_api}`, `{linkedin_oauth}` (each without
+    /// its trailing slash) and `{meta_graph_version}`, `{linkedin_version}`. `None` when a
+    /// placeholder is unknown or the result is not a URL.
+    pub fn expand(&self, template: &str) -> Option<Url> {
+        let trimmed = |url: &Url| url.as_str().trim_end_matches('/').to_owned();
+        let values = [
+            ("{x_api}", trimmed(&self.x_api)),
+            ("{x_web}", trimmed(&self.x_web)),
+            ("{meta_graph}", trimmed(&self.meta_graph)),
+            ("{meta_web}", trimmed(&self.meta_web)),
+            ("{linkedin_api}", trimmed(&self.linkedin_api)),
+            ("{linkedin_oauth}", trimmed(&self.linkedin_oauth)),
+            ("{meta_graph_version}", self.meta_graph_version.clone()),
+            ("{linkedin_version}", self.linkedin_version.clone()),
+        ];
+        let mut expanded = template.to_owned();
+        for (placeholder, value) in values {
+            expanded = expanded.replace(placeholder, &value);
+        }
+        if expanded.contains('{') {
+            return None;
+        }
+        Url::parse(&expanded).ok()
+    }
+
     /// Every platform on the sandbox at `base` (its path prefixes stand for the hosts).
     pub fn sandbox(base: &str) -> Result<Self, url::ParseError> {
         let base = base.trim_end_matches('/');
@@ -93,4 +119,34 @@ pub struct PlatformApps {
     /// The Meta secret's `webhook_verify_token`: the verify token set for Herald's webhook
     /// callback in Meta's App Dashboard; without it, Meta's subscription check is refused.
     pub meta_webhook_verify_token: Option<SecretString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_expand_over_the_settings() {
+        let production = PlatformEndpoints::production();
+        let sandbox = PlatformEndpoints::sandbox("http://127.0.0.1:9/").unwrap();
+        let rows = [
+            ("{x_api}/2/oauth2/token", "https://api.x.com/2/oauth2/token", "http://127.0.0.1:9/x/api/2/oauth2/token"),
+            (
+                "{meta_graph}/{meta_graph_version}/oauth/access_token",
+                "https://graph.facebook.com/v26.0/oauth/access_token",
+                "http://127.0.0.1:9/meta/graph/v26.0/oauth/access_token",
+            ),
+            (
+                "{linkedin_oauth}/oauth/v2/accessToken",
+                "https://www.linkedin.com/oauth/v2/accessToken",
+                "http://127.0.0.1:9/linkedin/www/oauth/v2/accessToken",
+            ),
+        ];
+        for (template, there, here) in rows {
+            assert_eq!(production.expand(template).map(String::from).as_deref(), Some(there));
+            assert_eq!(sandbox.expand(template).map(String::from).as_deref(), Some(here));
+        }
+        assert_eq!(production.expand("{mastodon_instance}/oauth/token"), None, "an unknown placeholder");
+        assert_eq!(production.expand("not a url"), None);
+    }
 }

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, string_list, whole_seconds};
 use crate::clock::SharedClock;
-use crate::domain::{TenantId, XAuth, random_bytes};
+use crate::domain::{LEGACY_CONNECTOR_SETTING, Platform, TenantId, random_bytes};
 
 const KEY_PREFIX: &str = "hk_";
 /// `hk_` + 43 characters of URL-safe base64 over 256 random bits.
@@ -110,8 +110,11 @@ pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub allowed_origins: Vec<Origin>,
-    /// How this tenant's users connect X (OAuth 2.0 with PKCE unless set to OAuth 1.0a).
-    pub x_auth: XAuth,
+    /// How this tenant's users authorize each platform where it chose (by the connector's
+    /// name, such as X's `oauth1`); a platform missing here uses its default connector. Stored
+    /// as one `connector_{platform}` attribute each, so setting one never races another.
+    #[serde(skip)]
+    pub connectors: std::collections::BTreeMap<Platform, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -124,15 +127,16 @@ impl Tenant {
     fn to_item(&self) -> Item {
         let (pk, sk) = Self::key(&self.id);
         let origins: Vec<String> = self.allowed_origins.iter().map(|o| o.as_str().to_owned()).collect();
-        Item::from([
+        let mut item = Item::from([
             ("pk".to_owned(), s(pk)),
             ("sk".to_owned(), s(sk)),
             ("tenant_id".to_owned(), s(self.id.as_str())),
             ("name".to_owned(), s(&self.name)),
             ("allowed_origins".to_owned(), string_list(&origins)),
-            ("x_auth".to_owned(), s(x_auth_str(self.x_auth))),
             ("created_at".to_owned(), epoch(self.created_at)),
-        ])
+        ]);
+        item.extend(self.connectors.iter().map(|(platform, connector)| (connector_attribute(*platform), s(connector))));
+        item
     }
 
     fn from_item(item: &Item) -> Result<Self, StoreError> {
@@ -145,21 +149,21 @@ impl Tenant {
                 .iter()
                 .map(|o| Origin::parse(o).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .collect::<Result<_, _>>()?,
-            x_auth: if item.get("x_auth").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("oauth1") {
-                XAuth::Oauth1
-            } else {
-                XAuth::Oauth2
-            },
+            connectors: Platform::ALL
+                .into_iter()
+                .filter_map(|platform| {
+                    let legacy = (platform == LEGACY_CONNECTOR_SETTING.1).then_some(LEGACY_CONNECTOR_SETTING.0);
+                    let value = item.get(&connector_attribute(platform)).or_else(|| item.get(legacy?))?;
+                    Some((platform, value.as_s().ok()?.clone()))
+                })
+                .collect(),
             created_at: r.time("created_at")?,
         })
     }
 }
 
-fn x_auth_str(x_auth: XAuth) -> &'static str {
-    match x_auth {
-        XAuth::Oauth1 => "oauth1",
-        XAuth::Oauth2 => "oauth2",
-    }
+fn connector_attribute(platform: Platform) -> String {
+    format!("connector_{platform}")
 }
 
 /// How long an instance trusts an API key it has looked up: a deleted key keeps working this
@@ -196,7 +200,7 @@ impl TenantStore {
             id: TenantId::generate(),
             name: name.to_owned(),
             allowed_origins,
-            x_auth: XAuth::default(),
+            connectors: Default::default(),
             created_at: whole_seconds(self.clock.now()),
         };
         let key = ApiKey::generate();
@@ -287,13 +291,14 @@ impl TenantStore {
         out.item.as_ref().map(Tenant::from_item).transpose()
     }
 
-    /// Changes a tenant's name and/or allowed origins; returns the updated tenant.
+    /// Changes a tenant's name, allowed origins and connectors (each given one replaced);
+    /// returns the updated tenant.
     pub async fn update(
         &self,
         id: &TenantId,
         name: Option<&str>,
         allowed_origins: Option<&[Origin]>,
-        x_auth: Option<XAuth>,
+        connectors: &[(Platform, &str)],
     ) -> Result<Tenant, StoreError> {
         let (pk, sk) = Tenant::key(id);
         let mut sets = Vec::new();
@@ -307,9 +312,12 @@ impl TenantStore {
             sets.push("allowed_origins = :origins");
             update = update.expression_attribute_values(":origins", string_list(&origins));
         }
-        if let Some(x_auth) = x_auth {
-            sets.push("x_auth = :x_auth");
-            update = update.expression_attribute_values(":x_auth", s(x_auth_str(x_auth)));
+        let mut sets: Vec<String> = sets.into_iter().map(str::to_owned).collect();
+        for (platform, connector) in connectors {
+            sets.push(format!("#c_{platform} = :c_{platform}"));
+            update = update
+                .expression_attribute_names(format!("#c_{platform}"), connector_attribute(*platform))
+                .expression_attribute_values(format!(":c_{platform}"), s(*connector));
         }
         if sets.is_empty() {
             return self.get(id).await?.ok_or(StoreError::NotFound);

@@ -10,12 +10,10 @@ mod rules;
 pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
+use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
 use super::publish::Published;
 use super::settings::{AppCredentials, PlatformApps};
-use super::{
-    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
-    XAuth, oauth_refusal, random_token,
-};
+use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
 use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
@@ -31,31 +29,31 @@ impl Adapter for Linkedin {
         "linkedin"
     }
 
-    fn app<'a>(&self, apps: &'a PlatformApps, _x_auth: XAuth) -> Option<&'a AppCredentials> {
+    fn app<'a>(&self, apps: &'a PlatformApps, _connector: &str) -> Option<&'a AppCredentials> {
         apps.linkedin.as_ref()
     }
 
     fn start<'a>(
         &'a self,
         client: &'a PlatformClient,
-        _x_auth: XAuth,
+        _connector: &'a str,
         callback: &'a url::Url,
     ) -> Answer<'a, AuthorizeStart> {
-        Box::pin(async move { start(client, callback) })
+        Box::pin(async move { DIALECT.authorize(client, P, app(client)?, callback, &scopes(client)) })
     }
 
     fn finish<'a>(
         &'a self,
         client: &'a PlatformClient,
-        _pending: &'a PendingAuth,
+        pending: &'a PendingAuth,
         params: &'a CallbackParams,
         callback: &'a url::Url,
     ) -> Answer<'a, Vec<Discovered>> {
-        Box::pin(finish(client, params, callback))
+        Box::pin(finish(client, pending, params, callback))
     }
 
     fn refresh<'a>(&'a self, client: &'a PlatformClient, refresh_token: &'a SecretString) -> Answer<'a, Option<Grant>> {
-        Box::pin(async move { refresh(client, refresh_token).await.map(Some) })
+        Box::pin(async move { DIALECT.refresh(client, P, app(client)?, refresh_token).await.map(Some) })
     }
 
     fn publish<'a>(
@@ -77,6 +75,11 @@ impl Adapter for Linkedin {
         rules::check(text, media)
     }
 
+    /// LinkedIn's limits are daily, reset at midnight UTC (platforms.md).
+    fn unsaid_retry_at(&self, now: i64) -> i64 {
+        (now.div_euclid(86_400) + 1) * 86_400
+    }
+
     /// 150 posts per day per member and 100,000 per day per app, days in UTC (platforms.md).
     fn budgets(&self) -> Vec<Budget> {
         vec![
@@ -87,51 +90,38 @@ impl Adapter for Linkedin {
 }
 
 fn app(client: &PlatformClient) -> Result<&AppCredentials, PlatformError> {
-    LINKEDIN.app(&client.apps, XAuth::Oauth2).ok_or(PlatformError::NotConfigured(P))
+    LINKEDIN.app(&client.apps, oauth2::CONNECTOR).ok_or(PlatformError::NotConfigured(P))
 }
 
 const P: Platform = Platform::Linkedin;
-const MEMBER_SCOPES: &str = "openid profile w_member_social";
-const ORGANIZATION_SCOPES: &str = "w_organization_social rw_organization_admin";
+const MEMBER_SCOPES: &[&str] = &["openid", "profile", "w_member_social"];
+const ORGANIZATION_SCOPES: &[&str] = &["w_organization_social", "rw_organization_admin"];
+
+/// LinkedIn's OAuth 2.0 for web apps ("3-legged OAuth"): the client secret among the token
+/// request's parameters, no PKCE (it is for native apps), access tokens for 60 days, and, for
+/// apps LinkedIn grants them, refresh tokens for 365 days counted from the first authorization
+/// (platforms.md; learn.microsoft.com/linkedin/shared/authentication/authorization-code-flow and
+/// programmatic-refresh-tokens). No documented refresh lifetime is filled in: a refresh does
+/// not extend it, so only the answer's `refresh_token_expires_in` (what remains) can say it.
+static DIALECT: Dialect = Dialect {
+    authorize: "{linkedin_oauth}/oauth/v2/authorization",
+    token: Endpoint { url: "{linkedin_oauth}/oauth/v2/accessToken", log: "POST /oauth/v2/accessToken" },
+    revoke: None,
+    scope_separator: " ",
+    client_auth: ClientAuth::Parameters,
+    token_method: TokenMethod::PostForm,
+    pkce: false,
+    lifetimes: Lifetimes { access: Some(60 * 86_400), refresh: None },
+    refusal: oauth2::refusal,
+};
 
 fn unexpected(detail: &str) -> PlatformError {
     PlatformError::Unexpected { platform: P, detail: detail.to_owned() }
 }
 
-fn scopes(client: &PlatformClient) -> String {
-    if client.apps.linkedin_organizations {
-        format!("{MEMBER_SCOPES} {ORGANIZATION_SCOPES}")
-    } else {
-        MEMBER_SCOPES.to_owned()
-    }
-}
-
-pub(super) fn start(client: &PlatformClient, callback: &url::Url) -> Result<AuthorizeStart, PlatformError> {
-    let app = app(client)?;
-    let state = random_token();
-    let mut url = client.endpoints.linkedin_oauth.clone();
-    url.path_segments_mut().map_err(|_| unexpected("linkedin_oauth cannot be a base"))?.pop_if_empty().extend([
-        "oauth",
-        "v2",
-        "authorization",
-    ]);
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &app.client_id)
-        .append_pair("redirect_uri", callback.as_str())
-        .append_pair("state", &state)
-        .append_pair("scope", &scopes(client));
-    Ok(AuthorizeStart { url, pending: PendingAuth { key: state, secret: None, connector: "oauth2".to_owned() } })
-}
-
-async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result<(Grant, Vec<String>), PlatformError> {
-    let app = app(client)?;
-    let url = format!("{}/oauth/v2/accessToken", client.endpoints.linkedin_oauth.as_str().trim_end_matches('/'));
-    let mut full = form.to_vec();
-    full.extend([("client_id", app.client_id.as_str()), ("client_secret", app.client_secret.expose_secret())]);
-    let request = client.http.post(url).form(&full);
-    let response: TokenResponse = client.json(P, "POST /oauth/v2/accessToken", request, oauth_refusal).await?;
-    Ok(response.into_grant(client.clock.now()))
+fn scopes(client: &PlatformClient) -> Vec<&'static str> {
+    let organizations = if client.apps.linkedin_organizations { ORGANIZATION_SCOPES } else { &[] };
+    MEMBER_SCOPES.iter().chain(organizations).copied().collect()
 }
 
 /// LinkedIn's refusal of an API call (statuses 429 and 5xx are classified before this): its
@@ -158,23 +148,20 @@ struct UserInfo {
     name: Option<String>,
 }
 
-pub(super) async fn finish(
+async fn finish(
     client: &PlatformClient,
+    pending: &PendingAuth,
     params: &CallbackParams,
     redirect: &url::Url,
 ) -> Result<Vec<Discovered>, PlatformError> {
     let code = params.get("code").ok_or_else(|| unexpected("the callback has no code"))?;
-    let (grant, granted) = token_request(
-        client,
-        &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect.as_str())],
-    )
-    .await?;
+    let (grant, granted) = DIALECT.exchange(client, P, app(client)?, code, redirect, pending).await?;
     let api = client.endpoints.linkedin_api.as_str().trim_end_matches('/').to_owned();
     let bearer = grant.tokens.access_token.expose_secret().to_owned();
     let info: UserInfo = client
         .json(P, "GET /v2/userinfo", client.http.get(format!("{api}/v2/userinfo")).bearer_auth(&bearer), refusal)
         .await?;
-    let scopes = if granted.is_empty() { scopes(client).split(' ').map(str::to_owned).collect() } else { granted };
+    let scopes = if granted.is_empty() { scopes(client).into_iter().map(str::to_owned).collect() } else { granted };
     let may_post_as_organization = scopes.iter().any(|s| s == "w_organization_social");
     let mut accounts = vec![Discovered {
         platform: P,
@@ -219,13 +206,6 @@ pub(super) async fn finish(
         }
     }
     Ok(accounts)
-}
-
-pub(super) async fn refresh(client: &PlatformClient, refresh_token: &SecretString) -> Result<Grant, PlatformError> {
-    let (grant, _) =
-        token_request(client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())])
-            .await?;
-    Ok(grant)
 }
 
 #[cfg(test)]

@@ -10,12 +10,10 @@ mod rules;
 pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
+use super::oauth2::{ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
 use super::publish::{Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
-use super::{
-    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, XAuth,
-    pkce_challenge, random_token,
-};
+use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
 use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
@@ -33,17 +31,17 @@ impl Adapter for Meta {
         "meta"
     }
 
-    fn app<'a>(&self, apps: &'a PlatformApps, _x_auth: XAuth) -> Option<&'a AppCredentials> {
+    fn app<'a>(&self, apps: &'a PlatformApps, _connector: &str) -> Option<&'a AppCredentials> {
         apps.meta.as_ref()
     }
 
     fn start<'a>(
         &'a self,
         client: &'a PlatformClient,
-        _x_auth: XAuth,
+        _connector: &'a str,
         callback: &'a url::Url,
     ) -> Answer<'a, AuthorizeStart> {
-        Box::pin(async move { start(client, self.0, callback) })
+        Box::pin(async move { DIALECT.authorize(client, self.0, app(client, self.0)?, callback, scopes(self.0)) })
     }
 
     fn finish<'a>(
@@ -116,55 +114,40 @@ impl Adapter for Meta {
 }
 
 fn app(client: &PlatformClient, platform: Platform) -> Result<&AppCredentials, PlatformError> {
-    FACEBOOK.app(&client.apps, XAuth::Oauth2).ok_or(PlatformError::NotConfigured(platform))
+    FACEBOOK.app(&client.apps, super::oauth2::CONNECTOR).ok_or(PlatformError::NotConfigured(platform))
 }
 
-const FACEBOOK_SCOPES: &str = "pages_show_list,pages_manage_posts,pages_read_engagement";
-const INSTAGRAM_SCOPES: &str = "pages_show_list,pages_read_engagement,instagram_basic,instagram_content_publish";
+const FACEBOOK_SCOPES: &[&str] = &["pages_show_list", "pages_manage_posts", "pages_read_engagement"];
+const INSTAGRAM_SCOPES: &[&str] =
+    &["pages_show_list", "pages_read_engagement", "instagram_basic", "instagram_content_publish"];
 /// Throttling codes: app (4), user (17), Page (32), custom (613), Pages and Instagram BUC.
 const THROTTLING: [i64; 6] = [4, 17, 32, 613, 80001, 80002];
 
-fn scopes(platform: Platform) -> &'static str {
+/// Facebook Login's manually built flow: the Login dialog under the Graph version, the code
+/// exchanged at `GET /oauth/access_token` with the app secret among the parameters, scopes
+/// joined by commas, and PKCE S256 as Meta's manual-flow OIDC guide documents it
+/// (docs/decisions.md, "PKCE per platform"). The user token is short-lived (about an hour;
+/// `expires_in` says); Herald exchanges it for a long-lived one and keeps only the Page tokens
+/// taken from that, which do not expire (developers.facebook.com/docs/facebook-login/guides/
+/// access-tokens/get-long-lived).
+static DIALECT: Dialect = Dialect {
+    authorize: "{meta_web}/{meta_graph_version}/dialog/oauth",
+    token: Endpoint { url: "{meta_graph}/{meta_graph_version}/oauth/access_token", log: "GET /oauth/access_token" },
+    revoke: None,
+    scope_separator: ",",
+    client_auth: ClientAuth::Parameters,
+    token_method: TokenMethod::GetQuery,
+    pkce: true,
+    lifetimes: Lifetimes { access: None, refresh: None },
+    refusal: graph_refusal,
+};
+
+fn scopes(platform: Platform) -> &'static [&'static str] {
     if platform == Platform::Instagram { INSTAGRAM_SCOPES } else { FACEBOOK_SCOPES }
 }
 
 fn unexpected(platform: Platform, detail: &str) -> PlatformError {
     PlatformError::Unexpected { platform, detail: detail.to_owned() }
-}
-
-pub(super) fn start(
-    client: &PlatformClient,
-    platform: Platform,
-    callback: &url::Url,
-) -> Result<AuthorizeStart, PlatformError> {
-    let app = app(client, platform)?;
-    let state = random_token();
-    // PKCE S256 on the login dialog and the code exchange, as Meta's manual-flow OIDC guide
-    // documents them (docs/decisions.md, "PKCE per platform"): a code stolen from another
-    // user's flow cannot be exchanged with this state's verifier.
-    let verifier = random_token();
-    let mut url = client.endpoints.meta_web.clone();
-    url.path_segments_mut().map_err(|_| unexpected(platform, "meta_web cannot be a base"))?.pop_if_empty().extend([
-        client.endpoints.meta_graph_version.as_str(),
-        "dialog",
-        "oauth",
-    ]);
-    url.query_pairs_mut()
-        .append_pair("client_id", &app.client_id)
-        .append_pair("redirect_uri", callback.as_str())
-        .append_pair("state", &state)
-        .append_pair("response_type", "code")
-        .append_pair("scope", scopes(platform))
-        .append_pair("code_challenge", &pkce_challenge(&verifier))
-        .append_pair("code_challenge_method", "S256");
-    Ok(AuthorizeStart {
-        url,
-        pending: PendingAuth {
-            key: state,
-            secret: Some(secrecy::SecretString::from(verifier)),
-            connector: "oauth2".to_owned(),
-        },
-    })
 }
 
 /// A Graph error object as a refusal, or as transient when it is throttling.
@@ -195,13 +178,6 @@ fn graph(client: &PlatformClient, path: &str) -> String {
 }
 
 #[derive(Debug, Deserialize)]
-struct UserToken {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
 struct Pages {
     data: Vec<PageEntry>,
 }
@@ -222,46 +198,23 @@ pub(super) async fn finish(
 ) -> Result<Vec<Discovered>, PlatformError> {
     let app = app(client, platform)?;
     let code = params.get("code").ok_or_else(|| unexpected(platform, "the callback has no code"))?;
-    let verifier = pending.secret.as_ref().ok_or_else(|| unexpected(platform, "no PKCE verifier was kept"))?;
-    let secret = app.client_secret.expose_secret();
-    let short: UserToken = client
-        .json(
-            platform,
-            "GET /oauth/access_token (code)",
-            client.http.get(graph(client, "/oauth/access_token")).query(&[
-                ("client_id", app.client_id.as_str()),
-                ("redirect_uri", redirect.as_str()),
-                ("client_secret", secret),
-                ("code", code),
-                ("code_verifier", verifier.expose_secret()),
-            ]),
-            graph_refusal,
-        )
-        .await?;
+    let (short, _) = DIALECT.exchange(client, platform, app, code, redirect, pending).await?;
     // Page tokens taken from a long-lived user token do not expire.
-    let long: UserToken = client
-        .json(
+    let (long, _) = DIALECT
+        .token_call(
+            client,
             platform,
-            "GET /oauth/access_token (fb_exchange_token)",
-            client.http.get(graph(client, "/oauth/access_token")).query(&[
-                ("grant_type", "fb_exchange_token"),
-                ("client_id", app.client_id.as_str()),
-                ("client_secret", secret),
-                ("fb_exchange_token", short.access_token.as_str()),
-            ]),
-            graph_refusal,
+            app,
+            &[("grant_type", "fb_exchange_token"), ("fb_exchange_token", short.tokens.access_token.expose_secret())],
         )
         .await?;
-    let _ = long.expires_in;
+    let long_token = long.tokens.access_token.expose_secret();
     // The Facebook user behind the grant, whom Meta's deauthorize and data-deletion callbacks name.
     let me: serde_json::Value = client
         .json(
             platform,
             "GET /me",
-            client
-                .http
-                .get(graph(client, "/me"))
-                .query(&[("fields", "id"), ("access_token", long.access_token.as_str())]),
+            client.http.get(graph(client, "/me")).query(&[("fields", "id"), ("access_token", long_token)]),
             graph_refusal,
         )
         .await?;
@@ -276,11 +229,11 @@ pub(super) async fn finish(
             client
                 .http
                 .get(graph(client, "/me/accounts"))
-                .query(&[("fields", "id,name,access_token"), ("access_token", long.access_token.as_str())]),
+                .query(&[("fields", "id,name,access_token"), ("access_token", long_token)]),
             graph_refusal,
         )
         .await?;
-    let scopes: Vec<String> = scopes(platform).split(',').map(str::to_owned).collect();
+    let scopes: Vec<String> = scopes(platform).iter().map(|s| (*s).to_owned()).collect();
     let page_grant = |token: &str| Grant {
         tokens: TokenSet::new(token.to_owned()),
         access_expires_at: None,

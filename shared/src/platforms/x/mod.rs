@@ -9,12 +9,10 @@ mod rules;
 pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
+use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
 use super::publish::{Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
-use super::{
-    AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, TokenResponse,
-    XAuth, oauth_refusal, oauth1, pkce_challenge, random_token,
-};
+use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, oauth1};
 use crate::domain::budget::{Budget, Scope, Window};
 use crate::domain::post::{Broken, Media};
 use crate::domain::tokens::TokenSet;
@@ -23,10 +21,10 @@ use crate::store::Account;
 
 const P: Platform = Platform::X;
 /// Post, upload media, read the user, and `offline.access` for a refresh token.
-pub const SCOPES: &str = "tweet.read tweet.write users.read media.write offline.access";
+const SCOPES: &[&str] = &["tweet.read", "tweet.write", "users.read", "media.write", "offline.access"];
 
-/// The connectors' names in a pending authorization.
-const OAUTH2: &str = "oauth2";
+/// The connectors' names in a pending authorization and in the tenant's setting.
+const OAUTH2: &str = oauth2::CONNECTOR;
 const OAUTH1: &str = "oauth1";
 
 /// X's adapter: two connectors (OAuth 2.0 with PKCE, OAuth 1.0a), told apart here only: the
@@ -39,23 +37,27 @@ impl Adapter for X {
         "x"
     }
 
-    fn app<'a>(&self, apps: &'a PlatformApps, x_auth: XAuth) -> Option<&'a AppCredentials> {
-        match x_auth {
-            XAuth::Oauth1 => apps.x_oauth1.as_ref(),
-            XAuth::Oauth2 => apps.x.as_ref(),
+    fn connectors(&self) -> &'static [&'static str] {
+        &[OAUTH2, OAUTH1]
+    }
+
+    fn app<'a>(&self, apps: &'a PlatformApps, connector: &str) -> Option<&'a AppCredentials> {
+        match connector {
+            OAUTH1 => apps.x_oauth1.as_ref(),
+            _ => apps.x.as_ref(),
         }
     }
 
     fn start<'a>(
         &'a self,
         client: &'a PlatformClient,
-        x_auth: XAuth,
+        connector: &'a str,
         callback: &'a url::Url,
     ) -> Answer<'a, AuthorizeStart> {
         Box::pin(async move {
-            match x_auth {
-                XAuth::Oauth1 => start_oauth1(client, callback).await,
-                XAuth::Oauth2 => start_oauth2(client, callback),
+            match connector {
+                OAUTH1 => start_oauth1(client, callback).await,
+                _ => OAUTH2_DIALECT.authorize(client, P, app(client, OAUTH2)?, callback, SCOPES),
             }
         })
     }
@@ -76,12 +78,17 @@ impl Adapter for X {
     }
 
     fn refresh<'a>(&'a self, client: &'a PlatformClient, refresh_token: &'a SecretString) -> Answer<'a, Option<Grant>> {
-        Box::pin(async move { refresh(client, refresh_token).await.map(Some) })
+        Box::pin(async move { OAUTH2_DIALECT.refresh(client, P, app(client, OAUTH2)?, refresh_token).await.map(Some) })
     }
 
     /// OAuth 2.0 grants are revoked; OAuth 1.0a tokens have no revoke endpoint.
     fn revoke<'a>(&'a self, client: &'a PlatformClient, tokens: &'a TokenSet) -> Answer<'a, ()> {
-        Box::pin(async move { if tokens.token_secret.is_none() { revoke(client, tokens).await } else { Ok(()) } })
+        Box::pin(async move {
+            match tokens.token_secret {
+                None => OAUTH2_DIALECT.revoke(client, P, app(client, OAUTH2)?, tokens).await,
+                Some(_) => Ok(()),
+            }
+        })
     }
 
     fn publish<'a>(
@@ -127,33 +134,24 @@ impl Adapter for X {
 }
 
 /// The app of a connector.
-fn app(client: &PlatformClient, x_auth: XAuth) -> Result<&AppCredentials, PlatformError> {
-    X.app(&client.apps, x_auth).ok_or(PlatformError::NotConfigured(P))
+fn app<'a>(client: &'a PlatformClient, connector: &str) -> Result<&'a AppCredentials, PlatformError> {
+    X.app(&client.apps, connector).ok_or(PlatformError::NotConfigured(P))
 }
 
-pub(super) fn start_oauth2(client: &PlatformClient, callback: &url::Url) -> Result<AuthorizeStart, PlatformError> {
-    let app = app(client, XAuth::Oauth2)?;
-    let state = random_token();
-    let verifier = random_token();
-    let mut url = client.endpoints.x_web.clone();
-    url.path_segments_mut().map_err(|_| unexpected("x_web cannot be a base"))?.pop_if_empty().extend([
-        "i",
-        "oauth2",
-        "authorize",
-    ]);
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &app.client_id)
-        .append_pair("redirect_uri", callback.as_str())
-        .append_pair("scope", SCOPES)
-        .append_pair("state", &state)
-        .append_pair("code_challenge", &pkce_challenge(&verifier))
-        .append_pair("code_challenge_method", "S256");
-    Ok(AuthorizeStart {
-        url,
-        pending: PendingAuth { key: state, secret: Some(SecretString::from(verifier)), connector: OAUTH2.to_owned() },
-    })
-}
+/// X's OAuth 2.0: a confidential client (HTTP Basic on the token endpoints), PKCE S256 required,
+/// access tokens for two hours, refresh tokens that rotate on every use (their lifetime is not
+/// documented officially; platforms.md). docs.x.com `fundamentals/authentication/oauth-2-0/`.
+static OAUTH2_DIALECT: Dialect = Dialect {
+    authorize: "{x_web}/i/oauth2/authorize",
+    token: Endpoint { url: "{x_api}/2/oauth2/token", log: "POST /2/oauth2/token" },
+    revoke: Some(Endpoint { url: "{x_api}/2/oauth2/revoke", log: "POST /2/oauth2/revoke" }),
+    scope_separator: " ",
+    client_auth: ClientAuth::Basic,
+    token_method: TokenMethod::PostForm,
+    pkce: true,
+    lifetimes: Lifetimes { access: Some(7200), refresh: None },
+    refusal: oauth2::refusal,
+};
 
 fn unexpected(detail: &str) -> PlatformError {
     PlatformError::Unexpected { platform: P, detail: detail.to_owned() }
@@ -163,53 +161,16 @@ fn api(client: &PlatformClient, path: &str) -> String {
     format!("{}{path}", client.endpoints.x_api.as_str().trim_end_matches('/'))
 }
 
-async fn token_request(client: &PlatformClient, form: &[(&str, &str)]) -> Result<Grant, PlatformError> {
-    let app = app(client, XAuth::Oauth2)?;
-    let request = client
-        .http
-        .post(api(client, "/2/oauth2/token"))
-        .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
-        .form(form);
-    let response: TokenResponse = client.json(P, "POST /2/oauth2/token", request, oauth_refusal).await?;
-    Ok(response.into_grant(client.clock.now()).0)
-}
-
-pub(super) async fn finish_oauth2(
+async fn finish_oauth2(
     client: &PlatformClient,
     pending: &PendingAuth,
     params: &CallbackParams,
     redirect: &url::Url,
 ) -> Result<Vec<Discovered>, PlatformError> {
     let code = params.get("code").ok_or_else(|| unexpected("the callback has no code"))?;
-    let verifier = pending.secret.as_ref().ok_or_else(|| unexpected("no PKCE verifier was kept"))?;
-    let grant = token_request(
-        client,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect.as_str()),
-            ("code_verifier", verifier.expose_secret()),
-        ],
-    )
-    .await?;
+    let (grant, _) = OAUTH2_DIALECT.exchange(client, P, app(client, OAUTH2)?, code, redirect, pending).await?;
     let me = me(client, &format!("Bearer {}", grant.tokens.access_token.expose_secret())).await?;
-    Ok(vec![discovered(me, grant, SCOPES.split(' ').map(str::to_owned).collect())])
-}
-
-pub(super) async fn refresh(client: &PlatformClient, refresh_token: &SecretString) -> Result<Grant, PlatformError> {
-    token_request(client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())]).await
-}
-
-pub(super) async fn revoke(client: &PlatformClient, tokens: &TokenSet) -> Result<(), PlatformError> {
-    let app = app(client, XAuth::Oauth2)?;
-    let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
-    let request = client
-        .http
-        .post(api(client, "/2/oauth2/revoke"))
-        .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
-        .form(&[("token", token.expose_secret())]);
-    let _: serde_json::Value = client.json(P, "POST /2/oauth2/revoke", request, oauth_refusal).await?;
-    Ok(())
+    Ok(vec![discovered(me, grant, SCOPES.iter().map(|s| (*s).to_owned()).collect())])
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,7 +237,7 @@ async fn oauth1_post(
     token: Option<(&str, &str)>,
     extra: &[(&str, &str)],
 ) -> Result<(u16, std::collections::HashMap<String, String>), PlatformError> {
-    let app = app(client, XAuth::Oauth1)?;
+    let app = app(client, OAUTH1)?;
     let url = api(client, path);
     let creds = oauth1::Credentials {
         consumer_key: &app.client_id,
