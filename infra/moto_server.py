@@ -297,7 +297,7 @@ def patch_queues() -> None:
     attributes they read, a count reads the clock once, and a delete finds its message by its
     receipt handle. What each call answers is unchanged.
     """
-    from moto.core.utils import camelcase_to_underscores, unix_time_millis
+    from moto.core.utils import camelcase_to_underscores
     from moto.sqs import models
 
     reading = threading.local()  # the attribute names the current call reads, when it says
@@ -332,17 +332,24 @@ def patch_queues() -> None:
         names = args[1] if len(args) > 1 else kwargs.get("attribute_names")
         return None if not names or "All" in names else names
 
+    # Visible from the instant `visible_at` is reached (moto: strictly after it). On the wall clock
+    # the difference is a millisecond; on a queue clock that stands still (`QueueClock`), a message
+    # made visible again "at once" (ChangeMessageVisibility 0, as SQS documents it) would stay
+    # hidden until the clock moved.
     def messages(self):
-        now = unix_time_millis()
-        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+        now = models.unix_time_millis()
+        return [m for m in self._messages if now >= m.visible_at and not now < m.delayed_until]
 
     def delayed(self):
-        now = unix_time_millis()
+        now = models.unix_time_millis()
         return sum(1 for m in self._messages if now < m.delayed_until)
 
     def not_visible(self):
-        now = unix_time_millis()
-        return sum(1 for m in self._messages if not now > m.visible_at)
+        now = models.unix_time_millis()
+        return sum(1 for m in self._messages if now < m.visible_at)
+
+    def visible(self):
+        return models.unix_time_millis() >= self.visible_at
 
     # Every receipt handle a message was given, to it: moto's DeleteMessage scans the queue twice.
     receipts = {}
@@ -371,8 +378,90 @@ def patch_queues() -> None:
     models.Queue.messages = property(messages)
     models.Queue.approximate_number_of_messages_delayed = property(delayed)
     models.Queue.approximate_number_of_messages_not_visible = property(not_visible)
+    models.Message.visible = property(visible)
     backend.send_message = reads(lambda a, k: {"ContentBasedDeduplication"}, backend.send_message)
     backend.get_queue_attributes = reads(requested, backend.get_queue_attributes)
+
+
+class QueueClock:
+    """WSGI middleware on the SQS server: a queue's time can be the test's, not the wall clock's.
+
+    SQS's delays and visibility timeouts count in time. Tests run Herald on a clock they move (and
+    the sandbox on the same one); without this, a retry's backoff (a delayed message) would take
+    real seconds to come due, and a test would wait for it or skip the queue. A test sets its
+    queues' time with `POST /_herald/queue-clock` `{"queues": [names], "at_ms": n}` (Unix
+    milliseconds; never moved back) and the queues keep that time until set again (or, with
+    `"running": true`, let it pass with the wall clock from there, as a test's clock that runs
+    does): messages are stamped, delayed and hidden in it. Tests share one server, so each sets only its own queues;
+    a queue never set keeps the wall clock. Only the millisecond clock moto's message timing
+    reads (`moto.sqs.models.unix_time_millis`) follows a queue's time; long polls and retention
+    keep real seconds, so a long poll still ends.
+    """
+
+    PATH = "/_herald/queue-clock"
+
+    def __init__(self, app):
+        from moto.sqs import models
+
+        self.app = app
+        # queue name -> (its time when set, Unix ms; the wall clock then if it runs, else None)
+        self.times = {}
+        current = threading.local()  # the queue the current backend call is about
+        times = self.times
+        real_millis = models.unix_time_millis
+
+        def queue_time(queue):
+            at, since = times[queue]
+            return at if since is None else at + (real_millis() - since)
+
+        def millis(*args):
+            queue = getattr(current, "queue", None)
+            return real_millis(*args) if args or queue not in times else queue_time(queue)
+
+        self.queue_time = queue_time
+        models.unix_time_millis = millis
+        self.real_millis = real_millis
+
+        def about_queue(call):
+            def wrapper(self, queue_name, *args, **kwargs):
+                outer, current.queue = getattr(current, "queue", None), queue_name
+                try:
+                    return call(self, queue_name, *args, **kwargs)
+                finally:
+                    current.queue = outer
+            return wrapper
+
+        backend = models.SQSBackend
+        for name in (
+            "send_message",
+            "send_message_batch",
+            "receive_message",
+            "delete_message",
+            "delete_message_batch",
+            "change_message_visibility",
+            "change_message_visibility_batch",
+            "get_queue_attributes",
+            "purge_queue",
+        ):
+            setattr(backend, name, about_queue(getattr(backend, name)))
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != self.PATH:
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        at = request.get("at_ms")
+        queues = request.get("queues")
+        running = request.get("running", False)
+        if environ.get("REQUEST_METHOD") != "POST" or not isinstance(at, int) or not isinstance(queues, list):
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b'POST {"queues": [names], "at_ms": unix_millis, "running": false}']
+        for queue in queues:
+            at_least = self.queue_time(queue) if queue in self.times else at
+            self.times[queue] = (max(at, at_least), self.real_millis() if running else None)
+        body = json.dumps({q: self.queue_time(q) for q in queues}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
 
 class DynamoFaults:
@@ -591,6 +680,9 @@ def main() -> None:
     if args.single_threaded:
         # The DynamoDB server: faults are injected per table, in order (one request at a time).
         app = DynamoFaults(app)
+    else:
+        # The server with SQS: each test's queues may keep the test's time.
+        app = QueueClock(app)
     server = make_server(
         args.host,
         args.port,

@@ -94,7 +94,7 @@ async fn dynamodb_trouble_that_persists_is_queued_uncounted() {
 
     let worker = app.worker(2).await;
     let id = post["id"].as_str().unwrap();
-    app.clock.advance(time::Duration::seconds(10));
+    app.advance(time::Duration::seconds(10)).await;
     assert!(worker.handle_batch(app.publish_event(id, &ids["x"], 1)).await.batch_item_failures.is_empty());
     let (_, after) = app.call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None).await;
     assert_eq!(

@@ -77,9 +77,9 @@ async fn chaos(total: usize, aws_faults: bool) {
             ]
         })
         .await;
-    // Herald's clock follows the wall clock (plus what the test advances), as the sandbox's does
-    // and as the emulated queue's delays do: a message delayed 5 s arrives when it is due.
-    app.clock.run();
+    // The test's one time (Herald's, the sandbox's, the queue's) follows the wall clock, plus
+    // what the test advances: a message delayed 5 s arrives when it is due.
+    app.run_clock().await;
     let sandbox = |path: &'static str, body: Value| app.control(path, body);
     let ids = app.connect_all("user-1").await;
     let pool = ["x", "facebook", "instagram", "linkedin_member", "linkedin_org"].map(|k| ids[k].clone());
@@ -109,7 +109,7 @@ async fn chaos(total: usize, aws_faults: bool) {
     }
     // Every X token expires right away (refresh path), and the LinkedIn grant is revoked (needs_reauth).
     sandbox("/_sandbox/grants/expire", json!({ "platform": "x", "user_id": "2244994945" })).await;
-    app.clock.advance(time::Duration::hours(2));
+    app.advance(time::Duration::hours(2)).await;
     sandbox("/_sandbox/grants/revoke", json!({ "platform": "linkedin", "user_id": "yrZCpj2Z12" })).await;
 
     if aws_faults {

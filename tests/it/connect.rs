@@ -193,14 +193,14 @@ async fn refusals_store_nothing() {
     let link = app.connect_link("user-2", "x").await;
     let authorize = app.redirected(&link).await;
     let callback = app.consent(&authorize, X_USER, "approve").await;
-    app.clock.advance(time::Duration::minutes(11));
+    app.advance(time::Duration::minutes(11)).await;
     let expired = query(&app.redirected(&callback).await);
     assert_eq!(expired["error"], "state_expired");
     assert!(app.accounts("user-2").await.is_empty(), "nothing stored for refused connections");
 
     // An expired link.
     let link = app.connect_link("user-3", "x").await;
-    app.clock.advance(time::Duration::minutes(16));
+    app.advance(time::Duration::minutes(16)).await;
     assert_eq!(query(&app.redirected(&link).await)["error"], "link_expired");
 }
 

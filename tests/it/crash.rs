@@ -42,7 +42,7 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing() {
         assert_eq!(status, 202, "{post}");
         posts.push(post["id"].as_str().unwrap().parse::<herald::domain::PostId>().unwrap());
     }
-    app.clock.advance(time::Duration::minutes(1));
+    app.advance(time::Duration::minutes(1)).await;
     let sweep = herald_testkit::sweep_event();
     assert!(app.worker(1).await.handle_batch(sweep.clone()).await.batch_item_failures.is_empty());
 
@@ -94,7 +94,7 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing() {
             break;
         }
         assert!(round < 3, "targets still open after the sweep");
-        app.clock.advance(time::Duration::minutes(3));
+        app.advance(time::Duration::minutes(3)).await;
         assert!(worker.handle_batch(sweep.clone()).await.batch_item_failures.is_empty());
     }
 

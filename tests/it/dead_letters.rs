@@ -36,7 +36,7 @@ async fn exhausted_attempts_reach_the_dead_letter_queue_with_their_history_and_c
     broken.dead_letter_queue_url = format!("{}-missing", env.resources.dead_letter_queue_url);
     let broken_worker = Worker::new(herald::app::App::new(broken, &env.aws, Arc::new(app.clock.clone())), 2);
     for attempt in 2..=MAX_ATTEMPTS {
-        app.clock.advance(time::Duration::minutes(16));
+        app.advance(time::Duration::minutes(16)).await;
         let worker = if attempt == MAX_ATTEMPTS { &broken_worker } else { &worker };
         let response = worker.handle_batch(app.publish_event(post_id.as_str(), &ids["x"], 1)).await;
         assert_eq!(response.batch_item_failures.len(), usize::from(attempt == MAX_ATTEMPTS), "attempt {attempt}");

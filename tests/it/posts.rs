@@ -34,7 +34,7 @@ async fn text_and_image_posts_reach_every_platform_exactly_once() {
     }
 
     // Posts are ordered by creation time; the test's clock moves a second between them.
-    app.clock.advance(time::Duration::seconds(1));
+    app.advance(time::Duration::seconds(1)).await;
     let one = json!([{ "url": app.media("bread.jpg"), "alt_text": "a loaf" }]);
     let (status, image_post) = app
         .post(
@@ -45,7 +45,7 @@ async fn text_and_image_posts_reach_every_platform_exactly_once() {
     assert_eq!(status, 202, "{image_post}");
     assert_eq!(statuses(&image_post), ["published"; 5], "{image_post}");
 
-    app.clock.advance(time::Duration::seconds(1));
+    app.advance(time::Duration::seconds(1)).await;
     let three: Vec<Value> = ["a.jpg", "b.jpg", "c.jpg"].iter().map(|n| json!({ "url": app.media(n) })).collect();
     let (_, multi) = app
         .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["facebook", "instagram", "linkedin_member"]), "text": "Three", "media": three }), None)
@@ -259,7 +259,7 @@ async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
     assert!(target["next_attempt_at"].is_string());
 
     // The queued attempt, once due.
-    app.clock.advance(time::Duration::minutes(20));
+    app.advance(time::Duration::minutes(20)).await;
     let worker = app.worker(2).await;
     let event = app.publish_event(post["id"].as_str().unwrap(), &ids["linkedin_member"], 2);
     assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
@@ -395,13 +395,13 @@ async fn scheduled_posts_wait_in_the_due_index_and_publish_at_their_time() {
     assert_eq!(waiting(env.queue_attributes(queue).await), baseline, "two hours out: in the due index, not the queue");
 
     // The sweep 10 minutes before the time queues both targets.
-    app.clock.advance(time::Duration::minutes(110));
+    app.advance(time::Duration::minutes(110)).await;
     let worker = app.worker(4).await;
     assert!(worker.handle_batch(herald_testkit::sweep_event()).await.batch_item_failures.is_empty());
     assert_eq!(waiting(env.queue_attributes(queue).await), baseline + 2);
 
     // At the time, the queued jobs publish; early delivery would have been re-queued, not sent.
-    app.clock.advance(time::Duration::minutes(10));
+    app.advance(time::Duration::minutes(10)).await;
     let records: Vec<Value> =
         ["x", "linkedin_member"].iter().map(|k| app.publish_record(post["id"].as_str().unwrap(), &ids[k], k)).collect();
     assert!(worker.handle_batch(herald_testkit::sqs_event(records)).await.batch_item_failures.is_empty());
@@ -424,14 +424,14 @@ async fn a_claim_whose_worker_died_is_settled_as_unknown_not_resent() {
         )
         .await;
     let post_id: herald::domain::PostId = post["id"].as_str().unwrap().parse().unwrap();
-    app.clock.advance(time::Duration::minutes(5));
+    app.advance(time::Duration::minutes(5)).await;
     let stored = app.state.posts.get(&app.tenant, &post_id).await.unwrap().unwrap();
     let claimed =
         app.state.posts.claim(&app.tenant, &post_id, &stored.targets[0], time::Duration::minutes(2)).await.unwrap();
     assert_eq!(claimed.status, herald::posts::TargetStatus::Publishing);
 
     // The claim stays findable: past its lease it is due in the index.
-    app.clock.advance(time::Duration::minutes(3));
+    app.advance(time::Duration::minutes(3)).await;
     let due = all_due(&app, app.clock_now()).await;
     assert!(due.iter().any(|d| d.post == post_id), "{due:?}");
     let worker = app.worker(2).await;
@@ -525,7 +525,7 @@ async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "after a 401" }), None).await;
     assert_eq!(post["targets"][0]["status"], "retrying", "the posts function may not refresh: {post}");
     assert_eq!(post["targets"][0]["error"]["code"], "unauthorized");
-    app.clock.advance(time::Duration::seconds(5));
+    app.advance(time::Duration::seconds(5)).await;
     run_publish_job(&app, post["id"].as_str().unwrap(), &ids["x"]).await;
     let id = post["id"].as_str().unwrap();
     let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
@@ -544,7 +544,7 @@ async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
     app.control("/_sandbox/grants/revoke", json!({ "platform": "x", "user_id": "2244994945" })).await;
     let (_, post) =
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "dead grant" }), None).await;
-    app.clock.advance(time::Duration::seconds(5));
+    app.advance(time::Duration::seconds(5)).await;
     run_publish_job(&app, post["id"].as_str().unwrap(), &ids["x"]).await;
     let id = post["id"].as_str().unwrap();
     let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
@@ -563,7 +563,7 @@ async fn idempotency_keys_expire_by_their_own_time() {
     let (status, first) =
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "day one" }), Some("k")).await;
     assert_eq!(status, 202);
-    app.clock.advance(time::Duration::hours(25));
+    app.advance(time::Duration::hours(25)).await;
     let (status, second) =
         app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "day two" }), Some("k")).await;
     assert_eq!(status, 202, "{second}");
@@ -588,7 +588,7 @@ async fn the_post_list_pages_past_dynamodbs_one_megabyte() {
             app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["facebook"]), "text": text }), None).await;
         assert_eq!(status, 202, "{post}");
         created.push(post["id"].as_str().unwrap().to_owned());
-        app.clock.advance(time::Duration::milliseconds(5));
+        app.advance(time::Duration::milliseconds(5)).await;
     }
     let (status, all) = app.call(Method::GET, "/v1/users/user-1/posts?limit=100", None).await;
     assert_eq!(status, 200);

@@ -100,3 +100,58 @@ async fn delays_beyond_sqs_maximum_are_carried_not_truncated() {
     let delayed = env.aws.sqs.receive_message().queue_url(&url).send().await.unwrap();
     assert!(delayed.messages.unwrap_or_default().is_empty(), "a delayed job was delivered early");
 }
+
+/// One time for Herald, the sandbox and the queue (the test kit's `advance`): a throttled post's
+/// retry is a delayed SQS message that comes due when the test's time reaches the platform's
+/// reset, with no real waiting; a wait beyond SQS's 15-minute maximum arrives early in steps, is
+/// queued again for the rest each time, and runs at its time.
+#[tokio::test]
+async fn queued_work_comes_due_on_the_tests_time() {
+    use herald_sandbox::Platform as SandboxPlatform;
+    use serde_json::json;
+
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    // X says its window resets in 10 minutes (`x-rate-limit-reset`, on the sandbox's clock).
+    app.fault(json!({ "path": "/x/api/2/tweets", "kind": { "type": "rate_limited", "reset_after": 600 }, "times": 1 }))
+        .await;
+    let body = json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }], "text": "on the test's time" });
+    let (status, post) = app.post(body, None).await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("retrying")), "{post}");
+    let due = time::OffsetDateTime::parse(
+        post["targets"][0]["next_attempt_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(due.unix_timestamp() - app.clock_now().unix_timestamp(), 600, "at the reset X stated: {post}");
+
+    let worker = app.worker(2).await;
+    let url = env.resources.work_queue_url.clone();
+    let poll = || async { poll_once(&env.aws.sqs, &url, &worker, Duration::ZERO).await.unwrap().received };
+    assert_eq!(queue_counts(&env, &url).await, (0, 0, 1), "the retry waits in the queue");
+    assert_eq!(poll().await, 0);
+    app.advance(time::Duration::seconds(599)).await;
+    assert_eq!(poll().await, 0, "one second early");
+    assert!(app.published(SandboxPlatform::X).is_empty());
+    app.advance(time::Duration::seconds(2)).await;
+    assert_eq!(poll().await, 1);
+    let published = app.published(SandboxPlatform::X);
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].text, "on the test's time");
+    assert_eq!(queue_counts(&env, &url).await, (0, 0, 0));
+
+    // Fifty minutes: SQS delays at most 15, so the job arrives early at 900 s, 1,800 s and
+    // 2,700 s, each time going back for the rest, and runs at 3,000 s.
+    app.state.queue.enqueue(Job::Ping { note: "later".into() }, Duration::from_secs(3000)).await.unwrap();
+    for step in [901, 900, 900] {
+        app.advance(time::Duration::seconds(step)).await;
+        assert_eq!(poll().await, 1, "early, after {step} s more");
+        assert_eq!(queue_counts(&env, &url).await, (0, 0, 1), "queued again for the rest");
+    }
+    app.advance(time::Duration::seconds(3000 - 2701 - 1)).await;
+    assert_eq!(poll().await, 0, "one second early");
+    app.advance(time::Duration::seconds(2)).await;
+    assert_eq!(poll().await, 1);
+    assert_eq!(queue_counts(&env, &url).await, (0, 0, 0), "run and deleted");
+}

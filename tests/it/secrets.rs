@@ -26,7 +26,7 @@ async fn no_secret_reaches_the_logs() {
 
     let user: herald::domain::UserId = "user-1".parse().unwrap();
     let accounts = app.state.accounts.list(&app.tenant, &user).await.unwrap();
-    app.clock.advance(time::Duration::hours(3));
+    app.advance(time::Duration::hours(3)).await;
     for account in &accounts {
         let _ = app.state.tokens.usable(account).await;
     }

@@ -83,7 +83,7 @@ async fn bad_query_parameters_and_foreign_cursors_are_problem_documents() {
     let (status, first) =
         app.post(json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }], "text": "one" }), None).await;
     assert_eq!(status, 202);
-    app.clock.advance(time::Duration::seconds(1));
+    app.advance(time::Duration::seconds(1)).await;
     let (status, _) =
         app.post(json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }], "text": "two" }), None).await;
     assert_eq!(status, 202);

@@ -41,19 +41,23 @@ async fn drain(env: &TestEnv, app: &TestApp, deadline: Option<Instant>) -> BTree
     }
 }
 
-/// Herald with `settings`, every platform connected, and `count` posts to X due now.
+/// Herald with `settings`, every platform connected, and `count` posts to X due now. They were
+/// scheduled 16 minutes ahead, past SQS's longest delay, so only the due index holds them and the
+/// sweep is what queues them (the queue keeps the test's time: a nearer post's own job would
+/// come due too).
 async fn with_due_posts(settings: SweepSettings, count: usize) -> (TestEnv, TestApp, Vec<String>) {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app_with(|config| config.sweep = settings).await;
     let ids = app.connect_all("user-1").await;
     let posts = scheduled_posts(&app, &ids["x"], count).await;
-    app.clock.advance(time::Duration::minutes(1));
+    app.advance(SCHEDULED_AHEAD).await;
     (env, app, posts)
 }
 
+const SCHEDULED_AHEAD: time::Duration = time::Duration::minutes(16);
+
 async fn scheduled_posts(app: &TestApp, account: &str, count: usize) -> Vec<String> {
-    let at =
-        (app.clock_now() + time::Duration::minutes(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let at = (app.clock_now() + SCHEDULED_AHEAD).format(&time::format_description::well_known::Rfc3339).unwrap();
     let mut ids = Vec::new();
     for i in 0..count {
         let body = json!({ "user_id": "user-1", "targets": [{ "account_id": account }], "text": format!("swept {i}"), "scheduled_at": at });
@@ -79,8 +83,8 @@ async fn the_sweep_fans_out_per_shard_and_each_job_continues_from_its_last_key()
     let continued = kinds["sweep_due"] - 8;
     assert!(continued >= 1, "40 targets over 8 shards at 2 a job: some shard continues: {kinds:?}");
     assert!(kinds["sweep_due"] <= 8 + 40 / 2, "{kinds:?}");
-    // Every due target was queued (its own scheduled job and the sweep's: a duplicate is harmless)
-    // and published once.
+    // Every due target was queued (by the sweep; were its own scheduled job queued too, the
+    // duplicate would be harmless) and published once.
     assert!(kinds["publish"] >= 40, "{kinds:?}");
     let published = app.published(SandboxPlatform::X).len();
     assert_eq!(published, posts.len(), "each post once: {kinds:?}");

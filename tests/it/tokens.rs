@@ -57,7 +57,7 @@ async fn fifty_concurrent_calls_on_an_expired_token_cause_one_refresh() {
 
     // The token expires on both sides: X forgets it, Herald's clock passes its expiry.
     app.control("/_sandbox/grants/expire", json!({ "platform": "x", "user_id": X_USER })).await;
-    app.clock.advance(time::Duration::hours(2));
+    app.advance(time::Duration::hours(2)).await;
 
     // Five managers stand for five Lambda instances sharing the table.
     let managers: Vec<Arc<TokenManager>> = (0..5)
@@ -110,7 +110,7 @@ async fn a_refused_refresh_marks_needs_reauth_and_records_an_event() {
     let app = env.spawn_app().await;
     let account = connected(&app, "x", X_USER).await;
     app.control("/_sandbox/grants/revoke", json!({ "platform": "x", "user_id": X_USER })).await;
-    app.clock.advance(time::Duration::hours(2));
+    app.advance(time::Duration::hours(2)).await;
 
     let result = app.state.tokens.usable(&account).await;
     assert!(matches!(result, Err(TokenError::NeedsReauth)), "{result:?}");
@@ -137,7 +137,7 @@ async fn a_platform_outage_during_refresh_changes_nothing() {
         json!({ "path": "/x/api/2/oauth2/token", "kind": { "type": "status", "status": 503 }, "times": 1 }),
     )
     .await;
-    app.clock.advance(time::Duration::hours(2));
+    app.advance(time::Duration::hours(2)).await;
 
     let result = app.state.tokens.usable(&account).await;
     assert!(matches!(result, Err(TokenError::Transient(_))), "{result:?}");
@@ -170,11 +170,11 @@ async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_rea
     assert!(account.refresh_expires_at.is_none());
 
     // Inside the skew window but not expired: the token is still used.
-    app.clock.advance(time::Duration::days(60) - time::Duration::minutes(2));
+    app.advance(time::Duration::days(60) - time::Duration::minutes(2)).await;
     assert!(app.state.tokens.usable(&account).await.is_ok());
     assert_eq!(reload(&app, &account).await.status, AccountStatus::Active);
 
-    app.clock.advance(time::Duration::minutes(3));
+    app.advance(time::Duration::minutes(3)).await;
     assert!(matches!(app.state.tokens.usable(&account).await, Err(TokenError::NeedsReauth)));
     let events = app.state.journal.list(&app.tenant, false).await.unwrap();
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.reason.as_deref() == Some("expired")));
@@ -196,14 +196,14 @@ async fn the_sweep_refreshes_what_it_can_and_warns_once_about_what_it_cannot() {
     let warnings = |events: &[herald::store::Event]| events.iter().filter(|e| e.kind == "account.expiring").count();
 
     // X's token is inside the one-hour horizon: refreshed ahead of time. LinkedIn's is far off.
-    app.clock.advance(time::Duration::minutes(70));
+    app.advance(time::Duration::minutes(70)).await;
     sweep(&app).await;
     assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
     assert!(reload(&app, &x).await.access_expires_at > x.access_expires_at);
     assert_eq!(warnings(&app.state.journal.list(&app.tenant, false).await.unwrap()), 0);
 
     // Within seven days of LinkedIn's 60-day expiry: the tenant is told, once.
-    app.clock.advance(time::Duration::days(55));
+    app.advance(time::Duration::days(55)).await;
     sweep(&app).await;
     sweep(&app).await;
     let events = app.state.journal.list(&app.tenant, false).await.unwrap();
@@ -212,7 +212,7 @@ async fn the_sweep_refreshes_what_it_can_and_warns_once_about_what_it_cannot() {
     assert_eq!(reload(&app, &linkedin).await.status, AccountStatus::Active);
 
     // Past the expiry: needs_reauth.
-    app.clock.advance(time::Duration::days(6));
+    app.advance(time::Duration::days(6)).await;
     sweep(&app).await;
     assert_eq!(reload(&app, &linkedin).await.status, AccountStatus::NeedsReauth);
     assert_eq!(reload(&app, &x).await.status, AccountStatus::Active, "X kept being refreshed");
@@ -229,7 +229,7 @@ async fn a_sweep_that_refreshes_nothing_makes_no_kms_calls() {
     let x = connected(&app, "x", X_USER).await;
     let linkedin = connected(&app, "linkedin", "yrZCpj2Z12").await;
     // Within seven days of LinkedIn's expiry (warned once), X refreshed: a sweep on.
-    app.clock.advance(time::Duration::days(55));
+    app.advance(time::Duration::days(55)).await;
     sweep(&app).await;
     assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
 

@@ -214,7 +214,7 @@ async fn meta_deauthorize_and_data_deletion_revoke_what_the_user_granted() {
     assert_eq!(unknown.status(), 404);
 
     // A captured signed request replayed two hours later: refused.
-    app.clock.advance(time::Duration::hours(2));
+    app.advance(time::Duration::hours(2)).await;
     let replayed = app
         .browser
         .post(format!("{}/webhooks/meta/deauthorize", app.url))

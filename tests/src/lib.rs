@@ -197,6 +197,9 @@ pub struct TestApp {
     pub api_key: String,
     pub tenant: herald::domain::TenantId,
     pub state: herald::http::AppState,
+    /// The test's one clock: Herald's, which the in-process sandbox reads too. Move it with
+    /// [`advance`](Self::advance), which also sets the emulated queues' time; moving it directly
+    /// leaves the queues behind (only the worker benchmark does, on purpose).
     pub clock: herald::clock::ManualClock,
     pub sandbox: herald_sandbox::Running,
     /// The user's browser: follows no redirects (the test looks at every hop, as a browser would
@@ -205,7 +208,33 @@ pub struct TestApp {
     functions: Functions,
     /// The test's own DynamoDB client (no function's).
     dynamodb: aws_sdk_dynamodb::Client,
+    /// The emulated queues' clock (`infra/moto_server.py`, `QueueClock`).
+    queue_clock: QueueClock,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// This test's queues' time in the SQS emulation (`infra/moto_server.py`, `QueueClock`): set to
+/// Herald's clock when the app starts and whenever [`TestApp::advance`] moves it, so a delayed
+/// message (a retry's backoff) or an expired visibility timeout comes due when the test's time
+/// says, never after real seconds.
+struct QueueClock {
+    url: reqwest::Url,
+    queues: Vec<String>,
+    /// Whether the test's clock runs ([`TestApp::run_clock`]).
+    running: std::sync::atomic::AtomicBool,
+}
+
+impl QueueClock {
+    const PATH: &'static str = "/_herald/queue-clock";
+
+    async fn set(&self, now: time::OffsetDateTime) {
+        let at_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let running = self.running.load(std::sync::atomic::Ordering::SeqCst);
+        let body = serde_json::json!({ "queues": self.queues, "at_ms": at_ms, "running": running });
+        let response =
+            reqwest::Client::new().post(self.url.clone()).json(&body).send().await.expect("the SQS emulator answers");
+        assert!(response.status().is_success(), "queue clock: {}", response.status());
+    }
 }
 
 /// A browser of its own: a cookie jar nobody else shares, no redirects followed, and the Fetch
@@ -243,9 +272,20 @@ impl TestEnv {
     pub async fn spawn_app_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port");
         let url = format!("http://{}", listener.local_addr().expect("bound"));
+        // One clock: Herald's, which the sandbox reads too (and the queues are set to, below).
+        let clock = herald::clock::ManualClock::new(time::OffsetDateTime::now_utc());
+        let sandbox_time = {
+            let clock = clock.clone();
+            herald_sandbox::TimeSource(Arc::new(move || herald::Clock::now(&clock).unix_timestamp()))
+        };
         let sandbox = herald_sandbox::start(
             std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
-            herald_sandbox::SandboxConfig { seed: 11, dev_fixtures: true, herald_url: url.clone() },
+            herald_sandbox::SandboxConfig {
+                seed: 11,
+                dev_fixtures: true,
+                herald_url: url.clone(),
+                clock: Some(sandbox_time),
+            },
         )
         .await
         .expect("sandbox starts");
@@ -256,7 +296,6 @@ impl TestEnv {
         config.platforms.timeout = std::time::Duration::from_millis(1500);
         config.apps = self.dev_apps();
         adjust(&mut config);
-        let clock = herald::clock::ManualClock::new(time::OffsetDateTime::now_utc());
         let shared: SharedClock = Arc::new(clock.clone());
         // Each function as on AWS: its own clients (recorded for the roles check), its own secrets.
         let [connect, posts, webhooks] = [Function::Connect, Function::Posts, Function::Webhooks]
@@ -273,8 +312,21 @@ impl TestEnv {
         let browser = new_browser();
         let functions = self.functions.clone();
         let dynamodb = self.aws.dynamodb.clone();
+        let queue_clock = QueueClock {
+            url: self
+                .settings
+                .endpoint
+                .as_ref()
+                .expect("the local AWS endpoint")
+                .join(QueueClock::PATH)
+                .expect("a URL"),
+            queues: vec![self.names.work_queue.clone(), self.names.dead_letter_queue.clone()],
+            running: false.into(),
+        };
+        queue_clock.set(herald::Clock::now(&clock)).await;
         TestApp {
             url,
+            queue_clock,
             api_key: key.reveal().to_owned(),
             tenant: tenant.id,
             state,
@@ -388,10 +440,20 @@ impl TestApp {
         tokio::join!(work, release).0
     }
 
-    /// Moves Herald's clock and the sandbox's forward together (whole seconds).
+    /// Moves the test's one time forward: Herald's clock, which the in-process sandbox reads
+    /// too, and the emulated queues' (their delays and visibility timeouts).
     pub async fn advance(&self, by: time::Duration) {
+        assert!(!by.is_negative(), "time only moves forward: {by}");
         self.clock.advance(by);
-        self.control("/_sandbox/clock/advance", serde_json::json!({ "seconds": by.whole_seconds() })).await;
+        self.queue_clock.set(herald::Clock::now(&self.clock)).await;
+    }
+
+    /// From now on the test's one time also passes by itself (Herald's clock, the sandbox's and
+    /// the queues' together), on top of what [`advance`](Self::advance) adds.
+    pub async fn run_clock(&self) {
+        self.clock.run();
+        self.queue_clock.running.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.queue_clock.set(herald::Clock::now(&self.clock)).await;
     }
 
     /// The `retries` function's worker, as its cold start leaves it, on this app's configuration

@@ -51,7 +51,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .context("starting the AWS emulation")?;
     let sandbox = herald_sandbox::start(
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, args.sandbox_port)),
-        herald_sandbox::SandboxConfig { seed: args.seed, dev_fixtures: true, herald_url: base.clone() },
+        herald_sandbox::SandboxConfig { seed: args.seed, dev_fixtures: true, herald_url: base.clone(), clock: None },
     )
     .await
     .with_context(|| format!("starting the platform sandbox on port {}", args.sandbox_port))?;

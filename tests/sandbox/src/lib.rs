@@ -38,7 +38,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use control::dev;
-pub use state::{Grant, GrantKind, Platform, Post, SandboxConfig, Shared};
+pub use state::{Grant, GrantKind, Platform, Post, SandboxConfig, Shared, TimeSource};
 
 /// A running sandbox.
 pub struct Running {

@@ -22,11 +22,25 @@ pub struct SandboxConfig {
     pub dev_fixtures: bool,
     /// Herald's base URL, for the development apps' redirect URIs.
     pub herald_url: String,
+    /// Where the sandbox reads the time (Unix seconds): the wall clock when `None`; a test kit
+    /// running the sandbox in process hands it Herald's test clock, so the two are one clock.
+    /// `POST /_sandbox/clock/advance` moves the sandbox ahead of its source either way.
+    pub clock: Option<TimeSource>,
+}
+
+/// A source of the time in Unix seconds.
+#[derive(Clone)]
+pub struct TimeSource(pub Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl std::fmt::Debug for TimeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TimeSource")
+    }
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { seed: 42, dev_fixtures: true, herald_url: "http://127.0.0.1:3000".into() }
+        Self { seed: 42, dev_fixtures: true, herald_url: "http://127.0.0.1:3000".into(), clock: None }
     }
 }
 
@@ -176,6 +190,7 @@ pub struct CallNote(pub String);
 
 pub struct World {
     pub rng: StdRng,
+    pub clock: Option<TimeSource>,
     pub clock_offset: i64,
     pub apps: Vec<App>,
     pub users: Vec<User>,
@@ -193,8 +208,11 @@ pub struct World {
 
 impl World {
     pub fn now(&self) -> i64 {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        wall + self.clock_offset
+        let source = match &self.clock {
+            Some(TimeSource(read)) => read(),
+            None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+        };
+        source + self.clock_offset
     }
 
     /// A random URL-safe token with a recognisable prefix.
@@ -261,6 +279,7 @@ impl Sandbox {
     pub fn new(config: SandboxConfig, base_url: String) -> Self {
         let mut world = World {
             rng: StdRng::seed_from_u64(config.seed),
+            clock: config.clock.clone(),
             clock_offset: 0,
             apps: Vec::new(),
             users: Vec::new(),

@@ -552,3 +552,40 @@ async fn the_same_seed_gives_the_same_world() {
     assert_eq!(a["access_token"], b["access_token"], "same seed, same calls, same tokens");
     assert_eq!(a["refresh_token"], b["refresh_token"]);
 }
+
+/// A sandbox run in process reads the time its host gives it (the test kit hands it Herald's
+/// test clock, so there is one clock); `clock/advance` moves it ahead of that source.
+#[tokio::test]
+async fn the_clock_can_be_the_hosts() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    let time = Arc::new(AtomicI64::new(2_000_000_000));
+    let source = {
+        let time = time.clone();
+        herald_sandbox::TimeSource(Arc::new(move || time.load(Ordering::SeqCst)))
+    };
+    let sandbox = herald_sandbox::start(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        herald_sandbox::SandboxConfig { seed: 7, dev_fixtures: false, clock: Some(source), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let now = || async {
+        let info: serde_json::Value =
+            http.get(format!("{}/_sandbox", sandbox.url)).send().await.unwrap().json().await.unwrap();
+        info["now"].as_i64().unwrap()
+    };
+    assert_eq!(now().await, 2_000_000_000, "the host's time, not the wall clock's");
+    time.fetch_add(600, Ordering::SeqCst);
+    assert_eq!(now().await, 2_000_000_600, "it moves when the host's does");
+    let advanced = http
+        .post(format!("{}/_sandbox/clock/advance", sandbox.url))
+        .json(&serde_json::json!({ "seconds": 5 }))
+        .send()
+        .await
+        .unwrap();
+    assert!(advanced.status().is_success());
+    assert_eq!(now().await, 2_000_000_605);
+}
