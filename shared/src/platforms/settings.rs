@@ -147,6 +147,7 @@ mod tests {
             assert_eq!(sandbox.expand(template).map(String::from).as_deref(), Some(here));
         }
         assert_eq!(production.expand("{mastodon_instance}/oauth/token"), None, "an unknown placeholder");
+        assert_eq!(production.expand("{x_api}/{x_version}/token"), None, "an unknown placeholder in the path");
         assert_eq!(production.expand("not a url"), None);
     }
 }
