@@ -1,23 +1,21 @@
 //! The `posts` function's routes: submit a post for some of a user's accounts, read it back, list
 //! a user's posts.
 
-use std::collections::HashSet;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use super::connect::parse_user;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
-use crate::domain::{AccountId, AccountStatus, PostId, UserId};
+use crate::domain::PostId;
+use crate::posts::Post;
+use crate::posts::intake::{self, IntakeError};
 use crate::posts::publish::submit;
-use crate::posts::{Media, Post, Target, validate};
 use crate::store::{CreateError, Created, StoreError};
 
 pub(super) fn routes() -> Routes {
@@ -28,39 +26,7 @@ pub(super) fn routes() -> Routes {
     )
 }
 
-const MAX_TARGETS: usize = 20;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetRequest {
-    account_id: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    options: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostRequest {
-    user_id: String,
-    targets: Vec<TargetRequest>,
-    #[serde(default)]
-    text: String,
-    #[serde(default)]
-    media: Vec<Media>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    scheduled_at: Option<OffsetDateTime>,
-}
-
-/// A broken rule, naming the target it is about.
-fn rule(code: &'static str, field: &str, detail: impl Into<String>, account: Option<&AccountId>) -> Problem {
-    let problem = Problem::invalid(code, field, detail);
-    match account {
-        Some(id) => problem.with("account_id", id.as_str()),
-        None => problem,
-    }
-}
 
 async fn create(
     State(state): State<AppState>,
@@ -70,7 +36,7 @@ async fn create(
 ) -> Result<Response, Problem> {
     // The request's hash, over its JSON with keys in order, for idempotency.
     let hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
-    let request: PostRequest = serde_json::from_value(body).map_err(|e| {
+    let request: intake::Request = serde_json::from_value(body).map_err(|e| {
         Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
             .detail(e.to_string())
     })?;
@@ -85,50 +51,17 @@ async fn create(
         )
         .detail(format!("1 to {MAX_IDEMPOTENCY_KEY} visible characters")));
     }
-    let user = UserId::parse(request.user_id).map_err(|e| rule("invalid_user_id", "user_id", e.to_string(), None))?;
-    if request.targets.is_empty() || request.targets.len() > MAX_TARGETS {
-        return Err(rule("invalid_targets", "targets", format!("1 to {MAX_TARGETS} targets"), None));
-    }
-    let now = state.clock.now();
-    validate::common(&request.media, request.scheduled_at, now, state.egress.policy()).map_err(|b| {
-        rule(b.code, if b.code.starts_with("scheduled") { "scheduled_at" } else { "media" }, b.detail, None)
-    })?;
-
-    let mut seen = HashSet::new();
-    let mut targets = Vec::with_capacity(request.targets.len());
-    // The accounts as validated, handed to the first attempts (one read each saved).
-    let mut accounts = Vec::with_capacity(request.targets.len());
-    for (i, requested) in request.targets.iter().enumerate() {
-        let field = format!("targets[{i}]");
-        let id = AccountId::parse(requested.account_id.clone())
-            .map_err(|_| rule("account_not_found", &field, "no such account for this user", None))?;
-        if !seen.insert(id.clone()) {
-            return Err(rule("duplicate_target", &field, "each account may be targeted once", Some(&id)));
+    let admitted = intake::admit(&state.accounts, state.egress.policy(), state.clock.now(), &tenant, request).await;
+    let (post, accounts) = match admitted {
+        Ok(admitted) => admitted,
+        Err(IntakeError::Refused(r)) => {
+            let problem = Problem::invalid(r.code, &r.field, r.detail);
+            return Err(match &r.account {
+                Some(id) => problem.with("account_id", id.as_str()),
+                None => problem,
+            });
         }
-        // Keys start with the caller's tenant: another tenant's account is not found.
-        let account = state
-            .accounts
-            .get(&tenant, &user, &id)
-            .await?
-            .ok_or_else(|| rule("account_not_found", &field, "no such account for this user", Some(&id)))?;
-        if account.status != AccountStatus::Active {
-            return Err(rule("account_needs_reauth", &field, "the account must be connected again", Some(&id)));
-        }
-        validate::for_platform(account.platform, account.kind, &request.text, &request.media)
-            .map_err(|b| rule(b.code, &field, format!("{}: {}", account.platform, b.detail), Some(&id)))?;
-        accounts.push(account.clone());
-        targets.push(Target::pending(id, account.platform, request.scheduled_at));
-    }
-
-    let post = Post {
-        id: PostId::generate(now),
-        tenant: tenant.clone(),
-        user_id: user,
-        text: request.text,
-        media: request.media,
-        scheduled_at: request.scheduled_at,
-        created_at: crate::store::whole_seconds(now),
-        targets,
+        Err(IntakeError::Store(e)) => return Err(e.into()),
     };
     let created = submit(&state.first_attempts, post, &accounts, key.as_deref().map(|k| (k, hash.as_str()))).await;
     match created {

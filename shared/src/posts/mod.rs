@@ -1,6 +1,7 @@
-//! Posts: what a tenant asks to publish, the per-platform rules checked before anything is
-//! stored, and each target's attempts (the records are [`crate::domain::post`]).
+//! Posts: what a tenant asks to publish ([`intake`]), the per-platform rules checked before
+//! anything is stored, and each target's attempts (the records are [`crate::domain::post`]).
 
+pub mod intake;
 pub mod outcome;
 pub mod publish;
 pub mod validate;
