@@ -553,6 +553,48 @@ async fn a_refused_token_is_refreshed_once_then_the_post_is_retried() {
     assert_eq!(app.accounts("user-1").await.iter().find(|a| a["platform"] == "x").unwrap()["status"], "needs_reauth");
 }
 
+/// A dead Meta token (OAuthException 190, which Graph sends with HTTP 400, not 401: the
+/// audit's F4) is a refused token, not an ordinary rejection: Page tokens cannot be refreshed, so
+/// the accounts need the user to connect again, and the targets fail saying so.
+#[tokio::test]
+async fn a_dead_meta_token_asks_the_user_to_connect_again() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    // The user changed their Facebook password: Meta invalidates their Page tokens.
+    app.control("/_sandbox/grants/revoke", json!({ "platform": "meta", "user_id": "10158000000000001" })).await;
+    let media = json!([{ "url": app.media("bread.jpg") }]);
+    let body = json!({ "user_id": "user-1", "targets": targets(&ids, &["facebook", "instagram"]), "text": "after a password change", "media": media });
+    let (status, post) = app.post(body, None).await;
+    assert_eq!(status, 202, "{post}");
+    for target in post["targets"].as_array().unwrap() {
+        assert_eq!(
+            (target["status"].as_str(), target["error"]["code"].as_str()),
+            (Some("retrying"), Some("unauthorized"))
+        );
+        assert_eq!(target["error"]["platform_code"], "190", "{target}");
+    }
+    app.advance(time::Duration::seconds(5)).await;
+    let id = post["id"].as_str().unwrap();
+    for platform in ["facebook", "instagram"] {
+        run_publish_job(&app, id, &ids[platform]).await;
+    }
+    let read: Value = app.api(Method::GET, &format!("/v1/posts/{id}")).send().await.unwrap().json().await.unwrap();
+    for target in read["targets"].as_array().unwrap() {
+        assert_eq!(
+            (target["status"].as_str(), target["error"]["code"].as_str()),
+            (Some("failed"), Some("account_needs_reauth")),
+            "{read}"
+        );
+    }
+    let accounts = app.accounts("user-1").await;
+    for platform in ["facebook", "instagram"] {
+        let account = accounts.iter().find(|a| a["platform"] == platform).unwrap();
+        assert_eq!(account["status"], "needs_reauth", "{account}");
+    }
+    assert!(app.published(SandboxPlatform::Meta).is_empty());
+}
+
 /// An idempotency key lives 24 hours by its own `expires_at`, not until TTL deletes it (which
 /// can lag by days; moto never deletes at all): past it, the key starts a new post.
 #[tokio::test]

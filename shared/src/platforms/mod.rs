@@ -35,9 +35,14 @@ use crate::platforms::settings::{PlatformApps, PlatformEndpoints};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PlatformError {
-    /// The platform said no: bad or revoked grant, denied permission, invalid request.
+    /// The platform said no: denied permission, invalid request, a refused refresh.
     #[error("{platform} refused ({status}): {code}")]
     Refused { platform: Platform, status: u16, code: String, message: String },
+    /// The platform refused the account's token on an API call, in its own words (X and
+    /// LinkedIn: HTTP 401; Meta: OAuthException code 190, which Graph sends with HTTP 400): the
+    /// token must be refreshed, or where it cannot be, the user must connect again.
+    #[error("{platform} refused the token ({status}): {code}")]
+    Unauthorized { platform: Platform, status: u16, code: String, message: String },
     /// Network failure, timeout, 5xx or throttling: worth retrying later.
     #[error("{platform} failed or could not be reached: {detail}")]
     Transient { platform: Platform, detail: String },
@@ -80,9 +85,11 @@ impl PlatformError {
     /// Whether the failure means the grant itself is dead (the user must connect again).
     pub fn is_dead_grant(&self) -> bool {
         match self {
-            PlatformError::Refused { status, code, .. } => {
-                *status == 401 || code == "invalid_grant" || code == "invalid_request" || code == "190"
-            }
+            PlatformError::Unauthorized { .. } => true,
+            // A token endpoint refusing the grant (RFC 6749 §5.2 `invalid_grant`; X answers
+            // `invalid_request` for a refresh token it no longer knows). `invalid_client` is
+            // Herald's app credentials, not the user's grant.
+            PlatformError::Refused { code, .. } => code == "invalid_grant" || code == "invalid_request",
             _ => false,
         }
     }
@@ -412,6 +419,7 @@ pub(crate) fn classified(
             let PlatformError::Refused { status, code, .. } = &e else { unreachable!() };
             format!("refused {status} {code}{}", if e.is_dead_grant() { " dead" } else { "" })
         }
+        Err(PlatformError::Unauthorized { status, code, .. }) => format!("unauthorized {status} {code}"),
         Err(PlatformError::RateLimited { retry_at: Some(at), .. }) => format!("rate_limited until {at}"),
         Err(PlatformError::RateLimited { retry_at: None, .. }) => "rate_limited".into(),
         Err(PlatformError::Transient { .. }) => "transient".into(),

@@ -362,12 +362,11 @@ mod tests {
                 r#"{"error":"invalid_request","error_description":"Value passed for the token was invalid."}"#,
                 "refused 400 invalid_request dead",
             ),
-            // Herald's own app credentials, not the user's grant; issue 16 should stop this row
-            // marking the grant dead.
+            // Herald's own app credentials, not the user's grant: not a dead grant.
             (
                 401,
                 r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
-                "refused 401 invalid_client dead",
+                "refused 401 invalid_client",
             ),
             (400, r#"{"error":"unsupported_grant_type"}"#, "refused 400 unsupported_grant_type"),
             (403, "<html>forbidden</html>", "refused 403 403"),

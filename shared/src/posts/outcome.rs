@@ -106,7 +106,7 @@ fn judge(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> 
 fn platform(err: PlatformError, attempt: u32, now: OffsetDateTime, draw: u64) -> Outcome {
     let later = |delay: Duration| now + delay;
     match err {
-        PlatformError::Refused { status: 401, code, message, .. } => {
+        PlatformError::Unauthorized { code, message, .. } => {
             // The token was refused although it looked valid: refresh once, then retry.
             Outcome::Retry {
                 counted: true,
@@ -198,7 +198,15 @@ mod tests {
         };
         vec![
             ("published", Attempted::Published { platform_post_id: "1".into(), url: Some("https://x.com/i/1".into()) }),
-            ("refused 401", refused(401, "Unauthorized")),
+            (
+                "token refused",
+                Attempted::Platform(PlatformError::Unauthorized {
+                    platform: P,
+                    status: 400,
+                    code: "190".into(),
+                    message: "Error validating access token".into(),
+                }),
+            ),
             ("refused 403", refused(403, "453")),
             ("refused 400", refused(400, "100")),
             (
@@ -259,7 +267,7 @@ mod tests {
         let backoff = AtMost(2i64.saturating_mul(1 << attempt).min(900));
         match name {
             "published" => (Published, Option::None, true, Never),
-            "refused 401" => counted_retry("unauthorized", Exactly(1)),
+            "token refused" => counted_retry("unauthorized", Exactly(1)),
             "refused 403" | "refused 400" => (Failed, Some("platform_rejected"), true, Never),
             "throttled, reset known" => counted_retry("rate_limited", Exactly(120)),
             "throttled, reset passed" => counted_retry("rate_limited", Exactly(0)),
@@ -314,7 +322,7 @@ mod tests {
 
     #[test]
     fn an_exhausted_target_keeps_the_last_reason_and_the_platforms_words() {
-        let refused = PlatformError::Refused {
+        let refused = PlatformError::Unauthorized {
             platform: P,
             status: 401,
             code: "89".into(),

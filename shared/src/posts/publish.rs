@@ -355,7 +355,7 @@ fn token_failure(e: TokenError, after_refusal: bool) -> Attempted {
 /// this caller may), and what it came to.
 async fn call<G: Grants>(publisher: &Publisher<G>, post: &Post, account: &Account, tokens: TokenSet) -> Attempted {
     let mut result = publisher.platforms.publish(account, &tokens, &post.text, &post.media).await;
-    if matches!(result, Err(PlatformError::Refused { status: 401, .. })) {
+    if matches!(result, Err(PlatformError::Unauthorized { .. })) {
         // The token looked valid but was refused: refresh once (where this publisher may), then
         // try once more.
         match publisher.tokens.after_refusal(account).await {

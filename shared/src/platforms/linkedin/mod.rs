@@ -129,15 +129,15 @@ fn scopes(client: &PlatformClient) -> Vec<&'static str> {
 /// `ACCESS_DENIED`), else `serviceErrorCode`, else the status.
 pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    PlatformError::Refused {
-        platform,
-        status,
-        code: parsed["code"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| parsed["serviceErrorCode"].as_i64().map(|c| c.to_string()))
-            .unwrap_or_else(|| status.to_string()),
-        message: parsed["message"].as_str().unwrap_or_default().to_owned(),
+    let code = parsed["code"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| parsed["serviceErrorCode"].as_i64().map(|c| c.to_string()))
+        .unwrap_or_else(|| status.to_string());
+    let message = parsed["message"].as_str().unwrap_or_default().to_owned();
+    match status {
+        401 => PlatformError::Unauthorized { platform, status, code, message },
+        _ => PlatformError::Refused { platform, status, code, message },
     }
 }
 
@@ -221,12 +221,12 @@ mod tests {
             (
                 401,
                 r#"{"message":"Empty oauth2_access_token","serviceErrorCode":401,"status":401}"#,
-                "refused 401 401 dead",
+                "unauthorized 401 401",
             ),
             (
                 401,
                 r#"{"status":401,"serviceErrorCode":65600,"code":"INVALID_ACCESS_TOKEN","message":"Invalid access token"}"#,
-                "refused 401 INVALID_ACCESS_TOKEN dead",
+                "unauthorized 401 INVALID_ACCESS_TOKEN",
             ),
             (
                 403,

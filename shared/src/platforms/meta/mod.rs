@@ -161,12 +161,14 @@ pub(super) fn graph_refusal(platform: Platform, status: u16, body: &[u8], retry_
     if error["is_transient"].as_bool() == Some(true) {
         return PlatformError::Transient { platform, detail: format!("Graph code {code}") };
     }
-    PlatformError::Refused {
-        platform,
-        status,
-        code: code.to_string(),
-        message: error["message"].as_str().unwrap_or_default().to_owned(),
+    let message = error["message"].as_str().unwrap_or_default().to_owned();
+    // 190: the access token is invalid or expired (whatever its subcode: 458 app removed, 460
+    // password changed, 463 expired, 467 invalid), sent with HTTP 400 (Graph's error-handling
+    // guide, "Access token" codes).
+    if code == 190 {
+        return PlatformError::Unauthorized { platform, status, code: code.to_string(), message };
     }
+    PlatformError::Refused { platform, status, code: code.to_string(), message }
 }
 
 fn graph(client: &PlatformClient, path: &str) -> String {
@@ -309,7 +311,7 @@ mod tests {
             (
                 400,
                 r#"{"error":{"message":"Error validating access token: Session has expired.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"AZx"}}"#,
-                "refused 400 190 dead",
+                "unauthorized 400 190",
             ),
             (
                 400,

@@ -198,6 +198,9 @@ pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i
         .or_else(|| parsed["errors"][0]["code"].as_i64().map(|c| c.to_string()))
         .unwrap_or_else(|| status.to_string());
     let message = parsed["detail"].as_str().or(parsed["errors"][0]["message"].as_str()).unwrap_or_default().to_owned();
+    if status == 401 {
+        return PlatformError::Unauthorized { platform, status, code, message };
+    }
     PlatformError::Refused { platform, status, code, message }
 }
 
@@ -356,7 +359,7 @@ mod tests {
             (
                 401,
                 r#"{"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}"#,
-                "refused 401 Unauthorized dead",
+                "unauthorized 401 Unauthorized",
             ),
             (
                 400,
