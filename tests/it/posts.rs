@@ -478,6 +478,51 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// Answers that look like throttling and are not (the audit's F3 and F6): Instagram's spam
+/// restriction (code 4, the app-throttling code, with subcode 2207051) and X's usage cap (a 429
+/// whose problem type is `usage-capped`) fail the target at once, saying why, instead of being
+/// retried: re-posting flagged content risks the account, and no retry helps a spent cap.
+#[tokio::test]
+async fn a_spam_restriction_and_a_spent_usage_cap_are_not_retried() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let calls = |path: &str| {
+        app.sandbox.state.world().calls.iter().filter(|c| c.method == "POST" && c.path.ends_with(path)).count()
+    };
+
+    let restricted = json!({ "path": "/meta/graph/v26.0/17841400000000001/media_publish", "kind": { "type": "spam_restricted" }, "times": 1 });
+    app.fault(restricted).await;
+    let media = json!([{ "url": app.media("a.jpg") }]);
+    let body =
+        json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": "flagged", "media": media });
+    let (_, post) = app.post(body, None).await;
+    let target = &post["targets"][0];
+    assert_eq!(
+        (target["status"].as_str(), target["error"]["code"].as_str()),
+        (Some("failed"), Some("platform_rejected")),
+        "{post}"
+    );
+    assert_eq!(target["error"]["platform_code"], "4/2207051");
+    assert!(target["next_attempt_at"].is_null(), "{post}");
+
+    app.fault(json!({ "path": "/x/api/2/tweets", "kind": { "type": "usage_capped" }, "times": 1 })).await;
+    let (_, post) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "over the cap" }), None).await;
+    let target = &post["targets"][0];
+    assert_eq!(
+        (target["status"].as_str(), target["error"]["code"].as_str()),
+        (Some("failed"), Some("platform_quota_exhausted")),
+        "{post}"
+    );
+    assert_eq!(target["error"]["platform_message"], "Usage cap exceeded: Monthly product cap");
+    assert_eq!(calls("/2/tweets"), 1);
+    assert!(app.published(SandboxPlatform::X).is_empty());
+    // Nothing is left due to try either again.
+    let due = all_due(&app, app.clock_now() + time::Duration::days(1)).await;
+    assert!(due.is_empty(), "{due:?}");
+}
+
 #[tokio::test]
 async fn platform_feedback_blocks_calls_before_the_platform_refuses_them() {
     let env = TestEnv::fresh().await;

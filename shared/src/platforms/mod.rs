@@ -57,6 +57,10 @@ pub enum PlatformError {
     /// large): the tenant's to fix, not the platform's answer.
     #[error("the media could not be used: {message}")]
     Media { code: &'static str, message: String },
+    /// The app's quota with the platform is spent (X's usage cap: the plan's monthly cap or the
+    /// pay-per-use spend): no retry helps until the operator raises it.
+    #[error("{platform}: the app's usage cap is spent: {message}")]
+    QuotaExhausted { platform: Platform, message: String },
     /// Over the platform's limit; `retry_at` (Unix seconds) when it says or we can tell.
     #[error("{platform} is rate limiting")]
     RateLimited { platform: Platform, retry_at: Option<i64> },
@@ -294,8 +298,9 @@ impl PlatformClient {
         }
     }
 
-    /// The failure an answer's status means, if any (429 throttled, 5xx transient, other
-    /// non-2xx classified by `refusal`).
+    /// The failure an answer's status means, if any: 5xx is transient; any other non-2xx,
+    /// 429 included, is the platform's own reader's (`refusal`) to classify, since a 429 is not
+    /// always throttling (X's usage cap).
     fn classify(
         platform: Platform,
         status: u16,
@@ -304,7 +309,6 @@ impl PlatformClient {
         refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
     ) -> Result<(), PlatformError> {
         match status {
-            429 => Err(PlatformError::RateLimited { platform, retry_at: Some(retry_at) }),
             500.. => Err(PlatformError::Transient { platform, detail: format!("status {status}") }),
             200..=299 => Ok(()),
             _ => Err(refusal(platform, status, body, retry_at)),
@@ -351,6 +355,11 @@ pub fn grantor_family(platform: Platform) -> &'static str {
 /// Every platform's published limits on publishing, as its adapter states them.
 pub fn budgets() -> Vec<crate::domain::budget::Budget> {
     Platform::ALL.into_iter().flat_map(|platform| adapter(platform).budgets()).collect()
+}
+
+/// A throttled answer that may be tried again at `retry_at` (what most platforms' 429 means).
+pub(crate) fn throttled(platform: Platform, retry_at: i64) -> PlatformError {
+    PlatformError::RateLimited { platform, retry_at: Some(retry_at) }
 }
 
 /// A header's value, where it is text.
@@ -420,6 +429,7 @@ pub(crate) fn classified(
             format!("refused {status} {code}{}", if e.is_dead_grant() { " dead" } else { "" })
         }
         Err(PlatformError::Unauthorized { status, code, .. }) => format!("unauthorized {status} {code}"),
+        Err(PlatformError::QuotaExhausted { .. }) => "quota_exhausted".into(),
         Err(PlatformError::RateLimited { retry_at: Some(at), .. }) => format!("rate_limited until {at}"),
         Err(PlatformError::RateLimited { retry_at: None, .. }) => "rate_limited".into(),
         Err(PlatformError::Transient { .. }) => "transient".into(),

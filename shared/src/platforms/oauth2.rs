@@ -241,7 +241,10 @@ impl TokenResponse {
 }
 
 /// An OAuth error body (RFC 6749 §5.2: `{"error", "error_description"}`) as a refusal.
-pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
+pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
+    if status == 429 {
+        return super::throttled(platform, retry_at);
+    }
     #[derive(Deserialize)]
     struct OAuthError {
         error: String,

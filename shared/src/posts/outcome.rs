@@ -150,6 +150,13 @@ fn platform(err: PlatformError, attempt: u32, now: OffsetDateTime, draw: u64) ->
             format!("the platform may have published this post ({detail}); it was not sent again"),
         )),
         PlatformError::Media { code, message } => Outcome::Failed(error(code, message)),
+        PlatformError::QuotaExhausted { message, .. } => Outcome::Failed(TargetError {
+            code: "platform_quota_exhausted".into(),
+            message: "the deployment's app has spent its usage cap with the platform; the operator must raise it"
+                .into(),
+            platform_code: None,
+            platform_message: Some(message),
+        }),
         // Nothing was sent: the queue takes it from here, and it is not an attempt.
         PlatformError::Deferred { .. } => Outcome::Retry { at: now, error: None, counted: false },
         PlatformError::NotConfigured(platform) => {
@@ -243,6 +250,13 @@ mod tests {
                 "media",
                 Attempted::Platform(PlatformError::Media { code: "media_too_large", message: "over 5 MB".into() }),
             ),
+            (
+                "quota exhausted",
+                Attempted::Platform(PlatformError::QuotaExhausted {
+                    platform: P,
+                    message: "Usage cap exceeded: Monthly product cap".into(),
+                }),
+            ),
             ("deferred by the deadline", Attempted::Platform(PlatformError::Deferred { platform: P })),
             ("not configured", Attempted::Platform(PlatformError::NotConfigured(P))),
             ("account gone", Attempted::AccountGone),
@@ -276,6 +290,7 @@ mod tests {
             "unreadable before the creating call" => counted_retry("platform_unexpected", backoff),
             "ambiguous" => (Unknown, Some("outcome_unknown"), true, Never),
             "media" => (Failed, Some("media_too_large"), true, Never),
+            "quota exhausted" => (Failed, Some("platform_quota_exhausted"), true, Never),
             "deferred by the deadline" | "refresh first" => (Retry, Option::None, false, Exactly(0)),
             "not configured" => (Failed, Some("platform_not_configured"), true, Never),
             "account gone" => (Failed, Some("account_not_found"), true, Never),

@@ -5,6 +5,12 @@
 //! - `status`: the platform's own error body with that status (5xx, 4xx);
 //! - `rate_limited`: the platform's throttling answer (X 429 with reset headers, Meta code 4 with
 //!   `X-App-Usage` at 100 %, LinkedIn 429);
+//! - `usage_capped`: X's answer when the app's usage cap is spent (429, problem type
+//!   `https://api.x.com/2/problems/usage-capped`, docs.x.com response-codes-and-errors; other
+//!   platforms: their throttling answer);
+//! - `spam_restricted`: Instagram's spam restriction (HTTP 400, code 4, subcode 2207051, "We
+//!   restrict certain activity to protect our community", Instagram's error-codes reference;
+//!   other platforms: a 403);
 //! - `slow`: the call is served after a delay;
 //! - `hang`: nothing is applied and no answer comes: the client times out, as on a dropped
 //!   connection, unless the test releases the call first (`POST /_sandbox/faults/release`), which
@@ -58,6 +64,8 @@ pub enum FaultKind {
         #[serde(default)]
         code: Option<u32>,
     },
+    UsageCapped,
+    SpamRestricted,
     Slow {
         millis: u64,
     },
@@ -112,6 +120,19 @@ pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next)
         FaultKind::RateLimited { reset_after, code } => match (platform, code) {
             (Platform::Meta, Some(code)) => meta_throttled(code, reset_after.unwrap_or(900)),
             _ => rate_limited(platform, now + reset_after.unwrap_or(900)),
+        },
+        FaultKind::UsageCapped => match platform {
+            Platform::X => usage_capped(),
+            _ => rate_limited(platform, now + 900),
+        },
+        FaultKind::SpamRestricted => match platform {
+            Platform::Meta => crate::meta::graph_error(
+                StatusCode::BAD_REQUEST,
+                4,
+                Some(2207051),
+                "We restrict certain activity to protect our community. Tell us if you think we made a mistake.",
+            ),
+            _ => error(platform, StatusCode::FORBIDDEN),
         },
         FaultKind::Slow { millis } => {
             tokio::time::sleep(Duration::from_millis(millis)).await;
@@ -169,6 +190,25 @@ pub fn error(platform: Platform, status: StatusCode) -> Response {
         }
         Platform::Linkedin => (status, Json(json!({ "status": status.as_u16(), "message": reason }))).into_response(),
     }
+}
+
+/// X's usage cap: a 429 whose problem type says the app's cap (not a rate window) is spent.
+fn usage_capped() -> Response {
+    // The shape a client reported X sending (docs.x.com names only the type).
+    let body = json!({
+        "account_id": 1,
+        "product_name": "standard-basic",
+        "title": "UsageCapExceeded",
+        "detail": "Usage cap exceeded: Monthly product cap",
+        "type": "https://api.x.com/2/problems/usage-capped",
+        "period": "Monthly",
+        "scope": "Product",
+    });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response
 }
 
 /// Meta's throttling error for `code`, with the usage header that goes with it.

@@ -124,10 +124,13 @@ fn scopes(client: &PlatformClient) -> Vec<&'static str> {
     MEMBER_SCOPES.iter().chain(organizations).copied().collect()
 }
 
-/// LinkedIn's refusal of an API call (statuses 429 and 5xx are classified before this): its
+/// LinkedIn's refusal of an API call (5xx is classified before this; 429 is throttling): its
 /// service error `{"status", "serviceErrorCode", "code", "message"}`; the code is `code` (such as
 /// `ACCESS_DENIED`), else `serviceErrorCode`, else the status.
-pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
+pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
+    if status == 429 {
+        return super::throttled(platform, retry_at);
+    }
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let code = parsed["code"]
         .as_str()

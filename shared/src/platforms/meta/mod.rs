@@ -122,6 +122,8 @@ const INSTAGRAM_SCOPES: &[&str] =
     &["pages_show_list", "pages_read_engagement", "instagram_basic", "instagram_content_publish"];
 /// Throttling codes: app (4), user (17), Page (32), custom (613), Pages and Instagram BUC.
 const THROTTLING: [i64; 6] = [4, 17, 32, 613, 80001, 80002];
+/// Instagram's spam restriction, a subcode of code 4.
+const SPAM_RESTRICTED: i64 = 2207051;
 
 /// Facebook Login's manually built flow: the Login dialog under the Graph version, the code
 /// exchanged at `GET /oauth/access_token` with the app secret among the parameters, scopes
@@ -155,6 +157,18 @@ pub(super) fn graph_refusal(platform: Platform, status: u16, body: &[u8], retry_
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let error = &parsed["error"];
     let code = error["code"].as_i64().unwrap_or(0);
+    let subcode = error["error_subcode"].as_i64();
+    if status == 429 {
+        return super::throttled(platform, retry_at);
+    }
+    // Instagram's "We restrict certain activity to protect our community" rides on code 4 (the
+    // app throttling code) with subcode 2207051 and HTTP 400: the content or account is
+    // suspected of spam. Retrying would re-post what Meta flagged (F3), so it is a refusal
+    // (Instagram's error-codes reference, row `400 | 4 | 2207051`).
+    if code == 4 && subcode == Some(SPAM_RESTRICTED) {
+        let message = error["message"].as_str().unwrap_or_default().to_owned();
+        return PlatformError::Refused { platform, status, code: format!("{code}/{SPAM_RESTRICTED}"), message };
+    }
     if THROTTLING.contains(&code) {
         return PlatformError::RateLimited { platform, retry_at: Some(retry_at) };
     }
@@ -338,11 +352,15 @@ mod tests {
                 r#"{"error":{"message":"(#80001) There have been too many calls to this Page account.","type":"OAuthException","code":80001}}"#,
                 "rate_limited until 1900",
             ),
-            // Instagram's spam restriction rides on code 4 (subcode 2207051); issue 16 (F3)
-            // makes this row a refusal.
+            // Instagram's spam restriction rides on code 4 (subcode 2207051): a refusal (F3).
             (
                 400,
-                r#"{"error":{"message":"Application request limit reached","type":"OAuthException","is_transient":false,"code":4,"error_subcode":2207051}}"#,
+                r#"{"error":{"message":"We restrict certain activity to protect our community. Tell us if you think we made a mistake.","type":"OAuthException","is_transient":false,"code":4,"error_subcode":2207051,"error_user_title":"Action is blocked"}}"#,
+                "refused 400 4/2207051",
+            ),
+            (
+                429,
+                r#"{"error":{"message":"Too many calls","type":"OAuthException","code":4}}"#,
                 "rate_limited until 1900",
             ),
             (

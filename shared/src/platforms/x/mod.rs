@@ -184,13 +184,24 @@ struct Me {
     username: String,
 }
 
-/// X's refusal of an API call (statuses 429 and 5xx are classified before this): a v2 problem
+/// X's refusal of an API call (5xx is classified before this): a v2 problem
 /// (RFC 7807: `type`, `title`, `detail`; the code is the type's last segment, such as
 /// `invalid-request`, or the title where the type is `about:blank`), or a v1.1-style
 /// `{"errors": [{"code", "message"}]}`.
-pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], _retry_at: i64) -> PlatformError {
+pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let problem_type = parsed["type"].as_str().filter(|t| *t != "about:blank");
+    // The app's usage cap (the plan's monthly cap or the pay-per-use spend: problem type
+    // `usage-capped`, docs.x.com response-codes-and-errors; seen with 429, and with 402 and 403
+    // by other clients): no retry helps until the operator raises it. Any other 429 is
+    // throttling.
+    if problem_type.is_some_and(|t| t.ends_with("/usage-capped")) {
+        let message = parsed["detail"].as_str().unwrap_or("usage cap exceeded").to_owned();
+        return PlatformError::QuotaExhausted { platform, message };
+    }
+    if status == 429 {
+        return super::throttled(platform, retry_at);
+    }
     let code = problem_type
         .map(|t| t.rsplit('/').next().unwrap_or(t))
         .or(parsed["title"].as_str())
@@ -380,6 +391,24 @@ mod tests {
                 429,
                 r#"{"title":"Too Many Requests","detail":"Too Many Requests","type":"about:blank","status":429}"#,
                 "rate_limited until 1900",
+            ),
+            (
+                429,
+                r#"{"title":"Rate limit exceeded","type":"https://api.x.com/2/problems/rate-limit-exceeded","status":429}"#,
+                "rate_limited until 1900",
+            ),
+            (429, r#"{"errors":[{"code":88,"message":"Rate limit exceeded"}]}"#, "rate_limited until 1900"),
+            // The app's usage cap (F6): terminal until the operator raises it, not a rate limit.
+            // The body as X sent it (a client's report, older host name).
+            (
+                429,
+                r#"{"account_id":1,"product_name":"standard-basic","title":"UsageCapExceeded","period":"Monthly","scope":"Product","detail":"Usage cap exceeded: Monthly product cap","type":"https://api.twitter.com/2/problems/usage-capped"}"#,
+                "quota_exhausted",
+            ),
+            (
+                402,
+                r#"{"type":"https://api.x.com/2/problems/usage-capped","title":"UsageCapExceeded"}"#,
+                "quota_exhausted",
             ),
             (503, r#"{"title":"Service Unavailable","type":"about:blank","status":503}"#, "transient"),
             (400, "<html>bad request</html>", "refused 400 400"),
