@@ -478,6 +478,23 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// LinkedIn reads `commentary` as "little" text and cuts the post at the first unescaped
+/// reserved character while answering 201 (the audit's F1): ordinary text with parentheses, an
+/// underscore, an @ or an asterisk reaches LinkedIn whole, and URLs and hashtags stay as written.
+#[tokio::test]
+async fn linkedin_shows_ordinary_text_whole() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let text = "Launch day (beta) for snake_case fans: *50%* off, ask @support ~ see \\ https://en.wikipedia.org/wiki/Rust_(programming_language) #rustlang [1] {x} <y> | C#";
+    let (_, post) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": text }), None)
+        .await;
+    assert_eq!(post["targets"][0]["status"], "published", "{post}");
+    let shown: Vec<String> = app.published(SandboxPlatform::Linkedin).into_iter().map(|p| p.text).collect();
+    assert_eq!(shown, [text]);
+}
+
 /// Answers that look like throttling and are not (the audit's F3 and F6): Instagram's spam
 /// restriction (code 4, the app-throttling code, with subcode 2207051) and X's usage cap (a 429
 /// whose problem type is `usage-capped`) fail the target at once, saying why, instead of being

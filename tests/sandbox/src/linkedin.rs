@@ -532,7 +532,10 @@ async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: By
             return unprocessable(&format!("/{field} :: field is required but not found and has no default value"));
         }
     }
-    let commentary = post["commentary"].as_str().unwrap_or_default().to_owned();
+    // What LinkedIn shows: the commentary read as little text, cut at its first unescaped
+    // reserved character, as LinkedIn does while answering 201 (the little-text-format page;
+    // crossposter 1.1.5 and linkedctl #194 describe the cut).
+    let commentary = little_shown(post["commentary"].as_str().unwrap_or_default());
     if commentary.chars().count() > COMMENTARY_MAX {
         return unprocessable("/commentary :: length must be at most 3000 characters");
     }
@@ -634,4 +637,75 @@ async fn upload(State(sandbox): State<Shared>, Path(token): Path<String>, header
         image.uploaded = true;
     }
     StatusCode::CREATED.into_response()
+}
+
+/// The characters LinkedIn's little format reserves (its Text reference).
+const LITTLE_RESERVED: &str = "\\|{}@[]()<>#*_~";
+
+/// How LinkedIn shows `commentary` in the little format: `\x` is the character `x`; a
+/// mention `@[Name](urn:li:…)` shows its name; a hashtag `#word` shows as written; a URL (from
+/// `http://` or `https://` to the next whitespace) shows as written, reserved characters and
+/// all (the reading clients rely on: LinkedIn documents no URL element); any other reserved
+/// character ends the text there. Written apart from Herald's escaping, from the same sources.
+pub fn little_shown(commentary: &str) -> String {
+    let mut shown = String::new();
+    let mut rest = commentary;
+    let mut in_url = false;
+    while let Some(c) = rest.chars().next() {
+        if c.is_whitespace() {
+            in_url = false;
+        } else if rest.starts_with("http://") || rest.starts_with("https://") {
+            in_url = true;
+        }
+        let after = &rest[c.len_utf8()..];
+        if in_url || !LITTLE_RESERVED.contains(c) {
+            shown.push(c);
+            rest = after;
+            continue;
+        }
+        match c {
+            '\\' => match after.chars().next() {
+                Some(escaped) => {
+                    shown.push(escaped);
+                    rest = &after[escaped.len_utf8()..];
+                }
+                None => break,
+            },
+            '#' if after.chars().next().is_some_and(char::is_alphanumeric) => {
+                shown.push('#');
+                rest = after;
+            }
+            '@' if after.starts_with('[') => {
+                let Some((name, tail)) = after[1..].split_once("](urn:li:") else { break };
+                let Some((_, tail)) = tail.split_once(')') else { break };
+                shown.push_str(name);
+                rest = tail;
+            }
+            _ => break,
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod little_tests {
+    use super::little_shown;
+
+    #[test]
+    fn unescaped_reserved_characters_cut_the_text() {
+        let rows = [
+            ("Launch (beta) today", "Launch "),
+            (r"Launch \(beta\) today", "Launch (beta) today"),
+            ("snake_case", "snake"),
+            ("#rust is fun", "#rust is fun"),
+            ("a # b", "a "),
+            ("see https://a.co/x_(y) and more", "see https://a.co/x_(y) and more"),
+            ("hi @[Ada](urn:li:person:1) there", "hi Ada there"),
+            ("hi @ada", "hi "),
+            (r"trailing \", "trailing "),
+        ];
+        for (commentary, want) in rows {
+            assert_eq!(little_shown(commentary), want, "{commentary}");
+        }
+    }
 }

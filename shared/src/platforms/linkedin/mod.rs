@@ -5,6 +5,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod little;
 mod publish;
 mod rules;
 pub(super) mod webhooks;

@@ -64,7 +64,8 @@ impl PlatformClient {
         }
         let mut body = json!({
             "author": author,
-            "commentary": text,
+            // Escaped, or LinkedIn cuts the post at its first reserved character (F1).
+            "commentary": super::little::escape(text),
             "visibility": "PUBLIC",
             "distribution": { "feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": [] },
             "lifecycleState": "PUBLISHED",
