@@ -78,6 +78,7 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
         consumer_secret: Some(dev::X_CONSUMER_SECRET.into()),
         refresh_tokens: false,
         access_ttl: None,
+        require_app_secret: false,
     });
     world.users.push(User {
         platform: Platform::X,
@@ -97,6 +98,8 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
         consumer_secret: None,
         refresh_tokens: false,
         access_ttl: None,
+        // As Meta recommends; so every test checks Herald's proofs.
+        require_app_secret: true,
     });
     world.users.push(User {
         platform: Platform::Meta,
@@ -123,6 +126,7 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
         consumer_secret: None,
         refresh_tokens: true,
         access_ttl: None,
+        require_app_secret: false,
     });
     world.users.push(User {
         platform: Platform::Linkedin,

@@ -401,7 +401,46 @@ fn caller(world: &World, params: &HashMap<String, String>, headers: &HeaderMap) 
     if grant.expires_at.is_some_and(|t| t <= world.now()) {
         return Err(invalid_token(Some(463)));
     }
+    app_secret_proof(world, grant, &token, params)?;
     Ok(grant.clone())
+}
+
+/// Where the grant's app requires it ("Require App Secret"), the call's `appsecret_proof` must be
+/// the hex HMAC-SHA256 of its token keyed with the app secret; Graph answers a missing one and a
+/// wrong one with code 100 (the answers as clients report them: "API calls from the server
+/// require an appsecret_proof argument", "Invalid appsecret_proof provided in the API
+/// argument"; developers.facebook.com/docs/facebook-login/security).
+fn app_secret_proof(
+    world: &World,
+    grant: &Grant,
+    token: &str,
+    params: &HashMap<String, String>,
+) -> Result<(), Response> {
+    let Some(app) = world.apps.iter().find(|a| a.platform == P && a.client_id == grant.client_id) else {
+        return Ok(());
+    };
+    if !app.require_app_secret {
+        return Ok(());
+    }
+    let Some(proof) = params.get("appsecret_proof") else {
+        return Err(graph_method_error("API calls from the server require an appsecret_proof argument"));
+    };
+    let expected = crate::webhooks::hmac_sha256(app.client_secret.as_bytes(), token.as_bytes());
+    let valid = hex::decode(proof).is_ok_and(|proof| proof == expected);
+    if !valid {
+        return Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            None,
+            "Invalid appsecret_proof provided in the API argument",
+        ));
+    }
+    Ok(())
+}
+
+fn graph_method_error(message: &str) -> Response {
+    let body = json!({ "error": { "message": message, "type": "GraphMethodException", "code": 100, "fbtrace_id": "AsandboxTraceId" } });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 fn limit(world: &World, key: &str, default: u32) -> u32 {

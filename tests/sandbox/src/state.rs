@@ -86,6 +86,11 @@ pub struct App {
     /// Access-token lifetime in seconds (X: 7200, LinkedIn: 60 days); tests shorten it.
     #[serde(default)]
     pub access_ttl: Option<i64>,
+    /// Meta: the App Dashboard's "Require App Secret" (Settings → Advanced), which Meta's
+    /// security guide recommends: every Graph call with a user or Page token must carry its
+    /// `appsecret_proof`.
+    #[serde(default)]
+    pub require_app_secret: bool,
 }
 
 fn yes() -> bool {

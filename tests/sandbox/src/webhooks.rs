@@ -28,7 +28,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_sandbox/webhooks/signed_request", post(signed_request))
 }
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(message);
     mac.finalize().into_bytes().to_vec()

@@ -403,3 +403,32 @@ async fn injected_throttling_uses_each_documented_code() {
     let (status, _, _) = graph_get(&h, "/me", &[("access_token", &token)]).await;
     assert_eq!(status, 200, "each fault was used once");
 }
+
+/// With "Require App Secret" on, every Graph call with a token needs its `appsecret_proof`
+/// (hex HMAC-SHA256 of the token keyed with the app secret); a missing or wrong one is code 100.
+#[tokio::test]
+async fn an_app_that_requires_the_secret_refuses_calls_without_its_proof() {
+    let h = harness().await;
+    let app = json!({ "platform": "meta", "client_id": APP, "client_secret": SECRET, "redirect_uris": [CALLBACK], "require_app_secret": true });
+    h.control("/_sandbox/apps", app).await;
+    let user = json!({ "platform": "meta", "id": USER, "name": "Grace", "pages": [{ "id": PAGE, "name": "Bakery" }] });
+    h.control("/_sandbox/users", user).await;
+    let token = long_lived(&h).await;
+
+    let (status, _, missing) = graph_get(&h, "/me/accounts", &[("access_token", &token)]).await;
+    assert_eq!((status, missing["error"]["code"].as_i64()), (400, Some(100)), "{missing}");
+    assert_eq!(missing["error"]["type"], "GraphMethodException");
+    let wrong = "0".repeat(64);
+    let (status, _, refused) =
+        graph_get(&h, "/me/accounts", &[("access_token", &token), ("appsecret_proof", &wrong)]).await;
+    assert_eq!((status, refused["error"]["code"].as_i64()), (400, Some(100)), "{refused}");
+
+    // The proof as Python's hmac module computes it.
+    let script = "import hmac, hashlib, sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())";
+    let proof = std::process::Command::new("python3").args(["-c", script, SECRET, &token]).output().unwrap();
+    let proof = String::from_utf8(proof.stdout).unwrap().trim().to_owned();
+    let (status, _, accounts) =
+        graph_get(&h, "/me/accounts", &[("access_token", &token), ("appsecret_proof", &proof)]).await;
+    assert_eq!(status, 200, "{accounts}");
+    assert_eq!(accounts["data"][0]["id"], PAGE);
+}

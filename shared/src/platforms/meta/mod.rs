@@ -144,6 +144,11 @@ static DIALECT: Dialect = Dialect {
     refusal: graph_refusal,
 };
 
+/// Graph's `appsecret_proof` for `token`: hex HMAC-SHA256 keyed with the app secret.
+fn appsecret_proof(app_secret: &secrecy::SecretString, token: &str) -> String {
+    hex::encode(super::webhooks::sign(app_secret.expose_secret().as_bytes(), &[token.as_bytes()]))
+}
+
 fn scopes(platform: Platform) -> &'static [&'static str] {
     if platform == Platform::Instagram { INSTAGRAM_SCOPES } else { FACEBOOK_SCOPES }
 }
@@ -230,7 +235,10 @@ pub(super) async fn finish(
         .json(
             platform,
             "GET /me",
-            client.http.get(graph(client, "/me")).query(&[("fields", "id"), ("access_token", long_token)]),
+            client.proved(
+                client.http.get(graph(client, "/me")).query(&[("fields", "id"), ("access_token", long_token)]),
+                long_token,
+            ),
             graph_refusal,
         )
         .await?;
@@ -245,7 +253,8 @@ pub(super) async fn finish(
             client
                 .http
                 .get(graph(client, "/me/accounts"))
-                .query(&[("fields", "id,name,access_token"), ("access_token", long_token)]),
+                .query(&[("fields", "id,name,access_token"), ("access_token", long_token)])
+                .query(&[("appsecret_proof", appsecret_proof(&app.client_secret, long_token))]),
             graph_refusal,
         )
         .await?;
@@ -280,7 +289,8 @@ pub(super) async fn finish(
                 client
                     .http
                     .get(graph(client, &format!("/{}", page.id)))
-                    .query(&[("fields", "instagram_business_account"), ("access_token", page.access_token.as_str())]),
+                    .query(&[("fields", "instagram_business_account"), ("access_token", page.access_token.as_str())])
+                    .query(&[("appsecret_proof", appsecret_proof(&app.client_secret, &page.access_token))]),
                 graph_refusal,
             )
             .await?;
@@ -292,7 +302,8 @@ pub(super) async fn finish(
                 client
                     .http
                     .get(graph(client, &format!("/{ig_id}")))
-                    .query(&[("fields", "username"), ("access_token", page.access_token.as_str())]),
+                    .query(&[("fields", "username"), ("access_token", page.access_token.as_str())])
+                    .query(&[("appsecret_proof", appsecret_proof(&app.client_secret, &page.access_token))]),
                 graph_refusal,
             )
             .await?;
@@ -314,6 +325,17 @@ pub(super) async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Graph's `appsecret_proof`: hex HMAC-SHA256 of the token keyed with the app secret (the
+    /// value from Python's `hmac` module, an implementation apart from Herald's).
+    #[test]
+    fn the_app_secret_proof_is_the_tokens_hmac() {
+        let secret = secrecy::SecretString::from("e1b2c3d4app-secret");
+        assert_eq!(
+            appsecret_proof(&secret, "EAAPageToken123"),
+            "61c78c318862f50da3320f83d33049cafa1dc9d14233c1c08f50f61b7a8fbcdb"
+        );
+    }
 
     /// Graph error objects (`error.code`, `error_subcode`, `is_transient`), per
     /// developers.facebook.com/docs/graph-api/guides/error-handling (its error object, codes 1, 2,

@@ -51,17 +51,35 @@ pub(super) async fn recent(
     since: time::OffsetDateTime,
 ) -> Result<Vec<Recent>, PlatformError> {
     let page = &account.platform_account_id;
+    let token = tokens.access_token.expose_secret();
     let request = client.http.get(client.graph_url(&format!("/{page}/feed"))).query(&[
         ("fields", "id,message"),
         ("since", &since.unix_timestamp().to_string()),
         ("limit", "25"),
-        ("access_token", tokens.access_token.expose_secret()),
+        ("access_token", token),
     ]);
+    let request = client.proved(request, token);
     let feed: Value = client.json(Platform::Facebook, "GET /{page-id}/feed", request, graph_refusal).await?;
     Ok(recent_posts(&feed, "message", |id| format!("https://www.facebook.com/{id}")))
 }
 
 impl PlatformClient {
+    /// `request` with the `appsecret_proof` of `token`: the hex HMAC-SHA256 of the token keyed
+    /// with the app secret, which Graph requires of every call with a user or Page token when the
+    /// app enables "Require App Secret", as Meta's security guide recommends
+    /// (developers.facebook.com/docs/facebook-login/security, "App secret proof"; F10). Sent
+    /// always: without the setting, Graph checks a proof it is given and ignores none.
+    pub(in crate::platforms) fn proved(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        match &self.apps.meta {
+            Some(app) => request.query(&[("appsecret_proof", super::appsecret_proof(&app.client_secret, token))]),
+            None => request,
+        }
+    }
+
     pub(in crate::platforms) fn graph_url(&self, path: &str) -> String {
         format!(
             "{}/{}{path}",
@@ -87,6 +105,7 @@ impl PlatformClient {
                 ("caption", text),
                 ("access_token", token),
             ]);
+            let request = self.proved(request, token);
             let response = self.send_effect(p, "POST /{page-id}/photos", request).await?;
             let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
             let id = created_id(p, if created["post_id"].is_string() { &created["post_id"] } else { &created["id"] })?;
@@ -101,13 +120,14 @@ impl PlatformClient {
                 ("published", "false"),
                 ("access_token", token),
             ]);
+            let request = self.proved(request, token);
             let photo: Value = self.json(p, "POST /{page-id}/photos (unpublished)", request, graph_refusal).await?;
             let id = photo["id"]
                 .as_str()
                 .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no photo id".into() })?;
             form.push((format!("attached_media[{i}]"), json!({ "media_fbid": id }).to_string()));
         }
-        let request = self.http.post(self.graph_url(&format!("/{page}/feed"))).form(&form);
+        let request = self.proved(self.http.post(self.graph_url(&format!("/{page}/feed"))).form(&form), token);
         let response = self.send_effect(p, "POST /{page-id}/feed", request).await?;
         let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
         let id = created_id(p, &created["id"])?;
@@ -123,7 +143,10 @@ impl PlatformClient {
         let p = Platform::Instagram;
         let mut form = params.to_vec();
         form.push(("access_token", tokens.access_token.expose_secret()));
-        let request = self.http.post(self.graph_url(&format!("/{ig}/media"))).form(&form);
+        let request = self.proved(
+            self.http.post(self.graph_url(&format!("/{ig}/media"))).form(&form),
+            tokens.access_token.expose_secret(),
+        );
         let created: Value = self.json(p, "POST /{ig-user-id}/media", request, graph_refusal).await?;
         created["id"]
             .as_str()
@@ -171,6 +194,7 @@ impl PlatformClient {
             .http
             .get(self.graph_url(&format!("/{ig}/content_publishing_limit")))
             .query(&[("fields", "quota_usage,config"), ("access_token", tokens.access_token.expose_secret())]);
+        let request = self.proved(request, tokens.access_token.expose_secret());
         let limit: Value = self.json(p, "GET /{ig-user-id}/content_publishing_limit", request, graph_refusal).await?;
         let usage = limit["data"][0]["quota_usage"].as_i64().unwrap_or(0);
         let total = limit["data"][0]["config"]["quota_total"].as_i64().unwrap_or(i64::MAX);
@@ -204,6 +228,7 @@ impl PlatformClient {
             .http
             .post(self.graph_url(&format!("/{ig}/media_publish")))
             .form(&[("creation_id", creation.as_str()), ("access_token", tokens.access_token.expose_secret())]);
+        let request = self.proved(request, tokens.access_token.expose_secret());
         let outcome = match self.send_effect(p, "POST /{ig-user-id}/media_publish", request).await {
             Ok(response) => self
                 .read_effect(p, response, graph_refusal)
@@ -237,6 +262,7 @@ impl PlatformClient {
             .http
             .get(self.graph_url(&format!("/{container}")))
             .query(&[("fields", "status_code"), ("access_token", tokens.access_token.expose_secret())]);
+        let request = self.proved(request, tokens.access_token.expose_secret());
         let status: Value =
             self.json(Platform::Instagram, "GET /{container-id}?fields=status_code", request, graph_refusal).await?;
         Ok(status["status_code"].as_str().unwrap_or_default().to_owned())
