@@ -27,7 +27,40 @@ const ACCESS_TTL: i64 = 5_184_000;
 /// Programmatic refresh tokens: 365 days, fixed from the first authorization.
 const REFRESH_TTL: i64 = 31_536_000;
 /// Versions the sandbox accepts (`YYYYMM`); anything else is answered with 426.
-pub const ACTIVE_VERSIONS: &[&str] = &["202511", "202601", "202603", "202604", "202606", "202607", "202609"];
+/// LinkedIn's released versions and their sunsets where LinkedIn published them
+/// (learn.microsoft.com/linkedin/marketing/integrations/migrations: 202511 on 2026-11-16, 202601 on
+/// 2027-01-15, 202602 on 2027-02-15, 202603 on 2027-03-16; 202604 on 2027-04-15 per n8n #39065;
+/// 202605 per the api-evangelist changelog; 202609 the newest seen). A version is served from the
+/// first of its month (the day is not published) until its sunset; where none is published, the
+/// 15th of the same month a year on ("supported for a minimum of one year", the versioning page).
+pub const VERSIONS: &[(&str, Option<&str>)] = &[
+    ("202511", Some("2026-11-16")),
+    ("202601", Some("2027-01-15")),
+    ("202602", Some("2027-02-15")),
+    ("202603", Some("2027-03-16")),
+    ("202604", Some("2027-04-15")),
+    ("202605", None),
+    ("202606", None),
+    ("202607", None),
+    ("202609", None),
+];
+
+/// Whether LinkedIn serves `version` (`YYYYMM`) at `now` (Unix seconds).
+pub fn version_active(version: &str, now: i64) -> bool {
+    let Some((_, sunset)) = VERSIONS.iter().find(|(v, _)| *v == version) else { return false };
+    let (Ok(year), Ok(month)) = (version[..4].parse::<i32>(), version[4..].parse::<u8>()) else { return false };
+    let Ok(month) = time::Month::try_from(month) else { return false };
+    let day =
+        |y: i32, d: u8| time::Date::from_calendar_date(y, month, d).map(|d| d.midnight().assume_utc().unix_timestamp());
+    let released = day(year, 1);
+    let sunset = match sunset {
+        Some(date) => time::Date::parse(date, time::macros::format_description!("[year]-[month]-[day]"))
+            .map(|d| d.midnight().assume_utc().unix_timestamp())
+            .ok(),
+        None => day(year + 1, 15).ok(),
+    };
+    matches!((released, sunset), (Ok(from), Some(until)) if from <= now && now < until)
+}
 const COMMENTARY_MAX: usize = 3000;
 /// Widely cited Share on LinkedIn limits: 150 per member per day, 100,000 per app per day.
 pub const MEMBER_DAILY: u32 = 150;
@@ -352,8 +385,9 @@ fn bearer(world: &World, headers: &HeaderMap) -> Result<Grant, Response> {
     Ok(grant.clone())
 }
 
-/// `/rest` calls need `LinkedIn-Version` (an active `YYYYMM`) and `X-Restli-Protocol-Version`.
-fn versioned(headers: &HeaderMap) -> Result<(), Response> {
+/// `/rest` calls need `LinkedIn-Version` (a `YYYYMM` active at `now`, [`version_active`]) and
+/// `X-Restli-Protocol-Version`.
+fn versioned(headers: &HeaderMap, now: i64) -> Result<(), Response> {
     let version = headers.get("linkedin-version").and_then(|v| v.to_str().ok()).map(str::trim);
     match version {
         None => {
@@ -364,7 +398,7 @@ fn versioned(headers: &HeaderMap) -> Result<(), Response> {
                 "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
             ));
         }
-        Some(v) if !ACTIVE_VERSIONS.contains(&v) => {
+        Some(v) if !version_active(v, now) => {
             return Err(li_error(
                 StatusCode::UPGRADE_REQUIRED,
                 Some("NONEXISTENT_VERSION"),
@@ -446,7 +480,7 @@ async fn organization_acls(State(sandbox): State<Shared>, headers: HeaderMap) ->
         Ok(g) => g,
         Err(response) => return response,
     };
-    if let Err(response) = versioned(&headers) {
+    if let Err(response) = versioned(&headers, world.now()) {
         return response;
     }
     if !grant.scopes.iter().any(|s| s == "rw_organization_admin" || s == "w_organization_social") {
@@ -517,7 +551,7 @@ async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: By
         Ok(g) => g,
         Err(response) => return response,
     };
-    if let Err(response) = versioned(&headers) {
+    if let Err(response) = versioned(&headers, world.now()) {
         return response;
     }
     let Ok(post) = serde_json::from_slice::<Value>(&body) else {
@@ -591,7 +625,7 @@ async fn images_action(
         Ok(g) => g,
         Err(response) => return response,
     };
-    if let Err(response) = versioned(&headers) {
+    if let Err(response) = versioned(&headers, world.now()) {
         return response;
     }
     if q.get("action").map(String::as_str) != Some("initializeUpload") {
@@ -706,6 +740,35 @@ mod little_tests {
         ];
         for (commentary, want) in rows {
             assert_eq!(little_shown(commentary), want, "{commentary}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::version_active;
+
+    /// LinkedIn's windows at 2026-12-02 and a year on: 202511 was sunset on 2026-11-16 (LinkedIn's
+    /// migrations page), 202602 and 202605 are active, 202608 and 202612 were never released or
+    /// are not out yet; 202609 goes on 2027-09-15 by the one-year rule.
+    #[test]
+    fn versions_are_served_within_their_windows() {
+        let dec_2026 = 1_796_169_600;
+        let sep_15_2027 = 1_820_966_400;
+        let rows = [
+            ("202511", dec_2026, false),
+            ("202601", dec_2026, true),
+            ("202602", dec_2026, true),
+            ("202605", dec_2026, true),
+            ("202609", dec_2026, true),
+            ("202608", dec_2026, false),
+            ("202612", dec_2026, false),
+            ("20260", dec_2026, false),
+            ("202609", sep_15_2027 - 1, true),
+            ("202609", sep_15_2027, false),
+        ];
+        for (version, now, want) in rows {
+            assert_eq!(version_active(version, now), want, "{version} at {now}");
         }
     }
 }

@@ -21,7 +21,35 @@ use crate::state::{Grant, GrantKind, Platform, Post, Shared, World};
 
 const P: Platform = Platform::Meta;
 /// Versions the sandbox serves (v21.0 expires 2027-01-21; v26.0 is the newest confirmed).
-pub const ACTIVE_VERSIONS: &[&str] = &["v21.0", "v22.0", "v23.0", "v24.0", "v25.0", "v26.0"];
+/// Graph versions with the day each was introduced (developers.facebook.com/docs/graph-api/changelog
+/// and /changelog/versions: v26.0 on 2026-07-29; v27.0 on 2026-11-04, per Meta's v27 announcement).
+/// Each is served from then until two years after the next one came out, as the changelog's
+/// "available until" dates show (v25.0 until 2028-07-29, v21.0 until 2027-01-21, v20.0 until
+/// 2026-09-24); the newest until its successor's date is known.
+pub const VERSIONS: &[(&str, &str)] = &[
+    ("v20.0", "2024-05-21"),
+    ("v21.0", "2024-09-24"),
+    ("v22.0", "2025-01-21"),
+    ("v23.0", "2025-05-20"),
+    ("v24.0", "2025-10-08"),
+    ("v25.0", "2026-02-18"),
+    ("v26.0", "2026-07-29"),
+    ("v27.0", "2026-11-04"),
+];
+
+/// Whether Graph serves `version` at `now` (Unix seconds).
+pub fn version_active(version: &str, now: i64) -> bool {
+    let day = |date: &str| {
+        time::Date::parse(date, time::macros::format_description!("[year]-[month]-[day]"))
+            .map(|d| d.midnight().assume_utc())
+            .ok()
+    };
+    let Some(i) = VERSIONS.iter().position(|(v, _)| *v == version) else { return false };
+    let Some(introduced) = day(VERSIONS[i].1) else { return false };
+    let until = VERSIONS.get(i + 1).and_then(|(_, next)| day(next)).map(|next| next.replace_year(next.year() + 2));
+    introduced.unix_timestamp() <= now
+        && until.is_none_or(|until| until.is_ok_and(|until| now < until.unix_timestamp()))
+}
 /// Login dialog codes are single-use; Meta lets them live about ten minutes.
 const CODE_TTL: i64 = 600;
 /// Short-lived user tokens last hours; long-lived ones about 60 days (`expires_in` 5183944).
@@ -141,8 +169,8 @@ fn unknown_version(version: &str) -> Response {
     graph_error(StatusCode::BAD_REQUEST, 2500, None, &format!("Unknown path components: /{version}"))
 }
 
-fn check_version(version: &str) -> Result<(), Response> {
-    if ACTIVE_VERSIONS.contains(&version) { Ok(()) } else { Err(unknown_version(version)) }
+fn check_version(version: &str, now: i64) -> Result<(), Response> {
+    if version_active(version, now) { Ok(()) } else { Err(unknown_version(version)) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,7 +181,7 @@ async fn dialog(
     Path(version): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if !ACTIVE_VERSIONS.contains(&version.as_str()) {
+    if !version_active(&version, sandbox.world().now()) {
         return Html("<h1>Sorry, something went wrong.</h1><p>Unknown Graph API version.</p>").into_response();
     }
     let mut world = sandbox.world();
@@ -254,7 +282,7 @@ async fn access_token(
     Path(version): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = check_version(&version) {
+    if let Err(response) = check_version(&version, sandbox.world().now()) {
         return response;
     }
     let mut world = sandbox.world();
@@ -323,7 +351,7 @@ async fn debug_token(
     Path(version): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = check_version(&version) {
+    if let Err(response) = check_version(&version, sandbox.world().now()) {
         return response;
     }
     let world = sandbox.world();
@@ -511,7 +539,7 @@ fn graph_call(
     body: &[u8],
     handler: impl FnOnce(&mut World, &Grant, &HashMap<String, String>) -> Response,
 ) -> Response {
-    if let Err(response) = check_version(version) {
+    if let Err(response) = check_version(version, sandbox.world().now()) {
         return response;
     }
     let params = params(query, headers, body);

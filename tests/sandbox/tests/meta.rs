@@ -134,7 +134,7 @@ async fn login_refusals_use_meta_error_objects() {
     .await;
     assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(190)));
 
-    let response = h.http.get(h.url("/meta/graph/v27.0/me")).send().await.unwrap();
+    let response = h.http.get(h.url("/meta/graph/v99.0/me")).send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], 2500, "unknown Graph versions are refused");
     let response = h.http.get(dialog(&h, "v99.0")).send().await.unwrap();
@@ -431,4 +431,42 @@ async fn an_app_that_requires_the_secret_refuses_calls_without_its_proof() {
         graph_get(&h, "/me/accounts", &[("access_token", &token), ("appsecret_proof", &proof)]).await;
     assert_eq!(status, 200, "{accounts}");
     assert_eq!(accounts["data"][0]["id"], PAGE);
+}
+
+/// Graph versions are served from their introduction until two years after the next one (the
+/// changelog's dates), on the sandbox's clock: at 2026-12-02, v27.0 (2026-11-04) is served and
+/// v20.0 (until 2026-09-24) is not; v21.0 goes on 2027-01-21.
+#[tokio::test]
+async fn graph_versions_follow_their_published_windows() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let now = Arc::new(AtomicI64::new(1_796_169_600)); // 2026-12-02T00:00:00Z
+    let time = now.clone();
+    let sandbox = herald_sandbox::start(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        herald_sandbox::SandboxConfig {
+            seed: 7,
+            dev_fixtures: false,
+            clock: Some(herald_sandbox::TimeSource(Arc::new(move || time.load(Ordering::SeqCst)))),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let served = |version: &'static str| {
+        let (http, base) = (http.clone(), sandbox.url.clone());
+        async move {
+            let body: Value =
+                http.get(format!("{base}/meta/graph/{version}/me")).send().await.unwrap().json().await.unwrap();
+            // An active version gets as far as asking for a token (104); an inactive one is 2500.
+            body["error"]["code"] != 2500
+        }
+    };
+    for (version, want) in [("v20.0", false), ("v21.0", true), ("v26.0", true), ("v27.0", true), ("v28.0", false)] {
+        assert_eq!(served(version).await, want, "{version} on 2026-12-02");
+    }
+    now.store(1_800_489_600, Ordering::SeqCst); // 2027-01-21T00:00:00Z
+    assert!(!served("v21.0").await, "v21.0 is gone on 2027-01-21");
+    assert!(served("v22.0").await);
 }
