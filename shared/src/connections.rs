@@ -105,19 +105,34 @@ impl Connections {
         reason: &str,
     ) -> Result<usize, StoreError> {
         let accounts = self.accounts.by_grantor(family, grantor).await?;
-        for account in &accounts {
-            if account.status == AccountStatus::Revoked && !erase {
-                continue;
-            }
-            let revoked = if erase {
-                self.accounts.erase_tokens(account).await?
-            } else {
-                self.accounts.set_status(account, AccountStatus::Revoked).await?
-            };
-            self.events.record(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
-            self.journal.audit(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
-        }
+        revoke(&self.accounts, &self.events, &self.journal, &accounts, erase, reason).await?;
         tracing::info!(accounts = accounts.len(), erase, "platform user callback handled");
         Ok(accounts.len())
     }
+}
+
+/// Marks `accounts` revoked (with `erase`, also deletes their sealed tokens), telling each tenant
+/// and the audit trail why; an account already revoked is left as it is unless erasing. The step
+/// a platform's "the user removed your app" callback and a revoking webhook event share.
+pub async fn revoke(
+    store: &AccountStore,
+    events: &Events,
+    journal: &Journal,
+    accounts: &[Account],
+    erase: bool,
+    reason: &str,
+) -> Result<(), StoreError> {
+    for account in accounts {
+        if account.status == AccountStatus::Revoked && !erase {
+            continue;
+        }
+        let revoked = if erase {
+            store.erase_tokens(account).await?
+        } else {
+            store.set_status(account, AccountStatus::Revoked).await?
+        };
+        events.record(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
+        journal.audit(kinds::ACCOUNT_REVOKED, &revoked, Some(reason)).await?;
+    }
+    Ok(())
 }

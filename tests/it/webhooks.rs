@@ -123,6 +123,41 @@ async fn forged_changed_and_malformed_deliveries_are_refused_and_store_nothing()
     assert_eq!(platform_events(&app).await.len(), 1);
 }
 
+/// X's `user_event` revoke (Account Activity, no `for_user_id`: the audit's F11) is recorded for
+/// the user's X account and revokes its grant at once; a retry of it changes nothing more.
+#[tokio::test]
+async fn an_x_revoke_event_revokes_the_users_grant() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let revoke = json!({ "user_event": { "revoke": {
+        "date_time": "2026-12-02T09:48:12+00:00",
+        "target": { "app_id": "13090192" },
+        "source": { "user_id": "2244994945" },
+    } } });
+    for _ in 0..2 {
+        let report = app.platform_webhook("x", revoke.clone()).await;
+        assert_eq!(report["status"], 200, "{report}");
+    }
+    let accounts = app.accounts("user-1").await;
+    let status =
+        |key: &str| accounts.iter().find(|a| a["id"] == ids[key]).unwrap()["status"].as_str().unwrap().to_owned();
+    assert_eq!((status("x"), status("facebook")), ("revoked".to_owned(), "active".to_owned()));
+    let journal = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let kinds: Vec<_> = journal
+        .iter()
+        .filter(|e| e.kind == "account.revoked" || e.kind == "platform.event")
+        .map(|e| e.kind.as_str())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "account.revoked").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "platform.event").count(), 1, "{kinds:?}");
+    // A post to the revoked account is refused before anything is stored.
+    let (status, problem) = app
+        .post(json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }], "text": "after the revoke" }), None)
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("account_needs_reauth")), "{problem}");
+}
+
 #[tokio::test]
 async fn meta_deauthorize_and_data_deletion_revoke_what_the_user_granted() {
     let env = TestEnv::fresh().await;

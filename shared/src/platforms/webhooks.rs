@@ -57,6 +57,9 @@ pub struct Inbound {
     /// digest of the event's content.
     pub dedupe_key: String,
     pub data: Value,
+    /// The event says the user took Herald's access away (X's `user_event` `revoke`): the
+    /// account's grant is dead.
+    pub revokes: bool,
 }
 
 /// A body that verified but is not what the platform sends.

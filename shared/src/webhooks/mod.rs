@@ -61,5 +61,12 @@ async fn record(recorder: &Recorder, event: &Inbound) -> Result<usize, StoreErro
     for account in &accounts {
         recorder.events.record_with_data(kinds::PLATFORM_EVENT, account, Some(&event.kind), Some(&event.data)).await?;
     }
+    if event.revokes {
+        // The user took Herald's access away at the platform: the grant is dead now, not at the
+        // next publish.
+        let reason = format!("access revoked at {}", event.platform);
+        crate::connections::revoke(&recorder.accounts, &recorder.events, &recorder.journal, &accounts, false, &reason)
+            .await?;
+    }
     Ok(accounts.len())
 }

@@ -98,6 +98,7 @@ pub(crate) fn linkedin(body: &[u8]) -> Result<Vec<Inbound>, Malformed> {
             kind: kind.clone(),
             dedupe_key: digest(&["linkedin", &kind, &identity]),
             data: item.clone(),
+            revokes: false,
         });
     }
     Ok(events)

@@ -150,6 +150,7 @@ pub(crate) fn meta(body: &[u8]) -> Result<Vec<Inbound>, Malformed> {
                 kind: field.to_owned(),
                 dedupe_key: digest(&["meta", &id, &time, &content]),
                 data: change.get("value").cloned().unwrap_or(Value::Null),
+                revokes: false,
             });
         }
         for message in entry.get("messaging").and_then(Value::as_array).into_iter().flatten() {
@@ -164,6 +165,7 @@ pub(crate) fn meta(body: &[u8]) -> Result<Vec<Inbound>, Malformed> {
                     None => digest(&["meta", &id, &time, &content]),
                 },
                 data: message.clone(),
+                revokes: false,
             });
         }
     }

@@ -77,9 +77,16 @@ pub(crate) fn x_signature(consumer_secret: &[u8], body: &[u8], header: Option<&s
 }
 
 /// X (Account Activity): `{"for_user_id", "<kind>_events": [...], ...}`; each item of each
-/// `*_events` array is one event, keyed by its `id_str`/`id` where it has one.
+/// `*_events` array is one event, keyed by its `id_str`/`id` where it has one. Or a `user_event`,
+/// which names no `for_user_id`: `{"user_event": {"revoke": {"date_time", "target": {"app_id"},
+/// "source": {"user_id"}}}}` when the user revoked the app (docs.x.com
+/// `x-api/account-activity/introduction`, "user_event"; F11), one event for that user that
+/// revokes their grant.
 pub(crate) fn x(body: &[u8]) -> Result<Vec<Inbound>, Malformed> {
     let root = object(body)?;
+    if let Some(user_event) = root.get("user_event") {
+        return user_events(user_event);
+    }
     let user = root.get("for_user_id").and_then(id_string).ok_or(Malformed)?;
     let mut events = Vec::new();
     for (key, value) in &root {
@@ -93,10 +100,27 @@ pub(crate) fn x(body: &[u8]) -> Result<Vec<Inbound>, Malformed> {
                 kind: key.clone(),
                 dedupe_key: digest(&["x", &user, kind, &identity]),
                 data: item.clone(),
+                revokes: false,
             });
         }
     }
     Ok(events)
+}
+
+/// A `user_event`'s revocation: the user is its `source.user_id`.
+fn user_events(user_event: &serde_json::Value) -> Result<Vec<Inbound>, Malformed> {
+    let revoke = user_event.get("revoke").ok_or(Malformed)?;
+    let user = revoke["source"].get("user_id").and_then(id_string).ok_or(Malformed)?;
+    let when = revoke["date_time"].as_str().unwrap_or_default();
+    let app = revoke["target"].get("app_id").and_then(id_string).unwrap_or_default();
+    Ok(vec![Inbound {
+        platform: Platform::X,
+        platform_account_id: user.clone(),
+        kind: "user_event.revoke".to_owned(),
+        dedupe_key: digest(&["x", &user, "revoke", when, &app]),
+        data: revoke.clone(),
+        revokes: true,
+    }])
 }
 
 #[cfg(test)]
@@ -129,5 +153,21 @@ mod tests {
         assert!(events.iter().all(|e| e.kind == "tweet_create_events" && e.platform_account_id == "2244994945"));
         assert_ne!(events[0].dedupe_key, events[1].dedupe_key);
         assert_eq!(x(br#"{"tweet_create_events":[]}"#), Err(Malformed));
+    }
+
+    /// The revoke event as X's Account Activity documentation shows it: no `for_user_id`.
+    #[test]
+    fn a_revoke_user_event_revokes_its_users_grant() {
+        let body = br#"{"user_event":{"revoke":{"date_time":"2018-05-24T09:48:12+00:00","target":{"app_id":"13090192"},"source":{"user_id":"63046977"}}}}"#;
+        let events = x(body).unwrap();
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!(
+            (event.platform_account_id.as_str(), event.kind.as_str(), event.revokes),
+            ("63046977", "user_event.revoke", true)
+        );
+        assert_eq!(x(body).unwrap()[0].dedupe_key, event.dedupe_key, "a retry is the same event");
+        assert_eq!(x(br#"{"user_event":{"other":{}}}"#), Err(Malformed));
+        assert_eq!(x(br#"{"user_event":{"revoke":{"source":{}}}}"#), Err(Malformed));
     }
 }
