@@ -107,6 +107,31 @@ async fn connectors_are_chosen_per_platform_and_the_old_setting_still_holds() {
     assert_eq!(app.accounts("user-2").await[0]["scopes"], json!(["oauth1"]));
 }
 
+/// Graph pages `/me/accounts` (25 a page by default): an agency's user with 130 Pages connects
+/// every one of them (the audit's F9), not the first page's.
+#[tokio::test]
+async fn every_page_of_pages_is_connected() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let pages: Vec<Value> =
+        (0..130).map(|i| json!({ "id": format!("1050000000{i:05}"), "name": format!("Client {i}") })).collect();
+    app.control(
+        "/_sandbox/users",
+        json!({ "platform": "meta", "id": "10158000000000777", "name": "Agency", "pages": pages }),
+    )
+    .await;
+    let outcome = app.connect("user-1", "facebook", "10158000000000777", "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    let accounts = app.accounts("user-1").await;
+    assert_eq!(accounts.len(), 130);
+    let mut names: Vec<&str> = accounts.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 130, "each Page once");
+    let listed = app.sandbox.state.world().calls.iter().filter(|c| c.path.ends_with("/me/accounts")).count();
+    assert_eq!(listed, 2, "100 a page: two pages");
+}
+
 #[tokio::test]
 async fn facebook_pages_instagram_accounts_and_linkedin_members_and_organizations() {
     let env = TestEnv::fresh().await;

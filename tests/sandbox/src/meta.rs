@@ -583,7 +583,7 @@ async fn edge(
     headers: HeaderMap,
 ) -> Response {
     graph_call(&sandbox, &version, &q, &headers, &[], |world, grant, _| match edge.as_str() {
-        "accounts" => accounts(world, grant, &node),
+        "accounts" => accounts(world, grant, &node, &q),
         "content_publishing_limit" => publishing_limit(world, grant, &node),
         "feed" => page_posts(world, grant, &node, &q),
         _ => bad_param(&format!("Tried accessing nonexisting field ({edge})")),
@@ -674,15 +674,34 @@ fn read_node_page(world: &World, page_id: &str, fields: &[&str]) -> Response {
 }
 
 /// `/me/accounts`: each Page the user manages with its Page token. From a long-lived user token
-/// the Page tokens do not expire; from a short-lived one they expire with it.
-fn accounts(world: &mut World, grant: &Grant, node: &str) -> Response {
+/// the Page tokens do not expire; from a short-lived one they expire with it. Paged as Graph
+/// pages its edges (developers.facebook.com/docs/graph-api/results, cursor-based): `limit`
+/// (default 25, at most 100) and `after`; `paging.cursors` on every page, `paging.next` only while
+/// more follow.
+fn accounts(world: &mut World, grant: &Grant, node: &str, q: &HashMap<String, String>) -> Response {
+    use base64::Engine as _;
     if matches!(grant.kind, GrantKind::Page { .. }) || (node != "me" && node != grant.user_id) {
         return bad_param("Tried accessing nonexisting field (accounts) on node type (Page)");
     }
     if !grant.scopes.iter().any(|s| s == "pages_show_list") {
         return permission("The pages_show_list permission is required to list Pages.");
     }
-    let pages = world.user(P, &grant.user_id).map(|u| u.pages.clone()).unwrap_or_default();
+    let all = world.user(P, &grant.user_id).map(|u| u.pages.clone()).unwrap_or_default();
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(25).clamp(1, 100);
+    let cursor = |index: usize| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("page:{index}"));
+    let start = match q.get("after") {
+        None => 0,
+        Some(after) => match base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(after)
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|raw| raw.strip_prefix("page:").and_then(|i| i.parse::<usize>().ok()))
+        {
+            Some(index) => index + 1,
+            None => return bad_param("Invalid cursor"),
+        },
+    };
+    let pages: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
     let long_lived = grant.expires_at.is_some_and(|t| t - grant.issued_at > SHORT_TTL);
     let ttl = if long_lived { None } else { grant.expires_at.map(|t| t - world.now()) };
     let data: Vec<Value> = pages
@@ -705,8 +724,16 @@ fn accounts(world: &mut World, grant: &Grant, node: &str) -> Response {
             })
         })
         .collect();
-    Json(json!({ "data": data, "paging": { "cursors": { "before": "QVFIUmFLYjBf", "after": "QVFIUmFLYjBf" } } }))
-        .into_response()
+    if data.is_empty() {
+        return Json(json!({ "data": [] })).into_response();
+    }
+    let last = start + data.len() - 1;
+    let mut paging = json!({ "cursors": { "before": cursor(start), "after": cursor(last) } });
+    if last + 1 < all.len() {
+        paging["next"] =
+            json!(format!("https://graph.facebook.com/{node}/accounts?limit={limit}&after={}", cursor(last)));
+    }
+    Json(json!({ "data": data, "paging": paging })).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------

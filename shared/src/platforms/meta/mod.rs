@@ -198,9 +198,51 @@ fn graph(client: &PlatformClient, path: &str) -> String {
     )
 }
 
+/// One page of `/me/accounts`, with Graph's cursors (developers.facebook.com/docs/graph-api/results).
 #[derive(Debug, Deserialize)]
 struct Pages {
     data: Vec<PageEntry>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    #[serde(default)]
+    cursors: Option<Cursors>,
+    /// Present while more pages follow.
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Cursors {
+    after: Option<String>,
+}
+
+/// At most this many pages of Pages (100 each) are read: 10,000 Pages per user.
+const MAX_PAGES_OF_PAGES: usize = 100;
+
+/// Every Page the user manages, following `/me/accounts`' `after` cursor while Graph says more
+/// follow (F9: its default page is 25). The cursor, not the `next` URL, is followed, so Herald
+/// only ever calls its configured Graph host.
+async fn managed_pages(client: &PlatformClient, platform: Platform, user_token: &str) -> Result<Pages, PlatformError> {
+    let mut all = Pages { data: Vec::new(), paging: None };
+    let mut after: Option<String> = None;
+    for _ in 0..MAX_PAGES_OF_PAGES {
+        let mut query = vec![("fields", "id,name,access_token"), ("limit", "100"), ("access_token", user_token)];
+        if let Some(cursor) = &after {
+            query.push(("after", cursor.as_str()));
+        }
+        let request = client.proved(client.http.get(graph(client, "/me/accounts")).query(&query), user_token);
+        let page: Pages = client.json(platform, "GET /me/accounts", request, graph_refusal).await?;
+        all.data.extend(page.data);
+        match page.paging {
+            Some(Paging { next: Some(_), cursors: Some(Cursors { after: Some(cursor) }) }) => after = Some(cursor),
+            _ => return Ok(all),
+        }
+    }
+    Err(unexpected(platform, "the user manages more Pages than Herald reads"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,18 +288,7 @@ pub(super) async fn finish(
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| PlatformError::Unexpected { platform, detail: "no user id".into() })?;
-    let pages: Pages = client
-        .json(
-            platform,
-            "GET /me/accounts",
-            client
-                .http
-                .get(graph(client, "/me/accounts"))
-                .query(&[("fields", "id,name,access_token"), ("access_token", long_token)])
-                .query(&[("appsecret_proof", appsecret_proof(&app.client_secret, long_token))]),
-            graph_refusal,
-        )
-        .await?;
+    let pages = managed_pages(client, platform, long_token).await?;
     let scopes: Vec<String> = scopes(platform).iter().map(|s| (*s).to_owned()).collect();
     let page_grant = |token: &str| Grant {
         tokens: TokenSet::new(token.to_owned()),
