@@ -132,6 +132,36 @@ async fn every_page_of_pages_is_connected() {
     assert_eq!(listed, 2, "100 a page: two pages");
 }
 
+/// LinkedIn organizations as `organizationAcls` really answers (the audit's F9 and F12): paged,
+/// without names, and with roles that cannot post. Herald reads every page, connects only the
+/// organizations the member may post as (administrator, content administrator), and names
+/// each from the Organization Lookup API.
+#[tokio::test]
+async fn linkedin_organizations_are_read_whole_named_and_limited_to_posting_roles() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let role = |i: usize| match i {
+        0 | 1 => "ANALYST",
+        2 => "CONTENT_ADMINISTRATOR",
+        3 => "RECRUITING_POSTER",
+        _ => "ADMINISTRATOR",
+    };
+    let organizations: Vec<Value> = (0..125)
+        .map(|i| json!({ "id": format!("{}", 7_000_000 + i), "name": format!("Org {i}"), "role": role(i) }))
+        .collect();
+    let member = json!({ "platform": "linkedin", "id": "agencyMember1", "name": "Agency Member", "organizations": organizations });
+    app.control("/_sandbox/users", member).await;
+    let outcome = app.connect("user-1", "linkedin", "agencyMember1", "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    let accounts = app.accounts("user-1").await;
+    let orgs: Vec<&Value> = accounts.iter().filter(|a| a["kind"] == "organization").collect();
+    assert_eq!(orgs.len(), 122, "125 roles, 3 of them unable to post");
+    let org = |id: u32| orgs.iter().find(|a| a["platform_account_id"] == format!("urn:li:organization:{id}")).copied();
+    assert_eq!(org(7_000_002).map(|a| a["name"].clone()), Some(json!("Org 2")), "named by its lookup, not its URN");
+    assert!(org(7_000_000).is_none() && org(7_000_003).is_none(), "an analyst and a recruiting poster cannot post");
+    assert_eq!(org(7_000_124).map(|a| a["name"].clone()), Some(json!("Org 124")), "the last page too");
+}
+
 #[tokio::test]
 async fn facebook_pages_instagram_accounts_and_linkedin_members_and_organizations() {
     let env = TestEnv::fresh().await;

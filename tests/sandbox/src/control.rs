@@ -134,7 +134,11 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
         name: "Katherine Johnson".into(),
         username: String::new(),
         pages: vec![],
-        organizations: vec![crate::state::Organization { id: "2414183".into(), name: "Johnson Orbital".into() }],
+        organizations: vec![crate::state::Organization {
+            id: "2414183".into(),
+            name: "Johnson Orbital".into(),
+            role: "ADMINISTRATOR".into(),
+        }],
     });
 }
 

@@ -112,6 +112,7 @@ pub fn routes() -> Router<Shared> {
         .route("/linkedin/api/rest/posts", post(create_post))
         .route("/linkedin/api/rest/images", post(images_action))
         .route("/linkedin/api/rest/organizationAcls", get(organization_acls))
+        .route("/linkedin/api/rest/organizations/{id}", get(organization))
         .route("/linkedin/upload/{token}", put(upload))
 }
 
@@ -473,8 +474,15 @@ async fn userinfo(State(sandbox): State<Shared>, headers: HeaderMap) -> Response
     .into_response()
 }
 
-/// `GET /rest/organizationAcls?q=roleAssignee`: the organizations the member administers.
-async fn organization_acls(State(sandbox): State<Shared>, headers: HeaderMap) -> Response {
+/// `GET /rest/organizationAcls?q=roleAssignee`: the member's roles in organizations, each
+/// element `{roleAssignee, state, role, organization}` and no name (the fields LinkedIn's
+/// organization-access-control-by-role page lists; F12), paged by Rest.li's `start` and `count`
+/// (default 10) with `paging.total`.
+async fn organization_acls(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let world = sandbox.world();
     let grant = match bearer(&world, &headers) {
         Ok(g) => g,
@@ -492,20 +500,57 @@ async fn organization_acls(State(sandbox): State<Shared>, headers: HeaderMap) ->
         );
     }
     let orgs = world.user(P, &grant.user_id).map(|u| u.organizations.clone()).unwrap_or_default();
+    let start = q.get("start").and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+    let count = q.get("count").and_then(|s| s.parse::<usize>().ok()).unwrap_or(10);
     let elements: Vec<Value> = orgs
         .iter()
+        .skip(start)
+        .take(count)
         .map(|o| {
             json!({
                 "roleAssignee": format!("urn:li:person:{}", grant.user_id),
                 "state": "APPROVED",
-                "role": "ADMINISTRATOR",
+                "role": o.role,
                 "organization": format!("urn:li:organization:{}", o.id),
-                "organizationName": o.name,
             })
         })
         .collect();
-    Json(json!({ "elements": elements, "paging": { "count": elements.len(), "start": 0 } })).into_response()
+    Json(
+        json!({ "elements": elements, "paging": { "count": count, "start": start, "total": orgs.len(), "links": [] } }),
+    )
+    .into_response()
 }
+
+/// `GET /rest/organizations/{id}` (Organization Lookup): `id`, `localizedName`, `vanityName`.
+async fn organization(State(sandbox): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let world = sandbox.world();
+    if let Err(response) = bearer(&world, &headers) {
+        return response;
+    }
+    if let Err(response) = versioned(&headers, world.now()) {
+        return response;
+    }
+    let found = world
+        .users
+        .iter()
+        .filter(|u| u.platform == P)
+        .flat_map(|u| u.organizations.iter())
+        .find(|o| o.id == id)
+        .cloned();
+    match found {
+        Some(o) => Json(json!({
+            "id": o.id.parse::<u64>().unwrap_or_default(),
+            "localizedName": o.name,
+            "vanityName": o.name.to_lowercase().replace(' ', "-"),
+        }))
+        .into_response(),
+        None => li_error(StatusCode::NOT_FOUND, None, None, &format!("Organization {id} not found")),
+    }
+}
+
+/// The roles that may create an organization's posts (the roles page: an administrator "can
+/// post updates"; a content administrator manages its content).
+const POSTING_ROLES: [&str; 2] = ["ADMINISTRATOR", "CONTENT_ADMINISTRATOR"];
 
 /// Whether `author` may be posted as by this member with these scopes.
 fn may_author(world: &World, grant: &Grant, author: &str) -> Result<(), Response> {
@@ -527,7 +572,9 @@ fn may_author(world: &World, grant: &Grant, author: &str) -> Result<(), Response
         return Ok(());
     }
     if let Some(org) = author.strip_prefix("urn:li:organization:") {
-        let admin = world.user(P, &grant.user_id).is_some_and(|u| u.organizations.iter().any(|o| o.id == org));
+        let admin = world
+            .user(P, &grant.user_id)
+            .is_some_and(|u| u.organizations.iter().any(|o| o.id == org && POSTING_ROLES.contains(&o.role.as_str())));
         if !admin || !grant.scopes.iter().any(|s| s == "w_organization_social") {
             return Err(denied("partnerApiPostsExternal.CREATE (organization)"));
         }

@@ -132,6 +132,14 @@ pub struct InstagramAccount {
 pub struct Organization {
     pub id: String,
     pub name: String,
+    /// The member's role in it (LinkedIn's organization roles: `ADMINISTRATOR`,
+    /// `CONTENT_ADMINISTRATOR`, `ANALYST`, `CURATOR`, `RECRUITING_POSTER`, …).
+    #[serde(default = "administrator")]
+    pub role: String,
+}
+
+fn administrator() -> String {
+    "ADMINISTRATOR".to_owned()
 }
 
 /// An access or refresh token the sandbox issued.

@@ -178,28 +178,12 @@ async fn finish(
         grantor: None,
     }];
     if client.apps.linkedin_organizations && may_post_as_organization {
-        let acls: serde_json::Value = client
-            .json(
-                P,
-                "GET /rest/organizationAcls",
-                client
-                    .http
-                    .get(format!("{api}/rest/organizationAcls"))
-                    .query(&[("q", "roleAssignee")])
-                    .bearer_auth(&bearer)
-                    .header("LinkedIn-Version", client.endpoints.linkedin_version.as_str())
-                    .header("X-Restli-Protocol-Version", "2.0.0"),
-                refusal,
-            )
-            .await?;
-        for element in acls["elements"].as_array().into_iter().flatten() {
-            let (Some(urn), Some("APPROVED")) = (element["organization"].as_str(), element["state"].as_str()) else {
-                continue;
-            };
+        for urn in postable_organizations(client, &grant.tokens).await? {
+            let name = organization_name(client, &grant.tokens, &urn).await.unwrap_or_else(|| urn.clone());
             accounts.push(Discovered {
                 platform: P,
-                platform_account_id: urn.to_owned(),
-                name: element["organizationName"].as_str().unwrap_or(urn).to_owned(),
+                platform_account_id: urn,
+                name,
                 kind: AccountKind::Organization,
                 scopes: scopes.clone(),
                 // Organizations publish with the member's grant; one copy of it, on the member.
@@ -210,6 +194,59 @@ async fn finish(
         }
     }
     Ok(accounts)
+}
+
+/// The roles that may post as an organization: an administrator "can post updates", a content
+/// administrator manages the Page's content; the others (analyst, curator, recruiting poster,
+/// sponsored-content poster, lead-gen manager) cannot create its organic posts
+/// (learn.microsoft.com/linkedin/marketing/community-management/organizations/
+/// organization-access-control-by-role; F12).
+const POSTING_ROLES: [&str; 2] = ["ADMINISTRATOR", "CONTENT_ADMINISTRATOR"];
+/// Rest.li paging: `start` and `count` (LinkedIn's api-guide "Pagination").
+const ACLS_PER_PAGE: usize = 100;
+const MAX_ACL_PAGES: usize = 50;
+
+/// The organizations the member may post as (an approved posting role), every page of them
+/// (F9: `organizationAcls` is paged).
+async fn postable_organizations(client: &PlatformClient, tokens: &TokenSet) -> Result<Vec<String>, PlatformError> {
+    let api = client.endpoints.linkedin_api.as_str().trim_end_matches('/').to_owned();
+    let mut organizations = Vec::new();
+    let mut start = 0;
+    for _ in 0..MAX_ACL_PAGES {
+        let request = client.linkedin_rest(client.http.get(format!("{api}/rest/organizationAcls")), tokens).query(&[
+            ("q", "roleAssignee"),
+            ("start", &start.to_string()),
+            ("count", &ACLS_PER_PAGE.to_string()),
+        ]);
+        let page: serde_json::Value = client.json(P, "GET /rest/organizationAcls", request, refusal).await?;
+        let elements = page["elements"].as_array().cloned().unwrap_or_default();
+        for element in &elements {
+            let approved = element["state"].as_str() == Some("APPROVED");
+            let posting = element["role"].as_str().is_some_and(|role| POSTING_ROLES.contains(&role));
+            if let (true, true, Some(urn)) = (approved, posting, element["organization"].as_str())
+                && !organizations.iter().any(|known| known == urn)
+            {
+                organizations.push(urn.to_owned());
+            }
+        }
+        start += elements.len();
+        let total = page["paging"]["total"].as_u64().map(|t| t as usize);
+        if elements.len() < ACLS_PER_PAGE || total.is_some_and(|total| start >= total) {
+            return Ok(organizations);
+        }
+    }
+    Err(unexpected("the member has more organization roles than Herald reads"))
+}
+
+/// An organization's name (`localizedName`, Organization Lookup API: `GET /rest/organizations/{id}`);
+/// `None` when LinkedIn does not say, and the URN stands for it.
+async fn organization_name(client: &PlatformClient, tokens: &TokenSet, urn: &str) -> Option<String> {
+    let id = urn.strip_prefix("urn:li:organization:")?;
+    let api = client.endpoints.linkedin_api.as_str().trim_end_matches('/').to_owned();
+    let request = client.linkedin_rest(client.http.get(format!("{api}/rest/organizations/{id}")), tokens);
+    let organization: serde_json::Value =
+        client.json(P, "GET /rest/organizations/{id}", request, refusal).await.ok()?;
+    organization["localizedName"].as_str().map(str::to_owned)
 }
 
 #[cfg(test)]
