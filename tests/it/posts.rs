@@ -478,6 +478,31 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// X refuses self-serve API posts with more than one cashtag (the audit's F8): Herald says so at
+/// intake, storing nothing, instead of failing at publish time.
+#[tokio::test]
+async fn an_x_post_with_two_cashtags_is_refused_before_anything_is_stored() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let body = json!({ "user_id": "user-1", "targets": targets(&ids, &["x", "linkedin_member"]), "text": "$AAPL beats $MSFT" });
+    let (status, problem) = app.post(body, None).await;
+    assert_eq!(
+        (status, problem["code"].as_str(), problem["field"].as_str()),
+        (422, Some("too_many_cashtags"), Some("targets[0]")),
+        "{problem}"
+    );
+    let (_, listed) = app.call(Method::GET, "/v1/users/user-1/posts", None).await;
+    assert_eq!(listed["posts"].as_array().map(Vec::len), Some(0), "{listed}");
+    let (status, post) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "$AAPL beats expectations" }),
+            None,
+        )
+        .await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+}
+
 /// LinkedIn reads `commentary` as "little" text and cuts the post at the first unescaped
 /// reserved character while answering 201 (the audit's F1): ordinary text with parentheses, an
 /// underscore, an @ or an asterisk reaches LinkedIn whole, and URLs and hashtags stay as written.

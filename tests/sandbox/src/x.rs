@@ -887,6 +887,34 @@ impl WithLimit for Response {
 /// twitter-text v3 weighting: code points in these ranges weigh 1, all others 2; every URL counts
 /// as 23. (Emoji sequences are counted per code point, a little stricter than X for emoji joined
 /// with ZWJ or variation selectors.)
+/// Cashtags as twitter-text's extract.yml defines them: after whitespace (or at the start), `$`,
+/// one to six ASCII letters, optionally `.`/`_` and one or two letters, then nothing alphanumeric.
+fn cashtag_count(text: &str) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    let mut count = 0;
+    for i in 0..chars.len() {
+        if !matches!(chars[i], '$' | '＄') || (i > 0 && !chars[i - 1].is_whitespace()) {
+            continue;
+        }
+        let run = |from: usize| chars[from.min(chars.len())..].iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        let head = run(i + 1);
+        if head == 0 || head > 6 {
+            continue;
+        }
+        let mut end = i + 1 + head;
+        if end < chars.len() && matches!(chars[end], '.' | '_') {
+            let tail = run(end + 1);
+            if (1..=2).contains(&tail) {
+                end += 1 + tail;
+            }
+        }
+        if chars.get(end).is_none_or(|c| c.is_whitespace() || c.is_ascii_punctuation()) {
+            count += 1;
+        }
+    }
+    count
+}
+
 pub fn weighted_length(text: &str) -> usize {
     const LIGHT: [(u32, u32); 4] = [(0, 4351), (8192, 8205), (8208, 8223), (8242, 8247)];
     let mut length = 0;
@@ -956,6 +984,11 @@ async fn create_tweet(State(sandbox): State<Shared>, XUser(caller): XUser, body:
             "Your Tweet text is too long. For more information on how Twitter determines text length see https://github.com/twitter/twitter-text.",
             "text",
         );
+    }
+    // Self-serve access: "Requests that include more than 1 cashtag will be rejected" (docs.x.com
+    // manage-tweets/integrate, 2026-02-23). X documents no body for it; this one is the sandbox's.
+    if cashtag_count(&text) > 1 {
+        return forbidden("Posts created via the API may contain at most one cashtag.");
     }
     for id in &media_ids {
         let usable =
@@ -1217,6 +1250,18 @@ async fn upload_status(State(sandbox): State<Shared>, XUser(caller): XUser, Quer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cashtags_are_counted_as_twitter_text_extracts_them() {
+        for (text, want) in [
+            ("$AAPL and $MSFT", 2),
+            ("$OK$NG$BAD text$NO .$NG $$NG", 1),
+            ("$123 $CashtagTooLong", 0),
+            ("$TEST. $TEST_", 2),
+        ] {
+            assert_eq!(cashtag_count(text), want, "{text}");
+        }
+    }
 
     #[test]
     fn weighted_length_follows_twitter_text() {
