@@ -478,6 +478,40 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// X's media (the audit's F7 and F15): an animated GIF is uploaded as `tweet_gif` and goes alone
+/// (two GIFs, or a GIF with a photo, are refused at intake), and alt text reaches X as the
+/// media's metadata instead of being dropped.
+#[tokio::test]
+async fn x_gifs_go_alone_as_gifs_and_alt_text_reaches_x() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let post = |text: &str, media: Value| json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": text, "media": media });
+
+    let (status, published) =
+        app.post(post("a gif", json!([{ "url": app.media("dance.gif"), "alt_text": "a dancing cat" }])), None).await;
+    assert_eq!((status, published["targets"][0]["status"].as_str()), (202, Some("published")), "{published}");
+    let x = app.published(SandboxPlatform::X);
+    let media_id = x[0].media[0].clone();
+    assert_eq!(herald_sandbox::x_alt_text(&app.sandbox.state.world(), &media_id).as_deref(), Some("a dancing cat"));
+
+    let (status, published) = app
+        .post(
+            post("photos", json!([{ "url": app.media("a.jpg"), "alt_text": "one" }, { "url": app.media("b.png") }])),
+            None,
+        )
+        .await;
+    assert_eq!((status, published["targets"][0]["status"].as_str()), (202, Some("published")), "{published}");
+    let x = app.published(SandboxPlatform::X);
+    assert_eq!(herald_sandbox::x_alt_text(&app.sandbox.state.world(), &x[1].media[0]).as_deref(), Some("one"));
+    assert_eq!(herald_sandbox::x_alt_text(&app.sandbox.state.world(), &x[1].media[1]), None, "none given, none set");
+
+    let (status, problem) = app
+        .post(post("gif and photo", json!([{ "url": app.media("dance.gif") }, { "url": app.media("a.jpg") }])), None)
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("too_many_media")), "{problem}");
+}
+
 /// X refuses self-serve API posts with more than one cashtag (the audit's F8): Herald says so at
 /// intake, storing nothing, instead of failing at publish time.
 #[tokio::test]

@@ -6,7 +6,8 @@ use super::adapter::adapter;
 use crate::domain::post::{Broken, Media};
 use crate::domain::{AccountKind, Platform};
 
-fn extension(media: &Media) -> Option<String> {
+/// The lower-cased extension of the media URL's last path segment.
+pub(super) fn extension(media: &Media) -> Option<String> {
     let last = media.url.path_segments()?.next_back()?;
     let (_, ext) = last.rsplit_once('.')?;
     Some(ext.to_ascii_lowercase())

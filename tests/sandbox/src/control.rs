@@ -330,7 +330,14 @@ async fn media(axum::extract::Path(name): axum::extract::Path<String>) -> Respon
     if name.contains("missing") {
         return StatusCode::NOT_FOUND.into_response();
     }
+    const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
     let lower = name.to_ascii_lowercase();
-    let (content_type, bytes) = if lower.ends_with(".png") { ("image/png", PNG) } else { ("image/jpeg", JPEG) };
+    let (content_type, bytes) = if lower.ends_with(".png") {
+        ("image/png", PNG)
+    } else if lower.ends_with(".gif") {
+        ("image/gif", GIF)
+    } else {
+        ("image/jpeg", JPEG)
+    };
     ([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response()
 }

@@ -39,6 +39,7 @@ use tokio::net::TcpListener;
 
 pub use control::dev;
 pub use state::{Grant, GrantKind, Platform, Post, SandboxConfig, Shared, TimeSource};
+pub use x::alt_text as x_alt_text;
 
 /// A running sandbox.
 pub struct Running {

@@ -95,6 +95,8 @@ struct RequestToken {
 struct Media {
     owner: String,
     category: String,
+    /// Set by `POST /2/media/metadata`.
+    alt_text: Option<String>,
     media_type: String,
     total_bytes: usize,
     received: usize,
@@ -130,6 +132,7 @@ pub fn routes() -> Router<Shared> {
         .route("/x/api/2/tweets/{id}", delete(delete_tweet))
         .route("/x/api/2/media/upload", post(upload_simple).get(upload_status))
         .route("/x/api/2/media/upload/initialize", post(upload_initialize))
+        .route("/x/api/2/media/metadata", post(media_metadata))
         .route("/x/api/2/media/upload/{id}/append", post(upload_append))
         .route("/x/api/2/media/upload/{id}/finalize", post(upload_finalize))
         .route("/x/api/oauth/request_token", post(request_token))
@@ -997,6 +1000,12 @@ async fn create_tweet(State(sandbox): State<Shared>, XUser(caller): XUser, body:
             return invalid_request("Your media IDs are invalid.", "media.media_ids");
         }
     }
+    // "You may attach up to 4 photos, 1 animated GIF or 1 video in a Post" (docs.x.com
+    // media/quickstart/best-practices): a GIF or a video goes alone. The detail is the sandbox's.
+    let alone = media_ids.iter().any(|id| world.x.media.get(id).is_some_and(|m| m.category != "tweet_image"));
+    if alone && media_ids.len() > 1 {
+        return invalid_request("A Post takes up to 4 photos, or 1 animated GIF, or 1 video.", "media.media_ids");
+    }
     if let Some(reply_to) = fields.get("reply").and_then(|r| r.get("in_reply_to_tweet_id")).and_then(Value::as_str)
         && !world.posts.iter().any(|p| p.platform == P && p.id == reply_to)
     {
@@ -1044,6 +1053,42 @@ fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
         [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some("image/webp"),
         _ => None,
     }
+}
+
+/// `POST /2/media/metadata` `{"id", "metadata": {"alt_text": {"text"}}}` (X's OpenAPI
+/// `CreateMediaMetadataRequest`: `media.write`; alt text at most 1,000 characters) on the caller's
+/// media; answers `{"data": {"id", "associated_metadata"}}`.
+async fn media_metadata(State(sandbox): State<Shared>, XUser(caller): XUser, body: Bytes) -> Response {
+    let mut world = sandbox.world();
+    if let Err(response) = caller.require("media.write") {
+        return response;
+    }
+    let request = match json_body(&body) {
+        Ok(value) => value,
+        Err(response) => return response,
+    };
+    let Some(id) =
+        request["id"].as_str().filter(|id| (1..=19).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()))
+    else {
+        return invalid_request("id is required: a media id.", "id");
+    };
+    let alt = request["metadata"]["alt_text"]["text"].as_str().map(str::to_owned);
+    if alt.as_ref().is_some_and(|a| a.chars().count() > 1000) {
+        return invalid_request("alt_text.text may be at most 1000 characters.", "metadata.alt_text.text");
+    }
+    let Some(media) = world.x.media.get_mut(id).filter(|m| m.owner == caller.user_id) else {
+        return invalid_request("Your media IDs are invalid.", "id");
+    };
+    if alt.is_some() {
+        media.alt_text = alt;
+    }
+    let associated = json!({ "alt_text": { "text": media.alt_text } });
+    Json(json!({ "data": { "id": id, "associated_metadata": associated } })).into_response()
+}
+
+/// The alt text X keeps for a media id (for tests).
+pub fn alt_text(world: &crate::state::World, media_id: &str) -> Option<String> {
+    world.x.media.get(media_id).and_then(|m| m.alt_text.clone())
 }
 
 /// Fields of a media request sent as JSON (base64 `media`) or multipart (raw `media`).
@@ -1133,6 +1178,14 @@ async fn upload_simple(
     let Some(media_type) = sniff_image(bytes) else {
         return invalid_request("media is not a supported image (JPEG, PNG, GIF, WEBP).", "media");
     };
+    // "It's important to use the correct media category" (best-practices): what X does with a
+    // GIF sent as a photo is not documented, so the sandbox refuses the mismatch (the safe side).
+    if (media_type == "image/gif") != (category == "tweet_gif") {
+        return invalid_request(
+            "media_category does not match the media: GIFs are tweet_gif, photos tweet_image.",
+            "media_category",
+        );
+    }
     if bytes.len() > IMAGE_MAX_BYTES {
         return invalid_request("Images may be at most 5 MB.", "media");
     }
@@ -1141,6 +1194,7 @@ async fn upload_simple(
         let media = Media {
             owner: caller.user_id.clone(),
             category,
+            alt_text: None,
             media_type: media_type.to_owned(),
             total_bytes: bytes.len(),
             received: bytes.len(),
@@ -1172,6 +1226,7 @@ async fn upload_initialize(State(sandbox): State<Shared>, XUser(caller): XUser, 
     let media = Media {
         owner: caller.user_id,
         category,
+        alt_text: None,
         media_type,
         total_bytes,
         received: 0,

@@ -87,7 +87,10 @@ impl PlatformClient {
                 .file_name("media")
                 .mime_str(&content_type)
                 .unwrap_or_else(|_| reqwest::multipart::Part::bytes(Vec::new()));
-            let form = reqwest::multipart::Form::new().text("media_category", "tweet_image").part("media", part);
+            // An animated GIF is `tweet_gif`, a photo `tweet_image`: "it's important to use the
+            // correct media category" (docs.x.com media/quickstart/best-practices; F7).
+            let category = if content_type == "image/gif" { "tweet_gif" } else { "tweet_image" };
+            let form = reqwest::multipart::Form::new().text("media_category", category).part("media", part);
             let request = self
                 .http
                 .post(&url)
@@ -97,6 +100,18 @@ impl PlatformClient {
             let id = uploaded["data"]["id"]
                 .as_str()
                 .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no media id".into() })?;
+            if let Some(alt) = item.alt_text.as_deref().filter(|alt| !alt.is_empty()) {
+                // Alt text is the media's metadata (`POST /2/media/metadata`, X's OpenAPI
+                // `CreateMediaMetadataRequest`), set before the post (F15).
+                let url = format!("{api}/2/media/metadata");
+                let body = json!({ "id": id, "metadata": { "alt_text": { "text": alt } } });
+                let request = self
+                    .http
+                    .post(&url)
+                    .header("authorization", self.x_authorization(tokens, "POST", &url, &[])?)
+                    .json(&body);
+                let _: Value = self.json(p, "POST /2/media/metadata", request, refusal).await?;
+            }
             media_ids.push(id.to_owned());
         }
         let mut body = json!({ "text": text });

@@ -76,6 +76,10 @@ pub(super) fn check(text: &str, media: &[Media]) -> Result<(), Broken> {
     if media.len() > MAX_IMAGES {
         return Broken::err("too_many_media", format!("X takes at most {MAX_IMAGES} images"));
     }
+    // "Up to 4 photos, 1 animated GIF or 1 video in a Post" (docs.x.com media best practices; F7).
+    if media.len() > 1 && media.iter().any(|m| crate::platforms::rules::extension(m).as_deref() == Some("gif")) {
+        return Broken::err("too_many_media", "X takes one animated GIF alone, or up to 4 photos");
+    }
     let tags = cashtags(text).len();
     if tags > MAX_CASHTAGS {
         return Broken::err(
