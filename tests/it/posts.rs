@@ -478,6 +478,44 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// X's own OpenAPI document judges what Herald sends X (issue 16, item 3): the sandbox refuses any
+/// JSON body the document's request schema refuses, and its ledger shows each operation Herald
+/// used as validated, sent without JSON (multipart upload), or not in the document (OAuth).
+#[tokio::test]
+async fn what_herald_sends_x_matches_xs_openapi_document() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let media = json!([{ "url": app.media("a.jpg"), "alt_text": "a loaf" }]);
+    for body in [
+        json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "judged by the spec" }),
+        json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "with a photo", "media": media }),
+    ] {
+        let (status, post) = app.post(body, None).await;
+        assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+    }
+    let ledger: Value =
+        app.browser.get(format!("{}/_sandbox/spec", app.sandbox.url)).send().await.unwrap().json().await.unwrap();
+    let x = &ledger["x"];
+    assert_eq!(x["POST /2/tweets"], json!({ "validated": 2 }), "{ledger}");
+    assert_eq!(x["POST /2/media/metadata"], json!({ "validated": 1 }), "{ledger}");
+    assert_eq!(x["POST /2/media/upload"], json!({ "no_json_body": 1 }), "{ledger}");
+    assert_eq!(x["POST /2/oauth2/token"], json!({ "undescribed": 1 }), "OAuth is not in the document: {ledger}");
+    assert!(x["GET /2/users/me"]["no_json_body"].as_u64() >= Some(1), "{ledger}");
+
+    // The judge bites: a body X's schema refuses never reaches the simulator.
+    let refused = app
+        .browser
+        .post(format!("{}/x/api/2/tweets", app.sandbox.url))
+        .json(&json!({ "text": "hi", "media": { "media_ids": [] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("X's OpenAPI document"), "{problem}");
+}
+
 /// X's media (the audit's F7 and F15): an animated GIF is uploaded as `tweet_gif` and goes alone
 /// (two GIFs, or a GIF with a photo, are refused at intake), and alt text reaches X as the
 /// media's metadata instead of being dropped.

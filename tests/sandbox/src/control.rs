@@ -60,6 +60,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_sandbox/clock/advance", post(advance_clock))
         .route("/_sandbox/posts", get(posts))
         .route("/_sandbox/calls", get(calls))
+        .route("/_sandbox/spec", get(spec_ledger))
         .route("/_sandbox/media/{name}", get(media))
 }
 
@@ -320,6 +321,12 @@ async fn calls(State(sandbox): State<Shared>, Query(filter): Query<Filter>) -> J
         .filter(|c| filter.path.as_deref().is_none_or(|p| c.path.starts_with(p)))
         .collect();
     Json(json!({ "calls": calls }))
+}
+
+/// How each X call stood against X's OpenAPI document (`crate::spec`): by operation, how many
+/// were validated, carried no JSON body, or were on a path the document lacks.
+async fn spec_ledger(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
+    Json(json!({ "x": sandbox.world().x_spec }))
 }
 
 /// Media for posts to point at: a tiny image of the type the name's extension says. A name

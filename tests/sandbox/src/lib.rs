@@ -27,6 +27,7 @@ mod faults;
 mod linkedin;
 mod meta;
 pub mod oauth1;
+pub mod spec;
 mod state;
 mod webhooks;
 mod x;
@@ -71,6 +72,7 @@ pub fn router(state: Shared) -> Router {
         .merge(webhooks::routes())
         .merge(consent::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), spec::check_x))
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject))
         .layer(axum::middleware::from_fn_with_state(state.clone(), state::record_call))
         .with_state(state)

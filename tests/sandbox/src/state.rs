@@ -217,6 +217,8 @@ pub struct World {
     pub x: crate::x::XWorld,
     pub meta: crate::meta::MetaWorld,
     pub linkedin: crate::linkedin::LinkedinWorld,
+    /// How each X call stood against X's OpenAPI document ([`crate::spec`]).
+    pub x_spec: crate::spec::Ledger,
 }
 
 impl World {
@@ -305,6 +307,7 @@ impl Sandbox {
             x: Default::default(),
             meta: Default::default(),
             linkedin: Default::default(),
+            x_spec: Default::default(),
         };
         if config.dev_fixtures {
             crate::control::dev_fixtures(&mut world, &config.herald_url);
