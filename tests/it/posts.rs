@@ -478,6 +478,29 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// A LinkedIn post may be images alone (the audit's F15): empty commentary with media is
+/// published; without either it is refused at intake.
+#[tokio::test]
+async fn a_linkedin_post_may_be_images_alone() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let media = json!([{ "url": app.media("a.jpg") }]);
+    let (status, post) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": "", "media": media }),
+            None,
+        )
+        .await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+    let shown = app.published(SandboxPlatform::Linkedin);
+    assert_eq!((shown.len(), shown[0].text.as_str(), shown[0].media.len()), (1, "", 1));
+    let (status, problem) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": " " }), None)
+        .await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("text_required")), "{problem}");
+}
+
 /// X's own OpenAPI document judges what Herald sends X (issue 16, item 3): the sandbox refuses any
 /// JSON body the document's request schema refuses, and its ledger shows each operation Herald
 /// used as validated, sent without JSON (multipart upload), or not in the document (OAuth).

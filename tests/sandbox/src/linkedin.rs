@@ -648,6 +648,11 @@ async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: By
             return unprocessable(&format!("/content :: {urn} is not an uploaded image owned by the author"));
         }
     }
+    // Media alone is a post (an empty commentary with images: Ayrshare and other clients post
+    // them); nothing at all is refused (the sandbox's choice: no source says what LinkedIn does).
+    if commentary.is_empty() && media.is_empty() {
+        return unprocessable("/commentary :: a post without media needs commentary");
+    }
     if let Err(response) = metered(&mut world, &grant) {
         return response;
     }

@@ -60,7 +60,13 @@ impl PlatformClient {
                     detail: format!("image upload answered {}", uploaded.status()),
                 });
             }
-            images.push(json!({ "id": image, "altText": item.alt_text.clone().unwrap_or_default() }));
+            // `altText` only where there is one: whether LinkedIn takes an empty one is not
+            // documented (F15).
+            let mut entry = json!({ "id": image });
+            if let Some(alt) = item.alt_text.as_deref().filter(|alt| !alt.is_empty()) {
+                entry["altText"] = json!(alt);
+            }
+            images.push(entry);
         }
         let mut body = json!({
             "author": author,

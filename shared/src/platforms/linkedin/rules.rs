@@ -9,8 +9,10 @@ const MAX_IMAGES: usize = 20;
 pub(super) const MEDIA_TYPES: &[&str] = &["jpg", "jpeg", "png", "gif"];
 
 pub(super) fn check(text: &str, media: &[Media]) -> Result<(), Broken> {
-    if text.trim().is_empty() {
-        return Broken::err("text_required", "a LinkedIn post needs commentary");
+    // Images alone make a post (LinkedIn's Posts API takes an empty `commentary` with media,
+    // as Ayrshare and others document; F15); without media there is nothing to post.
+    if text.trim().is_empty() && media.is_empty() {
+        return Broken::err("text_required", "a LinkedIn post needs commentary or images");
     }
     let length = text.chars().count();
     if length > MAX_CHARS {
