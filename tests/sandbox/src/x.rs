@@ -185,6 +185,12 @@ fn json_body(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|_| invalid_request("Request body is not valid JSON.", "body"))
 }
 
+/// A JSON call's body, once the caller is known to hold `scope`.
+fn scoped_json(caller: &Caller, scope: &str, body: &[u8]) -> Result<Value, Response> {
+    caller.require(scope)?;
+    json_body(body)
+}
+
 fn noted(mut response: Response, note: impl Into<String>) -> Response {
     response.extensions_mut().insert(CallNote(note.into()));
     response
@@ -956,10 +962,7 @@ const CREATE_FIELDS: &[&str] = &[
 
 async fn create_tweet(State(sandbox): State<Shared>, XUser(caller): XUser, body: Bytes) -> Response {
     let mut world = sandbox.world();
-    if let Err(response) = caller.require("tweet.write") {
-        return response;
-    }
-    let request = match json_body(&body) {
+    let request = match scoped_json(&caller, "tweet.write", &body) {
         Ok(value) => value,
         Err(response) => return response,
     };
@@ -1060,10 +1063,7 @@ fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
 /// media; answers `{"data": {"id", "associated_metadata"}}`.
 async fn media_metadata(State(sandbox): State<Shared>, XUser(caller): XUser, body: Bytes) -> Response {
     let mut world = sandbox.world();
-    if let Err(response) = caller.require("media.write") {
-        return response;
-    }
-    let request = match json_body(&body) {
+    let request = match scoped_json(&caller, "media.write", &body) {
         Ok(value) => value,
         Err(response) => return response,
     };
@@ -1209,10 +1209,7 @@ async fn upload_simple(
 
 async fn upload_initialize(State(sandbox): State<Shared>, XUser(caller): XUser, body: Bytes) -> Response {
     let mut world = sandbox.world();
-    if let Err(response) = caller.require("media.write") {
-        return response;
-    }
-    let request = match json_body(&body) {
+    let request = match scoped_json(&caller, "media.write", &body) {
         Ok(value) => value,
         Err(response) => return response,
     };
