@@ -21,6 +21,9 @@ use crate::tokens::{SweepReport, TokenError, TokenManager};
 
 /// Grants expiring within this are refreshed by the sweep (it runs every 15 minutes).
 pub const SWEEP_REFRESH_HORIZON: time::Duration = time::Duration::hours(1);
+/// How often the sweep runs: `template.yaml`'s `SweepSchedule` (`rate(15 minutes)`, checked by
+/// a test) when deployed, [`crate::worker::schedule_sweeps`] in `herald dev`.
+pub const SWEEP_PERIOD: Duration = Duration::from_secs(15 * 60);
 /// Grants that cannot be refreshed are announced this long before they expire.
 pub const SWEEP_WARN_HORIZON: time::Duration = time::Duration::days(7);
 

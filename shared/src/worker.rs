@@ -223,3 +223,20 @@ pub async fn poll_until(
         }
     }
 }
+
+/// The local stand-in for the EventBridge schedule (`template.yaml`'s `SweepSchedule`): puts the
+/// same sweep job on the work queue at every tick, so `herald dev` sends scheduled posts and
+/// refreshes grants without anyone running `herald queue sweep`. `herald dev` ticks at once and
+/// then every [`sweep::SWEEP_PERIOD`]; a failed send is logged and the next tick tries again.
+/// Returns how many jobs were queued when the ticks end.
+pub async fn schedule_sweeps(queue: crate::queue::WorkQueue, ticks: impl futures_util::Stream<Item = ()>) -> usize {
+    let mut queued = 0;
+    let mut ticks = std::pin::pin!(ticks);
+    while ticks.next().await.is_some() {
+        match queue.enqueue(Job::Sweep, Duration::ZERO).await {
+            Ok(()) => queued += 1,
+            Err(e) => tracing::warn!(error = %e, "could not queue the scheduled sweep; the next tick tries again"),
+        }
+    }
+    queued
+}

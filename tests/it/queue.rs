@@ -155,3 +155,26 @@ async fn queued_work_comes_due_on_the_tests_time() {
     assert_eq!(poll().await, 1);
     assert_eq!(queue_counts(&env, &url).await, (0, 0, 0), "run and deleted");
 }
+
+/// `herald dev`'s stand-in for the EventBridge schedule puts the schedule's own job on the work
+/// queue at each tick (here three ticks, not fifteen-minute waits).
+#[tokio::test]
+async fn the_local_schedule_queues_the_sweep_at_each_tick() {
+    let env = TestEnv::fresh().await;
+    let (queue, _) = worker(&env);
+    let url = env.resources.work_queue_url.clone();
+    let queued = herald::worker::schedule_sweeps(queue, futures_util::stream::iter([(), (), ()])).await;
+    assert_eq!(queued, 3);
+    let mut jobs = Vec::new();
+    for _ in 0..10 {
+        if jobs.len() >= 3 {
+            break;
+        }
+        let out = env.aws.sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+        for message in out.messages.unwrap_or_default() {
+            let envelope: Envelope = serde_json::from_str(message.body().unwrap()).unwrap();
+            jobs.push(envelope.job);
+        }
+    }
+    assert_eq!(jobs, [Job::Sweep, Job::Sweep, Job::Sweep]);
+}

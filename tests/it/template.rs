@@ -171,6 +171,12 @@ fn the_sweep_schedule_sends_a_valid_job() {
     let input = target["Input"].as_str().unwrap();
     let envelope: herald::queue::Envelope = serde_json::from_str(input).unwrap();
     assert_eq!(envelope.job, herald::queue::Job::Sweep);
+    // `herald dev` runs the same schedule (`worker::schedule_sweeps` every `SWEEP_PERIOD`).
+    let minutes = herald::sweep::SWEEP_PERIOD.as_secs() / 60;
+    assert_eq!(
+        resource(&template, "SweepSchedule")["ScheduleExpression"].as_str(),
+        Some(format!("rate({minutes} minutes)").as_str())
+    );
 }
 
 /// What the audit found missing on AWS (F12): logs that expire, alarms before the DLQ, caps on

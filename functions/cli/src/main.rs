@@ -271,11 +271,23 @@ pub(crate) async fn serve(
     let state = AppState::new(config, aws, clock);
     let worker = Worker::new(state.clone(), 10);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The sweep on the schedule EventBridge runs it on when deployed: at once, then every 15 minutes.
+    let ticks = futures_util::stream::unfold(
+        (tokio::time::interval(herald::sweep::SWEEP_PERIOD), stop_rx.clone()),
+        |(mut interval, mut stop)| async move {
+            tokio::select! {
+                _ = interval.tick() => Some(((), (interval, stop))),
+                _ = stop.changed() => None,
+            }
+        },
+    );
+    let sweeps = tokio::spawn(herald::worker::schedule_sweeps(state.queue.clone(), ticks));
     let poller =
         tokio::spawn(herald::worker::poll_until(aws.sqs.clone(), state.queue.url().to_owned(), worker, stop_rx));
     axum::serve(listener, herald::http::all_routes(state)).with_graceful_shutdown(shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = poller.await;
+    let _ = sweeps.await;
     Ok(())
 }
 
