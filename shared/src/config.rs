@@ -36,6 +36,17 @@ impl Env {
         Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
+    /// This environment with `defaults` for the variables it leaves unset (set ones win).
+    pub fn or<K: Into<String>, V: Into<String>>(mut self, defaults: impl IntoIterator<Item = (K, V)>) -> Self {
+        for (name, value) in defaults {
+            let name = name.into();
+            if self.optional(&name).is_none() {
+                self.0.insert(name, value.into());
+            }
+        }
+        self
+    }
+
     /// A variable's value; empty counts as unset.
     pub fn optional(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())

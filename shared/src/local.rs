@@ -160,6 +160,45 @@ pub fn config(
     }
 }
 
+/// What `herald dev` sets where the environment does not: the local resources, every platform on
+/// the sandbox (`sandbox`), Herald's public URL, loopback media and organization scopes. Any
+/// `HERALD_*` variable docs/configuration.md lists that the operator sets wins, so a platform's
+/// base URL can point at the real platform or a recording proxy, and body size, rate limits and
+/// timeouts behave as they would deployed: the configuration is then `Config::from_env`'s.
+pub fn dev_defaults(
+    resources: &crate::bootstrap::Resources,
+    secrets: &crate::config::AppSecretIds,
+    sandbox: &crate::platforms::settings::PlatformEndpoints,
+    public_url: &url::Url,
+) -> Vec<(&'static str, String)> {
+    let url = |u: &url::Url| u.as_str().trim_end_matches('/').to_owned();
+    let mut defaults = vec![
+        ("HERALD_TABLE", resources.table.clone()),
+        ("HERALD_KMS_KEY_ID", resources.key_id.clone()),
+        ("HERALD_QUEUE_URL", resources.work_queue_url.clone()),
+        ("HERALD_DLQ_URL", resources.dead_letter_queue_url.clone()),
+        ("HERALD_PUBLIC_URL", url(public_url)),
+        ("HERALD_ALLOW_LOOPBACK_URLS", "true".to_owned()),
+        ("HERALD_LINKEDIN_ORGANIZATIONS", "true".to_owned()),
+        ("HERALD_X_API_URL", url(&sandbox.x_api)),
+        ("HERALD_X_WEB_URL", url(&sandbox.x_web)),
+        ("HERALD_META_GRAPH_URL", url(&sandbox.meta_graph)),
+        ("HERALD_META_WEB_URL", url(&sandbox.meta_web)),
+        ("HERALD_LINKEDIN_API_URL", url(&sandbox.linkedin_api)),
+        ("HERALD_LINKEDIN_OAUTH_URL", url(&sandbox.linkedin_oauth)),
+    ];
+    for (name, id) in [
+        (crate::config::X_SECRET_ID, &secrets.x),
+        (crate::config::META_SECRET_ID, &secrets.meta),
+        (crate::config::LINKEDIN_SECRET_ID, &secrets.linkedin),
+    ] {
+        if let Some(id) = id {
+            defaults.push((name, id.clone()));
+        }
+    }
+    defaults
+}
+
 /// SDK configuration for the emulation: static throwaway credentials and the local region, so
 /// nothing depends on the caller's environment.
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
@@ -206,5 +245,39 @@ mod tests {
         let local = config(deployed.aws.clone(), &resources, PlatformEndpoints::production(), None);
         // Field by field through `Debug` (the platform apps' secrets have no `PartialEq`; empty here).
         assert_eq!(format!("{local:#?}"), format!("{deployed:#?}"));
+    }
+
+    /// `herald dev` honours what the operator sets (a proxy before X, a smaller body limit,
+    /// rate limits, timeouts) and puts the local stack wherever nothing is set.
+    #[test]
+    fn herald_dev_reads_the_environment_over_its_defaults() {
+        let resources = crate::bootstrap::Resources {
+            table: "herald".into(),
+            key_id: "alias/herald-tokens".into(),
+            work_queue_url: "http://127.0.0.1:1/000000000000/herald-work".into(),
+            dead_letter_queue_url: "http://127.0.0.1:1/000000000000/herald-work-dlq".into(),
+        };
+        let secrets = crate::config::AppSecretIds { x: Some("herald/x".into()), meta: None, linkedin: None };
+        let sandbox = PlatformEndpoints::sandbox("http://127.0.0.1:4000").unwrap();
+        let base = url::Url::parse("http://127.0.0.1:3000").unwrap();
+        let operator = Env::from_pairs([
+            ("HERALD_X_API_URL", "https://proxy.example.test/x"),
+            ("HERALD_MAX_BODY_BYTES", "1000"),
+            ("HERALD_PLATFORM_TIMEOUT_SECONDS", "3"),
+            (
+                "HERALD_RATE_LIMITS",
+                r#"[{"platform":"x","endpoint":"publish","scope":"app","limit":5,"window":{"type":"fixed","seconds":60}}]"#,
+            ),
+            ("HERALD_TABLE", ""),
+        ]);
+        let config =
+            crate::Config::from_env(&operator.or(dev_defaults(&resources, &secrets, &sandbox, &base))).unwrap();
+        assert_eq!(config.platforms.x_api.as_str(), "https://proxy.example.test/x");
+        assert_eq!(config.platforms.meta_graph, sandbox.meta_graph, "unset: the sandbox");
+        assert_eq!((config.max_body_bytes, config.platforms.timeout.as_secs(), config.rate_limits.len()), (1000, 3, 1));
+        assert_eq!(config.table, "herald", "an empty variable is unset");
+        assert_eq!(config.public_url.as_ref().map(url::Url::as_str), Some("http://127.0.0.1:3000/"));
+        assert!(config.egress.allow_loopback && config.apps.linkedin_organizations);
+        assert_eq!(config.app_secrets.x.as_deref(), Some("herald/x"));
     }
 }

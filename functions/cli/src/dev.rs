@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use herald::aws::AwsClients;
 use herald::bootstrap::bootstrap;
-use herald::config::Config;
+use herald::config::{Config, Env};
 use herald::local::{Launcher, LocalAws};
-use herald::platforms::settings::{PlatformApps, PlatformEndpoints};
+use herald::platforms::settings::PlatformEndpoints;
 use herald::schema::ResourceNames;
 use herald::store::{Origin, TenantStore};
 use tokio::net::TcpListener;
@@ -34,6 +34,12 @@ pub struct DevArgs {
     /// The repository root (for .venv and infra/moto_server.py).
     #[arg(long, default_value = ".")]
     repo: PathBuf,
+    /// Real platform apps instead of the sandbox's: a JSON file `{"x": {…}, "meta": {…},
+    /// "linkedin": {…}}`, each value the platform's secret as Herald reads it from Secrets Manager
+    /// (docs/operations.md); a platform left out keeps the sandbox's development app. Point the
+    /// platform at the real API with its `HERALD_*_URL` variables.
+    #[arg(long)]
+    apps: Option<PathBuf>,
 }
 
 pub async fn run(args: DevArgs) -> Result<()> {
@@ -60,33 +66,42 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let names = ResourceNames::with_prefix("herald");
     let resources =
         bootstrap(&aws, &names).await.map_err(|e| anyhow::anyhow!(e)).context("creating the table, key and queues")?;
-    // The sandbox's apps as secrets, read back as the functions read them at cold start.
-    let values = herald_sandbox::dev::app_secrets();
+    // The sandbox's apps (or the operator's, `--apps`) as secrets, read back as the functions read
+    // them at cold start.
+    let mut values = herald_sandbox::dev::app_secrets();
+    if let Some(path) = &args.apps {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let given: serde_json::Value = serde_json::from_str(&text).context("--apps must be a JSON object")?;
+        for (slot, platform) in values.iter_mut().zip(["x", "meta", "linkedin"]) {
+            if let Some(secret) = given.get(platform) {
+                *slot = secret.to_string();
+            }
+        }
+    }
     let app_secrets = herald::bootstrap::store_app_secrets(&aws.secrets, &names, values.each_ref().map(String::as_str))
         .await
         .map_err(|e| anyhow::anyhow!(e))
         .context("storing the platform apps' secrets")?;
-    let mut apps = PlatformApps { linkedin_organizations: true, ..PlatformApps::default() };
-    herald::secrets::load(&aws.secrets, &app_secrets, &mut apps)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
-        .context("reading the platform apps' secrets")?;
 
     let clock = crate::clock();
     let tenants = TenantStore::new(aws.dynamodb.clone(), &resources.table, clock.clone());
     let origins = vec![Origin::parse(&base)?, Origin::parse(&format!("http://localhost:{port}"))?];
     let (tenant, key) = tenants.create("Development", origins).await?;
 
-    let config = Config {
-        apps,
-        app_secrets,
-        ..herald::local::config(
-            settings.clone(),
-            &resources,
-            PlatformEndpoints::sandbox(&sandbox.url)?,
-            Some(base.parse()?),
-        )
-    };
+    // The configuration the functions would read from this environment, with the local stack
+    // wherever a variable is unset (`local::dev_defaults`).
+    let defaults = herald::local::dev_defaults(
+        &resources,
+        &app_secrets,
+        &PlatformEndpoints::sandbox(&sandbox.url)?,
+        &base.parse()?,
+    );
+    let mut config = Config::from_env(&Env::from_process().or(defaults)).context("the HERALD_* variables")?;
+    config.aws = settings.clone();
+    herald::secrets::load(&aws.secrets, &config.app_secrets, &mut config.apps)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("reading the platform apps' secrets")?;
 
     let dynamodb = settings.dynamodb_endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();
     let services = settings.endpoint.as_ref().map(|u| u.to_string()).unwrap_or_default();
