@@ -478,6 +478,57 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// Throttles last what the platform says they last (issue 16, item 6): LinkedIn's "infrastructure
+/// protection" 429 is waited out for minutes, not until midnight; its application-wide daily
+/// limit holds every account of the app until midnight UTC, so the next account is deferred
+/// without calling LinkedIn.
+#[tokio::test]
+async fn linkedin_throttles_last_as_long_as_they_say() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let due = |post: &Value| {
+        time::OffsetDateTime::parse(
+            post["targets"][0]["next_attempt_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp()
+    };
+    let now = app.clock_now().unix_timestamp();
+    let posts_calls = || app.sandbox.state.world().calls.iter().filter(|c| c.path.ends_with("/rest/posts")).count();
+
+    app.fault(json!({ "path": "/linkedin/api/rest/posts", "kind": { "type": "status", "status": 429 }, "times": 1 }))
+        .await;
+    let (_, post) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": "protected" }), None)
+        .await;
+    assert_eq!(post["targets"][0]["error"]["code"], "rate_limited", "{post}");
+    assert_eq!(due(&post) - now, 300, "infrastructure protection passes by itself: {post}");
+
+    // Past the protection's wait (Herald held the account that long without calling), the
+    // application's daily budget is spent.
+    app.advance(time::Duration::seconds(301)).await;
+    let midnight = (app.clock_now().unix_timestamp().div_euclid(86_400) + 1) * 86_400;
+    app.control("/_sandbox/limits", json!({ "platform": "linkedin", "name": "app_daily", "limit": 0 })).await;
+    let (_, post) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_member"]), "text": "over the day" }),
+            None,
+        )
+        .await;
+    assert_eq!((post["targets"][0]["error"]["code"].as_str(), due(&post)), (Some("rate_limited"), midnight), "{post}");
+    let called = posts_calls();
+    let (_, post) = app
+        .post(
+            json!({ "user_id": "user-1", "targets": targets(&ids, &["linkedin_org"]), "text": "another account" }),
+            None,
+        )
+        .await;
+    assert_eq!((post["targets"][0]["error"]["code"].as_str(), due(&post)), (Some("rate_limited"), midnight), "{post}");
+    assert_eq!(posts_calls(), called, "the app's daily limit holds every account without a call");
+}
+
 /// A LinkedIn post may be images alone (the audit's F15): empty commentary with media is
 /// published; without either it is refused at intake.
 #[tokio::test]

@@ -63,7 +63,8 @@ pub enum PlatformError {
     QuotaExhausted { platform: Platform, message: String },
     /// Over the platform's limit; `retry_at` (Unix seconds) when it says or we can tell.
     #[error("{platform} is rate limiting")]
-    RateLimited { platform: Platform, retry_at: Option<i64> },
+    /// `app_wide`: the limit is the app's (every account waits), not this account's.
+    RateLimited { platform: Platform, retry_at: Option<i64>, app_wide: bool },
     /// The request may have reached the platform (timeout or dropped connection after sending):
     /// it must not be resent blindly.
     #[error("{platform} may have applied the request: {detail}")]
@@ -301,17 +302,11 @@ impl PlatformClient {
     /// The failure an answer's status means, if any: 5xx is transient; any other non-2xx,
     /// 429 included, is the platform's own reader's (`refusal`) to classify, since a 429 is not
     /// always throttling (X's usage cap).
-    fn classify(
-        platform: Platform,
-        status: u16,
-        body: &[u8],
-        retry_at: i64,
-        refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
-    ) -> Result<(), PlatformError> {
-        match status {
-            500.. => Err(PlatformError::Transient { platform, detail: format!("status {status}") }),
+    fn classify(platform: Platform, answer: &Answer, refusal: Refusal) -> Result<(), PlatformError> {
+        match answer.status {
+            500.. => Err(PlatformError::Transient { platform, detail: format!("status {}", answer.status) }),
             200..=299 => Ok(()),
-            _ => Err(refusal(platform, status, body, retry_at)),
+            _ => Err(refusal(platform, answer)),
         }
     }
 
@@ -321,16 +316,17 @@ impl PlatformClient {
         platform: Platform,
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
-        refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
+        refusal: Refusal,
     ) -> Result<T, PlatformError> {
         let response = self.send(platform, endpoint, request).await?;
         let status = response.status().as_u16();
-        let retry_at = retry_at(platform, response.headers(), self.clock.now());
+        let now = self.clock.now();
+        let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
             .map_err(|_| PlatformError::Transient { platform, detail: "the answer was cut off".into() })?;
-        Self::classify(platform, status, &body, retry_at, refusal)?;
+        Self::classify(platform, &Answer::read(platform, status, &body, &headers, now), refusal)?;
         serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
     }
 }
@@ -357,9 +353,39 @@ pub fn budgets() -> Vec<crate::domain::budget::Budget> {
     Platform::ALL.into_iter().flat_map(|platform| adapter(platform).budgets()).collect()
 }
 
-/// A throttled answer that may be tried again at `retry_at` (what most platforms' 429 means).
+/// A platform's answer as its reader sees it: the status, the body, when a throttled call may be
+/// tried again by the headers (or the platform's default), and Herald's clock then (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answer<'a> {
+    pub status: u16,
+    pub body: &'a [u8],
+    pub retry_at: i64,
+    /// Whether the headers said `retry_at` (else it is the platform's default).
+    pub said: bool,
+    pub now: i64,
+}
+
+impl<'a> Answer<'a> {
+    fn read(
+        platform: Platform,
+        status: u16,
+        body: &'a [u8],
+        headers: &reqwest::header::HeaderMap,
+        now: OffsetDateTime,
+    ) -> Self {
+        let said = said_retry_at(headers, now);
+        let retry_at = said.unwrap_or_else(|| adapter(platform).unsaid_retry_at(now.unix_timestamp()));
+        Self { status, body, retry_at, said: said.is_some(), now: now.unix_timestamp() }
+    }
+}
+
+/// One platform's reader of its refusals: an answer that is not 2xx or 5xx as Herald's class.
+pub(crate) type Refusal = fn(Platform, &Answer) -> PlatformError;
+
+/// A throttled answer that may be tried again at `retry_at`, for this account only (what most
+/// platforms' 429 means).
 pub(crate) fn throttled(platform: Platform, retry_at: i64) -> PlatformError {
-    PlatformError::RateLimited { platform, retry_at: Some(retry_at) }
+    PlatformError::RateLimited { platform, retry_at: Some(retry_at), app_wide: false }
 }
 
 /// A header's value, where it is text.
@@ -379,14 +405,20 @@ pub fn redirect_uri(base: &Url, platform: Platform) -> Url {
 /// When a throttled call may be tried again: X's `x-rate-limit-reset`, `Retry-After`, Meta's
 /// `estimated_time_to_regain_access` (minutes); else what the platform's adapter assumes
 /// ([`adapter::Adapter::unsaid_retry_at`]: 15 minutes, LinkedIn's next midnight UTC).
+#[cfg(test)]
 pub(crate) fn retry_at(platform: Platform, headers: &reqwest::header::HeaderMap, now: OffsetDateTime) -> i64 {
+    said_retry_at(headers, now).unwrap_or_else(|| adapter(platform).unsaid_retry_at(now.unix_timestamp()))
+}
+
+/// When the answer's headers say a throttled call may be tried again, where they say.
+fn said_retry_at(headers: &reqwest::header::HeaderMap, now: OffsetDateTime) -> Option<i64> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let now_s = now.unix_timestamp();
     if let Some(reset) = header("x-rate-limit-reset").and_then(|v| v.parse::<i64>().ok()) {
-        return reset.max(now_s);
+        return Some(reset.max(now_s));
     }
     if let Some(after) = header("retry-after").and_then(|v| v.parse::<i64>().ok()) {
-        return now_s.saturating_add(after.max(0));
+        return Some(now_s.saturating_add(after.max(0)));
     }
     if let Some(minutes) = header("x-business-use-case-usage")
         .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
@@ -400,9 +432,9 @@ pub(crate) fn retry_at(platform: Platform, headers: &reqwest::header::HeaderMap,
         })
         .filter(|m| *m > 0)
     {
-        return now_s.saturating_add(minutes.saturating_mul(60));
+        return Some(now_s.saturating_add(minutes.saturating_mul(60)));
     }
-    adapter(platform).unsaid_retry_at(now_s)
+    None
 }
 
 /// When a lifetime of `seconds` from `now` ends. A platform's `expires_in` is untrusted input: a
@@ -416,13 +448,9 @@ pub(crate) fn lifetime_end(now: OffsetDateTime, seconds: i64) -> Option<OffsetDa
 /// [`PlatformClient::classify`] makes of `status` and `body` (429 and 5xx first, then the
 /// platform's `refusal`), with `retry_at` 1900 for a throttled answer.
 #[cfg(test)]
-pub(crate) fn classified(
-    platform: Platform,
-    status: u16,
-    body: &str,
-    refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
-) -> String {
-    match PlatformClient::classify(platform, status, body.as_bytes(), 1900, refusal) {
+pub(crate) fn classified(platform: Platform, status: u16, body: &str, refusal: Refusal) -> String {
+    let answer = Answer { status, body: body.as_bytes(), retry_at: 1900, said: true, now: 1000 };
+    match PlatformClient::classify(platform, &answer, refusal) {
         Ok(()) => "ok".into(),
         Err(e @ PlatformError::Refused { .. }) => {
             let PlatformError::Refused { status, code, .. } = &e else { unreachable!() };
@@ -430,7 +458,9 @@ pub(crate) fn classified(
         }
         Err(PlatformError::Unauthorized { status, code, .. }) => format!("unauthorized {status} {code}"),
         Err(PlatformError::QuotaExhausted { .. }) => "quota_exhausted".into(),
-        Err(PlatformError::RateLimited { retry_at: Some(at), .. }) => format!("rate_limited until {at}"),
+        Err(PlatformError::RateLimited { retry_at: Some(at), app_wide, .. }) => {
+            format!("rate_limited until {at}{}", if app_wide { " app" } else { "" })
+        }
         Err(PlatformError::RateLimited { retry_at: None, .. }) => "rate_limited".into(),
         Err(PlatformError::Transient { .. }) => "transient".into(),
         Err(other) => format!("other: {other}"),

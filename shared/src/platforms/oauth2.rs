@@ -44,7 +44,7 @@ pub(super) struct Dialect {
     /// `refresh_token_expires_in` (the answer's own figures win).
     pub lifetimes: Lifetimes,
     /// How the token endpoint's refusals read (RFC 6749 §5.2 errors, or the Graph error object).
-    pub refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
+    pub refusal: super::Refusal,
 }
 
 /// An endpoint: its URL template and the name its calls are logged under.
@@ -241,9 +241,10 @@ impl TokenResponse {
 }
 
 /// An OAuth error body (RFC 6749 §5.2: `{"error", "error_description"}`) as a refusal.
-pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
+pub(super) fn refusal(platform: Platform, answer: &super::Answer) -> PlatformError {
+    let (status, body) = (answer.status, answer.body);
     if status == 429 {
-        return super::throttled(platform, retry_at);
+        return super::throttled(platform, answer.retry_at);
     }
     #[derive(Deserialize)]
     struct OAuthError {
@@ -338,12 +339,9 @@ mod tests {
 
     #[test]
     fn refusals_name_the_platform_code() {
-        let e = refusal(
-            Platform::ALL[0],
-            400,
-            br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-            0,
-        );
+        let body = br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
+        let e =
+            refusal(Platform::ALL[0], &super::super::Answer { status: 400, body, retry_at: 0, said: false, now: 0 });
         assert!(e.is_dead_grant());
         assert!(matches!(e, PlatformError::Refused { ref code, .. } if code == "invalid_grant"));
         let transient = PlatformError::Transient { platform: Platform::ALL[0], detail: "status 503".into() };

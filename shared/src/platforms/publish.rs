@@ -160,17 +160,17 @@ impl PlatformClient {
         &self,
         platform: Platform,
         response: reqwest::Response,
-        refusal: fn(Platform, u16, &[u8], i64) -> PlatformError,
+        refusal: super::Refusal,
     ) -> Result<(Value, Option<Throttle>), PlatformError> {
         let status = response.status().as_u16();
-        let retry_at = super::retry_at(platform, response.headers(), self.clock.now());
+        let now = self.clock.now();
         let headers = response.headers().clone();
         let throttle = throttle_hint(platform, &headers, self.clock.now().unix_timestamp());
         let body = response
             .bytes()
             .await
             .map_err(|_| PlatformError::Ambiguous { platform, detail: "the answer was cut off".into() })?;
-        Self::classify(platform, status, &body, retry_at, refusal)?;
+        Self::classify(platform, &super::Answer::read(platform, status, &body, &headers, now), refusal)?;
         if body.is_empty() {
             // LinkedIn answers 201 with the id in a header.
             let id = headers.get("x-restli-id").and_then(|v| v.to_str().ok()).unwrap_or_default();

@@ -221,6 +221,7 @@ mod tests {
                 Attempted::Platform(PlatformError::RateLimited {
                     platform: P,
                     retry_at: Some(now().unix_timestamp() + 120),
+                    app_wide: false,
                 }),
             ),
             (
@@ -228,11 +229,12 @@ mod tests {
                 Attempted::Platform(PlatformError::RateLimited {
                     platform: P,
                     retry_at: Some(now().unix_timestamp() - 5),
+                    app_wide: true,
                 }),
             ),
             (
                 "throttled, reset unknown",
-                Attempted::Platform(PlatformError::RateLimited { platform: P, retry_at: None }),
+                Attempted::Platform(PlatformError::RateLimited { platform: P, retry_at: None, app_wide: false }),
             ),
             ("transient", Attempted::Platform(PlatformError::Transient { platform: P, detail: "status 503".into() })),
             (

@@ -376,8 +376,10 @@ async fn call<G: Grants>(publisher: &Publisher<G>, post: &Post, account: &Accoun
             Attempted::Published { platform_post_id: published.id, url: published.url }
         }
         Err(e) => {
-            if let PlatformError::RateLimited { retry_at: Some(until), .. } = &e
-                && let Err(store) = publisher.limits.block(account.platform, account.id.as_str(), *until).await
+            // The platform said which limit: the app's holds every account back, else this one.
+            if let PlatformError::RateLimited { retry_at: Some(until), app_wide, .. } = &e
+                && let key = if *app_wide { "app" } else { account.id.as_str() }
+                && let Err(store) = publisher.limits.block(account.platform, key, *until).await
             {
                 tracing::warn!(error = %store, "could not record the platform's block");
             }

@@ -125,12 +125,41 @@ fn scopes(client: &PlatformClient) -> Vec<&'static str> {
     MEMBER_SCOPES.iter().chain(organizations).copied().collect()
 }
 
+/// How long LinkedIn's "infrastructure protection" 429 is waited out: LinkedIn says only that
+/// "API service will return to normal automatically" (its rate-limits page), so Herald's guess.
+const PROTECTION_WAIT: i64 = 300;
+
+/// A LinkedIn 429, as its rate-limits page explains them (learn.microsoft.com/linkedin/shared/
+/// api-guide/concepts/rate-limits): limits are per day, application-wide or per member, and
+/// reset at midnight UTC; the answer names which ("Resource level throttle APPLICATION DAY
+/// limit…", "…MEMBER DAY limit…"). Any other 429 is "infrastructure protection", which passes
+/// by itself: waited out briefly, not until midnight. A `Retry-After` wins where sent.
+fn throttle(platform: Platform, answer: &super::Answer) -> PlatformError {
+    let message = serde_json::from_slice::<serde_json::Value>(answer.body).unwrap_or_default()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let midnight = (answer.now.div_euclid(86_400) + 1) * 86_400;
+    let daily = message.contains(" DAY ");
+    let retry_at = match (answer.said, daily) {
+        (true, _) => answer.retry_at,
+        (false, true) => midnight,
+        (false, false) => answer.now + PROTECTION_WAIT,
+    };
+    PlatformError::RateLimited {
+        platform,
+        retry_at: Some(retry_at),
+        app_wide: daily && message.contains("APPLICATION"),
+    }
+}
+
 /// LinkedIn's refusal of an API call (5xx is classified before this; 429 is throttling): its
 /// service error `{"status", "serviceErrorCode", "code", "message"}`; the code is `code` (such as
 /// `ACCESS_DENIED`), else `serviceErrorCode`, else the status.
-pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
+pub(super) fn refusal(platform: Platform, answer: &super::Answer) -> PlatformError {
+    let (status, body) = (answer.status, answer.body);
     if status == 429 {
-        return super::throttled(platform, retry_at);
+        return throttle(platform, answer);
     }
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let code = parsed["code"]
@@ -256,6 +285,28 @@ mod tests {
     /// LinkedIn's service errors (`status`, `serviceErrorCode`, `message`, and `code` where the
     /// API names one), per learn.microsoft.com/linkedin/shared/api-guide/concepts/error-handling;
     /// the first row is that page's own sample.
+    /// A 429 with no `Retry-After`, at 1970-01-01T00:16:40Z: the day's limit waits for midnight
+    /// UTC (the application's holds every account), LinkedIn's "infrastructure protection"
+    /// five minutes (its rate-limits page).
+    #[test]
+    fn linkedin_429s_wait_for_what_they_name() {
+        let rows = [
+            ("Resource level throttle APPLICATION DAY limit for calls to this resource is reached.", 86_400, true),
+            ("Resource level throttle MEMBER DAY limit for calls to this resource is reached.", 86_400, false),
+            ("Too many requests", 1_300, false),
+        ];
+        for (message, until, app_wide) in rows {
+            let body = serde_json::json!({ "status": 429, "message": message }).to_string();
+            let answer =
+                super::super::Answer { status: 429, body: body.as_bytes(), retry_at: 86_400, said: false, now: 1_000 };
+            let e = refusal(P, &answer);
+            assert!(
+                matches!(e, PlatformError::RateLimited { retry_at: Some(at), app_wide: wide, .. } if at == until && wide == app_wide),
+                "{message}: {e:?}"
+            );
+        }
+    }
+
     #[test]
     fn linkedin_answers_classify_as_their_rows_say() {
         let rows = [
@@ -288,7 +339,7 @@ mod tests {
             (
                 429,
                 r#"{"status":429,"serviceErrorCode":101,"code":"TOO_MANY_REQUESTS","message":"Resource level throttle APPLICATION DAY limit for calls to this resource is reached."}"#,
-                "rate_limited until 1900",
+                "rate_limited until 1900 app",
             ),
             (504, "", "transient"),
             (201, "", "ok"),

@@ -158,7 +158,8 @@ fn unexpected(platform: Platform, detail: &str) -> PlatformError {
 }
 
 /// A Graph error object as a refusal, or as transient when it is throttling.
-pub(super) fn graph_refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
+pub(super) fn graph_refusal(platform: Platform, answer: &super::Answer) -> PlatformError {
+    let (status, body, retry_at) = (answer.status, answer.body, answer.retry_at);
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let error = &parsed["error"];
     let code = error["code"].as_i64().unwrap_or(0);
@@ -175,7 +176,10 @@ pub(super) fn graph_refusal(platform: Platform, status: u16, body: &[u8], retry_
         return PlatformError::Refused { platform, status, code: format!("{code}/{SPAM_RESTRICTED}"), message };
     }
     if THROTTLING.contains(&code) {
-        return PlatformError::RateLimited { platform, retry_at: Some(retry_at) };
+        // Code 4 is the app's limit (every account of the app waits, X-App-Usage); 17 the user's,
+        // 32, 80001 and 80002 the Page's or Instagram account's, 613 the endpoint's (Graph's
+        // rate-limiting page): those wait per account.
+        return PlatformError::RateLimited { platform, retry_at: Some(retry_at), app_wide: code == 4 };
     }
     if error["is_transient"].as_bool() == Some(true) {
         return PlatformError::Transient { platform, detail: format!("Graph code {code}") };
@@ -383,7 +387,7 @@ mod tests {
             (
                 400,
                 r#"{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","is_transient":true,"code":4,"fbtrace_id":"A1"}}"#,
-                "rate_limited until 1900",
+                "rate_limited until 1900 app",
             ),
             (
                 400,

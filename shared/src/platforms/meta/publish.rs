@@ -201,6 +201,7 @@ impl PlatformClient {
         if usage >= total {
             // A rolling 24 h window: a slot frees when the oldest post leaves it; check hourly.
             return Err(PlatformError::RateLimited {
+                app_wide: false,
                 platform: p,
                 retry_at: Some(self.clock.now().unix_timestamp() + 3600),
             });

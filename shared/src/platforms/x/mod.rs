@@ -188,7 +188,8 @@ struct Me {
 /// (RFC 7807: `type`, `title`, `detail`; the code is the type's last segment, such as
 /// `invalid-request`, or the title where the type is `about:blank`), or a v1.1-style
 /// `{"errors": [{"code", "message"}]}`.
-pub(super) fn refusal(platform: Platform, status: u16, body: &[u8], retry_at: i64) -> PlatformError {
+pub(super) fn refusal(platform: Platform, answer: &super::Answer) -> PlatformError {
+    let (status, body, retry_at) = (answer.status, answer.body, answer.retry_at);
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let problem_type = parsed["type"].as_str().filter(|t| *t != "about:blank");
     // The app's usage cap (the plan's monthly cap or the pay-per-use spend: problem type
