@@ -107,14 +107,14 @@ async fn connectors_are_chosen_per_platform_and_the_old_setting_still_holds() {
     assert_eq!(app.accounts("user-2").await[0]["scopes"], json!(["oauth1"]));
 }
 
-/// Graph pages `/me/accounts` (25 a page by default): an agency's user with 130 Pages connects
+/// Graph pages `/me/accounts` (25 a page by default): an agency's user with 103 Pages connects
 /// every one of them (the audit's F9), not the first page's.
 #[tokio::test]
 async fn every_page_of_pages_is_connected() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let pages: Vec<Value> =
-        (0..130).map(|i| json!({ "id": format!("1050000000{i:05}"), "name": format!("Client {i}") })).collect();
+        (0..103).map(|i| json!({ "id": format!("1050000000{i:05}"), "name": format!("Client {i}") })).collect();
     app.control(
         "/_sandbox/users",
         json!({ "platform": "meta", "id": "10158000000000777", "name": "Agency", "pages": pages }),
@@ -123,11 +123,11 @@ async fn every_page_of_pages_is_connected() {
     let outcome = app.connect("user-1", "facebook", "10158000000000777", "approve").await;
     assert_eq!(outcome["status"], "connected", "{outcome:?}");
     let accounts = app.accounts("user-1").await;
-    assert_eq!(accounts.len(), 130);
+    assert_eq!(accounts.len(), 103);
     let mut names: Vec<&str> = accounts.iter().map(|a| a["name"].as_str().unwrap()).collect();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), 130, "each Page once");
+    assert_eq!(names.len(), 103, "each Page once");
     let listed = app.sandbox.state.world().calls.iter().filter(|c| c.path.ends_with("/me/accounts")).count();
     assert_eq!(listed, 2, "100 a page: two pages");
 }
@@ -146,7 +146,7 @@ async fn linkedin_organizations_are_read_whole_named_and_limited_to_posting_role
         3 => "RECRUITING_POSTER",
         _ => "ADMINISTRATOR",
     };
-    let organizations: Vec<Value> = (0..125)
+    let organizations: Vec<Value> = (0..104)
         .map(|i| json!({ "id": format!("{}", 7_000_000 + i), "name": format!("Org {i}"), "role": role(i) }))
         .collect();
     let member = json!({ "platform": "linkedin", "id": "agencyMember1", "name": "Agency Member", "organizations": organizations });
@@ -155,11 +155,11 @@ async fn linkedin_organizations_are_read_whole_named_and_limited_to_posting_role
     assert_eq!(outcome["status"], "connected", "{outcome:?}");
     let accounts = app.accounts("user-1").await;
     let orgs: Vec<&Value> = accounts.iter().filter(|a| a["kind"] == "organization").collect();
-    assert_eq!(orgs.len(), 122, "125 roles, 3 of them unable to post");
+    assert_eq!(orgs.len(), 101, "104 roles, 3 of them unable to post");
     let org = |id: u32| orgs.iter().find(|a| a["platform_account_id"] == format!("urn:li:organization:{id}")).copied();
     assert_eq!(org(7_000_002).map(|a| a["name"].clone()), Some(json!("Org 2")), "named by its lookup, not its URN");
     assert!(org(7_000_000).is_none() && org(7_000_003).is_none(), "an analyst and a recruiting poster cannot post");
-    assert_eq!(org(7_000_124).map(|a| a["name"].clone()), Some(json!("Org 124")), "the last page too");
+    assert_eq!(org(7_000_103).map(|a| a["name"].clone()), Some(json!("Org 103")), "the last page too");
 }
 
 #[tokio::test]
