@@ -56,6 +56,11 @@ static X: LazyLock<Vec<Operation>> = LazyLock::new(|| {
     operations
 });
 
+/// Compiles the document's request schemas now (they are compiled once per process).
+pub fn warm() {
+    LazyLock::force(&X);
+}
+
 /// How a call stood against the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
