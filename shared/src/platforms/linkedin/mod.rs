@@ -139,7 +139,7 @@ fn throttle(platform: Platform, answer: &super::Answer) -> PlatformError {
         .as_str()
         .unwrap_or_default()
         .to_ascii_uppercase();
-    let midnight = (answer.now.div_euclid(86_400) + 1) * 86_400;
+    let midnight = LINKEDIN.unsaid_retry_at(answer.now);
     let daily = message.contains(" DAY ");
     let retry_at = match (answer.said, daily) {
         (true, _) => answer.retry_at,

@@ -321,11 +321,13 @@ pub(super) async fn finish(
             .json(
                 platform,
                 "GET /{page-id}?fields=instagram_business_account",
-                client
-                    .http
-                    .get(graph(client, &format!("/{}", page.id)))
-                    .query(&[("fields", "instagram_business_account"), ("access_token", page.access_token.as_str())])
-                    .query(&[("appsecret_proof", appsecret_proof(&app.client_secret, &page.access_token))]),
+                client.proved(
+                    client.http.get(graph(client, &format!("/{}", page.id))).query(&[
+                        ("fields", "instagram_business_account"),
+                        ("access_token", page.access_token.as_str()),
+                    ]),
+                    &page.access_token,
+                ),
                 graph_refusal,
             )
             .await?;
@@ -334,11 +336,13 @@ pub(super) async fn finish(
             .json(
                 platform,
                 "GET /{ig-user-id}?fields=username",
-                client
-                    .http
-                    .get(graph(client, &format!("/{ig_id}")))
-                    .query(&[("fields", "username"), ("access_token", page.access_token.as_str())])
-                    .query(&[("appsecret_proof", appsecret_proof(&app.client_secret, &page.access_token))]),
+                client.proved(
+                    client
+                        .http
+                        .get(graph(client, &format!("/{ig_id}")))
+                        .query(&[("fields", "username"), ("access_token", page.access_token.as_str())]),
+                    &page.access_token,
+                ),
                 graph_refusal,
             )
             .await?;
