@@ -205,6 +205,7 @@ def main() -> None:
         section(run, "posts"),
         section(run, "worker"),
         section(run, "sweep"),
+        section(run, "text"),
         section(run, "lambda"),
         "## AWS cost per million published posts",
         "",

@@ -649,6 +649,33 @@ async fn an_x_post_with_two_cashtags_is_refused_before_anything_is_stored() {
     assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
 }
 
+/// X counts as twitter-text counts (the audit's F5): a link without a scheme or inside
+/// parentheses weighs 23 and an emoji sequence 2, so a post X takes at 280 is published (Herald
+/// and the sandbox both count with `herald-x-text`, which twitter-text's conformance suite judges);
+/// one over is refused before anything is stored.
+#[tokio::test]
+async fn x_posts_are_counted_as_x_counts_them() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    // 221 + 1 + 23 (a 200-character path) + 1 + (1 + 23 + 1) + 1 + 8 (4 family emoji) = 280.
+    let text = format!(
+        "{} example.com/{} (https://example.org/{}) {}",
+        "a".repeat(221),
+        "p".repeat(200),
+        "q".repeat(50),
+        "👨‍👩‍👧‍👦".repeat(4)
+    );
+    assert_eq!(herald_x_text::weighted_length(&text), 280);
+    let (status, post) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": text }), None).await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+    let over = format!("{text}a");
+    let (status, problem) =
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": over }), None).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("text_too_long")), "{problem}");
+}
+
 /// LinkedIn reads `commentary` as "little" text and cuts the post at the first unescaped
 /// reserved character while answering 201 (the audit's F1): ordinary text with parentheses, an
 /// underscore, an @ or an asterisk reaches LinkedIn whole, and URLs and hashtags stay as written.

@@ -87,9 +87,14 @@ pub async fn start(addr: SocketAddr, config: SandboxConfig) -> std::io::Result<R
     assert!(addr.ip().is_loopback(), "the sandbox binds loopback only");
     // reqwest is built without a default TLS provider in this workspace; ring is the one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // X's OpenAPI document is compiled before the first call, never during one: a call that
-    // paid for it could outlast its client's timeout (about a second; once per process).
-    tokio::task::spawn_blocking(spec::warm).await.map_err(std::io::Error::other)?;
+    // X's OpenAPI document and twitter-text's URL patterns are compiled before the first call,
+    // never during one: a call that paid for them could outlast its client's timeout (about a
+    // second and a tenth of one in a debug build; once per process).
+    let warm = || {
+        spec::warm();
+        herald_x_text::urls::warm();
+    };
+    tokio::task::spawn_blocking(warm).await.map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let url = format!("http://{local}");
