@@ -242,6 +242,45 @@ async fn timeouts_after_sending_are_checked_where_the_platform_allows_and_never_
     assert_eq!(app.published(SandboxPlatform::X).len(), 1, "the lost X post was not resent");
 }
 
+/// A server error to the creating call (the audit's F14): a 500 or a gateway's 502 may come after
+/// the platform made the post, so Herald looks where the platform lets it (X's and the Page's
+/// recent posts) and finds it, instead of resending into a duplicate; where it cannot look
+/// (LinkedIn), the target is unknown and not resent. A 503 says the request was not handled and
+/// is still retried (`a_transient_failure_is_retried_through_the_queue_and_published_once`).
+#[tokio::test]
+async fn a_server_error_after_the_post_was_made_is_checked_not_resent() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let fault = |path: &str, status: u16| {
+        app.fault(json!({ "path": path, "kind": { "type": "applied_then_status", "status": status }, "times": 1 }))
+    };
+    let publish = |account: &str, text: &str| {
+        app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &[account]), "text": text }), None)
+    };
+    fault("/x/api/2/tweets", 500).await;
+    let (_, post) = publish("x", "made, then a 500").await;
+    assert_eq!(post["targets"][0]["status"], "published", "{post}");
+    let tweets = app.published(SandboxPlatform::X);
+    assert_eq!((tweets.len(), post["targets"][0]["platform_post_id"].as_str()), (1, Some(tweets[0].id.as_str())));
+    fault("/meta/graph/v26.0/104000000000001/feed", 502).await;
+    let (_, post) = publish("facebook", "made, then a 502").await;
+    assert_eq!(post["targets"][0]["status"], "published", "{post}");
+    assert_eq!(app.published(SandboxPlatform::Meta).len(), 1);
+    fault("/linkedin/api/rest/posts", 504).await;
+    let (_, post) = publish("linkedin_member", "made, then a 504").await;
+    assert_eq!(
+        (post["targets"][0]["status"].as_str(), post["targets"][0]["error"]["code"].as_str()),
+        (Some("unknown"), Some("outcome_unknown")),
+        "{post}"
+    );
+    let worker = app.worker(2).await;
+    let event = app.publish_event(post["id"].as_str().unwrap(), &ids["linkedin_member"], 1);
+    assert!(worker.handle_batch(event).await.batch_item_failures.is_empty());
+    assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 1, "made once, never resent");
+    assert_eq!(app.published(SandboxPlatform::X).len(), 1, "made once, never resent");
+}
+
 #[tokio::test]
 async fn a_transient_failure_is_retried_through_the_queue_and_published_once() {
     let env = TestEnv::fresh().await;
@@ -588,6 +627,78 @@ async fn what_herald_sends_x_matches_xs_openapi_document() {
     assert_eq!(refused.status(), 400);
     let problem: Value = refused.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("X's OpenAPI document"), "{problem}");
+}
+
+/// Meta's own Graph API specs (its SDK code generator's, a subset carried in the sandbox) judge
+/// every Graph call Herald makes while connecting and publishing to Pages and Instagram: each
+/// parameter is one the spec lists, of its type, and each requested field is the node's. The
+/// ledger names what the specs do not describe (OAuth, `debug_token`, `/me/accounts`, reading a
+/// Page or an IG user) instead of passing over it.
+#[tokio::test]
+async fn what_herald_sends_meta_matches_metas_graph_specs() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let one = json!([{ "url": app.media("a.jpg"), "alt_text": "a loaf" }]);
+    let two = json!([{ "url": app.media("a.jpg") }, { "url": app.media("b.jpg") }]);
+    for (target, media) in [
+        ("facebook", json!([])),
+        ("facebook", one.clone()),
+        ("facebook", two.clone()),
+        ("instagram", one),
+        ("instagram", two),
+    ] {
+        let body = json!({ "user_id": "user-1", "targets": targets(&ids, &[target]), "text": format!("judged {target} {media}"), "media": media });
+        let (status, post) = app.post(body, None).await;
+        assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+    }
+    let ledger: Value =
+        app.browser.get(format!("{}/_sandbox/spec", app.sandbox.url)).send().await.unwrap().json().await.unwrap();
+    let meta = &ledger["meta"];
+    let validated = |key: &str| meta[key]["validated"].as_u64().unwrap_or(0);
+    assert_eq!(validated("POST Page/feed"), 2, "text, and two photos attached: {ledger}");
+    assert_eq!(validated("POST Page/photos"), 3, "one published, two unpublished: {ledger}");
+    assert_eq!(validated("POST IGUser/media"), 4, "an image, two carousel items, the carousel: {ledger}");
+    assert_eq!(validated("POST IGUser/media_publish"), 2, "{ledger}");
+    assert!(validated("GET IGUser/content_publishing_limit") >= 1, "{ledger}");
+    for undescribed in ["GET /oauth/access_token", "GET User/accounts", "GET Page/#get", "GET IGUser/#get"] {
+        assert!(meta[undescribed]["undescribed"].as_u64() >= Some(1), "{undescribed}: {ledger}");
+    }
+    let judged: Vec<&String> =
+        meta.as_object().unwrap().iter().filter(|(_, v)| v.get("validated").is_none()).map(|(k, _)| k).collect();
+    assert!(judged.iter().all(|k| k.starts_with("GET")), "every write is described: {ledger}");
+
+    // The judge bites: a parameter the specs do not list never reaches the simulator.
+    let (page_token, page_id) = {
+        let world = app.sandbox.state.world();
+        let grants = world.grants.iter();
+        let mut pages = grants.filter_map(|(token, g)| match &g.kind {
+            herald_sandbox::GrantKind::Page { page_id } => Some((token.clone(), page_id.clone())),
+            _ => None,
+        });
+        pages.next().expect("a Page token")
+    };
+    let proof = {
+        use hmac::{KeyInit, Mac};
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(herald_sandbox::dev::META_APP_SECRET.as_bytes()).unwrap();
+        mac.update(page_token.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let version = herald::platforms::settings::DEFAULT_META_GRAPH_VERSION;
+    let refused = app
+        .browser
+        .post(format!("{}/meta/graph/{version}/{page_id}/feed", app.sandbox.url))
+        .form(&[("message", "hi"), ("mesage", "typo"), ("access_token", &page_token), ("appsecret_proof", &proof)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("mesage is not a parameter of POST Page/feed"),
+        "{error}"
+    );
 }
 
 /// X's media (the audit's F7 and F15): an animated GIF is uploaded as `tweet_gif` and goes alone

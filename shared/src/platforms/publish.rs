@@ -170,6 +170,17 @@ impl PlatformClient {
             .bytes()
             .await
             .map_err(|_| PlatformError::Ambiguous { platform, detail: "the answer was cut off".into() })?;
+        // A server error to the creating call does not say the post was not made (the audit's
+        // F14): a 500 may come after the platform acted, a gateway's 502 or 504 after the
+        // platform behind it did. So it is checked where the platform lets us look, never resent
+        // blindly. 503 is the one that says the server did not handle the request (RFC 9110
+        // §15.6.4, "currently unable to handle the request"): retried as before.
+        if status >= 500 && status != 503 {
+            return Err(PlatformError::Ambiguous {
+                platform,
+                detail: format!("the creating call was answered {status}, which does not say whether it was applied"),
+            });
+        }
         Self::classify(platform, &super::Answer::read(platform, status, &body, &headers, now), refusal)?;
         if body.is_empty() {
             // LinkedIn answers 201 with the id in a header.

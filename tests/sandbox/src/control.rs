@@ -326,7 +326,8 @@ async fn calls(State(sandbox): State<Shared>, Query(filter): Query<Filter>) -> J
 /// How each X call stood against X's OpenAPI document (`crate::spec`): by operation, how many
 /// were validated, carried no JSON body, or were on a path the document lacks.
 async fn spec_ledger(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
-    Json(json!({ "x": sandbox.world().x_spec }))
+    let world = sandbox.world();
+    Json(json!({ "x": world.x_spec, "meta": world.meta_spec }))
 }
 
 /// Media for posts to point at: a tiny image of the type the name's extension says. A name

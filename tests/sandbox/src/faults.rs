@@ -71,6 +71,11 @@ pub enum FaultKind {
     },
     Hang,
     AppliedThenHang,
+    /// The call is applied, then answered with this status (a 500 or a gateway's 502 or 504 after
+    /// the platform acted: the audit's F14).
+    AppliedThenStatus {
+        status: u16,
+    },
 }
 
 /// The fault (if any) that applies to this call; consumes one use of it. Matching faults are
@@ -145,6 +150,13 @@ pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next)
                 return answer;
             }
             hold(&sandbox).await
+        }
+        FaultKind::AppliedThenStatus { status } => {
+            let answer = next.run(request).await;
+            if !answer.status().is_success() {
+                return answer;
+            }
+            error(platform, StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         }
     }
 }

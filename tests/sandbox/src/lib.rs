@@ -26,6 +26,7 @@ mod control;
 mod faults;
 mod linkedin;
 mod meta;
+mod meta_spec;
 pub mod oauth1;
 pub mod spec;
 mod state;
@@ -92,6 +93,7 @@ pub async fn start(addr: SocketAddr, config: SandboxConfig) -> std::io::Result<R
     // second and a tenth of one in a debug build; once per process).
     let warm = || {
         spec::warm();
+        meta_spec::warm();
         herald_x_text::urls::warm();
     };
     tokio::task::spawn_blocking(warm).await.map_err(std::io::Error::other)?;

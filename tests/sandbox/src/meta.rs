@@ -285,6 +285,7 @@ async fn access_token(
     if let Err(response) = check_version(&version, sandbox.world().now()) {
         return response;
     }
+    undescribed(&sandbox, "GET /oauth/access_token");
     let mut world = sandbox.world();
     let client_id = q.get("client_id").cloned().unwrap_or_default();
     if !app_secret_ok(&world, &client_id, q.get("client_secret").map(String::as_str).unwrap_or_default()) {
@@ -354,6 +355,7 @@ async fn debug_token(
     if let Err(response) = check_version(&version, sandbox.world().now()) {
         return response;
     }
+    undescribed(&sandbox, "GET /debug_token");
     let world = sandbox.world();
     // The caller proves itself with an app token `{app-id}|{app-secret}`.
     let app_ok = q
@@ -531,8 +533,38 @@ fn insert_header(response: &mut Response, name: &'static str, value: &str) {
 }
 
 /// Authenticates, meters and runs a Graph call; the usage header goes on every answer.
+/// The type the Graph API specs give `node` (see [`crate::meta_spec`]).
+fn node_type(world: &World, grant: &Grant, node: &str) -> &'static str {
+    if node == "me" || node == grant.user_id {
+        return if matches!(grant.kind, GrantKind::Page { .. }) { "Page" } else { "User" };
+    }
+    if find_page(world, node).is_some() {
+        "Page"
+    } else if find_ig(world, node).is_some() {
+        "IGUser"
+    } else if world.meta.containers.contains_key(node) {
+        "ShadowIGMediaBuilder"
+    } else if world.meta.photos.contains_key(node) {
+        "Photo"
+    } else if node.contains('_') {
+        "PagePost"
+    } else {
+        "Unknown"
+    }
+}
+
+/// Enters an OAuth or token-inspection call, which the specs do not describe, in the ledger.
+fn undescribed(sandbox: &Shared, what: &str) {
+    let mut world = sandbox.world();
+    *world.meta_spec.entry(what.to_owned()).or_default().entry(crate::meta_spec::Judged::Undescribed).or_default() += 1;
+}
+
+/// Which call a Graph request is: its method, node and edge (`None`: the node itself).
+struct Call<'a>(&'a str, &'a str, Option<&'a str>);
+
 fn graph_call(
     sandbox: &Shared,
+    Call(method, node, edge): Call,
     version: &str,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -548,6 +580,15 @@ fn graph_call(
         Ok(grant) => grant,
         Err(response) => return response,
     };
+    // Meta's own specs judge the parameters first (crate::meta_spec).
+    let kind = node_type(&world, &grant, node);
+    match crate::meta_spec::judge(method, kind, edge, &params) {
+        Ok((key, judged)) => *world.meta_spec.entry(key).or_default().entry(judged).or_default() += 1,
+        Err(errors) => {
+            let message = format!("(#100) Not as Meta's Graph API specs describe it: {}", errors.join("; "));
+            return graph_error(StatusCode::BAD_REQUEST, 100, None, &message);
+        }
+    }
     let (name, value) = match meter(&mut world, &grant) {
         Ok(usage) => usage,
         Err(response) => return response,
@@ -563,17 +604,21 @@ async fn node(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    graph_call(&sandbox, &version, &q, &headers, &[], |world, grant, params| read_node(world, grant, &node, params))
+    graph_call(&sandbox, Call("GET", &node, None), &version, &q, &headers, &[], |world, grant, params| {
+        read_node(world, grant, &node, params)
+    })
 }
 
 async fn node_post(
     State(sandbox): State<Shared>,
-    Path((version, _node)): Path<(String, String)>,
+    Path((version, node)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    graph_call(&sandbox, &version, &q, &headers, &body, |_, _, _| bad_param("Unsupported post request."))
+    graph_call(&sandbox, Call("POST", &node, None), &version, &q, &headers, &body, |_, _, _| {
+        bad_param("Unsupported post request.")
+    })
 }
 
 async fn edge(
@@ -582,11 +627,13 @@ async fn edge(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    graph_call(&sandbox, &version, &q, &headers, &[], |world, grant, _| match edge.as_str() {
-        "accounts" => accounts(world, grant, &node, &q),
-        "content_publishing_limit" => publishing_limit(world, grant, &node),
-        "feed" => page_posts(world, grant, &node, &q),
-        _ => bad_param(&format!("Tried accessing nonexisting field ({edge})")),
+    graph_call(&sandbox, Call("GET", &node, Some(&edge)), &version, &q, &headers, &[], |world, grant, _| {
+        match edge.as_str() {
+            "accounts" => accounts(world, grant, &node, &q),
+            "content_publishing_limit" => publishing_limit(world, grant, &node),
+            "feed" => page_posts(world, grant, &node, &q),
+            _ => bad_param(&format!("Tried accessing nonexisting field ({edge})")),
+        }
     })
 }
 
@@ -597,12 +644,14 @@ async fn edge_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    graph_call(&sandbox, &version, &q, &headers, &body, |world, grant, params| match edge.as_str() {
-        "feed" => page_feed(world, grant, &node, params),
-        "photos" => page_photo(world, grant, &node, params),
-        "media" => ig_container(world, grant, &node, params),
-        "media_publish" => ig_publish(world, grant, &node, params),
-        _ => bad_param(&format!("Unsupported post request ({edge})")),
+    graph_call(&sandbox, Call("POST", &node, Some(&edge)), &version, &q, &headers, &body, |world, grant, params| {
+        match edge.as_str() {
+            "feed" => page_feed(world, grant, &node, params),
+            "photos" => page_photo(world, grant, &node, params),
+            "media" => ig_container(world, grant, &node, params),
+            "media_publish" => ig_publish(world, grant, &node, params),
+            _ => bad_param(&format!("Unsupported post request ({edge})")),
+        }
     })
 }
 

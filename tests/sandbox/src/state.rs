@@ -219,6 +219,8 @@ pub struct World {
     pub linkedin: crate::linkedin::LinkedinWorld,
     /// How each X call stood against X's OpenAPI document ([`crate::spec`]).
     pub x_spec: crate::spec::Ledger,
+    /// How each Graph call stood against Meta's Graph API specs ([`crate::meta_spec`]).
+    pub meta_spec: crate::spec::Ledger,
 }
 
 impl World {
@@ -308,6 +310,7 @@ impl Sandbox {
             meta: Default::default(),
             linkedin: Default::default(),
             x_spec: Default::default(),
+            meta_spec: Default::default(),
         };
         if config.dev_fixtures {
             crate::control::dev_fixtures(&mut world, &config.herald_url);
