@@ -132,6 +132,44 @@ async fn every_page_of_pages_is_connected() {
     assert_eq!(listed, 2, "100 a page: two pages");
 }
 
+/// Pages reached through a Business portfolio (the audit's F2): `/me/accounts` lists only the
+/// user's own Page roles, so Herald asks for `business_management` and reads each business's
+/// owned and client Pages too; the Instagram account behind a business's Page connects and
+/// publishes (which needs that permission), and a Page listed twice connects once.
+#[tokio::test]
+async fn pages_held_through_a_business_portfolio_connect_and_publish() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let pages = json!([
+        { "id": "106000000000001", "name": "Own Page" },
+        { "id": "106000000000002", "name": "Owned by the business", "business": "900000000000001",
+          "instagram": { "id": "17841400000000902", "username": "bizowned" } },
+        { "id": "106000000000003", "name": "A client's", "business": "900000000000001", "client": true },
+        { "id": "106000000000004", "name": "Another business's", "business": "900000000000002" },
+    ]);
+    app.control(
+        "/_sandbox/users",
+        json!({ "platform": "meta", "id": "10158000000000888", "name": "Agency", "pages": pages }),
+    )
+    .await;
+    let outcome = app.connect("user-1", "facebook", "10158000000000888", "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    let mut names: Vec<String> =
+        app.accounts("user-1").await.iter().map(|a| a["name"].as_str().unwrap().to_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["A client's", "Another business's", "Own Page", "Owned by the business"]);
+
+    let outcome = app.connect("user-1", "instagram", "10158000000000888", "approve").await;
+    assert_eq!(outcome["status"], "connected", "{outcome:?}");
+    let accounts = app.accounts("user-1").await;
+    let ig = accounts.iter().find(|a| a["platform"] == "instagram").expect("the business's Instagram account");
+    assert_eq!(ig["name"], "@bizowned");
+    let body = json!({ "user_id": "user-1", "targets": [{ "account_id": ig["id"] }], "text": "via the business",
+                       "media": [{ "url": app.media("a.jpg") }] });
+    let (status, post) = app.post(body, None).await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+}
+
 /// LinkedIn organizations as `organizationAcls` really answers (the audit's F9 and F12): paged,
 /// without names, and with roles that cannot post. Herald reads every page, connects only the
 /// organizations the member may post as (administrator, content administrator), and names

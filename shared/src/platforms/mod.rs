@@ -497,13 +497,13 @@ mod tests {
             (
                 Platform::Facebook,
                 "https://www.facebook.com/v26.0/dialog/oauth",
-                "pages_show_list,pages_manage_posts,pages_read_engagement",
+                "pages_show_list,pages_manage_posts,pages_read_engagement,business_management",
                 true,
             ),
             (
                 Platform::Instagram,
                 "https://www.facebook.com/v26.0/dialog/oauth",
-                "pages_show_list,pages_read_engagement,instagram_basic,instagram_content_publish",
+                "pages_show_list,pages_read_engagement,instagram_basic,instagram_content_publish,business_management",
                 true,
             ),
             (

@@ -114,6 +114,8 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
                 id: "17841400000000001".into(),
                 username: "hopperbakery".into(),
             }),
+            business: None,
+            client: false,
         }],
         organizations: vec![],
     });

@@ -546,6 +546,8 @@ fn node_type(world: &World, grant: &Grant, node: &str) -> &'static str {
         "ShadowIGMediaBuilder"
     } else if world.meta.photos.contains_key(node) {
         "Photo"
+    } else if world.users.iter().any(|u| u.pages.iter().any(|p| p.business.as_deref() == Some(node))) {
+        "Business"
     } else if node.contains('_') {
         "PagePost"
     } else {
@@ -630,6 +632,8 @@ async fn edge(
     graph_call(&sandbox, Call("GET", &node, Some(&edge)), &version, &q, &headers, &[], |world, grant, _| {
         match edge.as_str() {
             "accounts" => accounts(world, grant, &node, &q),
+            "businesses" => businesses(world, grant, &node),
+            "owned_pages" | "client_pages" => business_pages(world, grant, &node, &edge, &q),
             "content_publishing_limit" => publishing_limit(world, grant, &node),
             "feed" => page_posts(world, grant, &node, &q),
             _ => bad_param(&format!("Tried accessing nonexisting field ({edge})")),
@@ -728,14 +732,66 @@ fn read_node_page(world: &World, page_id: &str, fields: &[&str]) -> Response {
 /// (default 25, at most 100) and `after`; `paging.cursors` on every page, `paging.next` only while
 /// more follow.
 fn accounts(world: &mut World, grant: &Grant, node: &str, q: &HashMap<String, String>) -> Response {
-    use base64::Engine as _;
     if matches!(grant.kind, GrantKind::Page { .. }) || (node != "me" && node != grant.user_id) {
         return bad_param("Tried accessing nonexisting field (accounts) on node type (Page)");
     }
     if !grant.scopes.iter().any(|s| s == "pages_show_list") {
         return permission("The pages_show_list permission is required to list Pages.");
     }
-    let all = world.user(P, &grant.user_id).map(|u| u.pages.clone()).unwrap_or_default();
+    // Only the Pages of the user's own Page roles: those held through a business are the
+    // business's to list (F2).
+    let all: Vec<_> = world.user(P, &grant.user_id).map(|u| u.pages.clone()).unwrap_or_default();
+    let all: Vec<_> = all.into_iter().filter(|p| p.business.is_none()).collect();
+    page_list(world, grant, node, "accounts", &all, q)
+}
+
+/// The businesses whose Pages the user holds a role on (`GET /me/businesses`, which needs
+/// `business_management`).
+fn businesses(world: &mut World, grant: &Grant, node: &str) -> Response {
+    if matches!(grant.kind, GrantKind::Page { .. }) || (node != "me" && node != grant.user_id) {
+        return bad_param("Tried accessing nonexisting field (businesses) on node type (Page)");
+    }
+    if !grant.scopes.iter().any(|s| s == "business_management") {
+        return permission("(#100) Missing permission: business_management is required to list businesses.");
+    }
+    let mut ids: Vec<String> = world
+        .user(P, &grant.user_id)
+        .map(|u| u.pages.iter().filter_map(|p| p.business.clone()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids.dedup();
+    let data: Vec<Value> = ids.iter().map(|id| json!({ "id": id, "name": format!("Business {id}") })).collect();
+    Json(json!({ "data": data })).into_response()
+}
+
+/// A business's Pages the user reaches through it: `owned_pages`, or `client_pages` (F2).
+fn business_pages(
+    world: &mut World,
+    grant: &Grant,
+    business: &str,
+    edge: &str,
+    q: &HashMap<String, String>,
+) -> Response {
+    if !grant.scopes.iter().any(|s| s == "business_management") {
+        return permission("(#100) Missing permission: business_management is required to read a business's Pages.");
+    }
+    let client = edge == "client_pages";
+    let all: Vec<_> = world.user(P, &grant.user_id).map(|u| u.pages.clone()).unwrap_or_default();
+    let all: Vec<_> =
+        all.into_iter().filter(|p| p.business.as_deref() == Some(business) && p.client == client).collect();
+    page_list(world, grant, business, edge, &all, q)
+}
+
+/// One page of Pages with their Page tokens, behind Graph's cursors (25 a page by default).
+fn page_list(
+    world: &mut World,
+    grant: &Grant,
+    node: &str,
+    edge: &str,
+    all: &[crate::state::Page],
+    q: &HashMap<String, String>,
+) -> Response {
+    use base64::Engine as _;
     let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(25).clamp(1, 100);
     let cursor = |index: usize| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("page:{index}"));
     let start = match q.get("after") {
@@ -780,7 +836,7 @@ fn accounts(world: &mut World, grant: &Grant, node: &str, q: &HashMap<String, St
     let mut paging = json!({ "cursors": { "before": cursor(start), "after": cursor(last) } });
     if last + 1 < all.len() {
         paging["next"] =
-            json!(format!("https://graph.facebook.com/{node}/accounts?limit={limit}&after={}", cursor(last)));
+            json!(format!("https://graph.facebook.com/{node}/{edge}?limit={limit}&after={}", cursor(last)));
     }
     Json(json!({ "data": data, "paging": paging })).into_response()
 }
@@ -965,6 +1021,16 @@ fn ig_access(world: &World, grant: &Grant, ig_user: &str) -> Result<String, Resp
     }
     if !grant.scopes.iter().any(|s| s == "instagram_content_publish") {
         return Err(permission("The instagram_content_publish permission is required."));
+    }
+    // "If the app user was granted a role via the Business Manager on the Page connected to the
+    // targeted IG User, you will also need one of: ads_management, ads_read" (Meta's
+    // content-publishing guide; business_management in its current copy; F2).
+    let via_business = page.business.is_some();
+    let allowed = ["ads_management", "ads_read", "business_management"];
+    if via_business && !grant.scopes.iter().any(|s| allowed.contains(&s.as_str())) {
+        return Err(permission(
+            "The Page's role comes through Business Manager: ads_management, ads_read or business_management is required.",
+        ));
     }
     Ok(owner)
 }

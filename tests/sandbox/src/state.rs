@@ -120,6 +120,14 @@ pub struct Page {
     /// The Instagram professional account connected to the Page, if any.
     #[serde(default)]
     pub instagram: Option<InstagramAccount>,
+    /// The Business portfolio through which the user holds their role on the Page (the audit's
+    /// F2): such a Page is listed by the business's `owned_pages` (or `client_pages`, with
+    /// `client`), not by `/me/accounts`. `None`: a role on the Page itself.
+    #[serde(default)]
+    pub business: Option<String>,
+    /// The business manages the Page for a client rather than owning it.
+    #[serde(default)]
+    pub client: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -117,9 +117,19 @@ fn app(client: &PlatformClient, platform: Platform) -> Result<&AppCredentials, P
     FACEBOOK.app(&client.apps, super::oauth2::CONNECTOR).ok_or(PlatformError::NotConfigured(platform))
 }
 
-const FACEBOOK_SCOPES: &[&str] = &["pages_show_list", "pages_manage_posts", "pages_read_engagement"];
-const INSTAGRAM_SCOPES: &[&str] =
-    &["pages_show_list", "pages_read_engagement", "instagram_basic", "instagram_content_publish"];
+/// `business_management` reaches the Pages a user holds through a Business portfolio (listed by
+/// the business, not by `/me/accounts`), and Instagram publishing needs it for an account whose
+/// Page role came through Business Manager ("you will also need one of: ads_management,
+/// ads_read", business_management in Meta's current copy of the content-publishing guide; F2).
+const FACEBOOK_SCOPES: &[&str] =
+    &["pages_show_list", "pages_manage_posts", "pages_read_engagement", "business_management"];
+const INSTAGRAM_SCOPES: &[&str] = &[
+    "pages_show_list",
+    "pages_read_engagement",
+    "instagram_basic",
+    "instagram_content_publish",
+    "business_management",
+];
 /// Throttling codes: app (4), user (17), Page (32), custom (613), Pages and Instagram BUC.
 const THROTTLING: [i64; 6] = [4, 17, 32, 613, 80001, 80002];
 /// Instagram's spam restriction, a subcode of code 4.
@@ -202,10 +212,10 @@ fn graph(client: &PlatformClient, path: &str) -> String {
     )
 }
 
-/// One page of `/me/accounts`, with Graph's cursors (developers.facebook.com/docs/graph-api/results).
+/// One page of a Graph list, with its cursors (developers.facebook.com/docs/graph-api/results).
 #[derive(Debug, Deserialize)]
-struct Pages {
-    data: Vec<PageEntry>,
+struct Listed<T> {
+    data: Vec<T>,
     #[serde(default)]
     paging: Option<Paging>,
 }
@@ -224,29 +234,84 @@ struct Cursors {
     after: Option<String>,
 }
 
-/// At most this many pages of Pages (100 each) are read: 10,000 Pages per user.
-const MAX_PAGES_OF_PAGES: usize = 100;
+/// At most this many pages (100 entries each) are read of one list: 10,000 Pages per user.
+const MAX_LIST_PAGES: usize = 100;
 
-/// Every Page the user manages, following `/me/accounts`' `after` cursor while Graph says more
-/// follow (F9: its default page is 25). The cursor, not the `next` URL, is followed, so Herald
-/// only ever calls its configured Graph host.
-async fn managed_pages(client: &PlatformClient, platform: Platform, user_token: &str) -> Result<Pages, PlatformError> {
-    let mut all = Pages { data: Vec::new(), paging: None };
+/// A whole Graph list, following its `after` cursor while Graph says more follow (F9: the
+/// default page is 25). The cursor, not the `next` URL, is followed, so Herald only ever calls
+/// its configured Graph host.
+async fn listed<T: serde::de::DeserializeOwned>(
+    client: &PlatformClient,
+    platform: Platform,
+    (path, log): (&str, &'static str),
+    fields: &str,
+    user_token: &str,
+) -> Result<Vec<T>, PlatformError> {
+    let mut all = Vec::new();
     let mut after: Option<String> = None;
-    for _ in 0..MAX_PAGES_OF_PAGES {
-        let mut query = vec![("fields", "id,name,access_token"), ("limit", "100"), ("access_token", user_token)];
+    for _ in 0..MAX_LIST_PAGES {
+        let mut query = vec![("fields", fields), ("limit", "100"), ("access_token", user_token)];
         if let Some(cursor) = &after {
             query.push(("after", cursor.as_str()));
         }
-        let request = client.proved(client.http.get(graph(client, "/me/accounts")).query(&query), user_token);
-        let page: Pages = client.json(platform, "GET /me/accounts", request, graph_refusal).await?;
-        all.data.extend(page.data);
+        let request = client.proved(client.http.get(graph(client, path)).query(&query), user_token);
+        let page: Listed<T> = client.json(platform, log, request, graph_refusal).await?;
+        all.extend(page.data);
         match page.paging {
             Some(Paging { next: Some(_), cursors: Some(Cursors { after: Some(cursor) }) }) => after = Some(cursor),
             _ => return Ok(all),
         }
     }
     Err(unexpected(platform, "the user manages more Pages than Herald reads"))
+}
+
+#[derive(Debug, Deserialize)]
+struct Business {
+    id: String,
+}
+
+/// Every Page the user can post to: those of their own Page roles (`/me/accounts`), then those
+/// they reach through a Business portfolio, owned by it or a client's (`/me/businesses`, then
+/// each business's `owned_pages` and `client_pages`; F2), each once. A Page a business lists
+/// without a Page token is one the user has no task on: not connected. A grant without
+/// `business_management` lists no businesses: the user's own Pages are still connected.
+async fn managed_pages(
+    client: &PlatformClient,
+    platform: Platform,
+    user_token: &str,
+) -> Result<Vec<PageEntry>, PlatformError> {
+    const PAGE_FIELDS: &str = "id,name,access_token";
+    let mut pages: Vec<PageEntry> =
+        listed(client, platform, ("/me/accounts", "GET /me/accounts"), PAGE_FIELDS, user_token).await?;
+    let businesses: Vec<Business> =
+        match listed(client, platform, ("/me/businesses", "GET /me/businesses"), "id", user_token).await {
+            Ok(businesses) => businesses,
+            Err(PlatformError::Refused { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+    for business in businesses {
+        for (edge, log) in
+            [("owned_pages", "GET /{business-id}/owned_pages"), ("client_pages", "GET /{business-id}/client_pages")]
+        {
+            let path = format!("/{}/{edge}", business.id);
+            let found: Vec<BusinessPage> = listed(client, platform, (&path, log), PAGE_FIELDS, user_token).await?;
+            for page in found {
+                let Some(access_token) = page.access_token else { continue };
+                if !pages.iter().any(|p| p.id == page.id) {
+                    pages.push(PageEntry { id: page.id, name: page.name, access_token });
+                }
+            }
+        }
+    }
+    Ok(pages)
+}
+
+#[derive(Debug, Deserialize)]
+struct BusinessPage {
+    id: String,
+    name: String,
+    #[serde(default)]
+    access_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,7 +366,6 @@ pub(super) async fn finish(
     };
     if platform == Platform::Facebook {
         return Ok(pages
-            .data
             .into_iter()
             .map(|page| Discovered {
                 platform,
@@ -316,7 +380,7 @@ pub(super) async fn finish(
             .collect());
     }
     let mut accounts = Vec::new();
-    for page in pages.data {
+    for page in pages {
         let linked: serde_json::Value = client
             .json(
                 platform,
