@@ -296,13 +296,23 @@ impl Egress {
 
     /// GETs `url` and reads at most `limit` bytes of its body.
     pub async fn fetch(&self, url: &Url, limit: usize) -> Result<Fetched, EgressError> {
+        self.read(url, limit, false).await
+    }
+
+    /// The first `n` bytes of `url` (fewer if the body is shorter), through the same policy: the
+    /// connection is dropped once they are in, whatever the body's size.
+    pub async fn peek(&self, url: &Url, n: usize) -> Result<Fetched, EgressError> {
+        self.read(url, n, true).await
+    }
+
+    async fn read(&self, url: &Url, limit: usize, prefix: bool) -> Result<Fetched, EgressError> {
         self.policy.url(url)?;
         let mut response = self.fetch.get(url.clone()).send().await.map_err(|e| EgressError::from_transport(&e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(EgressError::Status(status.as_u16()));
         }
-        if response.content_length().is_some_and(|n| n > limit as u64) {
+        if !prefix && response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(EgressError::TooLarge { limit });
         }
         let content_type = response
@@ -319,6 +329,10 @@ impl Egress {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if bytes.len() + chunk.len() > limit {
+                        if prefix {
+                            bytes.extend_from_slice(&chunk[..limit - bytes.len()]);
+                            break;
+                        }
                         return Err(EgressError::TooLarge { limit });
                     }
                     bytes.extend_from_slice(&chunk);

@@ -16,7 +16,7 @@
 //! | 7 entry | `http`, `worker` | the functions' handlers: HTTP routes, extractors and problem answers; what each queued job means |
 //! | 6 root | `app` | the composition root: builds every service once and hands each use case its share |
 //! | 5 wiring | `config`, `secrets`, `startup`, `bootstrap`, `local` | settings gathered from each module's own types; cold start; local resources |
-//! | 4 use cases | `posts`, `connections`, `sweep`, `webhooks` | submit and attempt posts; connect, disconnect and revoke accounts; the sweep's shard jobs; platform webhooks in, tenant webhooks out |
+//! | 4 use cases | `posts`, `connections`, `sweep`, `webhooks`, `verify` | submit and attempt posts; connect, disconnect and revoke accounts; the sweep's shard jobs; platform webhooks in, tenant webhooks out; an operator's contract check against a platform |
 //! | 3 services | `tokens`, `events`, `ratelimit` | keeping grants usable; recording an event and announcing it; budgets before each call |
 //! | 2 adapters | `store`, `queue`, `platforms` | DynamoDB items; SQS jobs, delays and dead letters; each platform's API |
 //! | 1 primitives | `crypto`, `egress` | KMS envelope sealing; requests to URLs a tenant supplied |
@@ -50,6 +50,7 @@ pub mod sweep;
 pub mod telemetry;
 pub mod tls;
 pub mod tokens;
+pub mod verify;
 pub mod webhooks;
 pub mod worker;
 

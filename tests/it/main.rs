@@ -19,4 +19,5 @@ mod sweep;
 mod template;
 mod token_store;
 mod tokens;
+mod verify;
 mod webhooks;

@@ -735,6 +735,35 @@ async fn x_gifs_go_alone_as_gifs_and_alt_text_reaches_x() {
     assert_eq!((status, problem["code"].as_str()), (422, Some("too_many_media")), "{problem}");
 }
 
+/// Media is judged by its bytes, not its name (the audit's F15): a CDN URL without an extension
+/// is taken where its file is one the platform takes (Instagram fetches it and takes JPEG only;
+/// X is told `tweet_gif` for a GIF whatever the URL or the server's content type says), and a
+/// file named `.jpg` that holds a PNG is refused for Instagram before any container is made.
+#[tokio::test]
+async fn media_is_judged_by_its_bytes_not_its_name() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let post = |target: &str, url: String| json!({ "user_id": "user-1", "targets": targets(&ids, &[target]), "text": format!("{target} {url}"), "media": [{ "url": url }] });
+    let (status, published) = app.post(post("instagram", app.media("cdn-8f3a")), None).await;
+    assert_eq!((status, published["targets"][0]["status"].as_str()), (202, Some("published")), "{published}");
+
+    let (status, refused) = app.post(post("instagram", format!("{}?type=png", app.media("b.jpg"))), None).await;
+    let target = &refused["targets"][0];
+    assert_eq!(
+        (status, target["status"].as_str(), target["error"]["code"].as_str()),
+        (202, Some("failed"), Some("media_type_not_allowed")),
+        "{refused}"
+    );
+    let containers =
+        app.sandbox.state.world().calls.iter().filter(|c| c.method == "POST" && c.path.ends_with("/media")).count();
+    assert_eq!(containers, 1, "only the first post made a container");
+
+    let (status, published) = app.post(post("x", format!("{}?type=gif", app.media("anim"))), None).await;
+    assert_eq!((status, published["targets"][0]["status"].as_str()), (202, Some("published")), "{published}");
+    assert_eq!(app.published(SandboxPlatform::X).len(), 1);
+}
+
 /// X refuses self-serve API posts with more than one cashtag (the audit's F8): Herald says so at
 /// intake, storing nothing, instead of failing at publish time.
 #[tokio::test]

@@ -4,6 +4,8 @@
 //!   the queue poller) with a development tenant; prints what to try.
 //! - `herald serve`: every function on one port against the AWS named by the environment.
 //! - `herald bootstrap`, `herald tenant create|add-key`, `herald queue ping`: operations.
+//! - `herald verify --platform P --tenant T --user U --account A`: the contract check against a
+//!   platform with a connected test account (docs/operations.md, "Verify a platform").
 
 mod dev;
 
@@ -52,6 +54,10 @@ enum Command {
     /// The work queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Check the calls Herald depends on against the platform, with a connected test account:
+    /// token refresh, a text post read back and deleted, a media post, the rate-limit headers.
+    /// It posts on the account: use a test account. Exits 1 when anything differs.
+    Verify(VerifyArgs),
     /// The dead-letter queue: jobs whose attempts ran out, and messages SQS gave up on.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -73,6 +79,23 @@ impl DlqSelection {
             account: self.account.as_deref().map(str::parse).transpose()?,
         })
     }
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The platform the account is on (`x`, `facebook`, `instagram`, `linkedin`).
+    #[arg(long)]
+    platform: String,
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    user: String,
+    /// The connected account to post as (an `acc_…` id from `GET /v1/users/{user}/accounts`).
+    #[arg(long)]
+    account: String,
+    /// A public JPEG for the media post (Instagram needs one for any post).
+    #[arg(long)]
+    media_url: Option<url::Url>,
 }
 
 #[derive(Subcommand)]
@@ -182,7 +205,38 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Dlq(command) => dlq(command).await,
+        Command::Verify(args) => {
+            let mut config = Config::from_process_env()?;
+            let aws = AwsClients::load(&config.aws).await;
+            herald::startup::prepare(herald::startup::Function::Retries, &aws, &mut config)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let report = verify(&herald::app::App::new(config, &aws, clock()), &args).await?;
+            print!("{report}");
+            if !report.passed() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
+}
+
+/// Finds the account and runs the contract check with it.
+pub(crate) async fn verify(app: &herald::app::App, args: &VerifyArgs) -> Result<herald::verify::Report> {
+    let platform: herald::domain::Platform = args.platform.parse().map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    let (tenant, user, id) = (args.tenant.parse()?, args.user.parse()?, args.account.parse()?);
+    let account =
+        app.accounts.get(&tenant, &user, &id).await?.with_context(|| format!("no account {id} for that user"))?;
+    anyhow::ensure!(account.platform == platform, "account {id} is on {}, not {platform}", account.platform);
+    let check = herald::verify::Verify {
+        platforms: &app.platforms,
+        tokens: &app.tokens,
+        clock: app.clock.as_ref(),
+        account: &account,
+        media_url: args.media_url.clone(),
+    };
+    eprintln!("verifying {platform} as {} ({})", account.name, account.id);
+    Ok(check.run().await)
 }
 
 async fn dlq(command: DlqCommand) -> Result<()> {

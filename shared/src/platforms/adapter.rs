@@ -22,6 +22,15 @@ use crate::store::Account;
 
 pub(super) type Answer<'a, T> = BoxFuture<'a, Result<T, PlatformError>>;
 
+/// The rate-limit headers a platform documents on a call, and which of them its answer carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateHeaders {
+    /// The call, as logged (`GET /2/users/me`).
+    pub endpoint: &'static str,
+    pub expected: &'static [&'static str],
+    pub seen: Vec<&'static str>,
+}
+
 /// Everything Herald does with one platform.
 pub(super) trait Adapter: Send + Sync {
     /// The ways a user can authorize this platform, by the names a tenant's setting and a
@@ -95,6 +104,29 @@ pub(super) trait Adapter: Send + Sync {
         _tokens: &'a TokenSet,
         _since: OffsetDateTime,
     ) -> Answer<'a, Option<Vec<Recent>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Deletes the account's post `id` (an id [`publish`](Self::publish) returned); `None` where
+    /// the platform gives apps no delete (Instagram). Used by `herald verify` to clean up.
+    fn delete<'a>(
+        &'a self,
+        _client: &'a PlatformClient,
+        _account: &'a Account,
+        _tokens: &'a TokenSet,
+        _id: &'a str,
+    ) -> Answer<'a, Option<()>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// A cheap authenticated read and the rate-limit headers the platform documents for it, as
+    /// found on its answer (`herald verify`); `None` where the platform documents none.
+    fn rate_headers<'a>(
+        &'a self,
+        _client: &'a PlatformClient,
+        _account: &'a Account,
+        _tokens: &'a TokenSet,
+    ) -> Answer<'a, Option<RateHeaders>> {
         Box::pin(async { Ok(None) })
     }
 

@@ -10,6 +10,7 @@
 //! answered something we cannot read ([`PlatformError::Unexpected`]).
 
 mod adapter;
+pub use adapter::RateHeaders;
 mod linkedin;
 mod meta;
 pub mod oauth1;

@@ -81,6 +81,76 @@ fn comparable(text: &str) -> String {
 }
 
 impl PlatformClient {
+    /// A call read for its status, headers and JSON body only (`herald verify`): a refusal is
+    /// classified as every other answer is.
+    pub(super) async fn answer(
+        &self,
+        platform: Platform,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+        refusal: super::Refusal,
+    ) -> Result<(reqwest::header::HeaderMap, Value), PlatformError> {
+        let response = self.send(platform, endpoint, request).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| PlatformError::Transient { platform, detail: e.to_string() })?;
+        Self::classify(platform, &super::Answer::read(platform, status, &body, &headers, self.clock.now()), refusal)?;
+        Ok((headers, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+}
+
+/// Which of `expected` the answer's headers carry.
+pub(super) fn seen(headers: &reqwest::header::HeaderMap, expected: &'static [&'static str]) -> Vec<&'static str> {
+    expected.iter().copied().filter(|name| headers.contains_key(*name)).collect()
+}
+
+/// The format `bytes` hold, if `platform` takes it; refused otherwise (the tenant's to fix).
+fn kind_taken(platform: Platform, bytes: &[u8]) -> Result<&'static str, PlatformError> {
+    match super::rules::sniff(bytes) {
+        Some(kind) if super::rules::takes(platform, kind) => Ok(kind),
+        found => Err(PlatformError::Media {
+            code: "media_type_not_allowed",
+            message: format!(
+                "the media holds {}, which {platform} does not take",
+                found.unwrap_or("no image format Herald knows")
+            ),
+        }),
+    }
+}
+
+impl PlatformClient {
+    /// Deletes the account's post `id`; `None` where the platform gives apps no delete.
+    pub async fn delete_post(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        id: &str,
+    ) -> Result<Option<()>, PlatformError> {
+        adapter(account.platform).delete(self, account, tokens, id).await
+    }
+
+    /// Whether the account's posts since `since` include `id`; `None` where the platform cannot
+    /// be asked.
+    pub async fn lists_post(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        since: time::OffsetDateTime,
+        id: &str,
+    ) -> Result<Option<bool>, PlatformError> {
+        let recent = adapter(account.platform).recent(self, account, tokens, since).await?;
+        Ok(recent.map(|posts| posts.iter().any(|post| post.id == id)))
+    }
+
+    /// The rate-limit headers the platform documents, as its answer to a cheap read carried them.
+    pub async fn rate_headers(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+    ) -> Result<Option<super::RateHeaders>, PlatformError> {
+        adapter(account.platform).rate_headers(self, account, tokens).await
+    }
+
     /// Publishes `text` and `media` as `account`, with its usable `tokens`.
     pub async fn publish(
         &self,
@@ -118,8 +188,26 @@ impl PlatformClient {
         }
     }
 
+    /// The format of a tenant's media, from its first bytes (read through the egress policy),
+    /// for a platform that fetches the media itself (Instagram): refused unless the platform
+    /// takes it, whatever the URL or the server's content type says (the audit's F15).
+    pub(super) async fn media_kind(&self, platform: Platform, media: &Media) -> Result<&'static str, PlatformError> {
+        let peeked = self.egress.peek(&media.url, super::rules::SNIFF_BYTES).await.map_err(|e| match e {
+            crate::egress::EgressError::Refused(refusal) => PlatformError::Media {
+                code: "media_url_blocked",
+                message: format!("the media URL is not allowed: {refusal}"),
+            },
+            crate::egress::EgressError::Status(status) => PlatformError::Media {
+                code: "media_unreachable",
+                message: format!("fetching the media answered {status}"),
+            },
+            other => PlatformError::Transient { platform, detail: format!("media download: {other}") },
+        })?;
+        kind_taken(platform, &peeked.bytes)
+    }
+
     /// Downloads a tenant's media through the egress policy (public https hosts only, at most
-    /// 5 MB read). A refused or failing URL is the tenant's to fix: refused, not retried; a
+    /// 5 MB read), judged by its bytes, not its name (F15). A refused or failing URL is the tenant's to fix: refused, not retried; a
     /// network failure or timeout is transient.
     pub(super) async fn fetch_media(
         &self,
@@ -134,7 +222,8 @@ impl PlatformClient {
         match result {
             Ok(fetched) => {
                 tracing::info!(platform = %platform, endpoint = "GET media", status = 200, latency_ms, "media fetched");
-                Ok((fetched.bytes, fetched.content_type))
+                let kind = kind_taken(platform, &fetched.bytes)?;
+                Ok((fetched.bytes, super::rules::mime(kind)))
             }
             Err(e) => {
                 tracing::warn!(platform = %platform, endpoint = "GET media", latency_ms, error = %e, "media not fetched");

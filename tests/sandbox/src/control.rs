@@ -334,20 +334,55 @@ async fn spec_ledger(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
 
 /// Media for posts to point at: a tiny image of the type the name's extension says. A name
 /// containing `missing` answers 404.
-async fn media(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+/// What `/_sandbox/media/{name}` serves: by the name's extension (`.png`, `.gif`, else JPEG),
+/// unless `?type=jpeg|png|gif` says otherwise, so a test can serve a mislabelled file or one
+/// whose URL names no format.
+fn served(name: &str, kind: Option<&str>) -> &'static str {
+    let lower = name.to_ascii_lowercase();
+    match kind {
+        Some("png") => "png",
+        Some("gif") => "gif",
+        Some(_) => "jpeg",
+        None if lower.ends_with(".png") => "png",
+        None if lower.ends_with(".gif") => "gif",
+        None => "jpeg",
+    }
+}
+
+/// The format the sandbox's own media URL `url` holds, as a platform that fetches media would
+/// find it (Instagram's `image_url`); `None` for any other URL, which the sandbox cannot fetch.
+pub fn media_format(url: &str) -> Option<&'static str> {
+    let url = url::Url::parse(url).ok()?;
+    let name = url.path().strip_prefix("/_sandbox/media/")?;
+    if name.contains("missing") {
+        return None;
+    }
+    let kind = url.query_pairs().find(|(k, _)| k == "type").map(|(_, v)| v.into_owned());
+    Some(served(name, kind.as_deref()))
+}
+
+#[derive(serde::Deserialize)]
+struct MediaQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn media(
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<MediaQuery>,
+) -> Response {
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00, 0x01, 0xFF, 0xD9];
     const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0, b'I', b'E', b'N', b'D'];
+    const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
     if name.contains("missing") {
         return StatusCode::NOT_FOUND.into_response();
     }
-    const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
-    let lower = name.to_ascii_lowercase();
-    let (content_type, bytes) = if lower.ends_with(".png") {
-        ("image/png", PNG)
-    } else if lower.ends_with(".gif") {
-        ("image/gif", GIF)
-    } else {
-        ("image/jpeg", JPEG)
+    let bytes = match served(&name, q.kind.as_deref()) {
+        "png" => PNG,
+        "gif" => GIF,
+        _ => JPEG,
     };
+    // The content type a careless server sends: the name's, whatever the bytes are.
+    let content_type = format!("image/{}", served(&name, None));
     ([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response()
 }

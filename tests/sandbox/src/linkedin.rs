@@ -110,6 +110,7 @@ pub fn routes() -> Router<Shared> {
         .route("/linkedin/www/oauth/v2/introspectToken", post(introspect))
         .route("/linkedin/api/v2/userinfo", get(userinfo))
         .route("/linkedin/api/rest/posts", post(create_post))
+        .route("/linkedin/api/rest/posts/{urn}", axum::routing::delete(delete_post))
         .route("/linkedin/api/rest/images", post(images_action))
         .route("/linkedin/api/rest/organizationAcls", get(organization_acls))
         .route("/linkedin/api/rest/organizations/{id}", get(organization))
@@ -664,6 +665,27 @@ async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: By
         response.headers_mut().insert("x-restli-id", value);
     }
     response
+}
+
+/// `DELETE /rest/posts/{encoded URN}`: 204 once the caller's post (one it may author) is gone,
+/// 404 if there is none (Microsoft Learn, Posts API, "Delete Posts").
+async fn delete_post(State(sandbox): State<Shared>, headers: HeaderMap, Path(urn): Path<String>) -> Response {
+    let mut world = sandbox.world();
+    let grant = match bearer(&world, &headers) {
+        Ok(g) => g,
+        Err(response) => return response,
+    };
+    if let Err(response) = versioned(&headers, world.now()) {
+        return response;
+    }
+    let Some(author) = world.posts.iter().find(|p| p.platform == P && p.id == urn).map(|p| p.account.clone()) else {
+        return li_error(StatusCode::NOT_FOUND, None, None, "Not Found");
+    };
+    if let Err(response) = may_author(&world, &grant, &author) {
+        return response;
+    }
+    world.posts.retain(|p| !(p.platform == P && p.id == urn));
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn images_action(

@@ -126,7 +126,7 @@ pub fn routes() -> Router<Shared> {
         .route("/meta/web/{version}/dialog/oauth", get(dialog))
         .route("/meta/graph/{version}/oauth/access_token", get(access_token))
         .route("/meta/graph/{version}/debug_token", get(debug_token))
-        .route("/meta/graph/{version}/{node}", get(node).post(node_post))
+        .route("/meta/graph/{version}/{node}", get(node).post(node_post).delete(node_delete))
         .route("/meta/graph/{version}/{node}/{edge}", get(edge).post(edge_post))
 }
 
@@ -623,6 +623,25 @@ async fn node_post(
     })
 }
 
+/// `DELETE /{post-id}` with the Page's token (`pages_manage_posts`): `{"success": true}`.
+async fn node_delete(
+    State(sandbox): State<Shared>,
+    Path((version, node)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    graph_call(&sandbox, Call("DELETE", &node, None), &version, &q, &headers, &[], |world, grant, _| {
+        let Some(page) = world.posts.iter().find(|p| p.platform == P && p.id == node).map(|p| p.account.clone()) else {
+            return graph_error(StatusCode::BAD_REQUEST, 100, Some(33), "Object does not exist or cannot be loaded.");
+        };
+        if let Err(response) = page_token_for(grant, &page) {
+            return response;
+        }
+        world.posts.retain(|p| !(p.platform == P && p.id == node));
+        Json(json!({ "success": true })).into_response()
+    })
+}
+
 async fn edge(
     State(sandbox): State<Shared>,
     Path((version, node, edge)): Path<(String, String, String)>,
@@ -1066,9 +1085,9 @@ fn ig_container(world: &mut World, grant: &Grant, ig_user: &str, params: &HashMa
         // A single image omits media_type.
         None => {
             let Some(url) = params.get("image_url") else { return bad_param("The parameter image_url is required.") };
-            // "JPEG is the only image format supported."
-            let path = url.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
-            if !(path.ends_with(".jpg") || path.ends_with(".jpeg")) {
+            // "JPEG is the only image format supported": Instagram fetches the file and judges
+            // its bytes, not its name (F15); the sandbox can fetch only its own media.
+            if crate::control::media_format(url) != Some("jpeg") {
                 return graph_error(
                     StatusCode::BAD_REQUEST,
                     9004,

@@ -69,6 +69,8 @@ pub struct Budget {
 pub const TWEETS_PER_USER: Budget = Budget { limit: 100, window: 900 };
 pub const TWEETS_PER_APP: Budget = Budget { limit: 10_000, window: 86_400 };
 pub const MEDIA_PER_USER: Budget = Budget { limit: 500, window: 900 };
+/// `GET /2/users/me`: 75 requests per 15 minutes per user (docs.x.com, rate limits table).
+pub const ME_PER_USER: Budget = Budget { limit: 75, window: 900 };
 
 #[derive(Debug, Clone)]
 struct Code {
@@ -759,13 +761,13 @@ async fn me(State(sandbox): State<Shared>, XUser(caller): XUser) -> Response {
     if let Err(response) = caller.require("users.read") {
         return response;
     }
-    let world = sandbox.world();
-    match world.user(P, &caller.user_id) {
+    let mut world = sandbox.world();
+    metered(&mut world, "users/me", &caller, ME_PER_USER, None, |world| match world.user(P, &caller.user_id) {
         Some(user) => {
             Json(json!({ "data": { "id": user.id, "name": user.name, "username": user.username } })).into_response()
         }
         None => unauthorized(),
-    }
+    })
 }
 
 #[derive(Deserialize)]

@@ -257,14 +257,14 @@ async fn instagram_containers_publish_only_when_finished() {
     let h = setup().await;
     let token = page_token(&h).await;
 
-    let (_, png) = container(&h, &token, &[("image_url", "https://cdn.example/a.png"), ("caption", "x")]).await;
+    let (_, png) = container(&h, &token, &[("image_url", &h.url("/_sandbox/media/a.png")), ("caption", "x")]).await;
     assert_eq!(png["error"]["code"], 9004, "JPEG only");
     let (_, image_type) =
-        container(&h, &token, &[("image_url", "https://cdn.example/a.jpg"), ("media_type", "IMAGE")]).await;
+        container(&h, &token, &[("image_url", &h.url("/_sandbox/media/a.jpg")), ("media_type", "IMAGE")]).await;
     assert_eq!(image_type["error"]["code"], 100, "IMAGE is not a media_type");
 
     let (status, image) =
-        container(&h, &token, &[("image_url", "https://cdn.example/a.jpg"), ("caption", "Croissants")]).await;
+        container(&h, &token, &[("image_url", &h.url("/_sandbox/media/a.jpg")), ("caption", "Croissants")]).await;
     assert_eq!(status, 200, "{image}");
     let id = image["id"].as_str().unwrap().to_owned();
     let (status, early) = publish(&h, &token, &id).await;
@@ -283,7 +283,7 @@ async fn instagram_containers_publish_only_when_finished() {
     // Carousel: children first, then the parent; a reel needs more processing.
     let mut children = Vec::new();
     for name in ["c1", "c2", "c3"] {
-        let url = format!("https://cdn.example/{name}.jpg");
+        let url = h.url(&format!("/_sandbox/media/{name}.jpg"));
         let (_, child) = container(&h, &token, &[("image_url", &url), ("is_carousel_item", "true")]).await;
         let child = child["id"].as_str().unwrap().to_owned();
         while status_code(&h, &token, &child).await != "FINISHED" {}
@@ -310,7 +310,7 @@ async fn instagram_containers_publish_only_when_finished() {
     }
     assert_eq!(states, ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "FINISHED"]);
 
-    let (_, stale) = container(&h, &token, &[("image_url", "https://cdn.example/late.jpg")]).await;
+    let (_, stale) = container(&h, &token, &[("image_url", &h.url("/_sandbox/media/late.jpg"))]).await;
     let stale = stale["id"].as_str().unwrap().to_owned();
     h.advance(86_401).await;
     assert_eq!(status_code(&h, &token, &stale).await, "EXPIRED");
@@ -327,7 +327,7 @@ async fn instagram_publishing_quota_is_rolling_and_enforced() {
     h.control("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_quota", "limit": 2 })).await;
     let token = page_token(&h).await;
     for i in 0..3 {
-        let url = format!("https://cdn.example/{i}.jpg");
+        let url = h.url(&format!("/_sandbox/media/{i}.jpg"));
         let (_, created) = container(&h, &token, &[("image_url", &url)]).await;
         let id = created["id"].as_str().unwrap().to_owned();
         while status_code(&h, &token, &id).await != "FINISHED" {}

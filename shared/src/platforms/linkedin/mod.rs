@@ -57,6 +57,23 @@ impl Adapter for Linkedin {
         Box::pin(async move { DIALECT.refresh(client, P, app(client)?, refresh_token).await.map(Some) })
     }
 
+    /// `DELETE /rest/posts/{encoded post URN}` answers 204 (Microsoft Learn, Posts API, "Delete
+    /// Posts").
+    fn delete<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _account: &'a Account,
+        tokens: &'a TokenSet,
+        id: &'a str,
+    ) -> Answer<'a, Option<()>> {
+        Box::pin(async move {
+            let api = client.endpoints.linkedin_api.as_str().trim_end_matches('/');
+            let urn = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+            let request = client.linkedin_rest(client.http.delete(format!("{api}/rest/posts/{urn}")), tokens);
+            client.answer(P, "DELETE /rest/posts/{urn}", request, refusal).await.map(|_| Some(()))
+        })
+    }
+
     fn publish<'a>(
         &'a self,
         client: &'a PlatformClient,

@@ -36,6 +36,8 @@ impl PlatformClient {
         let author = &account.platform_account_id;
         let mut images = Vec::new();
         for item in media {
+            // The bytes first: a file LinkedIn does not take is refused before an upload is opened.
+            let (bytes, _) = self.fetch_media(p, item).await?;
             let request =
                 self.linkedin_rest(self.http.post(format!("{api}/rest/images?action=initializeUpload")), tokens);
             let init: Value = self
@@ -51,7 +53,6 @@ impl PlatformClient {
             else {
                 return Err(PlatformError::Unexpected { platform: p, detail: "no upload URL".into() });
             };
-            let (bytes, _) = self.fetch_media(p, item).await?;
             let put = self.http.put(upload_url).bearer_auth(tokens.access_token.expose_secret()).body(bytes);
             let uploaded = self.send(p, "PUT upload URL", put).await?;
             if !uploaded.status().is_success() {

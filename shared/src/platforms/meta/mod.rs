@@ -9,7 +9,7 @@ mod publish;
 mod rules;
 pub(super) mod webhooks;
 
-use super::adapter::{Adapter, Answer};
+use super::adapter::{Adapter, Answer, RateHeaders};
 use super::oauth2::{ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
 use super::publish::{Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
@@ -69,6 +69,54 @@ impl Adapter for Meta {
     }
 
     /// A Page's feed can be read back; Instagram asks its container instead (inside its publish).
+    /// A Page post is deleted with `DELETE /{post-id}` (`{"success": true}`); Instagram's API has
+    /// no delete.
+    fn delete<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _account: &'a Account,
+        tokens: &'a TokenSet,
+        id: &'a str,
+    ) -> Answer<'a, Option<()>> {
+        Box::pin(async move {
+            if self.0 != Platform::Facebook {
+                return Ok(None);
+            }
+            let token = tokens.access_token.expose_secret();
+            let request = client
+                .proved(client.http.delete(graph(client, &format!("/{id}"))).query(&[("access_token", token)]), token);
+            let (_, body) = client.answer(self.0, "DELETE /{post-id}", request, graph_refusal).await?;
+            match body["success"].as_bool() {
+                Some(true) => Ok(Some(())),
+                _ => Err(unexpected(self.0, &format!("the delete answered {body}"))),
+            }
+        })
+    }
+
+    /// Calls with a Page token are counted against the Page's Business Use Case budget, reported
+    /// in `X-Business-Use-Case-Usage` (developers.facebook.com/docs/graph-api/overview/rate-limiting).
+    fn rate_headers<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _account: &'a Account,
+        tokens: &'a TokenSet,
+    ) -> Answer<'a, Option<RateHeaders>> {
+        Box::pin(async move {
+            const EXPECTED: &[&str] = &["x-business-use-case-usage"];
+            let token = tokens.access_token.expose_secret();
+            let request = client.proved(
+                client.http.get(graph(client, "/me")).query(&[("fields", "id"), ("access_token", token)]),
+                token,
+            );
+            let (headers, _) = client.answer(self.0, "GET /me", request, graph_refusal).await?;
+            Ok(Some(RateHeaders {
+                endpoint: "GET /me",
+                expected: EXPECTED,
+                seen: super::publish::seen(&headers, EXPECTED),
+            }))
+        })
+    }
+
     fn recent<'a>(
         &'a self,
         client: &'a PlatformClient,

@@ -189,6 +189,11 @@ impl PlatformClient {
     ) -> Result<Published, PlatformError> {
         let p = Platform::Instagram;
         let ig = &account.platform_account_id;
+        // Instagram fetches the media itself and takes JPEG only: each file's first bytes say
+        // what it is, before any container is made (F15).
+        for item in media {
+            self.media_kind(p, item).await?;
+        }
         // The publishing quota is read and respected before anything is created.
         let request = self
             .http

@@ -8,7 +8,7 @@ mod publish;
 mod rules;
 pub(super) mod webhooks;
 
-use super::adapter::{Adapter, Answer};
+use super::adapter::{Adapter, Answer, RateHeaders};
 use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
 use super::publish::{Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
@@ -100,6 +100,48 @@ impl Adapter for X {
         media: &'a [Media],
     ) -> Answer<'a, Published> {
         Box::pin(client.publish_x(tokens, text, media))
+    }
+
+    /// `DELETE /2/tweets/{id}` answers `{"data": {"deleted": true}}` (X's OpenAPI `TweetDeleteResponse`).
+    fn delete<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _account: &'a Account,
+        tokens: &'a TokenSet,
+        id: &'a str,
+    ) -> Answer<'a, Option<()>> {
+        Box::pin(async move {
+            let url = format!("{}/2/tweets/{id}", client.endpoints.x_api.as_str().trim_end_matches('/'));
+            let request =
+                client.http.delete(&url).header("authorization", client.x_authorization(tokens, "DELETE", &url, &[])?);
+            let (_, body) = client.answer(P, "DELETE /2/tweets/{id}", request, refusal).await?;
+            match body["data"]["deleted"].as_bool() {
+                Some(true) => Ok(Some(())),
+                _ => Err(PlatformError::Unexpected { platform: P, detail: format!("the delete answered {body}") }),
+            }
+        })
+    }
+
+    /// X's rate-limit headers on every metered call (docs.x.com rate limits: `x-rate-limit-limit`,
+    /// `-remaining`, `-reset`), read from `GET /2/users/me`.
+    fn rate_headers<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        _account: &'a Account,
+        tokens: &'a TokenSet,
+    ) -> Answer<'a, Option<RateHeaders>> {
+        Box::pin(async move {
+            const EXPECTED: &[&str] = &["x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset"];
+            let url = format!("{}/2/users/me", client.endpoints.x_api.as_str().trim_end_matches('/'));
+            let request =
+                client.http.get(&url).header("authorization", client.x_authorization(tokens, "GET", &url, &[])?);
+            let (headers, _) = client.answer(P, "GET /2/users/me", request, refusal).await?;
+            Ok(Some(RateHeaders {
+                endpoint: "GET /2/users/me",
+                expected: EXPECTED,
+                seen: crate::platforms::publish::seen(&headers, EXPECTED),
+            }))
+        })
     }
 
     fn recent<'a>(

@@ -90,6 +90,12 @@ impl PlatformClient {
             // An animated GIF is `tweet_gif`, a photo `tweet_image`: "it's important to use the
             // correct media category" (docs.x.com media/quickstart/best-practices; F7).
             let category = if content_type == "image/gif" { "tweet_gif" } else { "tweet_image" };
+            if category == "tweet_gif" && media.len() > 1 {
+                return Err(PlatformError::Media {
+                    code: "too_many_media",
+                    message: "an animated GIF goes alone on X, and this post has more media".into(),
+                });
+            }
             let form = reqwest::multipart::Form::new().text("media_category", category).part("media", part);
             let request = self
                 .http
