@@ -521,6 +521,47 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
 /// protection" 429 is waited out for minutes, not until midnight; its application-wide daily
 /// limit holds every account of the app until midnight UTC, so the next account is deferred
 /// without calling LinkedIn.
+/// X's 24-hour limit on posting is the app's as well as the user's, and X says which is spent
+/// (`x-app-limit-24hour-*`, `x-user-limit-24hour-*`): the app's holds every account until its
+/// reset, without calling (issue 16 item 6).
+#[tokio::test]
+async fn xs_spent_app_day_holds_every_account_until_it_resets() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    app.control(
+        "/_sandbox/users",
+        json!({ "platform": "x", "id": "1500000000000000002", "name": "Second", "username": "second" }),
+    )
+    .await;
+    assert_eq!(app.connect("user-2", "x", "1500000000000000002", "approve").await["status"], "connected");
+    let second = app.accounts("user-2").await[0]["id"].as_str().unwrap().to_owned();
+    app.control("/_sandbox/limits", json!({ "platform": "x", "name": "tweets/app", "limit": 0 })).await;
+    let tweets = || {
+        app.sandbox.state.world().calls.iter().filter(|c| c.method == "POST" && c.path.ends_with("/2/tweets")).count()
+    };
+    let due = |post: &Value| post["targets"][0]["next_attempt_at"].as_str().map(str::to_owned);
+
+    let (_, first) = app
+        .post(json!({ "user_id": "user-1", "targets": targets(&ids, &["x"]), "text": "the app's day is spent" }), None)
+        .await;
+    assert_eq!(first["targets"][0]["error"]["code"], "rate_limited", "{first}");
+    let reset = (app.clock_now() + time::Duration::days(1)).unix_timestamp();
+    let at =
+        time::OffsetDateTime::parse(&due(&first).unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    assert!((at.unix_timestamp() - reset).abs() <= 1, "until the app's 24-hour reset: {first}");
+    let called = tweets();
+    let (_, other) = app
+        .post(json!({ "user_id": "user-2", "targets": [{ "account_id": second }], "text": "another account" }), None)
+        .await;
+    assert_eq!(
+        (other["targets"][0]["error"]["code"].as_str(), due(&other)),
+        (Some("rate_limited"), due(&first)),
+        "{other}"
+    );
+    assert_eq!(tweets(), called, "the other account waits without a call");
+}
+
 #[tokio::test]
 async fn linkedin_throttles_last_as_long_as_they_say() {
     let env = TestEnv::fresh().await;

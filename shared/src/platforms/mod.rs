@@ -364,6 +364,9 @@ pub(crate) struct Answer<'a> {
     /// Whether the headers said `retry_at` (else it is the platform's default).
     pub said: bool,
     pub now: i64,
+    /// The rest of what the headers say, for readers whose platform says more (X's 24-hour
+    /// limits).
+    pub headers: &'a reqwest::header::HeaderMap,
 }
 
 impl<'a> Answer<'a> {
@@ -371,12 +374,12 @@ impl<'a> Answer<'a> {
         platform: Platform,
         status: u16,
         body: &'a [u8],
-        headers: &reqwest::header::HeaderMap,
+        headers: &'a reqwest::header::HeaderMap,
         now: OffsetDateTime,
     ) -> Self {
         let said = said_retry_at(headers, now);
         let retry_at = said.unwrap_or_else(|| adapter(platform).unsaid_retry_at(now.unix_timestamp()));
-        Self { status, body, retry_at, said: said.is_some(), now: now.unix_timestamp() }
+        Self { status, body, retry_at, said: said.is_some(), now: now.unix_timestamp(), headers }
     }
 }
 
@@ -450,7 +453,8 @@ pub(crate) fn lifetime_end(now: OffsetDateTime, seconds: i64) -> Option<OffsetDa
 /// platform's `refusal`), with `retry_at` 1900 for a throttled answer.
 #[cfg(test)]
 pub(crate) fn classified(platform: Platform, status: u16, body: &str, refusal: Refusal) -> String {
-    let answer = Answer { status, body: body.as_bytes(), retry_at: 1900, said: true, now: 1000 };
+    let headers = reqwest::header::HeaderMap::new();
+    let answer = Answer { status, body: body.as_bytes(), retry_at: 1900, said: true, now: 1000, headers: &headers };
     match PlatformClient::classify(platform, &answer, refusal) {
         Ok(()) => "ok".into(),
         Err(e @ PlatformError::Refused { .. }) => {

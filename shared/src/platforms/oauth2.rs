@@ -340,8 +340,10 @@ mod tests {
     #[test]
     fn refusals_name_the_platform_code() {
         let body = br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
-        let e =
-            refusal(Platform::ALL[0], &super::super::Answer { status: 400, body, retry_at: 0, said: false, now: 0 });
+        let e = refusal(
+            Platform::ALL[0],
+            &super::super::Answer { status: 400, body, retry_at: 0, said: false, now: 0, headers: &Default::default() },
+        );
         assert!(e.is_dead_grant());
         assert!(matches!(e, PlatformError::Refused { ref code, .. } if code == "invalid_grant"));
         let transient = PlatformError::Transient { platform: Platform::ALL[0], detail: "status 503".into() };

@@ -870,14 +870,36 @@ fn metered(
         Ok(ok) => ok,
         Err(reset) => return crate::faults::rate_limited(P, reset).with_limit(user_budget.limit, reset),
     };
-    if let Some(app_budget) = app_budget
-        && let Err(app_reset) = take(world, app_key, app_budget)
-    {
-        return crate::faults::rate_limited(P, app_reset).with_limit(app_budget.limit, app_reset);
-    }
+    // The app's 24-hour budget (POST /2/tweets) is reported in `x-app-limit-24hour-*` on every
+    // answer, as X sends it; spent, the 429 says so there.
+    let app_day = match app_budget.map(|b| (b, take(world, app_key, b))) {
+        Some((b, Err(app_reset))) => {
+            let mut refused = crate::faults::rate_limited(P, app_reset);
+            limit_headers(&mut refused, user_budget.limit, remaining, reset);
+            day_headers(&mut refused, "app", b.limit, 0, app_reset);
+            return refused;
+        }
+        Some((b, Ok((left, app_reset)))) => Some((b.limit, left, app_reset)),
+        None => None,
+    };
     let mut response = handler(world);
     limit_headers(&mut response, user_budget.limit, remaining, reset);
+    if let Some((limit, left, app_reset)) = app_day {
+        day_headers(&mut response, "app", limit, left, app_reset);
+    }
     response
+}
+
+fn day_headers(response: &mut Response, scope: &str, limit: u32, remaining: u32, reset: i64) {
+    let headers = response.headers_mut();
+    for (name, value) in [("limit", limit as i64), ("remaining", remaining as i64), ("reset", reset)] {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(format!("x-{scope}-limit-24hour-{name}")),
+            HeaderValue::from_str(&value.to_string()),
+        ) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 trait WithLimit {

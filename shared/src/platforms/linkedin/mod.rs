@@ -314,8 +314,14 @@ mod tests {
         ];
         for (message, until, app_wide) in rows {
             let body = serde_json::json!({ "status": 429, "message": message }).to_string();
-            let answer =
-                super::super::Answer { status: 429, body: body.as_bytes(), retry_at: 86_400, said: false, now: 1_000 };
+            let answer = super::super::Answer {
+                status: 429,
+                body: body.as_bytes(),
+                retry_at: 86_400,
+                said: false,
+                now: 1_000,
+                headers: &Default::default(),
+            };
             let e = refusal(P, &answer);
             assert!(
                 matches!(e, PlatformError::RateLimited { retry_at: Some(at), app_wide: wide, .. } if at == until && wide == app_wide),

@@ -243,6 +243,20 @@ pub(super) fn refusal(platform: Platform, answer: &super::Answer) -> PlatformErr
         return PlatformError::QuotaExhausted { platform, message };
     }
     if status == 429 {
+        // POST /2/tweets also counts 24-hour limits, per app and per user, and says which is
+        // spent in `x-app-limit-24hour-*` and `x-user-limit-24hour-*` (as X sends them; client
+        // libraries read them: node-twitter-api-v2 #495, #553). The app's holds every account.
+        let spent = |scope: &str| {
+            let remaining = super::header(answer.headers, &format!("x-{scope}-limit-24hour-remaining"));
+            let reset = super::header(answer.headers, &format!("x-{scope}-limit-24hour-reset"));
+            (remaining == Some("0")).then(|| reset.and_then(|r| r.parse::<i64>().ok()).unwrap_or(answer.now + 86_400))
+        };
+        if let Some(reset) = spent("app") {
+            return PlatformError::RateLimited { platform, retry_at: Some(reset), app_wide: true };
+        }
+        if let Some(reset) = spent("user") {
+            return super::throttled(platform, reset);
+        }
         return super::throttled(platform, retry_at);
     }
     let code = problem_type

@@ -16,6 +16,11 @@ use crate::store::Account;
 /// `x-rate-limit-reset`.
 pub(super) fn throttle_hint(headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {
     let header = |name: &str| crate::platforms::header(headers, name);
+    // The app's last post of its 24 hours: every account waits for `x-app-limit-24hour-reset`.
+    if header("x-app-limit-24hour-remaining") == Some("0") {
+        let until = header("x-app-limit-24hour-reset").and_then(|v| v.parse().ok()).unwrap_or(now + 86_400);
+        return Some(Throttle { app_wide: true, until });
+    }
     if header("x-rate-limit-remaining")? != "0" {
         return None;
     }
