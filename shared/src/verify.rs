@@ -110,7 +110,7 @@ impl Verify<'_> {
             );
             None
         } else {
-            match self.platforms.publish(account, &tokens, &text, &[]).await {
+            match self.platforms.publish(account, &tokens, &text, &[], None).await {
                 Ok(published) => {
                     push("text post", Verdict::Expected(format!("published as {}", published.id)));
                     Some(published.id)
@@ -139,7 +139,7 @@ impl Verify<'_> {
             None => push("media post", Verdict::NotChecked("give --media-url with a public JPEG".into())),
             Some(url) => {
                 let media = [Media { url: url.clone(), alt_text: Some("Herald contract check".into()) }];
-                match self.platforms.publish(account, &tokens, &format!("{text} (media)"), &media).await {
+                match self.platforms.publish(account, &tokens, &format!("{text} (media)"), &media, None).await {
                     Ok(published) => {
                         push("media post", Verdict::Expected(format!("published as {}", published.id)));
                         push("media delete", self.delete(&tokens, &published.id).await);

@@ -517,6 +517,59 @@ async fn instagram_timeouts_are_checked_at_the_platform_instead_of_guessed() {
     assert_eq!(instagram(&app), 1, "one post so far: the first");
 }
 
+/// Instagram media still being processed (the audit's F15) is checked again through the queue a
+/// minute later, the same container, not made again; after five minutes (Meta: "once per minute,
+/// for no more than 5 minutes") the target fails saying so. Waiting is not an attempt.
+#[tokio::test]
+async fn instagram_media_still_processing_is_checked_again_not_made_again() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let containers =
+        || app.sandbox.state.world().calls.iter().filter(|c| c.method == "POST" && c.path.ends_with("/media")).count();
+    let body = |text: &str| json!({ "user_id": "user-1", "targets": targets(&ids, &["instagram"]), "text": text, "media": [{ "url": app.media("a.jpg") }] });
+    // Three status checks in progress: two in the first attempt, one in the next.
+    app.control("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_image_polls", "limit": 3 })).await;
+    let (_, post) = app.post(body("slow to process"), None).await;
+    let target = &post["targets"][0];
+    assert_eq!(
+        (target["status"].as_str(), target["error"]["code"].as_str()),
+        (Some("retrying"), Some("media_processing")),
+        "{post}"
+    );
+    let at = time::OffsetDateTime::parse(
+        target["next_attempt_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!((59..=60).contains(&(at - app.clock_now()).whole_seconds()), "checked again in a minute: {post}");
+    assert_eq!(containers(), 1);
+
+    app.advance(time::Duration::seconds(61)).await;
+    let id = post["id"].as_str().unwrap();
+    run_publish_job(&app, id, &ids["instagram"]).await;
+    let (_, read) = app.call(Method::GET, &format!("/v1/posts/{id}"), None).await;
+    let target = &read["targets"][0];
+    assert_eq!((target["status"].as_str(), target["attempts"].as_u64()), (Some("published"), Some(1)), "{read}");
+    assert_eq!(containers(), 1, "the same container, not a new one");
+
+    // Never ready: five minutes on, the target fails saying why.
+    app.control("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_image_polls", "limit": 1000 })).await;
+    let (_, post) = app.post(body("never ready"), None).await;
+    assert_eq!(post["targets"][0]["error"]["code"], "media_processing", "{post}");
+    app.advance(time::Duration::seconds(301)).await;
+    let id = post["id"].as_str().unwrap();
+    run_publish_job(&app, id, &ids["instagram"]).await;
+    let (_, read) = app.call(Method::GET, &format!("/v1/posts/{id}"), None).await;
+    let target = &read["targets"][0];
+    assert_eq!(
+        (target["status"].as_str(), target["error"]["platform_code"].as_str()),
+        (Some("failed"), Some("container_processing_timeout")),
+        "{read}"
+    );
+    assert_eq!(containers(), 2, "one container per post");
+}
+
 /// Throttles last what the platform says they last (issue 16, item 6): LinkedIn's "infrastructure
 /// protection" 429 is waited out for minutes, not until midnight; its application-wide daily
 /// limit holds every account of the app until midnight UTC, so the next account is deferred

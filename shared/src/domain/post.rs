@@ -148,6 +148,10 @@ pub struct Target {
     pub dead_letter: Option<DeadLetterState>,
     #[serde(skip)]
     pub lease_until: Option<OffsetDateTime>,
+    /// What the last attempt left at the platform for the next one to come back to (an
+    /// Instagram container still being processed), in the platform's own terms.
+    #[serde(skip)]
+    pub resume: Option<String>,
     #[serde(skip)]
     pub version: u64,
 }
@@ -167,6 +171,7 @@ impl Target {
             history: Vec::new(),
             dead_letter: None,
             lease_until: None,
+            resume: None,
             version: 1,
         }
     }
@@ -190,11 +195,11 @@ impl Target {
             Outcome::Published { .. } => TargetStatus::Published,
             Outcome::Failed(_) | Outcome::Exhausted(_) => TargetStatus::Failed,
             Outcome::Unknown(_) => TargetStatus::Unknown,
-            Outcome::Retry { .. } => TargetStatus::Retrying,
+            Outcome::Retry { .. } | Outcome::Processing { .. } => TargetStatus::Retrying,
         };
         // Every attempt that reached the platform (or Herald's own failure) joins the history;
         // deferrals by Herald's own budget are not attempts.
-        if !matches!(outcome, Outcome::Retry { counted: false, .. }) {
+        if !matches!(outcome, Outcome::Retry { counted: false, .. } | Outcome::Processing { .. }) {
             next.history.push(Attempt {
                 number: self.attempts,
                 at: whole_seconds(now),
@@ -203,10 +208,20 @@ impl Target {
                     Outcome::Published { .. } => None,
                     Outcome::Failed(e) | Outcome::Unknown(e) | Outcome::Exhausted(e) => Some(e.clone()),
                     Outcome::Retry { error, .. } => error.clone(),
+                    Outcome::Processing { note, .. } => Some(note.clone()),
                 },
             });
         }
+        next.resume = None;
         match outcome {
+            Outcome::Processing { at, resume, note } => {
+                // Waiting on the platform is not an attempt; the platform's module bounds how
+                // long it waits.
+                next.attempts = next.attempts.saturating_sub(1);
+                next.next_attempt_at = Some(whole_seconds(*at));
+                next.resume = Some(resume.clone());
+                next.error = Some(note.clone());
+            }
             Outcome::Published { platform_post_id, url } => {
                 next.platform_post_id = Some(platform_post_id.clone());
                 next.url = url.clone().or(next.url);
@@ -241,6 +256,13 @@ pub enum Outcome {
     Failed(TargetError),
     /// May have been applied: never resent blindly.
     Unknown(TargetError),
+    /// The platform is still processing what this attempt made: come back to `resume` at `at`
+    /// (not counted as an attempt).
+    Processing {
+        at: OffsetDateTime,
+        resume: String,
+        note: TargetError,
+    },
     /// Retryable, but the attempts ran out: `failed`, and the job goes to the dead-letter queue.
     Exhausted(TargetError),
     /// Try again at `at` (transient failure, throttling, a token to refresh first). `counted`:

@@ -85,7 +85,8 @@ pub(super) trait Adapter: Send + Sync {
     }
 
     /// Publishes `text` and `media` as `account`. Only the final, creating call may fail
-    /// [`PlatformError::Ambiguous`].
+    /// [`PlatformError::Ambiguous`]. `resume`: what an earlier attempt left at the platform to
+    /// come back to ([`PlatformError::Processing`]), which only that platform reads.
     fn publish<'a>(
         &'a self,
         client: &'a PlatformClient,
@@ -93,6 +94,7 @@ pub(super) trait Adapter: Send + Sync {
         tokens: &'a TokenSet,
         text: &'a str,
         media: &'a [Media],
+        resume: Option<&'a str>,
     ) -> Answer<'a, Published>;
 
     /// The account's posts since `since`, to look for an ambiguous publish among; `None` where

@@ -70,6 +70,11 @@ pub enum PlatformError {
     /// it must not be resent blindly.
     #[error("{platform} may have applied the request: {detail}")]
     Ambiguous { platform: Platform, detail: String },
+    /// What this attempt made is still being processed by the platform (Instagram's media
+    /// containers): the next attempt, `retry_in` seconds on, comes back to `resume` instead of
+    /// making it again. Nothing was published.
+    #[error("{platform} is still processing the media: {detail}")]
+    Processing { platform: Platform, resume: String, retry_in: u64, detail: String },
     /// Not sent: the call could not finish before the caller's deadline ([`with_deadline`]).
     #[error("{platform} was not called: the attempt's deadline is too near")]
     Deferred { platform: Platform },

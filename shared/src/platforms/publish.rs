@@ -151,17 +151,19 @@ impl PlatformClient {
         adapter(account.platform).rate_headers(self, account, tokens).await
     }
 
-    /// Publishes `text` and `media` as `account`, with its usable `tokens`.
+    /// Publishes `text` and `media` as `account`, with its usable `tokens`; `resume`: what the
+    /// target's last attempt left at the platform ([`PlatformError::Processing`]).
     pub async fn publish(
         &self,
         account: &Account,
         tokens: &TokenSet,
         text: &str,
         media: &[Media],
+        resume: Option<&str>,
     ) -> Result<Published, PlatformError> {
         let started = self.clock.now();
         let adapter = adapter(account.platform);
-        let (platform, detail) = match adapter.publish(self, account, tokens, text, media).await {
+        let (platform, detail) = match adapter.publish(self, account, tokens, text, media, resume).await {
             Err(PlatformError::Ambiguous { platform, detail }) => (platform, detail),
             other => return other,
         };

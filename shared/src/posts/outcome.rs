@@ -159,6 +159,11 @@ fn platform(err: PlatformError, attempt: u32, now: OffsetDateTime, draw: u64) ->
         }),
         // Nothing was sent: the queue takes it from here, and it is not an attempt.
         PlatformError::Deferred { .. } => Outcome::Retry { at: now, error: None, counted: false },
+        PlatformError::Processing { resume, retry_in, detail, .. } => Outcome::Processing {
+            at: later(Duration::from_secs(retry_in)),
+            resume,
+            note: error("media_processing", detail),
+        },
         PlatformError::NotConfigured(platform) => {
             Outcome::Failed(error("platform_not_configured", format!("{platform} is not configured")))
         }
@@ -260,6 +265,15 @@ mod tests {
                 }),
             ),
             ("deferred by the deadline", Attempted::Platform(PlatformError::Deferred { platform: P })),
+            (
+                "still processing",
+                Attempted::Platform(PlatformError::Processing {
+                    platform: P,
+                    resume: "ready:1@0".into(),
+                    retry_in: 60,
+                    detail: "processing".into(),
+                }),
+            ),
             ("not configured", Attempted::Platform(PlatformError::NotConfigured(P))),
             ("account gone", Attempted::AccountGone),
             ("grant dead", Attempted::GrantDead { after_refusal: false }),
@@ -294,6 +308,8 @@ mod tests {
             "media" => (Failed, Some("media_too_large"), true, Never),
             "quota exhausted" => (Failed, Some("platform_quota_exhausted"), true, Never),
             "deferred by the deadline" | "refresh first" => (Retry, Option::None, false, Exactly(0)),
+            // Waiting on the platform is never an attempt, at any attempt number.
+            "still processing" => (Retry, Some("media_processing"), false, Exactly(60)),
             "not configured" => (Failed, Some("platform_not_configured"), true, Never),
             "account gone" => (Failed, Some("account_not_found"), true, Never),
             "grant dead" | "grant dead after a refusal" => (Failed, Some("account_needs_reauth"), true, Never),
@@ -313,6 +329,9 @@ mod tests {
             Outcome::Exhausted(e) => (Kind::Exhausted, Some(e.code.as_str()), true, Delay::Never),
             Outcome::Retry { at, error, counted } => {
                 (Kind::Retry, error.as_ref().map(|e| e.code.as_str()), *counted, Delay::Exactly(seconds(at)))
+            }
+            Outcome::Processing { at, note, .. } => {
+                (Kind::Retry, Some(note.code.as_str()), false, Delay::Exactly(seconds(at)))
             }
         }
     }

@@ -151,7 +151,7 @@ pub async fn attempt<G: Grants>(
             publisher.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
             match written? {
                 Written::Yes => {
-                    let attempted = call(publisher, post, account, tokens).await;
+                    let attempted = call(publisher, post, account, tokens, claimed.resume.as_deref()).await;
                     return conclude(publisher, post, claimed, attempted).await;
                 }
                 Written::TargetMoved => return current(publisher, post, target).await,
@@ -227,7 +227,7 @@ pub async fn submit(
         async move {
             match tokens {
                 Some(tokens) => {
-                    let attempted = call(publisher, post, account, tokens).await;
+                    let attempted = call(publisher, post, account, tokens, target.resume.as_deref()).await;
                     conclude(publisher, post, target.clone(), attempted).await
                 }
                 None => attempt(publisher, post, target, Some(account)).await,
@@ -338,7 +338,7 @@ async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target,
         }
         Err(LimitError::Store(e)) => return internal(&e),
     }
-    call(publisher, post, &account, tokens).await
+    call(publisher, post, &account, tokens, claimed.resume.as_deref()).await
 }
 
 /// What a failure to get a usable token comes to; `after_refusal`: the platform had refused the
@@ -353,13 +353,21 @@ fn token_failure(e: TokenError, after_refusal: bool) -> Attempted {
 
 /// The platform call of a claimed target (once more after refreshing a refused token, where
 /// this caller may), and what it came to.
-async fn call<G: Grants>(publisher: &Publisher<G>, post: &Post, account: &Account, tokens: TokenSet) -> Attempted {
-    let mut result = publisher.platforms.publish(account, &tokens, &post.text, &post.media).await;
+async fn call<G: Grants>(
+    publisher: &Publisher<G>,
+    post: &Post,
+    account: &Account,
+    tokens: TokenSet,
+    resume: Option<&str>,
+) -> Attempted {
+    let mut result = publisher.platforms.publish(account, &tokens, &post.text, &post.media, resume).await;
     if matches!(result, Err(PlatformError::Unauthorized { .. })) {
         // The token looked valid but was refused: refresh once (where this publisher may), then
         // try once more.
         match publisher.tokens.after_refusal(account).await {
-            Some(Ok(fresh)) => result = publisher.platforms.publish(account, &fresh, &post.text, &post.media).await,
+            Some(Ok(fresh)) => {
+                result = publisher.platforms.publish(account, &fresh, &post.text, &post.media, resume).await
+            }
             Some(Err(e)) => return token_failure(e, true),
             None => {}
         }

@@ -158,6 +158,7 @@ impl Target {
             ("post_url", self.url.clone().map(s)),
             ("error", self.error.as_ref().map(json_attr)),
             ("dead_letter", self.dead_letter.map(|d| s(d.as_str()))),
+            ("resume", self.resume.clone().map(s)),
             (
                 "history",
                 (!self.history.is_empty()).then(|| AttributeValue::L(self.history.iter().map(json_attr).collect())),
@@ -215,6 +216,7 @@ impl Target {
             history,
             dead_letter,
             lease_until: r.opt_time("lease_until")?,
+            resume: item.get("resume").and_then(|v| v.as_s().ok()).cloned(),
             version: r.u64("version")?,
         })
     }

@@ -274,7 +274,10 @@ async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> R
             let window = limit.window.unwrap_or(if limit.name.ends_with("/app") { 86_400 } else { 900 });
             world.x.budgets.insert(limit.name, crate::x::Budget { limit: limit.limit, window });
         }
-        Platform::Meta if ["ig_quota", "app_calls_per_hour", "page_calls_per_day"].contains(&limit.name.as_str()) => {
+        Platform::Meta
+            if ["ig_quota", "app_calls_per_hour", "page_calls_per_day", "ig_image_polls"]
+                .contains(&limit.name.as_str()) =>
+        {
             world.meta.limits.insert(limit.name, limit.limit);
         }
         Platform::Linkedin if ["member_daily", "app_daily"].contains(&limit.name.as_str()) => {

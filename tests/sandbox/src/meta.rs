@@ -103,7 +103,7 @@ struct Container {
     media_url: String,
     created_at: i64,
     /// Status checks left before processing finishes.
-    polls_left: u8,
+    polls_left: u32,
     failed: bool,
     published: bool,
 }
@@ -1095,7 +1095,8 @@ fn ig_container(world: &mut World, grant: &Grant, ig_user: &str, params: &HashMa
                     "Only photo or video can be accepted as media type.",
                 );
             }
-            (ContainerKind::Image, url.clone(), 1)
+            // How many status checks an image stays IN_PROGRESS (`ig_image_polls`, default 1).
+            (ContainerKind::Image, url.clone(), limit(world, "ig_image_polls", 1))
         }
         Some("REELS") => {
             let Some(url) = params.get("video_url") else { return bad_param("The parameter video_url is required.") };

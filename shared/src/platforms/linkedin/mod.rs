@@ -81,7 +81,9 @@ impl Adapter for Linkedin {
         tokens: &'a TokenSet,
         text: &'a str,
         media: &'a [Media],
+        resume: Option<&'a str>,
     ) -> Answer<'a, Published> {
+        let _ = resume;
         Box::pin(client.publish_linkedin(account, tokens, text, media))
     }
 

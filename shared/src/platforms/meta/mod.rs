@@ -61,9 +61,10 @@ impl Adapter for Meta {
         tokens: &'a TokenSet,
         text: &'a str,
         media: &'a [Media],
+        resume: Option<&'a str>,
     ) -> Answer<'a, Published> {
         match self.0 {
-            Platform::Instagram => Box::pin(client.publish_instagram(account, tokens, text, media)),
+            Platform::Instagram => Box::pin(client.publish_instagram(account, tokens, text, media, resume)),
             _ => Box::pin(client.publish_facebook(account, tokens, text, media)),
         }
     }

@@ -17,9 +17,15 @@ use crate::store::Account;
 
 /// Usage at or above this share of a Meta budget counts as spent.
 const META_USAGE_CEILING: i64 = 95;
-/// Instagram containers: status checks before giving the attempt back to the queue.
-const CONTAINER_POLLS: u32 = 10;
+
+/// Status checks of a container within one attempt, half a second apart: an image is usually
+/// ready by the second. Longer processing is waited out through the queue (F15).
+const CONTAINER_POLLS: u32 = 2;
 const CONTAINER_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// "Query a container's status once per minute, for no more than 5 minutes" (Meta's
+/// content-publishing guide): the queue comes back this often, for this long.
+const PROCESSING_RECHECK: u64 = 60;
+const PROCESSING_LIMIT: i64 = 300;
 
 /// What a successful answer's headers say about the budget: `X-App-Usage` (app-wide) or
 /// `X-Business-Use-Case-Usage` (this account) near 100 % or with time to regain access.
@@ -154,30 +160,51 @@ impl PlatformClient {
             .ok_or_else(|| PlatformError::Unexpected { platform: p, detail: "no container id".into() })
     }
 
-    /// Polls a container until FINISHED (bounded); still in progress → transient.
-    pub(in crate::platforms) async fn container_ready(
-        &self,
-        tokens: &TokenSet,
-        container: &str,
-    ) -> Result<(), PlatformError> {
+    /// Checks containers until each is FINISHED (at most [`CONTAINER_POLLS`] times, half a second
+    /// apart): still processing → [`PlatformError::Processing`] with `resume` (the containers and
+    /// when the first was made, [`Resume`]), so the next attempt comes back to them, until
+    /// [`PROCESSING_LIMIT`] has passed; ERROR or EXPIRED → refused.
+    async fn containers_ready(&self, tokens: &TokenSet, resume: &Resume) -> Result<(), PlatformError> {
         let p = Platform::Instagram;
         for poll in 0..CONTAINER_POLLS {
-            let status = self.container_status(tokens, container).await?;
-            match Some(status.as_str()).filter(|s| !s.is_empty()) {
-                Some("FINISHED") => return Ok(()),
-                Some("IN_PROGRESS") if poll + 1 < CONTAINER_POLLS => tokio::time::sleep(CONTAINER_POLL_INTERVAL).await,
-                Some("IN_PROGRESS") => break,
-                other => {
-                    return Err(PlatformError::Refused {
-                        platform: p,
-                        status: 400,
-                        code: format!("container_{}", other.unwrap_or("unknown").to_ascii_lowercase()),
-                        message: "the media container could not be processed".into(),
-                    });
+            let mut processing = false;
+            for container in &resume.containers {
+                let status = self.container_status(tokens, container).await?;
+                match Some(status.as_str()).filter(|s| !s.is_empty()) {
+                    Some("FINISHED") => {}
+                    Some("IN_PROGRESS") => processing = true,
+                    other => {
+                        return Err(PlatformError::Refused {
+                            platform: p,
+                            status: 400,
+                            code: format!("container_{}", other.unwrap_or("unknown").to_ascii_lowercase()),
+                            message: "the media container could not be processed".into(),
+                        });
+                    }
                 }
             }
+            if !processing {
+                return Ok(());
+            }
+            if poll + 1 < CONTAINER_POLLS {
+                tokio::time::sleep(CONTAINER_POLL_INTERVAL).await;
+            }
         }
-        Err(PlatformError::Transient { platform: p, detail: "the media is still being processed".into() })
+        let waited = self.clock.now().unix_timestamp() - resume.made_at;
+        if waited >= PROCESSING_LIMIT {
+            return Err(PlatformError::Refused {
+                platform: p,
+                status: 400,
+                code: "container_processing_timeout".into(),
+                message: format!("Instagram was still processing the media after {waited} s"),
+            });
+        }
+        Err(PlatformError::Processing {
+            platform: p,
+            resume: resume.encode(),
+            retry_in: PROCESSING_RECHECK,
+            detail: format!("Instagram is processing the media ({waited} s so far); checked again in a minute"),
+        })
     }
 
     pub(in crate::platforms) async fn publish_instagram(
@@ -186,6 +213,7 @@ impl PlatformClient {
         tokens: &TokenSet,
         text: &str,
         media: &[Media],
+        resume: Option<&str>,
     ) -> Result<Published, PlatformError> {
         let p = Platform::Instagram;
         let ig = &account.platform_account_id;
@@ -211,25 +239,48 @@ impl PlatformClient {
                 retry_at: Some(self.clock.now().unix_timestamp() + 3600),
             });
         }
-        let creation = if media.len() == 1 {
-            let mut params = vec![("image_url", media[0].url.as_str()), ("caption", text)];
-            if let Some(alt) = &media[0].alt_text {
-                params.push(("alt_text", alt.as_str()));
+        let now = self.clock.now().unix_timestamp();
+        // Where an earlier attempt left containers processing, they are checked again, not made
+        // again; a carousel's children first, then the carousel itself.
+        let resumed = resume.and_then(Resume::decode);
+        let creation = match resumed {
+            Some(Resume { stage: Stage::Ready, containers, made_at }) => {
+                let creation = containers.first().cloned().unwrap_or_default();
+                self.containers_ready(tokens, &Resume { stage: Stage::Ready, containers, made_at }).await?;
+                creation
             }
-            self.container(tokens, ig, &params).await?
-        } else {
-            let mut children = Vec::new();
-            for item in media {
-                let child = self
-                    .container(tokens, ig, &[("image_url", item.url.as_str()), ("is_carousel_item", "true")])
-                    .await?;
-                self.container_ready(tokens, &child).await?;
-                children.push(child);
+            Some(Resume { stage: Stage::Children, containers, made_at }) => {
+                let children = Resume { stage: Stage::Children, containers, made_at };
+                self.containers_ready(tokens, &children).await?;
+                self.carousel(tokens, ig, text, &children.containers, made_at).await?
             }
-            let joined = children.join(",");
-            self.container(tokens, ig, &[("media_type", "CAROUSEL"), ("children", &joined), ("caption", text)]).await?
+            None if media.len() == 1 => {
+                let mut params = vec![("image_url", media[0].url.as_str()), ("caption", text)];
+                if let Some(alt) = &media[0].alt_text {
+                    params.push(("alt_text", alt.as_str()));
+                }
+                let creation = self.container(tokens, ig, &params).await?;
+                self.containers_ready(
+                    tokens,
+                    &Resume { stage: Stage::Ready, containers: vec![creation.clone()], made_at: now },
+                )
+                .await?;
+                creation
+            }
+            None => {
+                let mut children = Vec::new();
+                for item in media {
+                    let params = [("image_url", item.url.as_str()), ("is_carousel_item", "true")];
+                    children.push(self.container(tokens, ig, &params).await?);
+                }
+                self.containers_ready(
+                    tokens,
+                    &Resume { stage: Stage::Children, containers: children.clone(), made_at: now },
+                )
+                .await?;
+                self.carousel(tokens, ig, text, &children, now).await?
+            }
         };
-        self.container_ready(tokens, &creation).await?;
         let request = self
             .http
             .post(self.graph_url(&format!("/{ig}/media_publish")))
@@ -259,6 +310,23 @@ impl PlatformClient {
         }
     }
 
+    /// The carousel container over finished `children`, checked until it is ready in turn.
+    async fn carousel(
+        &self,
+        tokens: &TokenSet,
+        ig: &str,
+        text: &str,
+        children: &[String],
+        made_at: i64,
+    ) -> Result<String, PlatformError> {
+        let joined = children.join(",");
+        let creation =
+            self.container(tokens, ig, &[("media_type", "CAROUSEL"), ("children", &joined), ("caption", text)]).await?;
+        self.containers_ready(tokens, &Resume { stage: Stage::Ready, containers: vec![creation.clone()], made_at })
+            .await?;
+        Ok(creation)
+    }
+
     pub(in crate::platforms) async fn container_status(
         &self,
         tokens: &TokenSet,
@@ -272,5 +340,61 @@ impl PlatformClient {
         let status: Value =
             self.json(Platform::Instagram, "GET /{container-id}?fields=status_code", request, graph_refusal).await?;
         Ok(status["status_code"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+/// Where an attempt left Instagram's containers: `ready:{id}@{made}` (the container to publish
+/// once FINISHED) or `children:{id},{id}@{made}` (a carousel's children, the carousel not made
+/// yet); `made`: when the first was made (Unix seconds), which bounds the wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resume {
+    stage: Stage,
+    containers: Vec<String>,
+    made_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Ready,
+    Children,
+}
+
+impl Resume {
+    fn encode(&self) -> String {
+        let stage = match self.stage {
+            Stage::Ready => "ready",
+            Stage::Children => "children",
+        };
+        format!("{stage}:{}@{}", self.containers.join(","), self.made_at)
+    }
+
+    fn decode(raw: &str) -> Option<Self> {
+        let (stage, rest) = raw.split_once(':')?;
+        let (ids, made) = rest.rsplit_once('@')?;
+        let stage = match stage {
+            "ready" => Stage::Ready,
+            "children" => Stage::Children,
+            _ => return None,
+        };
+        let containers: Vec<String> = ids.split(',').filter(|id| !id.is_empty()).map(str::to_owned).collect();
+        (!containers.is_empty()).then_some(Self { stage, containers, made_at: made.parse().ok()? })
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_reads_back_as_written() {
+        for resume in [
+            Resume { stage: Stage::Ready, containers: vec!["1790".into()], made_at: 1_764_000_000 },
+            Resume { stage: Stage::Children, containers: vec!["1".into(), "2".into()], made_at: 5 },
+        ] {
+            assert_eq!(Resume::decode(&resume.encode()), Some(resume));
+        }
+        for bad in ["", "ready:@5", "later:1@5", "ready:1", "ready:1@soon"] {
+            assert_eq!(Resume::decode(bad), None, "{bad}");
+        }
     }
 }

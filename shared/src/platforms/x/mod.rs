@@ -98,7 +98,9 @@ impl Adapter for X {
         tokens: &'a TokenSet,
         text: &'a str,
         media: &'a [Media],
+        resume: Option<&'a str>,
     ) -> Answer<'a, Published> {
+        let _ = resume;
         Box::pin(client.publish_x(tokens, text, media))
     }
 
