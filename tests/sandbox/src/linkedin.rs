@@ -416,6 +416,13 @@ fn versioned(headers: &HeaderMap, now: i64) -> Result<(), Response> {
     Ok(())
 }
 
+/// The caller of a versioned REST call: a valid bearer token and an active `LinkedIn-Version`.
+fn versioned_caller(world: &World, headers: &HeaderMap) -> Result<Grant, Response> {
+    let grant = bearer(world, headers)?;
+    versioned(headers, world.now())?;
+    Ok(grant)
+}
+
 fn today(now: i64) -> i64 {
     now.div_euclid(86_400)
 }
@@ -485,13 +492,10 @@ async fn organization_acls(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let world = sandbox.world();
-    let grant = match bearer(&world, &headers) {
+    let grant = match versioned_caller(&world, &headers) {
         Ok(g) => g,
         Err(response) => return response,
     };
-    if let Err(response) = versioned(&headers, world.now()) {
-        return response;
-    }
     if !grant.scopes.iter().any(|s| s == "rw_organization_admin" || s == "w_organization_social") {
         return li_error(
             StatusCode::FORBIDDEN,
@@ -595,13 +599,10 @@ fn unprocessable(message: &str) -> Response {
 
 async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let mut world = sandbox.world();
-    let grant = match bearer(&world, &headers) {
+    let grant = match versioned_caller(&world, &headers) {
         Ok(g) => g,
         Err(response) => return response,
     };
-    if let Err(response) = versioned(&headers, world.now()) {
-        return response;
-    }
     let Ok(post) = serde_json::from_slice::<Value>(&body) else {
         return li_error(StatusCode::BAD_REQUEST, None, None, "Request body is not valid JSON");
     };
@@ -671,13 +672,10 @@ async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: By
 /// 404 if there is none (Microsoft Learn, Posts API, "Delete Posts").
 async fn delete_post(State(sandbox): State<Shared>, headers: HeaderMap, Path(urn): Path<String>) -> Response {
     let mut world = sandbox.world();
-    let grant = match bearer(&world, &headers) {
+    let grant = match versioned_caller(&world, &headers) {
         Ok(g) => g,
         Err(response) => return response,
     };
-    if let Err(response) = versioned(&headers, world.now()) {
-        return response;
-    }
     let Some(author) = world.posts.iter().find(|p| p.platform == P && p.id == urn).map(|p| p.account.clone()) else {
         return li_error(StatusCode::NOT_FOUND, None, None, "Not Found");
     };
@@ -695,13 +693,10 @@ async fn images_action(
     body: Bytes,
 ) -> Response {
     let mut world = sandbox.world();
-    let grant = match bearer(&world, &headers) {
+    let grant = match versioned_caller(&world, &headers) {
         Ok(g) => g,
         Err(response) => return response,
     };
-    if let Err(response) = versioned(&headers, world.now()) {
-        return response;
-    }
     if q.get("action").map(String::as_str) != Some("initializeUpload") {
         return li_error(StatusCode::BAD_REQUEST, None, None, "Unsupported action");
     }
