@@ -3,6 +3,7 @@
 
 mod api;
 mod aws_faults;
+mod bluesky;
 mod chaos;
 mod connect;
 mod crash;

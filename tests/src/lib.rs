@@ -16,6 +16,7 @@ use herald::schema::ResourceNames;
 use herald::startup::Function;
 
 pub mod calls;
+pub mod pds;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
