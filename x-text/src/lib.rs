@@ -73,22 +73,22 @@ pub struct Parsed {
 }
 
 /// Characters that make a post invalid wherever they appear (twitter-text `invalidChars`).
-pub const INVALID_CHARACTERS: [char; 3] = ['\u{FFFE}', '\u{FEFF}', '\u{FFFF}'];
+const INVALID_CHARACTERS: [char; 3] = ['\u{FFFE}', '\u{FEFF}', '\u{FFFF}'];
 
 /// twitter-text's `parseTweet`: the weighted length of `text` under `config`, and whether X takes
 /// it. Empty or blank text is not a valid post.
 pub fn parse(text: &str, config: &Config) -> Parsed {
-    let normalized = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text);
-    let utf16 = |s: &str| s.encode_utf16().count();
-    let display_end = utf16(text).saturating_sub(1);
     if text.trim().is_empty() {
         return Parsed { weighted_length: 0, valid: false, permillage: 0, display_range: (0, 0), valid_range: (0, 0) };
     }
+    let normalized = icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(text);
+    let utf16 = |s: &str| s.encode_utf16().count();
+    let text16 = utf16(text);
     let urls = extract_urls(&normalized);
     let mut urls = urls.iter().peekable();
     let scaled_max = config.max_weighted_length * config.scale;
     let (mut weighted, mut at, mut valid_end, mut valid) = (0usize, 0usize, 0usize, true);
-    // UTF-16 position of `at`, for the valid range.
+    // The UTF-16 position of `at` (twitter-text's ranges are in UTF-16 units).
     let mut at16 = 0usize;
     while at < normalized.len() {
         let rest = &normalized[at..];
@@ -115,13 +115,14 @@ pub fn parse(text: &str, config: &Config) -> Parsed {
         at16 += len16;
     }
     let weighted_length = weighted / config.scale;
-    // NFC can shorten the text or lengthen it (composition exclusions decompose).
-    let offset = utf16(text) as isize - utf16(&normalized) as isize;
+    // NFC can shorten the text or lengthen it (composition exclusions decompose); `at16` is now
+    // the normalized text's length.
+    let offset = text16 as isize - at16 as isize;
     Parsed {
         weighted_length,
         valid: valid && weighted_length <= config.max_weighted_length,
         permillage: weighted_length * 1000 / config.max_weighted_length,
-        display_range: (0, display_end),
+        display_range: (0, text16 - 1),
         valid_range: (0, valid_end.saturating_add_signed(offset)),
     }
 }

@@ -8,7 +8,6 @@
 //! after `-`, `_`, `.` or `/`. A domain label longer than 63 characters once punycoded is not a
 //! domain, and a URL longer than 4096 is not a URL.
 
-use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -19,12 +18,6 @@ pub struct Url<'a> {
     pub text: &'a str,
     pub start: usize,
     pub end: usize,
-}
-
-impl Url<'_> {
-    pub fn range(&self) -> Range<usize> {
-        self.start..self.end
-    }
 }
 
 const LATIN_ACCENTS: &str = r"\x{C0}-\x{D6}\x{D8}-\x{F6}\x{F8}-\x{FF}\x{100}-\x{24F}\x{253}\x{254}\x{256}\x{257}\x{259}\x{25B}\x{263}\x{268}\x{26F}\x{272}\x{289}\x{28B}\x{2BB}\x{300}-\x{36F}\x{1E00}-\x{1EFF}";

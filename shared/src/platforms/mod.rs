@@ -316,14 +316,15 @@ impl PlatformClient {
         }
     }
 
-    /// Sends, then reads a JSON body; classifies non-2xx answers with `refusal`.
-    async fn json<T: serde::de::DeserializeOwned>(
+    /// Sends, then reads the answer's headers and body; classifies non-2xx answers with
+    /// `refusal`. For calls that create nothing (the creating call is `read_effect`'s).
+    async fn answer(
         &self,
         platform: Platform,
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
         refusal: Refusal,
-    ) -> Result<T, PlatformError> {
+    ) -> Result<(reqwest::header::HeaderMap, axum::body::Bytes), PlatformError> {
         let response = self.send(platform, endpoint, request).await?;
         let status = response.status().as_u16();
         let now = self.clock.now();
@@ -333,6 +334,18 @@ impl PlatformClient {
             .await
             .map_err(|_| PlatformError::Transient { platform, detail: "the answer was cut off".into() })?;
         Self::classify(platform, &Answer::read(platform, status, &body, &headers, now), refusal)?;
+        Ok((headers, body))
+    }
+
+    /// As [`answer`](Self::answer), reading the body as JSON.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        platform: Platform,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+        refusal: Refusal,
+    ) -> Result<T, PlatformError> {
+        let (_, body) = self.answer(platform, endpoint, request, refusal).await?;
         serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
     }
 }

@@ -80,25 +80,6 @@ fn comparable(text: &str) -> String {
         .join(" ")
 }
 
-impl PlatformClient {
-    /// A call read for its status, headers and JSON body only (`herald verify`): a refusal is
-    /// classified as every other answer is.
-    pub(super) async fn answer(
-        &self,
-        platform: Platform,
-        endpoint: &'static str,
-        request: reqwest::RequestBuilder,
-        refusal: super::Refusal,
-    ) -> Result<(reqwest::header::HeaderMap, Value), PlatformError> {
-        let response = self.send(platform, endpoint, request).await?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| PlatformError::Transient { platform, detail: e.to_string() })?;
-        Self::classify(platform, &super::Answer::read(platform, status, &body, &headers, self.clock.now()), refusal)?;
-        Ok((headers, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-    }
-}
-
 /// Which of `expected` the answer's headers carry.
 pub(super) fn seen(headers: &reqwest::header::HeaderMap, expected: &'static [&'static str]) -> Vec<&'static str> {
     expected.iter().copied().filter(|name| headers.contains_key(*name)).collect()
@@ -194,38 +175,43 @@ impl PlatformClient {
     /// for a platform that fetches the media itself (Instagram): refused unless the platform
     /// takes it, whatever the URL or the server's content type says (the audit's F15).
     pub(super) async fn media_kind(&self, platform: Platform, media: &Media) -> Result<&'static str, PlatformError> {
-        let peeked = self.egress.peek(&media.url, super::rules::SNIFF_BYTES).await.map_err(|e| match e {
-            crate::egress::EgressError::Refused(refusal) => PlatformError::Media {
-                code: "media_url_blocked",
-                message: format!("the media URL is not allowed: {refusal}"),
-            },
-            crate::egress::EgressError::Status(status) => PlatformError::Media {
-                code: "media_unreachable",
-                message: format!("fetching the media answered {status}"),
-            },
-            other => PlatformError::Transient { platform, detail: format!("media download: {other}") },
-        })?;
-        kind_taken(platform, &peeked.bytes)
+        let peeked = self.get_media(platform, media, super::rules::SNIFF_BYTES, true).await?;
+        kind_taken(platform, &peeked)
     }
 
-    /// Downloads a tenant's media through the egress policy (public https hosts only, at most
-    /// 5 MB read), judged by its bytes, not its name (F15). A refused or failing URL is the tenant's to fix: refused, not retried; a
-    /// network failure or timeout is transient.
+    /// Downloads a tenant's media (at most 5 MB), judged by its bytes, not its name (F15): the
+    /// bytes and their MIME type.
     pub(super) async fn fetch_media(
         &self,
         platform: Platform,
         media: &Media,
     ) -> Result<(Vec<u8>, String), PlatformError> {
+        let bytes = self.get_media(platform, media, MEDIA_MAX_BYTES, false).await?;
+        let kind = kind_taken(platform, &bytes)?;
+        Ok((bytes, super::rules::mime(kind)))
+    }
+
+    /// A tenant's media through the egress policy (public https hosts only), logged as a call:
+    /// all of it up to `limit` bytes, or with `peek` its first `limit` bytes. A refused or
+    /// failing URL is the tenant's to fix: refused, not retried; a network failure or timeout is
+    /// transient.
+    async fn get_media(
+        &self,
+        platform: Platform,
+        media: &Media,
+        limit: usize,
+        peek: bool,
+    ) -> Result<Vec<u8>, PlatformError> {
         use crate::egress::EgressError;
         let started = std::time::Instant::now();
-        let result = self.egress.fetch(&media.url, MEDIA_MAX_BYTES).await;
+        let result =
+            if peek { self.egress.peek(&media.url, limit).await } else { self.egress.fetch(&media.url, limit).await };
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let media = |code: &'static str, message: String| PlatformError::Media { code, message };
         match result {
             Ok(fetched) => {
                 tracing::info!(platform = %platform, endpoint = "GET media", status = 200, latency_ms, "media fetched");
-                let kind = kind_taken(platform, &fetched.bytes)?;
-                Ok((fetched.bytes, super::rules::mime(kind)))
+                Ok(fetched.bytes)
             }
             Err(e) => {
                 tracing::warn!(platform = %platform, endpoint = "GET media", latency_ms, error = %e, "media not fetched");

@@ -558,7 +558,7 @@ fn node_type(world: &World, grant: &Grant, node: &str) -> &'static str {
 /// Enters an OAuth or token-inspection call, which the specs do not describe, in the ledger.
 fn undescribed(sandbox: &Shared, what: &str) {
     let mut world = sandbox.world();
-    *world.meta_spec.entry(what.to_owned()).or_default().entry(crate::meta_spec::Judged::Undescribed).or_default() += 1;
+    crate::spec::tally(&mut world.meta_spec, what.to_owned(), crate::meta_spec::Judged::Undescribed);
 }
 
 /// Which call a Graph request is: its method, node and edge (`None`: the node itself).
@@ -585,7 +585,7 @@ fn graph_call(
     // Meta's own specs judge the parameters first (crate::meta_spec).
     let kind = node_type(&world, &grant, node);
     match crate::meta_spec::judge(method, kind, edge, &params) {
-        Ok((key, judged)) => *world.meta_spec.entry(key).or_default().entry(judged).or_default() += 1,
+        Ok((key, judged)) => crate::spec::tally(&mut world.meta_spec, key, judged),
         Err(errors) => {
             let message = format!("(#100) Not as Meta's Graph API specs describe it: {}", errors.join("; "));
             return graph_error(StatusCode::BAD_REQUEST, 100, None, &message);
@@ -745,14 +745,22 @@ fn read_node_page(world: &World, page_id: &str, fields: &[&str]) -> Response {
     Json(body).into_response()
 }
 
+/// An edge of the user node, which only the user's own token reads (a Page token is the Page).
+fn user_edge(grant: &Grant, node: &str, edge: &str) -> Result<(), Response> {
+    if matches!(grant.kind, GrantKind::Page { .. }) || (node != "me" && node != grant.user_id) {
+        return Err(bad_param(&format!("Tried accessing nonexisting field ({edge}) on node type (Page)")));
+    }
+    Ok(())
+}
+
 /// `/me/accounts`: each Page the user manages with its Page token. From a long-lived user token
 /// the Page tokens do not expire; from a short-lived one they expire with it. Paged as Graph
 /// pages its edges (developers.facebook.com/docs/graph-api/results, cursor-based): `limit`
 /// (default 25, at most 100) and `after`; `paging.cursors` on every page, `paging.next` only while
 /// more follow.
 fn accounts(world: &mut World, grant: &Grant, node: &str, q: &HashMap<String, String>) -> Response {
-    if matches!(grant.kind, GrantKind::Page { .. }) || (node != "me" && node != grant.user_id) {
-        return bad_param("Tried accessing nonexisting field (accounts) on node type (Page)");
+    if let Err(response) = user_edge(grant, node, "accounts") {
+        return response;
     }
     if !grant.scopes.iter().any(|s| s == "pages_show_list") {
         return permission("The pages_show_list permission is required to list Pages.");
@@ -767,8 +775,8 @@ fn accounts(world: &mut World, grant: &Grant, node: &str, q: &HashMap<String, St
 /// The businesses whose Pages the user holds a role on (`GET /me/businesses`, which needs
 /// `business_management`).
 fn businesses(world: &mut World, grant: &Grant, node: &str) -> Response {
-    if matches!(grant.kind, GrantKind::Page { .. }) || (node != "me" && node != grant.user_id) {
-        return bad_param("Tried accessing nonexisting field (businesses) on node type (Page)");
+    if let Err(response) = user_edge(grant, node, "businesses") {
+        return response;
     }
     if !grant.scopes.iter().any(|s| s == "business_management") {
         return permission("(#100) Missing permission: business_management is required to list businesses.");

@@ -76,6 +76,11 @@ pub enum Judged {
 /// The ledger: `"METHOD /template"` → how many calls were judged how.
 pub type Ledger = BTreeMap<String, BTreeMap<Judged, u64>>;
 
+/// Counts one call in a ledger.
+pub fn tally(ledger: &mut Ledger, key: String, judged: Judged) {
+    *ledger.entry(key).or_default().entry(judged).or_default() += 1;
+}
+
 /// The operation `method path` (an X API path such as `/2/tweets`) is, preferring literal
 /// segments over templated ones.
 fn operation(method: &str, path: &str) -> Option<&'static Operation> {
@@ -143,7 +148,7 @@ pub async fn check_x(State(sandbox): State<Shared>, request: Request, next: Next
 }
 
 fn record(sandbox: &Shared, key: String, judged: Judged) {
-    *sandbox.world().x_spec.entry(key).or_default().entry(judged).or_default() += 1;
+    tally(&mut sandbox.world().x_spec, key, judged);
 }
 
 #[cfg(test)]

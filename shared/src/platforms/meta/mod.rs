@@ -86,7 +86,7 @@ impl Adapter for Meta {
             let token = tokens.access_token.expose_secret();
             let request = client
                 .proved(client.http.delete(graph(client, &format!("/{id}"))).query(&[("access_token", token)]), token);
-            let (_, body) = client.answer(self.0, "DELETE /{post-id}", request, graph_refusal).await?;
+            let body: serde_json::Value = client.json(self.0, "DELETE /{post-id}", request, graph_refusal).await?;
             match body["success"].as_bool() {
                 Some(true) => Ok(Some(())),
                 _ => Err(unexpected(self.0, &format!("the delete answered {body}"))),

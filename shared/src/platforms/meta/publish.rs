@@ -217,11 +217,6 @@ impl PlatformClient {
     ) -> Result<Published, PlatformError> {
         let p = Platform::Instagram;
         let ig = &account.platform_account_id;
-        // Instagram fetches the media itself and takes JPEG only: each file's first bytes say
-        // what it is, before any container is made (F15).
-        for item in media {
-            self.media_kind(p, item).await?;
-        }
         // The publishing quota is read and respected before anything is created.
         let request = self
             .http
@@ -239,46 +234,23 @@ impl PlatformClient {
                 retry_at: Some(self.clock.now().unix_timestamp() + 3600),
             });
         }
-        let now = self.clock.now().unix_timestamp();
         // Where an earlier attempt left containers processing, they are checked again, not made
         // again; a carousel's children first, then the carousel itself.
-        let resumed = resume.and_then(Resume::decode);
-        let creation = match resumed {
-            Some(Resume { stage: Stage::Ready, containers, made_at }) => {
-                let creation = containers.first().cloned().unwrap_or_default();
-                self.containers_ready(tokens, &Resume { stage: Stage::Ready, containers, made_at }).await?;
-                creation
-            }
-            Some(Resume { stage: Stage::Children, containers, made_at }) => {
-                let children = Resume { stage: Stage::Children, containers, made_at };
-                self.containers_ready(tokens, &children).await?;
-                self.carousel(tokens, ig, text, &children.containers, made_at).await?
-            }
-            None if media.len() == 1 => {
-                let mut params = vec![("image_url", media[0].url.as_str()), ("caption", text)];
-                if let Some(alt) = &media[0].alt_text {
-                    params.push(("alt_text", alt.as_str()));
+        let creation = match resume.and_then(Resume::decode) {
+            Some(resumed) => {
+                self.containers_ready(tokens, &resumed).await?;
+                match resumed.stage {
+                    Stage::Ready => resumed.containers[0].clone(),
+                    Stage::Children => self.carousel(tokens, ig, text, &resumed.containers, resumed.made_at).await?,
                 }
-                let creation = self.container(tokens, ig, &params).await?;
-                self.containers_ready(
-                    tokens,
-                    &Resume { stage: Stage::Ready, containers: vec![creation.clone()], made_at: now },
-                )
-                .await?;
-                creation
             }
+            // Instagram fetches the media itself and takes JPEG only: each file's first bytes say
+            // what it is, before any container is made (F15); a resumed attempt made them already.
             None => {
-                let mut children = Vec::new();
                 for item in media {
-                    let params = [("image_url", item.url.as_str()), ("is_carousel_item", "true")];
-                    children.push(self.container(tokens, ig, &params).await?);
+                    self.media_kind(p, item).await?;
                 }
-                self.containers_ready(
-                    tokens,
-                    &Resume { stage: Stage::Children, containers: children.clone(), made_at: now },
-                )
-                .await?;
-                self.carousel(tokens, ig, text, &children, now).await?
+                self.create_containers(tokens, ig, text, media).await?
             }
         };
         let request = self
@@ -308,6 +280,36 @@ impl PlatformClient {
             },
             Err(e) => Err(e),
         }
+    }
+
+    /// This attempt's containers (an image's, or a carousel's children then the carousel), each
+    /// checked until ready; the one to publish.
+    async fn create_containers(
+        &self,
+        tokens: &TokenSet,
+        ig: &str,
+        text: &str,
+        media: &[Media],
+    ) -> Result<String, PlatformError> {
+        let now = self.clock.now().unix_timestamp();
+        if media.len() == 1 {
+            let mut params = vec![("image_url", media[0].url.as_str()), ("caption", text)];
+            if let Some(alt) = &media[0].alt_text {
+                params.push(("alt_text", alt.as_str()));
+            }
+            let creation = self.container(tokens, ig, &params).await?;
+            let ready = Resume { stage: Stage::Ready, containers: vec![creation.clone()], made_at: now };
+            self.containers_ready(tokens, &ready).await?;
+            return Ok(creation);
+        }
+        let mut children = Vec::new();
+        for item in media {
+            let params = [("image_url", item.url.as_str()), ("is_carousel_item", "true")];
+            children.push(self.container(tokens, ig, &params).await?);
+        }
+        let pending = Resume { stage: Stage::Children, containers: children.clone(), made_at: now };
+        self.containers_ready(tokens, &pending).await?;
+        self.carousel(tokens, ig, text, &children, now).await
     }
 
     /// The carousel container over finished `children`, checked until it is ready in turn.

@@ -116,7 +116,7 @@ impl Adapter for X {
             let url = format!("{}/2/tweets/{id}", client.endpoints.x_api.as_str().trim_end_matches('/'));
             let request =
                 client.http.delete(&url).header("authorization", client.x_authorization(tokens, "DELETE", &url, &[])?);
-            let (_, body) = client.answer(P, "DELETE /2/tweets/{id}", request, refusal).await?;
+            let body: serde_json::Value = client.json(P, "DELETE /2/tweets/{id}", request, refusal).await?;
             match body["data"]["deleted"].as_bool() {
                 Some(true) => Ok(Some(())),
                 _ => Err(PlatformError::Unexpected { platform: P, detail: format!("the delete answered {body}") }),
@@ -246,17 +246,11 @@ pub(super) fn refusal(platform: Platform, answer: &super::Answer) -> PlatformErr
     }
     if status == 429 {
         // POST /2/tweets also counts 24-hour limits, per app and per user, and says which is
-        // spent in `x-app-limit-24hour-*` and `x-user-limit-24hour-*` (as X sends them; client
-        // libraries read them: node-twitter-api-v2 #495, #553). The app's holds every account.
-        let spent = |scope: &str| {
-            let remaining = super::header(answer.headers, &format!("x-{scope}-limit-24hour-remaining"));
-            let reset = super::header(answer.headers, &format!("x-{scope}-limit-24hour-reset"));
-            (remaining == Some("0")).then(|| reset.and_then(|r| r.parse::<i64>().ok()).unwrap_or(answer.now + 86_400))
-        };
-        if let Some(reset) = spent("app") {
+        // spent; the app's holds every account.
+        if let Some(reset) = publish::day_spent(answer.headers, "app", answer.now) {
             return PlatformError::RateLimited { platform, retry_at: Some(reset), app_wide: true };
         }
-        if let Some(reset) = spent("user") {
+        if let Some(reset) = publish::day_spent(answer.headers, "user", answer.now) {
             return super::throttled(platform, reset);
         }
         return super::throttled(platform, retry_at);

@@ -12,13 +12,20 @@ use crate::platforms::publish::{Published, Recent, Throttle, created_id, recent_
 use crate::platforms::{PlatformClient, PlatformError, oauth1};
 use crate::store::Account;
 
+/// When a spent 24-hour limit of `scope` (`app` or `user`) resets, if the answer says it is
+/// spent: `POST /2/tweets` reports them in `x-{scope}-limit-24hour-remaining` and `-reset` (as X
+/// sends them; client libraries read them: node-twitter-api-v2 #495, #553).
+pub(super) fn day_spent(headers: &reqwest::header::HeaderMap, scope: &str, now: i64) -> Option<i64> {
+    let header = |name: &str| crate::platforms::header(headers, &format!("x-{scope}-limit-24hour-{name}"));
+    (header("remaining") == Some("0")).then(|| header("reset").and_then(|r| r.parse().ok()).unwrap_or(now + 86_400))
+}
+
 /// A successful answer's `x-rate-limit-remaining: 0`: the budget is spent until
 /// `x-rate-limit-reset`.
 pub(super) fn throttle_hint(headers: &reqwest::header::HeaderMap, now: i64) -> Option<Throttle> {
     let header = |name: &str| crate::platforms::header(headers, name);
-    // The app's last post of its 24 hours: every account waits for `x-app-limit-24hour-reset`.
-    if header("x-app-limit-24hour-remaining") == Some("0") {
-        let until = header("x-app-limit-24hour-reset").and_then(|v| v.parse().ok()).unwrap_or(now + 86_400);
+    // The app's last post of its 24 hours: every account waits for its reset.
+    if let Some(until) = day_spent(headers, "app", now) {
         return Some(Throttle { app_wide: true, until });
     }
     if header("x-rate-limit-remaining")? != "0" {
