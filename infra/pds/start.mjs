@@ -3,8 +3,10 @@
 // PDS reaches nothing but the local PLC (no AppView, no crawlers, no email). Facts this relies on:
 // ../../docs/decisions.md, "Bluesky: the real PDS".
 //
-// Prints one JSON line once both answer: {"pds": "http://localhost:PORT", "plc": …,
-// "admin_password": …}; stops on SIGTERM, SIGINT or when its standard input closes (the test
+// Prints one JSON line once both answer: {"pds": "http://localhost:PORT", "listen": …, "plc": …,
+// "admin_password": …}. With HERALD_PDS_PUBLIC_PORT the PDS names itself at that port (in DID
+// documents, as its OAuth issuer) but listens on another (`listen`): the test kit puts a
+// fault-injecting hop there, so a lost answer can be a real one. Stops on SIGTERM, SIGINT or when its standard input closes (the test
 // kit holds it), removing its data directory. HERALD_PDS_RATE_LIMITS=1 turns the PDS's own rate
 // limits on (in memory).
 import crypto from 'node:crypto'
@@ -28,10 +30,10 @@ const freePort = () =>
     })
   })
 
-/** Both servers call `app.listen(port)` on every interface: loopback only. */
-const loopbackOnly = (app) => {
+/** Both servers call `app.listen(port)` on every interface: loopback only, on `at` if given. */
+const loopbackOnly = (app, at) => {
   const listen = app.listen.bind(app)
-  app.listen = (port, ...rest) => listen(port, '127.0.0.1', ...rest.filter((arg) => typeof arg === 'function'))
+  app.listen = (port, ...rest) => listen(at ?? port, '127.0.0.1', ...rest.filter((arg) => typeof arg === 'function'))
 }
 
 const plcPort = await freePort()
@@ -39,7 +41,8 @@ const plc = PlcServer.create({ db: Database.mock(), port: plcPort })
 loopbackOnly(plc.app)
 await plc.start()
 
-const port = await freePort()
+const listenPort = await freePort()
+const port = process.env.HERALD_PDS_PUBLIC_PORT ? Number(process.env.HERALD_PDS_PUBLIC_PORT) : listenPort
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-pds-'))
 const adminPassword = crypto.randomBytes(16).toString('hex')
 // `localhost`, not 127.0.0.1: the PDS's safe fetch refuses IP-literal hosts.
@@ -60,7 +63,7 @@ const env = {
   rateLimitsEnabled: process.env.HERALD_PDS_RATE_LIMITS === '1',
 }
 const pds = await PDS.create(envToCfg(env), envToSecrets(env))
-loopbackOnly(pds.app)
+loopbackOnly(pds.app, listenPort)
 await pds.start()
 
 let stopping = false
@@ -78,4 +81,4 @@ process.stdin.on('end', stop)
 process.stdin.on('close', stop)
 process.stdin.resume()
 
-console.log(JSON.stringify({ pds: `http://localhost:${port}`, plc: `http://localhost:${plcPort}`, admin_password: adminPassword }))
+console.log(JSON.stringify({ pds: `http://localhost:${port}`, listen: `http://localhost:${listenPort}`, plc: `http://localhost:${plcPort}`, admin_password: adminPassword }))

@@ -132,6 +132,8 @@ fn platform_endpoints(env: &Env) -> Result<PlatformEndpoints, ConfigError> {
         linkedin_api: env.url("HERALD_LINKEDIN_API_URL")?.unwrap_or(defaults.linkedin_api),
         linkedin_oauth: env.url("HERALD_LINKEDIN_OAUTH_URL")?.unwrap_or(defaults.linkedin_oauth),
         linkedin_version,
+        bluesky_service: env.url("HERALD_BLUESKY_SERVICE_URL")?.unwrap_or(defaults.bluesky_service),
+        bluesky_plc: env.url("HERALD_BLUESKY_PLC_URL")?.unwrap_or(defaults.bluesky_plc),
         timeout: Duration::from_secs(env.parsed("HERALD_PLATFORM_TIMEOUT_SECONDS", 10u64)?.max(1)),
     })
 }

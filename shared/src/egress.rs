@@ -345,6 +345,14 @@ impl Egress {
         Ok(Fetched { bytes, content_type })
     }
 
+    /// A request to `url` that follows no redirects, for a caller that reads the answer itself:
+    /// a platform's server found from what a user said (a Bluesky PDS, from their handle's DID
+    /// document) is reached only under the same policy as a tenant's URL.
+    pub fn request(&self, method: reqwest::Method, url: &Url) -> Result<reqwest::RequestBuilder, Refusal> {
+        self.policy.url(url)?;
+        Ok(self.deliver.request(method, url.clone()))
+    }
+
     /// POSTs `body` to `url` with `headers`; the answer's status (its body is not read).
     pub async fn post(
         &self,

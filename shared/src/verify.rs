@@ -9,6 +9,7 @@ use std::fmt;
 
 use crate::domain::post::Media;
 use crate::platforms::PlatformClient;
+use crate::platforms::publish::Outgoing;
 use crate::store::Account;
 use crate::tokens::TokenManager;
 
@@ -70,11 +71,18 @@ pub struct Verify<'a> {
 }
 
 impl Verify<'_> {
+    /// A post of this run, under `key`.
+    fn outgoing<'p>(&self, text: &'p str, media: &'p [Media], key: &'p str) -> Outgoing<'p> {
+        Outgoing { text, media, resume: None, key, made_at: self.clock.now() }
+    }
+
     /// Runs every check in order; a check that cannot run because an earlier one failed says so.
     pub async fn run(&self) -> Report {
         let mut checks = Vec::new();
         let mut push = |name, verdict| checks.push(Check { name, verdict });
         let account = self.account;
+        // This run's posts have keys no earlier run's had, so none is taken for another.
+        let run = format!("verify-{}", hex::encode(crate::domain::random_bytes::<8>()));
 
         // The grant: refreshed where it expires (X, LinkedIn), so the stored one is the new one.
         let tokens = if account.access_expires_at.is_none() {
@@ -110,7 +118,7 @@ impl Verify<'_> {
             );
             None
         } else {
-            match self.platforms.publish(account, &tokens, &text, &[], None).await {
+            match self.platforms.publish(account, &tokens, &self.outgoing(&text, &[], &format!("{run}-text"))).await {
                 Ok(published) => {
                     push("text post", Verdict::Expected(format!("published as {}", published.id)));
                     Some(published.id)
@@ -139,7 +147,9 @@ impl Verify<'_> {
             None => push("media post", Verdict::NotChecked("give --media-url with a public JPEG".into())),
             Some(url) => {
                 let media = [Media { url: url.clone(), alt_text: Some("Herald contract check".into()) }];
-                match self.platforms.publish(account, &tokens, &format!("{text} (media)"), &media, None).await {
+                let text = format!("{text} (media)");
+                let key = format!("{run}-media");
+                match self.platforms.publish(account, &tokens, &self.outgoing(&text, &media, &key)).await {
                     Ok(published) => {
                         push("media post", Verdict::Expected(format!("published as {}", published.id)));
                         push("media delete", self.delete(&tokens, &published.id).await);

@@ -78,11 +78,7 @@ async fn main() {
     // Grants: expiring in two days (inside the 7-day warning horizon, past the 1-hour refresh
     // horizon), refreshable, so each is read and passed over.
     let user: herald::domain::UserId = "bench-user".parse().unwrap();
-    let tokens = herald::tokens::TokenSet {
-        access_token: "bench-access".to_owned().into(),
-        refresh_token: Some("bench-refresh".to_owned().into()),
-        token_secret: None,
-    };
+    let tokens = herald::tokens::TokenSet::new("bench-access").with_refresh_token("bench-refresh");
     futures_util::stream::iter(0..grants)
         .for_each_concurrent(8, |i| {
             let new = herald::store::NewAccount {

@@ -269,6 +269,15 @@ impl TestEnv {
         self.spawn_app_with(|_| {}).await
     }
 
+    /// As [`spawn_app`](Self::spawn_app), with Bluesky on the process's real PDS ([`pds::shared`]).
+    pub async fn spawn_app_with_pds(&self) -> TestApp {
+        let pds = pds::shared();
+        self.spawn_app_with(|config| {
+            config.platforms = config.platforms.clone().with_pds(&pds.url, &pds.plc).expect("the PDS's URLs");
+        })
+        .await
+    }
+
     /// As [`spawn_app`](Self::spawn_app), with changes to Herald's configuration.
     pub async fn spawn_app_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port");

@@ -61,6 +61,11 @@ pub async fn run(args: DevArgs) -> Result<()> {
     )
     .await
     .with_context(|| format!("starting the platform sandbox on port {}", args.sandbox_port))?;
+    let repo = args.repo.clone();
+    let pds = tokio::task::spawn_blocking(move || herald::local::LocalPds::start(&repo, None, false))
+        .await?
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("starting the Bluesky PDS")?;
     let settings = local.settings();
     let aws = AwsClients::from_sdk_config(&herald::local::sdk_config(&settings).await, &settings);
     let names = ResourceNames::with_prefix("herald");
@@ -93,7 +98,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let defaults = herald::local::dev_defaults(
         &resources,
         &app_secrets,
-        &PlatformEndpoints::sandbox(&sandbox.url)?,
+        &PlatformEndpoints::sandbox(&sandbox.url)?.with_pds(&pds.url, &pds.plc)?,
         &base.parse()?,
     );
     let mut config = Config::from_env(&Env::from_process().or(defaults)).context("the HERALD_* variables")?;
@@ -117,6 +122,13 @@ Herald is running locally.
   Work queue:            {queue}
   Platform sandbox:      {sandbox}   (X, Facebook, Instagram, LinkedIn; state at {sandbox}/_sandbox)
                          Herald's platform endpoints point at it.
+  Bluesky:               {pds}   (the real reference PDS, PLC directory {plc})
+                         Make an account and an app password to connect with:
+  curl -s {pds}/xrpc/com.atproto.server.createAccount -H 'content-type: application/json' \
+       -d '{{"handle":"ada.test","email":"ada@example.test","password":"a long password"}}'
+  curl -s {pds}/xrpc/com.atproto.server.createAppPassword -H 'content-type: application/json' \
+       -H 'Authorization: Bearer <accessJwt from above>' -d '{{"name":"herald"}}'
+  then open a connect link for "bluesky" (POST /v1/connect-links) and enter ada.test and it.
 
 Try:
   curl -s {base}/v1/tenant -H 'Authorization: Bearer {key}'
@@ -140,10 +152,13 @@ Logs follow as JSON lines. Stop with Ctrl-C (the emulators stop with it; their d
         table = resources.table,
         region = herald::local::LOCAL_REGION,
         sandbox = sandbox.url,
+        pds = pds.url,
+        plc = pds.plc,
     );
 
     let result = crate::serve(listener, config, &aws, Arc::clone(&clock), crate::shutdown_signal()).await;
     sandbox.stop();
+    drop(pds);
     drop(local);
     result
 }

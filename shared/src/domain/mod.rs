@@ -139,10 +139,12 @@ pub enum Platform {
     Facebook,
     Instagram,
     Linkedin,
+    Bluesky,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 4] = [Platform::X, Platform::Facebook, Platform::Instagram, Platform::Linkedin];
+    pub const ALL: [Platform; 5] =
+        [Platform::X, Platform::Facebook, Platform::Instagram, Platform::Linkedin, Platform::Bluesky];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,6 +152,7 @@ impl Platform {
             Platform::Facebook => "facebook",
             Platform::Instagram => "instagram",
             Platform::Linkedin => "linkedin",
+            Platform::Bluesky => "bluesky",
         }
     }
 }
@@ -166,7 +169,7 @@ impl FromStr for Platform {
         Platform::ALL
             .into_iter()
             .find(|p| p.as_str() == raw)
-            .ok_or(InvalidId { what: "platform", reason: "must be one of x, facebook, instagram, linkedin" })
+            .ok_or(InvalidId { what: "platform", reason: "must be one of x, facebook, instagram, linkedin, bluesky" })
     }
 }
 

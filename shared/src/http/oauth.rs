@@ -38,6 +38,7 @@ pub(super) fn routes() -> Routes {
         .on(Method::GET, "/connect/{token}", follow_link)
         .on(Method::POST, "/connect/{token}", continue_link)
         .on(Method::GET, "/oauth/{platform}/callback", callback)
+        .on(Method::POST, "/oauth/{platform}/callback", form_callback)
         .on(Method::DELETE, "/v1/users/{user_id}/accounts/{account_id}", disconnect)
 }
 
@@ -205,7 +206,43 @@ async fn proceed(state: &AppState, headers: &HeaderMap, token: &str, status: Sta
         expires_at: state.clock.now() + STATE_TTL,
     };
     state.connect.put_state(&start.pending.key, &pending).await?;
+    if let Some(form) = start.form {
+        let mut response = page(StatusCode::OK, sign_in_page(form, &start.url, &start.pending.key));
+        response.headers_mut().insert(header::SET_COOKIE, set_cookie);
+        return Ok(response);
+    }
     Ok((status, [(header::LOCATION, start.url.to_string())], [(header::SET_COOKIE, set_cookie)]).into_response())
+}
+
+/// Herald's own page for a connector the platform has no consent page for: the adapter's fields,
+/// posted with the state to the callback (`POST`, so nothing typed lands in a URL or a log).
+fn sign_in_page(form: &crate::platforms::SignInForm, action: &Url, state: &str) -> String {
+    let fields: String = form
+        .fields
+        .iter()
+        .map(|f| {
+            format!(
+                r#"<p><label>{label}<br><input name="{name}" type="{kind}" autocomplete="{auto}" required style="width:100%"></label></p>"#,
+                label = escape(f.label),
+                name = escape(f.name),
+                kind = if f.secret { "password" } else { "text" },
+                auto = escape(f.autocomplete),
+            )
+        })
+        .collect();
+    format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><meta name="robots" content="noindex"><title>{title}</title></head>
+<body style="font-family:sans-serif;max-width:32em;margin:4em auto">
+<h1>{title}</h1><p>{intro}</p>
+<form method="post" action="{action}"><input type="hidden" name="state" value="{state}">{fields}
+<button type="submit">Connect</button></form>
+</body></html>"#,
+        title = escape(form.title),
+        intro = escape(form.intro),
+        action = escape(action.path()),
+        state = escape(state),
+    )
 }
 
 /// A callback from a browser that did not start the flow: an error page (or a problem document
@@ -247,6 +284,29 @@ async fn callback(
     ApiPath(platform): ApiPath<String>,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
+    complete(state, headers, platform, params).await
+}
+
+/// `POST /oauth/{platform}/callback`: Herald's own sign-in form ([`sign_in_page`]), its fields
+/// and state in the body.
+async fn form_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(platform): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let params = url::form_urlencoded::parse(&body).into_owned().collect();
+    complete(state, headers, platform, params).await
+}
+
+/// The callback, from the platform's redirect or Herald's form: the state is consumed, the
+/// browser checked, and the adapter finishes with the parameters.
+async fn complete(
+    state: AppState,
+    headers: HeaderMap,
+    platform: String,
+    params: HashMap<String, String>,
+) -> Result<Response, Problem> {
     let invalid =
         || Problem::new(StatusCode::BAD_REQUEST, "state_invalid", "This authorization is not one Herald started");
     let platform: Platform = platform.parse().map_err(|_| invalid())?;
@@ -279,8 +339,8 @@ async fn callback(
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(platform = %platform, error = %e, "the authorization could not be completed");
-            let code =
-                if matches!(e, PlatformError::Transient { .. }) { "platform_unavailable" } else { "exchange_failed" };
+            let unavailable = matches!(e, PlatformError::Transient { .. } | PlatformError::RateLimited { .. });
+            let code = if unavailable { "platform_unavailable" } else { "exchange_failed" };
             return Ok(failed(&pending.return_to, code));
         }
     };

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::publish::{Published, Recent, Throttle};
+use super::publish::{Outgoing, Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::Budget;
@@ -69,12 +69,13 @@ pub(super) trait Adapter: Send + Sync {
         callback: &'a Url,
     ) -> Answer<'a, Vec<Discovered>>;
 
-    /// Exchanges a refresh token for a new grant; `None` where the platform's grants are not
-    /// refreshed.
+    /// Exchanges a refresh token (of `grant`, whose context the platform may need) for a new
+    /// grant; `None` where the platform's grants are not refreshed.
     fn refresh<'a>(
         &'a self,
         _client: &'a PlatformClient,
         _refresh_token: &'a SecretString,
+        _grant: &'a TokenSet,
     ) -> Answer<'a, Option<Grant>> {
         Box::pin(async { Ok(None) })
     }
@@ -84,17 +85,15 @@ pub(super) trait Adapter: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
-    /// Publishes `text` and `media` as `account`. Only the final, creating call may fail
-    /// [`PlatformError::Ambiguous`]. `resume`: what an earlier attempt left at the platform to
-    /// come back to ([`PlatformError::Processing`]), which only that platform reads.
+    /// Publishes `post` as `account`. Only the final, creating call may fail
+    /// [`PlatformError::Ambiguous`]. `post.resume`: what an earlier attempt left at the platform
+    /// to come back to ([`PlatformError::Processing`]), which only that platform reads.
     fn publish<'a>(
         &'a self,
         client: &'a PlatformClient,
         account: &'a Account,
         tokens: &'a TokenSet,
-        text: &'a str,
-        media: &'a [Media],
-        resume: Option<&'a str>,
+        post: &'a Outgoing<'a>,
     ) -> Answer<'a, Published>;
 
     /// The account's posts since `since`, to look for an ambiguous publish among; `None` where
@@ -161,5 +160,6 @@ pub(super) fn adapter(platform: Platform) -> &'static dyn Adapter {
         Platform::Facebook => &super::meta::FACEBOOK,
         Platform::Instagram => &super::meta::INSTAGRAM,
         Platform::Linkedin => &super::linkedin::LINKEDIN,
+        Platform::Bluesky => &super::bluesky::BLUESKY,
     }
 }

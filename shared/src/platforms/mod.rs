@@ -11,6 +11,7 @@
 
 mod adapter;
 pub use adapter::RateHeaders;
+mod bluesky;
 mod linkedin;
 mod meta;
 pub mod oauth1;
@@ -119,8 +120,33 @@ pub struct PendingAuth {
 }
 
 pub struct AuthorizeStart {
+    /// Where the browser goes next: the platform's consent page, or, with `form`, where Herald's
+    /// own form posts to (the callback).
     pub url: Url,
     pub pending: PendingAuth,
+    /// Herald's own page asks the user for what the platform needs instead of sending them to
+    /// the platform (Bluesky's app passwords): the page's wording and fields.
+    pub form: Option<&'static SignInForm>,
+}
+
+/// A form Herald shows for a connector whose platform has no consent page of its own; what the
+/// user enters is posted to the callback and reaches the adapter's `finish` as its parameters.
+#[derive(Debug)]
+pub struct SignInForm {
+    pub title: &'static str,
+    /// A sentence above the fields: what to enter and where to get it.
+    pub intro: &'static str,
+    pub fields: &'static [FormField],
+}
+
+#[derive(Debug)]
+pub struct FormField {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// Shown as dots and never kept by the browser (`type=password`).
+    pub secret: bool,
+    /// The `autocomplete` hint (`username`, `off`).
+    pub autocomplete: &'static str,
 }
 
 /// An account found after a successful authorization, with the grant it publishes with.
@@ -228,7 +254,7 @@ impl PlatformClient {
     /// (Page tokens, OAuth 1.0a tokens, LinkedIn apps without refresh tokens).
     pub async fn refresh(&self, platform: Platform, tokens: &TokenSet) -> Result<Option<Grant>, PlatformError> {
         let Some(refresh_token) = &tokens.refresh_token else { return Ok(None) };
-        adapter(platform).refresh(self, refresh_token).await
+        adapter(platform).refresh(self, refresh_token, tokens).await
     }
 
     /// Revokes the grant at the platform where it has a revoke endpoint (X OAuth 2.0).
@@ -348,6 +374,14 @@ impl PlatformClient {
         let (_, body) = self.answer(platform, endpoint, request, refusal).await?;
         serde_json::from_slice(&body).map_err(|e| PlatformError::Unexpected { platform, detail: e.to_string() })
     }
+}
+
+/// Bluesky's rich text as Herald finds it: the grapheme count and each facet as
+/// `{"start", "end", "feature"}` (a mention's `did` left as its handle), for the test that holds
+/// it to Bluesky's own client (tests/it/bluesky.rs).
+#[doc(hidden)]
+pub fn bluesky_rich_text(text: &str) -> (usize, Vec<serde_json::Value>) {
+    bluesky::rich_text(text)
 }
 
 /// The ways a user can authorize `platform` (a tenant may choose one: `PATCH /v1/tenant`

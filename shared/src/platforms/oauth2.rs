@@ -114,6 +114,7 @@ impl Dialect {
                 secret: verifier.map(SecretString::from),
                 connector: CONNECTOR.to_owned(),
             },
+            form: None,
         })
     }
 

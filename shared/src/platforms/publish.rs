@@ -22,6 +22,23 @@ pub struct Published {
     pub throttle: Option<Throttle>,
 }
 
+/// One post to one account, as its adapter publishes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub text: &'a str,
+    pub media: &'a [Media],
+    /// What the target's last attempt left at the platform to come back to
+    /// ([`PlatformError::Processing`]), which only that platform reads.
+    pub resume: Option<&'a str>,
+    /// Names this post to this account, the same on every attempt (the post's id and the
+    /// account's): where the platform takes a client-chosen key (Bluesky's record key,
+    /// Mastodon's `Idempotency-Key`), a resend under it cannot make a second post.
+    pub key: &'a str,
+    /// When the post was made: as stable as `key`, for platforms whose record carries a time
+    /// that must not change between attempts (Bluesky's `createdAt`).
+    pub made_at: time::OffsetDateTime,
+}
+
 /// A hint from a successful answer's headers that the next call would be throttled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttle {
@@ -132,19 +149,17 @@ impl PlatformClient {
         adapter(account.platform).rate_headers(self, account, tokens).await
     }
 
-    /// Publishes `text` and `media` as `account`, with its usable `tokens`; `resume`: what the
-    /// target's last attempt left at the platform ([`PlatformError::Processing`]).
+    /// Publishes `post` as `account`, with its usable `tokens`.
     pub async fn publish(
         &self,
         account: &Account,
         tokens: &TokenSet,
-        text: &str,
-        media: &[Media],
-        resume: Option<&str>,
+        post: &Outgoing<'_>,
     ) -> Result<Published, PlatformError> {
         let started = self.clock.now();
         let adapter = adapter(account.platform);
-        let (platform, detail) = match adapter.publish(self, account, tokens, text, media, resume).await {
+        let text = post.text;
+        let (platform, detail) = match adapter.publish(self, account, tokens, post).await {
             Err(PlatformError::Ambiguous { platform, detail }) => (platform, detail),
             other => return other,
         };

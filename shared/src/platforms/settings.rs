@@ -24,6 +24,13 @@ pub struct PlatformEndpoints {
     /// `HERALD_LINKEDIN_VERSION` (default `202609`): the `LinkedIn-Version` header, `YYYYMM`;
     /// versions are sunset after about a year (426 `NONEXISTENT_VERSION`), so bump it twice a year.
     pub linkedin_version: String,
+    /// `HERALD_BLUESKY_SERVICE_URL` (default `https://bsky.social`): where Bluesky handles are
+    /// resolved to DIDs (`com.atproto.identity.resolveHandle`, which also follows DNS TXT records).
+    /// Each account's own PDS is found from its DID document, not configured.
+    pub bluesky_service: Url,
+    /// `HERALD_BLUESKY_PLC_URL` (default `https://plc.directory`): the directory of `did:plc`
+    /// documents.
+    pub bluesky_plc: Url,
     /// `HERALD_PLATFORM_TIMEOUT_SECONDS` (default 10): the most one platform call may take. A
     /// publish that times out after sending is recorded as `unknown`, never resent blindly.
     pub timeout: std::time::Duration,
@@ -47,6 +54,8 @@ impl PlatformEndpoints {
             linkedin_api: static_url("https://api.linkedin.com"),
             linkedin_oauth: static_url("https://www.linkedin.com"),
             linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
+            bluesky_service: static_url("https://bsky.social"),
+            bluesky_plc: static_url("https://plc.directory"),
             timeout: std::time::Duration::from_secs(10),
         }
     }
@@ -77,7 +86,8 @@ impl PlatformEndpoints {
         Url::parse(&expanded).ok()
     }
 
-    /// Every platform on the sandbox at `base` (its path prefixes stand for the hosts).
+    /// Every platform on the sandbox at `base` (its path prefixes stand for the hosts), except
+    /// Bluesky, whose real server runs instead ([`with_pds`](Self::with_pds)).
     pub fn sandbox(base: &str) -> Result<Self, url::ParseError> {
         let base = base.trim_end_matches('/');
         let at = |prefix: &str| Url::parse(&format!("{base}/{prefix}"));
@@ -90,6 +100,16 @@ impl PlatformEndpoints {
             linkedin_oauth: at("linkedin/www")?,
             ..Self::production()
         })
+    }
+}
+
+impl PlatformEndpoints {
+    /// Bluesky on one PDS and PLC directory (the reference server `herald dev` and the tests run):
+    /// handles resolve at the PDS, DIDs at the directory.
+    pub fn with_pds(mut self, pds: &str, plc: &str) -> Result<Self, url::ParseError> {
+        self.bluesky_service = Url::parse(pds)?;
+        self.bluesky_plc = Url::parse(plc)?;
+        Ok(self)
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::domain::{AccountId, PostId, TenantId, random_bytes};
 use crate::events::Events;
+use crate::platforms::publish::Outgoing;
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::posts::outcome::{self, Attempted};
 use crate::posts::{DeadLetterState, Outcome, Post, Target, TargetError, TargetStatus};
@@ -360,14 +361,16 @@ async fn call<G: Grants>(
     tokens: TokenSet,
     resume: Option<&str>,
 ) -> Attempted {
-    let mut result = publisher.platforms.publish(account, &tokens, &post.text, &post.media, resume).await;
+    // The same key on every attempt of this target: a platform that takes one makes a resend a
+    // no-op.
+    let key = format!("{}/{}", post.id.as_str(), account.id.as_str());
+    let outgoing = Outgoing { text: &post.text, media: &post.media, resume, key: &key, made_at: post.created_at };
+    let mut result = publisher.platforms.publish(account, &tokens, &outgoing).await;
     if matches!(result, Err(PlatformError::Unauthorized { .. })) {
         // The token looked valid but was refused: refresh once (where this publisher may), then
         // try once more.
         match publisher.tokens.after_refusal(account).await {
-            Some(Ok(fresh)) => {
-                result = publisher.platforms.publish(account, &fresh, &post.text, &post.media, resume).await
-            }
+            Some(Ok(fresh)) => result = publisher.platforms.publish(account, &fresh, &outgoing).await,
             Some(Err(e)) => return token_failure(e, true),
             None => {}
         }

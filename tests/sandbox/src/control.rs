@@ -335,11 +335,10 @@ async fn spec_ledger(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
     Json(json!({ "x": world.x_spec, "meta": world.meta_spec }))
 }
 
-/// Media for posts to point at: a tiny image of the type the name's extension says. A name
-/// containing `missing` answers 404.
 /// What `/_sandbox/media/{name}` serves: by the name's extension (`.png`, `.gif`, else JPEG),
 /// unless `?type=jpeg|png|gif` says otherwise, so a test can serve a mislabelled file or one
-/// whose URL names no format.
+/// whose URL names no format; `?size=N` pads it to N bytes. A name containing `missing` answers
+/// 404.
 fn served(name: &str, kind: Option<&str>) -> &'static str {
     let lower = name.to_ascii_lowercase();
     match kind {
@@ -368,6 +367,8 @@ pub fn media_format(url: &str) -> Option<&'static str> {
 struct MediaQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// Pads the file to this many bytes (a large image, for size limits).
+    size: Option<usize>,
 }
 
 async fn media(
@@ -385,6 +386,8 @@ async fn media(
         "gif" => GIF,
         _ => JPEG,
     };
+    let mut bytes = bytes.to_vec();
+    bytes.resize(q.size.unwrap_or(0).clamp(bytes.len(), 16 * 1024 * 1024), 0);
     // The content type a careless server sends: the name's, whatever the bytes are.
     let content_type = format!("image/{}", served(&name, None));
     ([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response()

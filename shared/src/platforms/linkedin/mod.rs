@@ -12,7 +12,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
 use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::Published;
+use super::publish::{Outgoing, Published};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -53,7 +53,12 @@ impl Adapter for Linkedin {
         Box::pin(finish(client, pending, params, callback))
     }
 
-    fn refresh<'a>(&'a self, client: &'a PlatformClient, refresh_token: &'a SecretString) -> Answer<'a, Option<Grant>> {
+    fn refresh<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        refresh_token: &'a SecretString,
+        _grant: &'a TokenSet,
+    ) -> Answer<'a, Option<Grant>> {
         Box::pin(async move { DIALECT.refresh(client, P, app(client)?, refresh_token).await.map(Some) })
     }
 
@@ -79,12 +84,9 @@ impl Adapter for Linkedin {
         client: &'a PlatformClient,
         account: &'a Account,
         tokens: &'a TokenSet,
-        text: &'a str,
-        media: &'a [Media],
-        resume: Option<&'a str>,
+        post: &'a Outgoing<'a>,
     ) -> Answer<'a, Published> {
-        let _ = resume;
-        Box::pin(client.publish_linkedin(account, tokens, text, media))
+        Box::pin(client.publish_linkedin(account, tokens, post.text, post.media))
     }
 
     fn media_types(&self) -> &'static [&'static str] {

@@ -11,7 +11,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
 use super::oauth2::{ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Published, Recent, Throttle};
+use super::publish::{Outgoing, Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -59,10 +59,9 @@ impl Adapter for Meta {
         client: &'a PlatformClient,
         account: &'a Account,
         tokens: &'a TokenSet,
-        text: &'a str,
-        media: &'a [Media],
-        resume: Option<&'a str>,
+        post: &'a Outgoing<'a>,
     ) -> Answer<'a, Published> {
+        let Outgoing { text, media, resume, .. } = *post;
         match self.0 {
             Platform::Instagram => Box::pin(client.publish_instagram(account, tokens, text, media, resume)),
             _ => Box::pin(client.publish_facebook(account, tokens, text, media)),

@@ -10,7 +10,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
 use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Published, Recent, Throttle};
+use super::publish::{Outgoing, Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, oauth1};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -77,7 +77,12 @@ impl Adapter for X {
         })
     }
 
-    fn refresh<'a>(&'a self, client: &'a PlatformClient, refresh_token: &'a SecretString) -> Answer<'a, Option<Grant>> {
+    fn refresh<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        refresh_token: &'a SecretString,
+        _grant: &'a TokenSet,
+    ) -> Answer<'a, Option<Grant>> {
         Box::pin(async move { OAUTH2_DIALECT.refresh(client, P, app(client, OAUTH2)?, refresh_token).await.map(Some) })
     }
 
@@ -96,12 +101,9 @@ impl Adapter for X {
         client: &'a PlatformClient,
         _account: &'a Account,
         tokens: &'a TokenSet,
-        text: &'a str,
-        media: &'a [Media],
-        resume: Option<&'a str>,
+        post: &'a Outgoing<'a>,
     ) -> Answer<'a, Published> {
-        let _ = resume;
-        Box::pin(client.publish_x(tokens, text, media))
+        Box::pin(client.publish_x(tokens, post.text, post.media))
     }
 
     /// `DELETE /2/tweets/{id}` answers `{"data": {"deleted": true}}` (X's OpenAPI `TweetDeleteResponse`).
@@ -365,6 +367,7 @@ pub(super) async fn start_oauth1(
             secret: Some(SecretString::from(secret.clone())),
             connector: OAUTH1.to_owned(),
         },
+        form: None,
     })
 }
 
