@@ -82,15 +82,15 @@ async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Resul
     Ok(())
 }
 
-/// Stores the platform apps' credentials (JSON, as [`crate::secrets`] reads them; X, Meta, LinkedIn
-/// in the order of [`ResourceNames::app_secrets`]) as secrets, replacing what they held, and
+/// Stores the platform apps' credentials (JSON, as [`crate::secrets`] reads them; X, Meta, LinkedIn,
+/// Threads in the order of [`ResourceNames::app_secrets`]) as secrets, replacing what they held, and
 /// names them for the functions' configuration.
 pub async fn store_app_secrets(
     secrets: &aws_sdk_secretsmanager::Client,
     names: &ResourceNames,
-    values: [&str; 3],
+    values: [&str; 4],
 ) -> Result<crate::config::AppSecretIds, BoxError> {
-    let mut arns = Vec::with_capacity(3);
+    let mut arns = Vec::with_capacity(4);
     for (name, value) in names.app_secrets.iter().zip(values) {
         let arn = match secrets.create_secret().name(name).secret_string(value).send().await {
             Ok(created) => created.arn,
@@ -108,6 +108,7 @@ pub async fn store_app_secrets(
         x: arns.next().flatten(),
         meta: arns.next().flatten(),
         linkedin: arns.next().flatten(),
+        threads: arns.next().flatten(),
     })
 }
 

@@ -84,6 +84,7 @@ impl Env {
 pub const X_SECRET_ID: &str = "HERALD_X_SECRET_ID";
 pub const META_SECRET_ID: &str = "HERALD_META_SECRET_ID";
 pub const LINKEDIN_SECRET_ID: &str = "HERALD_LINKEDIN_SECRET_ID";
+pub const THREADS_SECRET_ID: &str = "HERALD_THREADS_SECRET_ID";
 
 /// Which secrets a function reads: the template sets only those its code uses, and its role may
 /// read only those.
@@ -92,6 +93,7 @@ pub struct AppSecretIds {
     pub x: Option<String>,
     pub meta: Option<String>,
     pub linkedin: Option<String>,
+    pub threads: Option<String>,
 }
 
 /// `HERALD_MAX_BODY_BYTES`'s default: the largest request body read.
@@ -134,6 +136,8 @@ fn platform_endpoints(env: &Env) -> Result<PlatformEndpoints, ConfigError> {
         linkedin_version,
         bluesky_service: env.url("HERALD_BLUESKY_SERVICE_URL")?.unwrap_or(defaults.bluesky_service),
         bluesky_plc: env.url("HERALD_BLUESKY_PLC_URL")?.unwrap_or(defaults.bluesky_plc),
+        threads_graph: env.url("HERALD_THREADS_GRAPH_URL")?.unwrap_or(defaults.threads_graph),
+        threads_web: env.url("HERALD_THREADS_WEB_URL")?.unwrap_or(defaults.threads_web),
         timeout: Duration::from_secs(env.parsed("HERALD_PLATFORM_TIMEOUT_SECONDS", 10u64)?.max(1)),
     })
 }
@@ -245,6 +249,7 @@ impl Config {
                 x: secret_id(X_SECRET_ID),
                 meta: secret_id(META_SECRET_ID),
                 linkedin: secret_id(LINKEDIN_SECRET_ID),
+                threads: secret_id(THREADS_SECRET_ID),
             },
             rate_limits: match env.optional("HERALD_RATE_LIMITS") {
                 None => Vec::new(),

@@ -241,11 +241,14 @@ pub fn dev_defaults(
         ("HERALD_LINKEDIN_OAUTH_URL", url(&sandbox.linkedin_oauth)),
         ("HERALD_BLUESKY_SERVICE_URL", url(&sandbox.bluesky_service)),
         ("HERALD_BLUESKY_PLC_URL", url(&sandbox.bluesky_plc)),
+        ("HERALD_THREADS_GRAPH_URL", url(&sandbox.threads_graph)),
+        ("HERALD_THREADS_WEB_URL", url(&sandbox.threads_web)),
     ];
     for (name, id) in [
         (crate::config::X_SECRET_ID, &secrets.x),
         (crate::config::META_SECRET_ID, &secrets.meta),
         (crate::config::LINKEDIN_SECRET_ID, &secrets.linkedin),
+        (crate::config::THREADS_SECRET_ID, &secrets.threads),
     ] {
         if let Some(id) = id {
             defaults.push((name, id.clone()));
@@ -312,7 +315,8 @@ mod tests {
             work_queue_url: "http://127.0.0.1:1/000000000000/herald-work".into(),
             dead_letter_queue_url: "http://127.0.0.1:1/000000000000/herald-work-dlq".into(),
         };
-        let secrets = crate::config::AppSecretIds { x: Some("herald/x".into()), meta: None, linkedin: None };
+        let secrets =
+            crate::config::AppSecretIds { x: Some("herald/x".into()), meta: None, linkedin: None, threads: None };
         let sandbox = PlatformEndpoints::sandbox("http://127.0.0.1:4000").unwrap();
         let base = url::Url::parse("http://127.0.0.1:3000").unwrap();
         let operator = Env::from_pairs([

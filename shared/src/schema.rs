@@ -45,7 +45,7 @@ pub struct ResourceNames {
     pub key_alias: String,
     /// The platform apps' secrets: `{prefix}/x`, `{prefix}/meta`, `{prefix}/linkedin`, as the
     /// template names them after its stack.
-    pub app_secrets: [String; 3],
+    pub app_secrets: [String; 4],
 }
 
 impl ResourceNames {
@@ -56,7 +56,7 @@ impl ResourceNames {
             work_queue: format!("{prefix}-work"),
             dead_letter_queue: format!("{prefix}-work-dlq"),
             key_alias: format!("alias/{prefix}-tokens"),
-            app_secrets: ["x", "meta", "linkedin"].map(|platform| format!("{prefix}/{platform}")),
+            app_secrets: ["x", "meta", "linkedin", "threads"].map(|platform| format!("{prefix}/{platform}")),
         }
     }
 }

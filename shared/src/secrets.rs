@@ -6,6 +6,7 @@
 //! | X (`HERALD_X_SECRET_ID`) | `client_id`, `client_secret` (OAuth 2.0), `consumer_key`, `consumer_secret` (OAuth 1.0a) |
 //! | Meta (`HERALD_META_SECRET_ID`) | `app_id`, `app_secret`, `webhook_verify_token` |
 //! | LinkedIn (`HERALD_LINKEDIN_SECRET_ID`) | `client_id`, `client_secret` |
+//! | Threads (`HERALD_THREADS_SECRET_ID`) | `app_id`, `app_secret`, `webhook_verify_token` (the Threads app ID and secret) |
 //!
 //! Every field is optional; an id comes with its secret or not at all, and `{}` (what the template
 //! creates) leaves the platform unconfigured. A malformed secret stops the cold start with an error
@@ -101,6 +102,14 @@ pub fn apply_meta(apps: &mut PlatformApps, secret: &str, raw: &str) -> Result<()
     Ok(())
 }
 
+/// Reads the Threads secret into `apps`.
+pub fn apply_threads(apps: &mut PlatformApps, secret: &str, raw: &str) -> Result<(), SecretError> {
+    let mut fields = Fields::parse(secret, raw, &["app_id", "app_secret", "webhook_verify_token"])?;
+    apps.threads = fields.pair("app_id", "app_secret")?;
+    apps.threads_webhook_verify_token = fields.take("webhook_verify_token").map(SecretString::from);
+    Ok(())
+}
+
 /// Reads the LinkedIn secret into `apps`.
 pub fn apply_linkedin(apps: &mut PlatformApps, secret: &str, raw: &str) -> Result<(), SecretError> {
     let mut fields = Fields::parse(secret, raw, &["client_id", "client_secret"])?;
@@ -121,6 +130,7 @@ pub async fn load(
         (ids.x.as_deref(), apply_x as Apply),
         (ids.meta.as_deref(), apply_meta as Apply),
         (ids.linkedin.as_deref(), apply_linkedin as Apply),
+        (ids.threads.as_deref(), apply_threads as Apply),
     ]
     .into_iter()
     .filter_map(|(id, apply)| id.map(|id| (id, apply)))

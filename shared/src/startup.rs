@@ -56,7 +56,8 @@ impl Function {
         match self {
             Function::Connect | Function::Webhooks => named.clone(),
             Function::Posts => AppSecretIds { x: named.x.clone(), ..AppSecretIds::default() },
-            Function::Retries => AppSecretIds { meta: None, ..named.clone() },
+            // Threads' long-lived tokens refresh with the token alone (`th_refresh_token`).
+            Function::Retries => AppSecretIds { meta: None, threads: None, ..named.clone() },
         }
     }
 }

@@ -18,6 +18,7 @@ mod secrets;
 mod security;
 mod sweep;
 mod template;
+mod threads;
 mod token_store;
 mod tokens;
 mod verify;

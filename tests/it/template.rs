@@ -219,8 +219,9 @@ fn secrets_are_named_in_the_environment_never_given() {
         let mut found = BTreeSet::new();
         for (name, value) in variables.as_mapping().into_iter().flatten() {
             let name = name.as_str().unwrap();
-            let names_a_secret =
-                ["XAppSecret", "MetaAppSecret", "LinkedinAppSecret"].iter().any(|s| text(value).contains(s));
+            let names_a_secret = ["XAppSecret", "MetaAppSecret", "LinkedinAppSecret", "ThreadsAppSecret"]
+                .iter()
+                .any(|s| text(value).contains(s));
             assert_eq!(names_a_secret, name.ends_with("_SECRET_ID"), "{name} = {value:?}");
             if names_a_secret {
                 found.insert(name.to_owned());
@@ -228,8 +229,12 @@ fn secrets_are_named_in_the_environment_never_given() {
         }
         found
     };
-    let every =
-        herald::config::AppSecretIds { x: Some("x".into()), meta: Some("m".into()), linkedin: Some("l".into()) };
+    let every = herald::config::AppSecretIds {
+        x: Some("x".into()),
+        meta: Some("m".into()),
+        linkedin: Some("l".into()),
+        threads: Some("t".into()),
+    };
     for function in Function::ALL {
         let logical = format!("{}{}Function", function.name()[..1].to_uppercase(), &function.name()[1..]);
         let named = secrets(&resource(&template, &logical)["Environment"]["Variables"]);
@@ -238,6 +243,7 @@ fn secrets_are_named_in_the_environment_never_given() {
             (reads.x.is_some(), herald::config::X_SECRET_ID),
             (reads.meta.is_some(), herald::config::META_SECRET_ID),
             (reads.linkedin.is_some(), herald::config::LINKEDIN_SECRET_ID),
+            (reads.threads.is_some(), herald::config::THREADS_SECRET_ID),
         ]
         .into_iter()
         .filter(|(read, _)| *read)
@@ -245,7 +251,7 @@ fn secrets_are_named_in_the_environment_never_given() {
         .collect();
         assert_eq!(named, expected, "{logical}");
     }
-    for secret in ["XAppSecret", "MetaAppSecret", "LinkedinAppSecret"] {
+    for secret in ["XAppSecret", "MetaAppSecret", "LinkedinAppSecret", "ThreadsAppSecret"] {
         assert_eq!(template["Resources"][secret]["Type"], "AWS::SecretsManager::Secret");
         assert_eq!(
             resource(&template, secret)["SecretString"],

@@ -30,8 +30,12 @@ pub struct ResourceMap {
 
 impl ResourceMap {
     pub fn new(resources: &Resources, secrets: &AppSecretIds) -> Self {
-        let named =
-            [(&secrets.x, "XAppSecret"), (&secrets.meta, "MetaAppSecret"), (&secrets.linkedin, "LinkedinAppSecret")];
+        let named = [
+            (&secrets.x, "XAppSecret"),
+            (&secrets.meta, "MetaAppSecret"),
+            (&secrets.linkedin, "LinkedinAppSecret"),
+            (&secrets.threads, "ThreadsAppSecret"),
+        ];
         Self {
             table: resources.table.clone(),
             work_queue: resources.work_queue_url.clone(),

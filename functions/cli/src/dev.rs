@@ -35,7 +35,7 @@ pub struct DevArgs {
     #[arg(long, default_value = ".")]
     repo: PathBuf,
     /// Real platform apps instead of the sandbox's: a JSON file `{"x": {…}, "meta": {…},
-    /// "linkedin": {…}}`, each value the platform's secret as Herald reads it from Secrets Manager
+    /// "linkedin": {…}, "threads": {…}}`, each value the platform's secret as Herald reads it from Secrets Manager
     /// (docs/operations.md); a platform left out keeps the sandbox's development app. Point the
     /// platform at the real API with its `HERALD_*_URL` variables.
     #[arg(long)]
@@ -77,7 +77,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     if let Some(path) = &args.apps {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let given: serde_json::Value = serde_json::from_str(&text).context("--apps must be a JSON object")?;
-        for (slot, platform) in values.iter_mut().zip(["x", "meta", "linkedin"]) {
+        for (slot, platform) in values.iter_mut().zip(["x", "meta", "linkedin", "threads"]) {
             if let Some(secret) = given.get(platform) {
                 *slot = secret.to_string();
             }

@@ -140,11 +140,18 @@ pub enum Platform {
     Instagram,
     Linkedin,
     Bluesky,
+    Threads,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 5] =
-        [Platform::X, Platform::Facebook, Platform::Instagram, Platform::Linkedin, Platform::Bluesky];
+    pub const ALL: [Platform; 6] = [
+        Platform::X,
+        Platform::Facebook,
+        Platform::Instagram,
+        Platform::Linkedin,
+        Platform::Bluesky,
+        Platform::Threads,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,6 +160,7 @@ impl Platform {
             Platform::Instagram => "instagram",
             Platform::Linkedin => "linkedin",
             Platform::Bluesky => "bluesky",
+            Platform::Threads => "threads",
         }
     }
 }
@@ -166,10 +174,10 @@ impl fmt::Display for Platform {
 impl FromStr for Platform {
     type Err = InvalidId;
     fn from_str(raw: &str) -> Result<Self, InvalidId> {
-        Platform::ALL
-            .into_iter()
-            .find(|p| p.as_str() == raw)
-            .ok_or(InvalidId { what: "platform", reason: "must be one of x, facebook, instagram, linkedin, bluesky" })
+        Platform::ALL.into_iter().find(|p| p.as_str() == raw).ok_or(InvalidId {
+            what: "platform",
+            reason: "must be one of x, facebook, instagram, linkedin, bluesky, threads",
+        })
     }
 }
 

@@ -18,12 +18,13 @@ use super::problem::Problem;
 use super::routes::Routes;
 use crate::domain::Platform;
 use crate::platforms::webhooks::{
-    CallbackError, DeliveryError, Dialect, Handshake, HandshakeError, Query, dialects, signed_callback_user,
+    CallbackError, DeliveryError, Dialect, Handshake, HandshakeError, Query, SignedCallbacks, dialects,
+    signed_callbacks,
 };
 use crate::webhooks::receive;
 
 /// Each platform's handshake (`GET`) and deliveries (`POST`) on its path, from the registry; and
-/// Meta's deauthorize and data-deletion callbacks.
+/// the deauthorize and data-deletion callbacks of Meta's apps (Facebook Login's, Threads').
 pub(super) fn routes() -> Routes {
     let mut routes = Routes::new();
     for dialect in dialects() {
@@ -35,10 +36,18 @@ pub(super) fn routes() -> Routes {
                 delivery(dialect, state, headers, body)
             });
     }
+    for callbacks in signed_callbacks() {
+        let [deauthorized, deletion, status] = callbacks.paths;
+        routes = routes
+            .on(Method::POST, deauthorized, move |state: State<AppState>, body: Bytes| {
+                deauthorize(callbacks, state, body)
+            })
+            .on(Method::POST, deletion, move |state: State<AppState>, headers: HeaderMap, body: Bytes| {
+                data_deletion(callbacks, state, headers, body)
+            })
+            .on(Method::GET, status, data_deletion_status);
+    }
     routes
-        .on(Method::POST, "/webhooks/meta/deauthorize", meta_deauthorize)
-        .on(Method::POST, "/webhooks/meta/data-deletion", meta_data_deletion)
-        .on(Method::GET, "/webhooks/meta/data-deletion/{code}", meta_data_deletion_status)
 }
 
 fn refused() -> Problem {
@@ -97,9 +106,9 @@ async fn delivery(
     Ok(StatusCode::OK.into_response())
 }
 
-/// The Facebook user a Meta callback names, from its verified `signed_request`.
-fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> {
-    signed_callback_user(&state.config.apps, body, state.clock.now().unix_timestamp()).map_err(|e| match e {
+/// The platform user a signed callback names, from its verified `signed_request`.
+fn callback_user(callbacks: &SignedCallbacks, state: &AppState, body: &[u8]) -> Result<String, Problem> {
+    callbacks.user(&state.config.apps, body, state.clock.now().unix_timestamp()).map_err(|e| match e {
         CallbackError::NotConfigured(platform) => not_configured(platform),
         CallbackError::Refused => refused(),
         CallbackError::NoUser => {
@@ -108,33 +117,40 @@ fn meta_callback_user(state: &AppState, body: &[u8]) -> Result<String, Problem> 
     })
 }
 
-async fn meta_deauthorize(State(state): State<AppState>, body: Bytes) -> Result<Response, Problem> {
-    let user = meta_callback_user(&state, &body)?;
-    state.connections.revoke_granted("meta", &user, false, "app removed at Meta").await?;
+async fn deauthorize(
+    callbacks: &'static SignedCallbacks,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let user = callback_user(callbacks, &state, &body)?;
+    let reason = format!("app removed at {}", callbacks.platform);
+    state.connections.revoke_granted(callbacks.family, &user, false, &reason).await?;
     Ok(StatusCode::OK.into_response())
 }
 
-/// Meta's data-deletion callback: answers with where to check the request and its code.
+/// A data-deletion callback: answers with where to check the request and its code.
 /// The status URL is on the host the callback reached (the webhooks function URL on AWS, which
 /// the function cannot be configured with: it would depend on itself), else the public URL.
-async fn meta_data_deletion(
+async fn data_deletion(
+    callbacks: &'static SignedCallbacks,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let user = meta_callback_user(&state, &body)?;
+    let user = callback_user(callbacks, &state, &body)?;
     // Known before anything changes: a request that cannot be answered erases nothing.
     let base =
         super::request_base(&headers).or_else(|| state.config.public_url.clone()).ok_or_else(super::host_missing)?;
-    let accounts = state.connections.revoke_granted("meta", &user, true, "data deletion requested at Meta").await?;
+    let reason = format!("data deletion requested at {}", callbacks.platform);
+    let accounts = state.connections.revoke_granted(callbacks.family, &user, true, &reason).await?;
     let deletion = state.journal.record_deletion(accounts).await?;
     let url = base
-        .join(&format!("webhooks/meta/data-deletion/{}", deletion.confirmation_code))
+        .join(&format!("webhooks/{}/data-deletion/{}", callbacks.family, deletion.confirmation_code))
         .map_err(|e| Problem::internal(&e))?;
     Ok(axum::Json(json!({ "url": url.as_str(), "confirmation_code": deletion.confirmation_code })).into_response())
 }
 
-async fn meta_data_deletion_status(
+async fn data_deletion_status(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Response, Problem> {

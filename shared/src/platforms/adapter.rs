@@ -161,5 +161,6 @@ pub(super) fn adapter(platform: Platform) -> &'static dyn Adapter {
         Platform::Instagram => &super::meta::INSTAGRAM,
         Platform::Linkedin => &super::linkedin::LINKEDIN,
         Platform::Bluesky => &super::bluesky::BLUESKY,
+        Platform::Threads => &super::threads::THREADS,
     }
 }

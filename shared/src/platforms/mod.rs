@@ -12,6 +12,7 @@
 mod adapter;
 pub use adapter::RateHeaders;
 mod bluesky;
+mod containers;
 mod linkedin;
 mod meta;
 pub mod oauth1;
@@ -19,6 +20,7 @@ mod oauth2;
 pub mod publish;
 pub mod rules;
 pub mod settings;
+mod threads;
 pub mod webhooks;
 mod x;
 
@@ -530,7 +532,7 @@ mod tests {
 
     fn client_with(endpoints: PlatformEndpoints) -> PlatformClient {
         let app = || Some(settings::AppCredentials { client_id: "cid".into(), client_secret: "sec".to_owned().into() });
-        let apps = PlatformApps { x: app(), meta: app(), linkedin: app(), ..PlatformApps::default() };
+        let apps = PlatformApps { x: app(), meta: app(), linkedin: app(), threads: app(), ..PlatformApps::default() };
         let egress = std::sync::Arc::new(crate::egress::Egress::new(&crate::egress::EgressSettings::default()));
         PlatformClient::new(endpoints, apps, std::sync::Arc::new(crate::SystemClock), egress)
     }
@@ -539,7 +541,8 @@ mod tests {
     /// builds it: the documented URL, the scopes and their separator, PKCE where the platform
     /// takes it. Sources: docs.x.com `authentication/oauth-2-0/authorization-code`;
     /// developers.facebook.com `facebook-login/guides/advanced/manual-flow`;
-    /// learn.microsoft.com `linkedin/shared/authentication/authorization-code-flow`.
+    /// learn.microsoft.com `linkedin/shared/authentication/authorization-code-flow`;
+    /// developers.facebook.com `documentation/threads/get-started/get-access-tokens-and-permissions`.
     #[tokio::test]
     async fn consent_pages_follow_each_dialect() {
         let client = client_with(PlatformEndpoints::production());
@@ -567,6 +570,12 @@ mod tests {
                 Platform::Linkedin,
                 "https://www.linkedin.com/oauth/v2/authorization",
                 "openid profile w_member_social",
+                false,
+            ),
+            (
+                Platform::Threads,
+                "https://threads.com/oauth/authorize",
+                "threads_basic,threads_content_publish,threads_delete",
                 false,
             ),
         ];

@@ -31,6 +31,11 @@ pub struct PlatformEndpoints {
     /// `HERALD_BLUESKY_PLC_URL` (default `https://plc.directory`): the directory of `did:plc`
     /// documents.
     pub bluesky_plc: Url,
+    /// `HERALD_THREADS_GRAPH_URL` (default `https://graph.threads.net`; Meta serves the Threads
+    /// API on `graph.threads.com` too): the Threads API and its token endpoints.
+    pub threads_graph: Url,
+    /// `HERALD_THREADS_WEB_URL` (default `https://threads.com`): the Authorization Window.
+    pub threads_web: Url,
     /// `HERALD_PLATFORM_TIMEOUT_SECONDS` (default 10): the most one platform call may take. A
     /// publish that times out after sending is recorded as `unknown`, never resent blindly.
     pub timeout: std::time::Duration,
@@ -56,12 +61,15 @@ impl PlatformEndpoints {
             linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
             bluesky_service: static_url("https://bsky.social"),
             bluesky_plc: static_url("https://plc.directory"),
+            threads_graph: static_url("https://graph.threads.net"),
+            threads_web: static_url("https://threads.com"),
             timeout: std::time::Duration::from_secs(10),
         }
     }
 
     /// A URL template of a platform's dialect with these settings filled in: `{x_api}`,
-    /// `{x_web}`, `{meta_graph}`, `{meta_web}`, `{linkedin_api}`, `{linkedin_oauth}` (each without
+    /// `{x_web}`, `{meta_graph}`, `{meta_web}`, `{linkedin_api}`, `{linkedin_oauth}`, `{threads_graph}`,
+    /// `{threads_web}` (each without
     /// its trailing slash) and `{meta_graph_version}`, `{linkedin_version}`. `None` when a
     /// placeholder is unknown or the result is not a URL.
     pub fn expand(&self, template: &str) -> Option<Url> {
@@ -73,6 +81,8 @@ impl PlatformEndpoints {
             ("{meta_web}", trimmed(&self.meta_web)),
             ("{linkedin_api}", trimmed(&self.linkedin_api)),
             ("{linkedin_oauth}", trimmed(&self.linkedin_oauth)),
+            ("{threads_graph}", trimmed(&self.threads_graph)),
+            ("{threads_web}", trimmed(&self.threads_web)),
             ("{meta_graph_version}", self.meta_graph_version.clone()),
             ("{linkedin_version}", self.linkedin_version.clone()),
         ];
@@ -98,6 +108,8 @@ impl PlatformEndpoints {
             meta_web: at("meta/web")?,
             linkedin_api: at("linkedin/api")?,
             linkedin_oauth: at("linkedin/www")?,
+            threads_graph: at("threads/graph")?,
+            threads_web: at("threads/web")?,
             ..Self::production()
         })
     }
@@ -139,6 +151,11 @@ pub struct PlatformApps {
     /// The Meta secret's `webhook_verify_token`: the verify token set for Herald's webhook
     /// callback in Meta's App Dashboard; without it, Meta's subscription check is refused.
     pub meta_webhook_verify_token: Option<SecretString>,
+    /// The Threads secret's `app_id` / `app_secret`: the Threads app ID and secret (a Meta app
+    /// with the Threads use case has two pairs; Threads takes its own).
+    pub threads: Option<AppCredentials>,
+    /// The Threads secret's `webhook_verify_token`, for Threads webhooks' subscription check.
+    pub threads_webhook_verify_token: Option<SecretString>,
 }
 
 #[cfg(test)]

@@ -162,7 +162,13 @@ pub fn dialects() -> [&'static dyn Dialect; 3] {
     [&super::meta::webhooks::Webhooks, &super::x::webhooks::Webhooks, &super::linkedin::webhooks::Webhooks]
 }
 
-pub use super::meta::webhooks::{CallbackError, signed_callback_user};
+pub use super::meta::webhooks::{CallbackError, SignedCallbacks};
+
+/// The registry of deauthorize and data-deletion callbacks: Meta's apps (Facebook Login's and
+/// Threads').
+pub fn signed_callbacks() -> [&'static SignedCallbacks; 2] {
+    [&super::meta::webhooks::CALLBACKS, &super::threads::CALLBACKS]
+}
 
 #[cfg(test)]
 mod properties {

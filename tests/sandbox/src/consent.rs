@@ -25,6 +25,7 @@ pub enum Flow {
     XOAuth1 { request_token: String },
     Meta { redirect_uri: String, state: Option<String>, challenge: Option<(String, String)> },
     Linkedin { redirect_uri: String, state: String },
+    Threads { redirect_uri: String, state: Option<String> },
 }
 
 pub fn routes() -> Router<Shared> {
@@ -86,6 +87,7 @@ async fn decide(State(sandbox): State<Shared>, Path(id): Path<String>, Form(deci
         Flow::XOAuth2 { .. } | Flow::XOAuth1 { .. } => crate::x::complete_consent(&mut world, pending, &user, approve),
         Flow::Meta { .. } => crate::meta::complete_consent(&mut world, pending, &user, approve),
         Flow::Linkedin { .. } => crate::linkedin::complete_consent(&mut world, pending, &user, approve),
+        Flow::Threads { .. } => crate::threads::complete_consent(&mut world, pending, &user, approve),
     };
     redirect(&location)
 }

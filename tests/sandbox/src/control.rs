@@ -22,12 +22,16 @@ pub mod dev {
     pub const META_APP_SECRET: &str = "herald-dev-meta-secret";
     pub const LINKEDIN_CLIENT_ID: &str = "86heralddevli";
     pub const LINKEDIN_CLIENT_SECRET: &str = "herald-dev-linkedin-secret";
+    /// The Threads app ID and secret (a Meta app with the Threads use case has its own pair).
+    pub const THREADS_APP_ID: &str = "9876543210987654";
+    pub const THREADS_APP_SECRET: &str = "herald-dev-threads-secret";
+    pub const THREADS_WEBHOOK_VERIFY_TOKEN: &str = "herald-dev-threads-verify-token";
     /// The verify token Meta's webhook subscription check sends (set in the App Dashboard).
     pub const META_WEBHOOK_VERIFY_TOKEN: &str = "herald-dev-meta-verify-token";
 
     /// Herald's secrets for these apps (X, Meta, LinkedIn), as it reads them from Secrets
     /// Manager: one list for `herald dev`, the test kit and the functions the benchmarks start.
-    pub fn app_secrets() -> [String; 3] {
+    pub fn app_secrets() -> [String; 4] {
         [
             serde_json::json!({
                 "client_id": X_CLIENT_ID,
@@ -41,6 +45,11 @@ pub mod dev {
                 "webhook_verify_token": META_WEBHOOK_VERIFY_TOKEN,
             }),
             serde_json::json!({ "client_id": LINKEDIN_CLIENT_ID, "client_secret": LINKEDIN_CLIENT_SECRET }),
+            serde_json::json!({
+                "app_id": THREADS_APP_ID,
+                "app_secret": THREADS_APP_SECRET,
+                "webhook_verify_token": THREADS_WEBHOOK_VERIFY_TOKEN,
+            }),
         ]
         .map(|secret| secret.to_string())
     }
@@ -143,6 +152,26 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
             role: "ADMINISTRATOR".into(),
         }],
     });
+    world.apps.push(App {
+        platform: Platform::Threads,
+        client_id: dev::THREADS_APP_ID.into(),
+        client_secret: dev::THREADS_APP_SECRET.into(),
+        redirect_uris: vec![callback("threads")],
+        confidential: true,
+        consumer_key: None,
+        consumer_secret: None,
+        refresh_tokens: false,
+        access_ttl: None,
+        require_app_secret: false,
+    });
+    world.users.push(User {
+        platform: Platform::Threads,
+        id: "25100000000000001".into(),
+        name: "Mary Jackson".into(),
+        username: "maryjackson".into(),
+        pages: vec![],
+        organizations: vec![],
+    });
 }
 
 async fn summary(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
@@ -153,6 +182,7 @@ async fn summary(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
             "x": { "web": format!("{base}/x/web"), "api": format!("{base}/x/api") },
             "meta": { "web": format!("{base}/meta/web"), "graph": format!("{base}/meta/graph") },
             "linkedin": { "www": format!("{base}/linkedin/www"), "api": format!("{base}/linkedin/api") },
+            "threads": { "web": format!("{base}/threads/web"), "graph": format!("{base}/threads/graph") },
         },
         "apps": world.apps.iter().map(|a| json!({ "platform": a.platform, "client_id": a.client_id })).collect::<Vec<_>>(),
         "users": world.users.iter().map(|u| json!({ "platform": u.platform, "id": u.id, "name": u.name })).collect::<Vec<_>>(),
@@ -257,7 +287,8 @@ async fn release(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
 }
 
 /// A budget override. Names: X `tweets/user`, `tweets/app`, `media/user` (with `window` seconds);
-/// Meta `ig_quota`, `app_calls_per_hour`, `page_calls_per_day`; LinkedIn `member_daily`, `app_daily`.
+/// Meta `ig_quota`, `app_calls_per_hour`, `page_calls_per_day`; LinkedIn `member_daily`, `app_daily`;
+/// Threads `quota`, `image_polls`.
 #[derive(Debug, Deserialize)]
 struct Limit {
     platform: Platform,
@@ -282,6 +313,9 @@ async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> R
         }
         Platform::Linkedin if ["member_daily", "app_daily"].contains(&limit.name.as_str()) => {
             world.linkedin.limits.insert(limit.name, limit.limit);
+        }
+        Platform::Threads if ["quota", "image_polls"].contains(&limit.name.as_str()) => {
+            world.threads.limits.insert(limit.name, limit.limit);
         }
         _ => return (StatusCode::BAD_REQUEST, "unknown limit").into_response(),
     }

@@ -189,7 +189,7 @@ pub fn error(platform: Platform, status: StatusCode) -> Response {
     let reason = status.canonical_reason().unwrap_or("Error");
     match platform {
         Platform::X => crate::x::problem(status, reason, reason, "about:blank"),
-        Platform::Meta => {
+        Platform::Meta | Platform::Threads => {
             let (code, transient) = if status.is_server_error() { (2, true) } else { (1, false) };
             let body = json!({ "error": {
                 "message": if transient { "An unexpected error has occurred. Please retry your request later." } else { "An unknown error has occurred." },
@@ -265,7 +265,8 @@ pub fn rate_limited(platform: Platform, reset: i64) -> Response {
             }
             response
         }
-        Platform::Meta => {
+        // Threads answers with Graph's error objects (its API is Graph's), Meta's code 4 included.
+        Platform::Meta | Platform::Threads => {
             let body = json!({ "error": {
                 "message": "(#4) Application request limit reached",
                 "type": "OAuthException",

@@ -1,4 +1,4 @@
-//! Herald's platform sandbox: local simulators of X, Facebook, Instagram and LinkedIn, served
+//! Herald's platform sandbox: local simulators of X, Facebook, Instagram, LinkedIn and Threads, served
 //! over real HTTP on loopback.
 //!
 //! Built from the platforms' documentation (`../shared/reference/platforms.md`), not from what
@@ -13,6 +13,8 @@
 //! | `/meta/graph` | `https://graph.facebook.com` (Graph API, Facebook and Instagram) |
 //! | `/linkedin/www` | `https://www.linkedin.com` (OAuth) |
 //! | `/linkedin/api` | `https://api.linkedin.com` (REST API) |
+//! | `/threads/web` | `https://threads.com` (the Authorization Window) |
+//! | `/threads/graph` | `https://graph.threads.net` (tokens and the Threads API) |
 //! | `/_sandbox` | control and inspection: apps, users, faults, posts, calls, webhooks, clock |
 //!
 //! Everything random comes from one generator seeded at start, so a run is repeatable.
@@ -30,6 +32,7 @@ mod meta_spec;
 pub mod oauth1;
 pub mod spec;
 mod state;
+mod threads;
 mod webhooks;
 mod x;
 
@@ -69,6 +72,7 @@ pub fn router(state: Shared) -> Router {
         .merge(x::routes())
         .merge(meta::routes())
         .merge(linkedin::routes())
+        .merge(threads::routes())
         .merge(control::routes())
         .merge(webhooks::routes())
         .merge(consent::routes())

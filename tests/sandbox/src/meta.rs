@@ -147,7 +147,7 @@ pub fn graph_error(status: StatusCode, code: u32, subcode: Option<u32>, message:
     (status, Json(json!({ "error": error }))).into_response()
 }
 
-fn bad_param(message: &str) -> Response {
+pub(crate) fn bad_param(message: &str) -> Response {
     graph_error(StatusCode::BAD_REQUEST, 100, None, &format!("(#100) {message}"))
 }
 
@@ -156,7 +156,7 @@ fn permission(message: &str) -> Response {
 }
 
 /// Code 190: the token is invalid, expired (463) or the app was removed (458).
-fn invalid_token(subcode: Option<u32>) -> Response {
+pub(crate) fn invalid_token(subcode: Option<u32>) -> Response {
     let message = match subcode {
         Some(463) => "Error validating access token: Session has expired.",
         Some(458) => "Error validating access token: The user has not authorized application.",
@@ -392,7 +392,7 @@ async fn debug_token(
 // Graph nodes and edges
 
 /// Graph parameters come from the query, a form body or a JSON body.
-fn params(query: &HashMap<String, String>, headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn params(query: &HashMap<String, String>, headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
     let mut all = query.clone();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if content_type.starts_with("application/json") {

@@ -50,6 +50,7 @@ pub enum Platform {
     X,
     Meta,
     Linkedin,
+    Threads,
 }
 
 impl Platform {
@@ -59,6 +60,7 @@ impl Platform {
             "x" => Some(Platform::X),
             "meta" => Some(Platform::Meta),
             "linkedin" => Some(Platform::Linkedin),
+            "threads" => Some(Platform::Threads),
             _ => None,
         }
     }
@@ -225,6 +227,7 @@ pub struct World {
     pub x: crate::x::XWorld,
     pub meta: crate::meta::MetaWorld,
     pub linkedin: crate::linkedin::LinkedinWorld,
+    pub threads: crate::threads::ThreadsWorld,
     /// How each X call stood against X's OpenAPI document ([`crate::spec`]).
     pub x_spec: crate::spec::Ledger,
     /// How each Graph call stood against Meta's Graph API specs ([`crate::meta_spec`]).
@@ -317,6 +320,7 @@ impl Sandbox {
             x: Default::default(),
             meta: Default::default(),
             linkedin: Default::default(),
+            threads: Default::default(),
             x_spec: Default::default(),
             meta_spec: Default::default(),
         };

@@ -85,13 +85,13 @@ async fn handshake(State(sandbox): State<Shared>, Json(request): Json<HandshakeR
     let challenge = {
         let mut world = sandbox.world();
         match request.platform {
-            Platform::Meta => world.numeric_id(10),
+            Platform::Meta | Platform::Threads => world.numeric_id(10),
             Platform::X => world.base64_token(),
             Platform::Linkedin => world.uuid(),
         }
     };
     let expected: Value = match request.platform {
-        Platform::Meta => {
+        Platform::Meta | Platform::Threads => {
             url.query_pairs_mut()
                 .append_pair("hub.mode", "subscribe")
                 .append_pair("hub.challenge", &challenge)
@@ -146,7 +146,7 @@ async fn deliver(State(sandbox): State<Shared>, Json(request): Json<DeliverReque
     };
     let body = request.payload.to_string();
     let (header, value) = match request.platform {
-        Platform::Meta => {
+        Platform::Meta | Platform::Threads => {
             ("x-hub-signature-256", format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), body.as_bytes()))))
         }
         Platform::X => {
@@ -183,6 +183,13 @@ struct SignedRequestDelivery {
     client_id: String,
     /// The app-scoped user id the callback is about.
     user_id: String,
+    /// Whose app signs it: Meta's (Facebook Login, the default) or Threads'.
+    #[serde(default = "meta")]
+    platform: Platform,
+}
+
+fn meta() -> Platform {
+    Platform::Meta
 }
 
 /// Meta's deauthorize and data-deletion callbacks: a form field `signed_request` =
@@ -192,7 +199,7 @@ async fn signed_request(State(sandbox): State<Shared>, Json(request): Json<Signe
         Ok(url) => url,
         Err(response) => return response,
     };
-    let (secret, _) = match secrets(&sandbox, Platform::Meta, &request.client_id) {
+    let (secret, _) = match secrets(&sandbox, request.platform, &request.client_id) {
         Ok(s) => s,
         Err(response) => return response,
     };

@@ -63,7 +63,14 @@ impl Adapter for Meta {
     ) -> Answer<'a, Published> {
         let Outgoing { text, media, resume, .. } = *post;
         match self.0 {
-            Platform::Instagram => Box::pin(client.publish_instagram(account, tokens, text, media, resume)),
+            Platform::Instagram => Box::pin(INSTAGRAM_CONTAINERS.publish(
+                client,
+                &account.platform_account_id,
+                tokens,
+                text,
+                media,
+                resume,
+            )),
             _ => Box::pin(client.publish_facebook(account, tokens, text, media)),
         }
     }
@@ -160,6 +167,26 @@ impl Adapter for Meta {
         publish::throttle_hint(headers, now)
     }
 }
+
+/// Instagram's containers (developers.facebook.com/docs/instagram-platform/content-publishing):
+/// `POST /{ig-user-id}/media` (an image omits `media_type`; `caption`), `status_code`,
+/// `POST /{ig-user-id}/media_publish`, `GET /{ig-user-id}/content_publishing_limit`; only a
+/// single image takes `alt_text`.
+static INSTAGRAM_CONTAINERS: super::containers::Containers = super::containers::Containers {
+    platform: Platform::Instagram,
+    name: "Instagram",
+    create: ("/media", "POST /{ig-user-id}/media"),
+    publish: ("/media_publish", "POST /{ig-user-id}/media_publish"),
+    quota: ("/content_publishing_limit", "GET /{ig-user-id}/content_publishing_limit"),
+    status: ("status_code", "GET /{container-id}?fields=status_code"),
+    text_field: "caption",
+    image_type: None,
+    text_type: None,
+    item_alt_text: false,
+    url: PlatformClient::graph_url,
+    prove: PlatformClient::proved,
+    refusal: graph_refusal,
+};
 
 fn app(client: &PlatformClient, platform: Platform) -> Result<&AppCredentials, PlatformError> {
     FACEBOOK.app(&client.apps, super::oauth2::CONNECTOR).ok_or(PlatformError::NotConfigured(platform))

@@ -66,16 +66,55 @@ pub enum CallbackError {
     NoUser,
 }
 
-/// The Facebook user a deauthorize or data-deletion callback names, from its verified
-/// `signed_request` form field; a captured callback replayed later is refused (Meta signs
-/// `issued_at`). `now`: Unix seconds.
-pub fn signed_callback_user(apps: &PlatformApps, body: &[u8], now: i64) -> Result<String, CallbackError> {
-    let secret = Webhooks.secret(apps).ok_or(CallbackError::NotConfigured(Platform::Facebook))?;
+/// A Meta app's deauthorize and data-deletion callbacks, each a form with a `signed_request`
+/// signed with the app's secret: Facebook Login's (Pages and Instagram) and the Threads app's,
+/// which Meta's App Dashboard sets up the same way (developers.facebook.com/documentation/
+/// development/create-an-app/threads-use-case, "Deauthorize callback URL", "Data Deletion Requests
+/// URL").
+pub struct SignedCallbacks {
+    /// The grantor family the user id they name belongs to.
+    pub family: &'static str,
+    /// Their paths: `/webhooks/{family}/deauthorize`, `/webhooks/{family}/data-deletion` and
+    /// `/webhooks/{family}/data-deletion/{code}` (a deletion's status).
+    pub paths: [&'static str; 3],
+    /// The platform named when the app is not configured.
+    pub platform: Platform,
+    app: fn(&PlatformApps) -> Option<&AppCredentials>,
+}
+
+/// Facebook Login's callbacks: they name the Facebook user behind Pages and Instagram accounts.
+pub(in crate::platforms) static CALLBACKS: SignedCallbacks = SignedCallbacks::new(
+    "meta",
+    ["/webhooks/meta/deauthorize", "/webhooks/meta/data-deletion", "/webhooks/meta/data-deletion/{code}"],
+    Platform::Facebook,
+    |apps| apps.meta.as_ref(),
+);
+
+impl SignedCallbacks {
+    pub(in crate::platforms) const fn new(
+        family: &'static str,
+        paths: [&'static str; 3],
+        platform: Platform,
+        app: fn(&PlatformApps) -> Option<&AppCredentials>,
+    ) -> Self {
+        Self { family, paths, platform, app }
+    }
+
+    /// The platform user a deauthorize or data-deletion callback names, from its verified
+    /// `signed_request` form field; a captured callback replayed later is refused (Meta signs
+    /// `issued_at`). `now`: Unix seconds.
+    pub fn user(&self, apps: &PlatformApps, body: &[u8], now: i64) -> Result<String, CallbackError> {
+        let app = (self.app)(apps).ok_or(CallbackError::NotConfigured(self.platform))?;
+        signed_user(app.client_secret.expose_secret().as_bytes(), body, now)
+    }
+}
+
+fn signed_user(secret: &[u8], body: &[u8], now: i64) -> Result<String, CallbackError> {
     let signed = url::form_urlencoded::parse(body)
         .find(|(key, _)| key == "signed_request")
         .map(|(_, value)| value.into_owned())
         .ok_or(CallbackError::Refused)?;
-    let payload = meta_signed_request(&secret, &signed).map_err(|_| CallbackError::Refused)?;
+    let payload = meta_signed_request(secret, &signed).map_err(|_| CallbackError::Refused)?;
     match payload["issued_at"].as_i64() {
         Some(issued) if issued >= now - SIGNED_REQUEST_MAX_AGE_S && issued <= now + 300 => {}
         _ => return Err(CallbackError::Refused),
