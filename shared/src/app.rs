@@ -3,6 +3,7 @@
 //! entry points import this; a use case receives its own context ([`Publisher`], [`Sweeper`],
 //! [`Recorder`], [`Deliverer`]) and can reach nothing else.
 
+use crate::platforms::settings::AppCredentials;
 use std::sync::Arc;
 
 use crate::aws::AwsClients;
@@ -62,15 +63,19 @@ impl App {
         let sealer = Arc::new(Sealer::new(aws.kms.clone(), config.crypto.clone(), clock.clone()));
         let table = &config.table;
         let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
-        let endpoints = EndpointStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
+        let endpoints = EndpointStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
+        let server_apps =
+            crate::store::server_apps::ServerAppStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
         let posts = PostStore::new(aws.dynamodb.clone(), table, clock.clone());
         let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
         let dead_letters = DeadLetterQueue::new(aws.sqs.clone(), &config.dead_letter_queue_url);
         let journal = Journal::new(aws.dynamodb.clone(), table, clock.clone());
         let events = Events::new(journal.clone(), queue.clone(), endpoints.clone());
         let egress = Arc::new(Egress::new(&config.egress));
-        let platforms =
-            Arc::new(PlatformClient::new(config.platforms.clone(), config.apps.clone(), clock.clone(), egress.clone()));
+        let platforms = Arc::new(
+            PlatformClient::new(config.platforms.clone(), config.apps.clone(), clock.clone(), egress.clone())
+                .with_server_apps(Arc::new(server_apps)),
+        );
         let tokens = Arc::new(TokenManager::new(accounts.clone(), platforms.clone(), events.clone(), clock.clone()));
         let limits = Arc::new(RateLimiter::new(
             aws.dynamodb.clone(),
@@ -132,5 +137,31 @@ impl App {
             clock,
             config: Arc::new(config),
         }
+    }
+}
+
+/// The store of apps on users' servers, as the platforms ask for them.
+impl crate::platforms::ServerApps for crate::store::server_apps::ServerAppStore {
+    fn get<'a>(
+        &'a self,
+        platform: crate::domain::Platform,
+        server: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<AppCredentials>, crate::BoxError>> {
+        Box::pin(async move {
+            let kept = self.read(platform, server).await?;
+            Ok(kept.map(|(client_id, client_secret)| AppCredentials { client_id, client_secret }))
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        platform: crate::domain::Platform,
+        server: &'a str,
+        app: &'a AppCredentials,
+    ) -> futures_util::future::BoxFuture<'a, Result<AppCredentials, crate::BoxError>> {
+        Box::pin(async move {
+            let (client_id, client_secret) = self.write(platform, server, &app.client_id, &app.client_secret).await?;
+            Ok(AppCredentials { client_id, client_secret })
+        })
     }
 }

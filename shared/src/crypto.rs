@@ -86,6 +86,17 @@ impl EncryptionContext {
         }
     }
 
+    /// The secret of an app Herald registered on a user's server (a Mastodon instance).
+    pub fn server_app(platform: Platform, server: &str) -> Self {
+        Self {
+            pairs: vec![
+                ("herald:platform", platform.as_str().to_owned()),
+                ("herald:server", server.to_owned()),
+                ("herald:purpose", "server-app".to_owned()),
+            ],
+        }
+    }
+
     /// A tenant's webhook signing secrets.
     pub fn webhook_signing(tenant: &TenantId) -> Self {
         Self {

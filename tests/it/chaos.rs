@@ -1,4 +1,4 @@
-//! The chaos run: 300 posts across X, Facebook, Instagram, LinkedIn and Threads while the sandbox injects, at random under a
+//! The chaos run: 300 posts across X, Facebook, Instagram, LinkedIn, Threads and Mastodon while the sandbox injects, at random under a
 //! fixed seed, 5xx answers, 429s with reset headers, slow answers past the timeout, "applied then
 //! timed out", expired tokens and one revoked account. The queue is driven until quiet; then every
 //! post must be settled, none lost, none duplicated, and the budgets kept.
@@ -77,6 +77,7 @@ async fn chaos(total: usize, aws_faults: bool) {
                 // run over simulated days.
                 herald_testkit::account_budget(herald::domain::Platform::Instagram, 1000, 86_400),
                 herald_testkit::account_budget(herald::domain::Platform::Threads, 1000, 86_400),
+                herald_testkit::account_budget(herald::domain::Platform::Mastodon, 1000, 300),
             ]
         })
         .await;
@@ -88,10 +89,13 @@ async fn chaos(total: usize, aws_faults: bool) {
     assert_eq!(app.connect("user-1", "threads", THREADS_USER, "approve").await["status"], "connected");
     let threads = app.accounts("user-1").await.into_iter().find(|a| a["platform"] == "threads").expect("Threads");
     ids.insert("threads", threads["id"].as_str().unwrap().to_owned());
-    let pool = ["x", "facebook", "instagram", "linkedin_member", "linkedin_org", "threads"].map(|k| ids[k].clone());
+    ids.insert("mastodon", crate::mastodon::connect(&app, "user-1").await);
+    let pool = ["x", "facebook", "instagram", "linkedin_member", "linkedin_org", "threads", "mastodon"]
+        .map(|k| ids[k].clone());
 
     sandbox("/_sandbox/limits", json!({ "platform": "meta", "name": "ig_quota", "limit": 1000 })).await;
     sandbox("/_sandbox/limits", json!({ "platform": "threads", "name": "quota", "limit": 1000 })).await;
+    sandbox("/_sandbox/limits", json!({ "platform": "mastodon", "name": "calls", "limit": 100_000 })).await;
     // Faults on every publishing endpoint, drawn from the sandbox's seeded generator.
     let publish_paths = [
         "/x/api/2/tweets",
@@ -100,6 +104,7 @@ async fn chaos(total: usize, aws_faults: bool) {
         "/meta/graph/v26.0/17841400000000001/media_publish",
         "/linkedin/api/rest/posts",
         "/threads/graph/v1.0/25100000000000001/threads_publish",
+        "/mastodon/api/v1/statuses",
     ];
     for path in publish_paths {
         for (kind, probability) in [
@@ -132,7 +137,7 @@ async fn chaos(total: usize, aws_faults: bool) {
         let mut requests = Vec::new();
         for i in 0..20 {
             let n = batch * 20 + i;
-            let mask = (rng.next() % 63 + 1) as usize;
+            let mask = (rng.next() % 127 + 1) as usize;
             let targets: Vec<String> =
                 pool.iter().enumerate().filter(|(j, _)| mask & (1 << j) != 0).map(|(_, a)| a.clone()).collect();
             let text = format!("chaos post {n}");
@@ -211,7 +216,13 @@ async fn chaos(total: usize, aws_faults: bool) {
 
     // The sandbox holds no duplicate, and everything Herald calls published is there.
     let mut sandbox_texts: HashMap<String, Vec<String>> = HashMap::new();
-    for platform in [SandboxPlatform::X, SandboxPlatform::Meta, SandboxPlatform::Linkedin, SandboxPlatform::Threads] {
+    for platform in [
+        SandboxPlatform::X,
+        SandboxPlatform::Meta,
+        SandboxPlatform::Linkedin,
+        SandboxPlatform::Threads,
+        SandboxPlatform::Mastodon,
+    ] {
         for post in app.published(platform) {
             sandbox_texts.entry(post.account.clone()).or_default().push(post.text.clone());
         }
@@ -227,6 +238,7 @@ async fn chaos(total: usize, aws_faults: bool) {
         (pool[1].as_str(), "104000000000001"),
         (pool[2].as_str(), "17841400000000001"),
         (pool[5].as_str(), THREADS_USER),
+        (pool[6].as_str(), crate::mastodon::USER),
     ]
     .into_iter()
     .collect();

@@ -11,6 +11,7 @@ mod crypto;
 mod dead_letters;
 mod deliveries;
 mod lambda;
+mod mastodon;
 mod openapi;
 mod posts;
 mod queue;

@@ -141,16 +141,18 @@ pub enum Platform {
     Linkedin,
     Bluesky,
     Threads,
+    Mastodon,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 6] = [
+    pub const ALL: [Platform; 7] = [
         Platform::X,
         Platform::Facebook,
         Platform::Instagram,
         Platform::Linkedin,
         Platform::Bluesky,
         Platform::Threads,
+        Platform::Mastodon,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -161,6 +163,7 @@ impl Platform {
             Platform::Linkedin => "linkedin",
             Platform::Bluesky => "bluesky",
             Platform::Threads => "threads",
+            Platform::Mastodon => "mastodon",
         }
     }
 }
@@ -176,7 +179,7 @@ impl FromStr for Platform {
     fn from_str(raw: &str) -> Result<Self, InvalidId> {
         Platform::ALL.into_iter().find(|p| p.as_str() == raw).ok_or(InvalidId {
             what: "platform",
-            reason: "must be one of x, facebook, instagram, linkedin, bluesky, threads",
+            reason: "must be one of x, facebook, instagram, linkedin, bluesky, threads, mastodon",
         })
     }
 }

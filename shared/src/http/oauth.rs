@@ -335,6 +335,29 @@ async fn complete(
         return Ok(failed(&pending.return_to, error));
     }
     let auth = PendingAuth { key: key.clone(), secret: pending.secret.clone(), connector: pending.connector.clone() };
+    // A step of Herald's own page that leads on to the platform (a Mastodon user's server): a new
+    // state, bound to the same browser, and the browser sent to the platform's consent page.
+    match state.platforms.proceed(platform, &auth, &params, &base).await {
+        Ok(None) => {}
+        Ok(Some(next)) => {
+            let onward = OAuthState {
+                connector: next.pending.connector,
+                secret: next.pending.secret,
+                expires_at: state.clock.now() + STATE_TTL,
+                ..pending
+            };
+            state.connect.put_state(&next.pending.key, &onward).await?;
+            return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, next.url.to_string())]).into_response());
+        }
+        Err(e) => {
+            tracing::warn!(platform = %platform, error = %e, "could not reach the user's server");
+            let code = match e {
+                PlatformError::Refused { .. } | PlatformError::Unexpected { .. } => "server_invalid",
+                _ => "platform_unavailable",
+            };
+            return Ok(failed(&pending.return_to, code));
+        }
+    }
     let discovered = match state.platforms.finish(platform, &auth, &params, &base).await {
         Ok(found) => found,
         Err(e) => {

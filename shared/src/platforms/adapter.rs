@@ -60,6 +60,19 @@ pub(super) trait Adapter: Send + Sync {
         callback: &'a Url,
     ) -> Answer<'a, AuthorizeStart>;
 
+    /// A step of Herald's own page that leads on to the platform's consent page (Mastodon: the
+    /// user's server, then that server's consent): the next place to send the browser, with a
+    /// new pending authorization; `None` (the default) when the callback completes it.
+    fn proceed<'a>(
+        &'a self,
+        _client: &'a PlatformClient,
+        _pending: &'a PendingAuth,
+        _params: &'a CallbackParams,
+        _callback: &'a Url,
+    ) -> Answer<'a, Option<AuthorizeStart>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Completes the authorization from the callback's parameters and discovers the accounts.
     fn finish<'a>(
         &'a self,
@@ -162,5 +175,6 @@ pub(super) fn adapter(platform: Platform) -> &'static dyn Adapter {
         Platform::Linkedin => &super::linkedin::LINKEDIN,
         Platform::Bluesky => &super::bluesky::BLUESKY,
         Platform::Threads => &super::threads::THREADS,
+        Platform::Mastodon => &super::mastodon::MASTODON,
     }
 }

@@ -14,6 +14,7 @@ pub use adapter::RateHeaders;
 mod bluesky;
 mod containers;
 mod linkedin;
+mod mastodon;
 mod meta;
 pub mod oauth1;
 mod oauth2;
@@ -187,6 +188,29 @@ pub struct PlatformClient {
     clock: SharedClock,
     /// Media downloads from tenant-supplied URLs go through the egress policy, never `http`.
     egress: std::sync::Arc<crate::egress::Egress>,
+    /// Herald's apps on servers a user names (a Mastodon instance's), registered on first use.
+    server_apps: Option<std::sync::Arc<dyn ServerApps>>,
+}
+
+/// Where Herald keeps the apps it registers on servers users name (a Mastodon instance has its
+/// own app registry: `POST /api/v1/apps`), one per platform and server; the store implements it
+/// (`store::server_apps`), sealing each secret.
+pub trait ServerApps: Send + Sync {
+    /// The app registered on `server` (a host name), if any.
+    fn get<'a>(
+        &'a self,
+        platform: Platform,
+        server: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<settings::AppCredentials>, crate::BoxError>>;
+
+    /// Keeps `app` for `server` unless one is kept already; the one kept (the first registered
+    /// wins a race, so every connection to a server uses one app).
+    fn put<'a>(
+        &'a self,
+        platform: Platform,
+        server: &'a str,
+        app: &'a settings::AppCredentials,
+    ) -> futures_util::future::BoxFuture<'a, Result<settings::AppCredentials, crate::BoxError>>;
 }
 
 impl std::fmt::Debug for PlatformClient {
@@ -214,7 +238,31 @@ impl PlatformClient {
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
-        Self { http, endpoints, apps, clock, egress }
+        Self { http, endpoints, apps, clock, egress, server_apps: None }
+    }
+
+    /// With the registry of apps on users' servers (without one, such platforms cannot connect).
+    pub fn with_server_apps(mut self, server_apps: std::sync::Arc<dyn ServerApps>) -> Self {
+        self.server_apps = Some(server_apps);
+        self
+    }
+
+    /// A request to a host a user named or their identity points to (a Bluesky PDS, a Mastodon
+    /// instance): reached only under the egress policy (public https hosts), like a tenant's URL.
+    fn user_host_request(
+        &self,
+        platform: Platform,
+        method: reqwest::Method,
+        url: &Url,
+    ) -> Result<reqwest::RequestBuilder, PlatformError> {
+        self.egress.request(method, url).map(|r| r.timeout(self.endpoints.timeout)).map_err(|refusal| {
+            PlatformError::Refused {
+                platform,
+                status: 0,
+                code: "host_not_allowed".into(),
+                message: refusal.to_string(),
+            }
+        })
     }
 
     pub fn endpoints(&self) -> &PlatformEndpoints {
@@ -238,6 +286,20 @@ impl PlatformClient {
     ) -> Result<AuthorizeStart, PlatformError> {
         let callback = redirect_uri(base, platform);
         adapter(platform).start(self, connector_or_default(platform, connector), &callback).await
+    }
+
+    /// What a step of Herald's own page leads to before the platform's consent (a Mastodon
+    /// user's server, then its consent page): `Some` to send the browser on, with a new pending
+    /// authorization; `None` when the callback completes the authorization ([`finish`](Self::finish)).
+    pub async fn proceed(
+        &self,
+        platform: Platform,
+        pending: &PendingAuth,
+        params: &CallbackParams,
+        base: &Url,
+    ) -> Result<Option<AuthorizeStart>, PlatformError> {
+        let callback = redirect_uri(base, platform);
+        adapter(platform).proceed(self, pending, params, &callback).await
     }
 
     /// Completes the authorization from the callback's parameters and discovers the accounts.

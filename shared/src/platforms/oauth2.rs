@@ -269,7 +269,7 @@ pub(super) fn random_token() -> String {
 }
 
 /// PKCE S256 (RFC 7636): `BASE64URL(SHA256(verifier))`.
-fn pkce_challenge(verifier: &str) -> String {
+pub(super) fn pkce_challenge(verifier: &str) -> String {
     use base64::Engine as _;
     use sha2::Digest as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))

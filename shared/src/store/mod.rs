@@ -13,6 +13,7 @@ pub mod connect;
 pub mod endpoints;
 pub mod journal;
 pub mod posts;
+pub mod server_apps;
 pub mod tenants;
 
 use std::collections::HashMap;

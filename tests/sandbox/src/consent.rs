@@ -26,6 +26,7 @@ pub enum Flow {
     Meta { redirect_uri: String, state: Option<String>, challenge: Option<(String, String)> },
     Linkedin { redirect_uri: String, state: String },
     Threads { redirect_uri: String, state: Option<String> },
+    Mastodon { redirect_uri: String, state: Option<String>, challenge: Option<(String, String)> },
 }
 
 pub fn routes() -> Router<Shared> {
@@ -88,6 +89,7 @@ async fn decide(State(sandbox): State<Shared>, Path(id): Path<String>, Form(deci
         Flow::Meta { .. } => crate::meta::complete_consent(&mut world, pending, &user, approve),
         Flow::Linkedin { .. } => crate::linkedin::complete_consent(&mut world, pending, &user, approve),
         Flow::Threads { .. } => crate::threads::complete_consent(&mut world, pending, &user, approve),
+        Flow::Mastodon { .. } => crate::mastodon::complete_consent(&mut world, pending, &user, approve),
     };
     redirect(&location)
 }

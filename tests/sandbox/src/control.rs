@@ -165,6 +165,14 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
         require_app_secret: false,
     });
     world.users.push(User {
+        platform: Platform::Mastodon,
+        id: "109300000000000001".into(),
+        name: "Dorothy Vaughan".into(),
+        username: "dorothy".into(),
+        pages: vec![],
+        organizations: vec![],
+    });
+    world.users.push(User {
         platform: Platform::Threads,
         id: "25100000000000001".into(),
         name: "Mary Jackson".into(),
@@ -183,6 +191,7 @@ async fn summary(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
             "meta": { "web": format!("{base}/meta/web"), "graph": format!("{base}/meta/graph") },
             "linkedin": { "www": format!("{base}/linkedin/www"), "api": format!("{base}/linkedin/api") },
             "threads": { "web": format!("{base}/threads/web"), "graph": format!("{base}/threads/graph") },
+            "mastodon": { "server": format!("{base}/mastodon") },
         },
         "apps": world.apps.iter().map(|a| json!({ "platform": a.platform, "client_id": a.client_id })).collect::<Vec<_>>(),
         "users": world.users.iter().map(|u| json!({ "platform": u.platform, "id": u.id, "name": u.name })).collect::<Vec<_>>(),
@@ -288,7 +297,7 @@ async fn release(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
 
 /// A budget override. Names: X `tweets/user`, `tweets/app`, `media/user` (with `window` seconds);
 /// Meta `ig_quota`, `app_calls_per_hour`, `page_calls_per_day`; LinkedIn `member_daily`, `app_daily`;
-/// Threads `quota`, `image_polls`.
+/// Threads `quota`, `image_polls`; Mastodon `media_polls`, `calls`.
 #[derive(Debug, Deserialize)]
 struct Limit {
     platform: Platform,
@@ -316,6 +325,9 @@ async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> R
         }
         Platform::Threads if ["quota", "image_polls"].contains(&limit.name.as_str()) => {
             world.threads.limits.insert(limit.name, limit.limit);
+        }
+        Platform::Mastodon if ["media_polls", "calls"].contains(&limit.name.as_str()) => {
+            world.mastodon.limits.insert(limit.name, limit.limit);
         }
         _ => return (StatusCode::BAD_REQUEST, "unknown limit").into_response(),
     }
@@ -366,7 +378,7 @@ async fn calls(State(sandbox): State<Shared>, Query(filter): Query<Filter>) -> J
 /// were validated, carried no JSON body, or were on a path the document lacks.
 async fn spec_ledger(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
     let world = sandbox.world();
-    Json(json!({ "x": world.x_spec, "meta": world.meta_spec }))
+    Json(json!({ "x": world.x_spec, "meta": world.meta_spec, "mastodon": world.mastodon_spec }))
 }
 
 /// What `/_sandbox/media/{name}` serves: by the name's extension (`.png`, `.gif`, else JPEG),

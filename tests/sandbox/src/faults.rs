@@ -201,6 +201,7 @@ pub fn error(platform: Platform, status: StatusCode) -> Response {
             (status, Json(body)).into_response()
         }
         Platform::Linkedin => (status, Json(json!({ "status": status.as_u16(), "message": reason }))).into_response(),
+        Platform::Mastodon => (status, Json(json!({ "error": reason }))).into_response(),
     }
 }
 
@@ -279,6 +280,19 @@ pub fn rate_limited(platform: Platform, reset: i64) -> Response {
                 "x-app-usage",
                 HeaderValue::from_static(r#"{"call_count":100,"total_cputime":35,"total_time":40}"#),
             );
+            response
+        }
+        Platform::Mastodon => {
+            let mut response =
+                (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": "Too many requests" }))).into_response();
+            let at = time::OffsetDateTime::from_unix_timestamp(reset)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default();
+            if let Ok(value) = HeaderValue::from_str(&at) {
+                response.headers_mut().insert("x-ratelimit-reset", value);
+            }
+            response.headers_mut().insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
             response
         }
         Platform::Linkedin => (

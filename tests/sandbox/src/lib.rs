@@ -1,4 +1,4 @@
-//! Herald's platform sandbox: local simulators of X, Facebook, Instagram, LinkedIn and Threads, served
+//! Herald's platform sandbox: local simulators of X, Facebook, Instagram, LinkedIn, Threads and a Mastodon server, served
 //! over real HTTP on loopback.
 //!
 //! Built from the platforms' documentation (`../shared/reference/platforms.md`), not from what
@@ -15,6 +15,7 @@
 //! | `/linkedin/api` | `https://api.linkedin.com` (REST API) |
 //! | `/threads/web` | `https://threads.com` (the Authorization Window) |
 //! | `/threads/graph` | `https://graph.threads.net` (tokens and the Threads API) |
+//! | `/mastodon` | one Mastodon server (its OAuth and API), at a path as a server may be |
 //! | `/_sandbox` | control and inspection: apps, users, faults, posts, calls, webhooks, clock |
 //!
 //! Everything random comes from one generator seeded at start, so a run is repeatable.
@@ -27,6 +28,8 @@ mod consent;
 mod control;
 mod faults;
 mod linkedin;
+mod mastodon;
+mod mastodon_spec;
 mod meta;
 mod meta_spec;
 pub mod oauth1;
@@ -73,11 +76,13 @@ pub fn router(state: Shared) -> Router {
         .merge(meta::routes())
         .merge(linkedin::routes())
         .merge(threads::routes())
+        .merge(mastodon::routes())
         .merge(control::routes())
         .merge(webhooks::routes())
         .merge(consent::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), spec::check_x))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), mastodon_spec::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject))
         .layer(axum::middleware::from_fn_with_state(state.clone(), state::record_call))
         .with_state(state)
@@ -98,6 +103,7 @@ pub async fn start(addr: SocketAddr, config: SandboxConfig) -> std::io::Result<R
     let warm = || {
         spec::warm();
         meta_spec::warm();
+        mastodon_spec::warm();
         herald_x_text::urls::warm();
     };
     tokio::task::spawn_blocking(warm).await.map_err(std::io::Error::other)?;

@@ -51,6 +51,7 @@ pub enum Platform {
     Meta,
     Linkedin,
     Threads,
+    Mastodon,
 }
 
 impl Platform {
@@ -61,6 +62,7 @@ impl Platform {
             "meta" => Some(Platform::Meta),
             "linkedin" => Some(Platform::Linkedin),
             "threads" => Some(Platform::Threads),
+            "mastodon" => Some(Platform::Mastodon),
             _ => None,
         }
     }
@@ -228,6 +230,9 @@ pub struct World {
     pub meta: crate::meta::MetaWorld,
     pub linkedin: crate::linkedin::LinkedinWorld,
     pub threads: crate::threads::ThreadsWorld,
+    pub mastodon: crate::mastodon::MastodonWorld,
+    /// How each Mastodon call stood against the Mastodon OpenAPI description ([`crate::mastodon_spec`]).
+    pub mastodon_spec: crate::spec::Ledger,
     /// How each X call stood against X's OpenAPI document ([`crate::spec`]).
     pub x_spec: crate::spec::Ledger,
     /// How each Graph call stood against Meta's Graph API specs ([`crate::meta_spec`]).
@@ -321,6 +326,8 @@ impl Sandbox {
             meta: Default::default(),
             linkedin: Default::default(),
             threads: Default::default(),
+            mastodon: Default::default(),
+            mastodon_spec: Default::default(),
             x_spec: Default::default(),
             meta_spec: Default::default(),
         };

@@ -73,6 +73,9 @@ struct HandshakeRequest {
 /// Runs the platform's subscription handshake against `url` and reports whether the app answered
 /// the way the platform requires.
 async fn handshake(State(sandbox): State<Shared>, Json(request): Json<HandshakeRequest>) -> Response {
+    if request.platform == Platform::Mastodon {
+        return (StatusCode::BAD_REQUEST, "Mastodon has no app webhooks").into_response();
+    }
     let mut url = match loopback(&request.url) {
         Ok(url) => url,
         Err(response) => return response,
@@ -85,13 +88,13 @@ async fn handshake(State(sandbox): State<Shared>, Json(request): Json<HandshakeR
     let challenge = {
         let mut world = sandbox.world();
         match request.platform {
-            Platform::Meta | Platform::Threads => world.numeric_id(10),
+            Platform::Meta | Platform::Threads | Platform::Mastodon => world.numeric_id(10),
             Platform::X => world.base64_token(),
             Platform::Linkedin => world.uuid(),
         }
     };
     let expected: Value = match request.platform {
-        Platform::Meta | Platform::Threads => {
+        Platform::Meta | Platform::Threads | Platform::Mastodon => {
             url.query_pairs_mut()
                 .append_pair("hub.mode", "subscribe")
                 .append_pair("hub.challenge", &challenge)
@@ -136,6 +139,9 @@ struct DeliverRequest {
 
 /// Signs `payload` as the platform does and POSTs it to `url`; reports the app's answer.
 async fn deliver(State(sandbox): State<Shared>, Json(request): Json<DeliverRequest>) -> Response {
+    if request.platform == Platform::Mastodon {
+        return (StatusCode::BAD_REQUEST, "Mastodon has no app webhooks").into_response();
+    }
     let url = match loopback(&request.url) {
         Ok(url) => url,
         Err(response) => return response,
@@ -146,7 +152,7 @@ async fn deliver(State(sandbox): State<Shared>, Json(request): Json<DeliverReque
     };
     let body = request.payload.to_string();
     let (header, value) = match request.platform {
-        Platform::Meta | Platform::Threads => {
+        Platform::Meta | Platform::Threads | Platform::Mastodon => {
             ("x-hub-signature-256", format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), body.as_bytes()))))
         }
         Platform::X => {

@@ -296,7 +296,7 @@ pub fn complete_consent(world: &mut World, pending: Pending, user_id: &str, appr
             }
             with_query(&request.callback, &[("oauth_token", &request_token), ("oauth_verifier", &verifier)])
         }
-        Flow::Meta { .. } | Flow::Linkedin { .. } | Flow::Threads { .. } => String::new(),
+        Flow::Meta { .. } | Flow::Linkedin { .. } | Flow::Threads { .. } | Flow::Mastodon { .. } => String::new(),
     }
 }
 

@@ -376,17 +376,9 @@ pub(super) fn rich_text(text: &str) -> (usize, Vec<Value>) {
 }
 
 impl PlatformClient {
-    /// A request to a Bluesky host: each is found from a user's identity, so it is reached only
-    /// under the egress policy (public https hosts), like a tenant's URL.
+    /// A request to a Bluesky host: each is found from a user's identity.
     fn bluesky_request(&self, method: Method, url: &Url) -> Result<reqwest::RequestBuilder, PlatformError> {
-        self.egress.request(method, url).map(|r| r.timeout(self.endpoints.timeout)).map_err(|refusal| {
-            PlatformError::Refused {
-                platform: P,
-                status: 0,
-                code: "host_not_allowed".into(),
-                message: refusal.to_string(),
-            }
-        })
+        self.user_host_request(P, method, url)
     }
 }
 

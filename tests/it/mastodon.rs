@@ -1,0 +1,222 @@
+//! Mastodon through the sandbox's server (built from docs.joinmastodon.org; every request Herald
+//! sends it held to the Mastodon OpenAPI description first): naming the server on Herald's page,
+//! Herald's app registered there once, the server's consent with PKCE, statuses with images and
+//! alt text, exactly once by `Idempotency-Key` across a lost answer, media still processing,
+//! limits, a revoked token, bad input.
+
+use herald::domain::AccountStatus;
+use herald_sandbox::Platform as SandboxPlatform;
+use herald_testkit::{TestApp, TestEnv, query};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The sandbox server's development user.
+pub(crate) const USER: &str = "109300000000000001";
+
+fn attribute(html: &str, after: &str, attribute: &str) -> String {
+    let rest = &html[html.find(after).unwrap_or_else(|| panic!("{after} in {html}"))..];
+    let start = rest.find(&format!("{attribute}=\"")).expect("the attribute") + attribute.len() + 2;
+    rest[start..].split('"').next().expect("a closing quote").to_owned()
+}
+
+/// From a connect link through Herald's page (the server) to where Herald sends the browser.
+async fn name_server(app: &TestApp, user: &str, server: &str) -> (u16, String) {
+    let link = app.connect_link(user, "mastodon").await;
+    let page = app.browser.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200, "Herald's own page asks for the server");
+    let html = page.text().await.unwrap();
+    let action = attribute(&html, "<form", "action");
+    let state = attribute(&html, "name=\"state\"", "value");
+    let response = app
+        .browser
+        .post(format!("{}{action}", app.url))
+        .form(&[("state", state.as_str()), ("server", server)])
+        .send()
+        .await
+        .unwrap();
+    let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+    (response.status().as_u16(), location)
+}
+
+fn server(app: &TestApp) -> String {
+    format!("{}/mastodon", app.sandbox.url)
+}
+
+/// Connects the sandbox server's user for `user`; the Herald account id.
+pub(crate) async fn connect(app: &TestApp, user: &str) -> String {
+    let (status, authorize) = name_server(app, user, &server(app)).await;
+    assert_eq!(status, 303, "{authorize}");
+    let callback = app.consent(&authorize, USER, "approve").await;
+    let back = query(&app.redirected(&callback).await);
+    assert_eq!(back["status"], "connected", "{back:?}");
+    back["accounts"].clone()
+}
+
+fn post_body(account: &str, text: &str, media: Value) -> Value {
+    json!({ "user_id": "user-1", "targets": [{ "account_id": account }], "text": text, "media": media })
+}
+
+fn calls(app: &TestApp, method: &str, path: &str) -> usize {
+    app.sandbox.state.world().calls.iter().filter(|c| c.method == method && c.path == path).count()
+}
+
+/// Connect: Herald's page asks for the server; Herald registers its app there once (a second
+/// user on the same server reuses it), sends the browser to the server's consent page with PKCE
+/// S256, and keeps the account as `@user@host`. A server that is not one comes back as
+/// `server_invalid`; a replayed state is refused.
+#[tokio::test]
+async fn mastodon_connects_through_the_server_the_user_names() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let (status, authorize) = name_server(&app, "user-1", &server(&app)).await;
+    assert_eq!(status, 303);
+    assert!(authorize.starts_with(&format!("{}/oauth/authorize?", server(&app))), "{authorize}");
+    let q = query(&authorize);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["scope"], "read:accounts write:statuses write:media");
+    let callback = app.consent(&authorize, USER, "approve").await;
+    let back = query(&app.redirected(&callback).await);
+    assert_eq!(back["status"], "connected", "{back:?}");
+    let accounts = app.accounts("user-1").await;
+    let host = app.sandbox.url.trim_start_matches("http://").split(':').next().unwrap().to_owned();
+    assert_eq!(accounts[0]["name"], format!("@dorothy@{host}"), "{accounts:?}");
+    // The same state again: spent.
+    let replay = app.browser.get(&callback).send().await.unwrap();
+    let replayed = query(replay.headers()["location"].to_str().unwrap());
+    assert_eq!(replayed["error"], "state_invalid");
+
+    connect(&app, "user-2").await;
+    assert_eq!(calls(&app, "POST", "/mastodon/api/v1/apps"), 1, "one app per server");
+
+    let (status, back) = name_server(&app, "user-3", "not a server").await;
+    assert_eq!(status, 302, "{back}");
+    assert_eq!(query(&back)["error"], "server_invalid", "{back}");
+    let (status, back) = name_server(&app, "user-3", "https://10.0.0.1/").await;
+    assert_eq!((status, query(&back)["error"].as_str()), (302, "server_invalid"), "an internal host: {back}");
+
+    // Disconnecting revokes the token at the server.
+    let id = accounts[0]["id"].as_str().unwrap();
+    let (status, _) = app.call(Method::DELETE, &format!("/v1/users/user-1/accounts/{id}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(calls(&app, "POST", "/mastodon/oauth/revoke"), 1);
+}
+
+/// A status with two images and their alt text, through `POST /api/v2/media` and
+/// `POST /api/v1/statuses`; every request Herald sent matched the Mastodon description.
+#[tokio::test]
+async fn mastodon_publishes_statuses_with_images_as_the_description_says() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let id = connect(&app, "user-1").await;
+    let media = json!([{ "url": app.media("a.jpg"), "alt_text": "a loaf" }, { "url": app.media("b.png") }]);
+    let (status, post) = app.post(post_body(&id, "Fresh bread https://example.com/bread", media), None).await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+    let url = post["targets"][0]["url"].as_str().unwrap_or_default().to_owned();
+    assert!(url.starts_with(&server(&app)), "{post}");
+    let posts = app.published(SandboxPlatform::Mastodon);
+    assert_eq!(posts.len(), 1);
+    assert_eq!((posts[0].text.as_str(), posts[0].media.len()), ("Fresh bread https://example.com/bread", 2));
+    let spec: Value =
+        app.browser.get(format!("{}/_sandbox/spec", app.sandbox.url)).send().await.unwrap().json().await.unwrap();
+    let ledger = &spec["mastodon"];
+    for operation in ["POST /api/v1/apps", "POST /oauth/token", "POST /api/v2/media", "POST /api/v1/statuses"] {
+        assert!(ledger[operation]["validated"].as_u64().unwrap_or(0) >= 1, "{operation}: {ledger}");
+    }
+    let undescribed: Vec<&String> =
+        ledger.as_object().unwrap().iter().filter(|(_, v)| v.get("undescribed").is_some()).map(|(k, _)| k).collect();
+    assert!(undescribed.is_empty(), "calls the description does not know: {undescribed:?}");
+}
+
+/// A lost answer to `POST /api/v1/statuses`: Herald asks again at once under the same
+/// `Idempotency-Key`, and the server answers with the status it made: published once. Media still
+/// processing is waited out through the queue, the same attachments, not uploaded again.
+#[tokio::test]
+async fn mastodon_posts_once_across_a_lost_answer_and_slow_media() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let id = connect(&app, "user-1").await;
+    app.fault(json!({ "method": "POST", "path": "/mastodon/api/v1/statuses", "kind": { "type": "applied_then_hang" }, "times": 1 })).await;
+    let (_, post) = app.releasing(app.post(post_body(&id, "the answer was lost", json!([])), None)).await;
+    assert_eq!(post["targets"][0]["status"], "published", "{post}");
+    assert_eq!(calls(&app, "POST", "/mastodon/api/v1/statuses"), 2, "asked again under the same key");
+    assert_eq!(app.published(SandboxPlatform::Mastodon).len(), 1, "made once");
+
+    app.control("/_sandbox/limits", json!({ "platform": "mastodon", "name": "media_polls", "limit": 3 })).await;
+    let (_, post) = app.post(post_body(&id, "slow media", json!([{ "url": app.media("c.jpg") }])), None).await;
+    let target = &post["targets"][0];
+    assert_eq!(
+        (target["status"].as_str(), target["error"]["code"].as_str()),
+        (Some("retrying"), Some("media_processing")),
+        "{post}"
+    );
+    app.advance(time::Duration::seconds(11)).await;
+    let worker = app.worker(1).await;
+    let post_id = post["id"].as_str().unwrap();
+    assert!(worker.handle_batch(app.publish_event(post_id, &id, 1)).await.batch_item_failures.is_empty());
+    let (_, read) = app.call(Method::GET, &format!("/v1/posts/{post_id}"), None).await;
+    assert_eq!(read["targets"][0]["status"], "published", "{read}");
+    assert_eq!(calls(&app, "POST", "/mastodon/api/v2/media"), 1, "the same attachment, not uploaded again");
+}
+
+/// Limits: over 500 characters as Mastodon counts them (a URL is 23) or over 4 images is refused
+/// before any call; the server's `X-RateLimit-*` headers are read (`herald verify`'s check) and a
+/// 429 waits until `X-RateLimit-Reset`. A revoked token is `needs_reauth`, with its event.
+#[tokio::test]
+async fn mastodon_limits_bad_input_and_a_revoked_token() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let id = connect(&app, "user-1").await;
+    let before = app.sandbox.state.world().calls.len();
+    let five: Vec<Value> = (0..5).map(|i| json!({ "url": app.media(&format!("{i}.jpg")) })).collect();
+    for (text, media, code) in
+        [("a".repeat(501), json!([]), "text_too_long"), ("five".to_owned(), Value::Array(five), "too_many_media")]
+    {
+        let (status, problem) = app.post(post_body(&id, &text, media), None).await;
+        assert_eq!((status, problem["code"].as_str()), (422, Some(code)), "{problem}");
+    }
+    assert_eq!(app.sandbox.state.world().calls.len(), before, "nothing reached the server");
+    let long_link = format!("{} https://example.com/{}", "a".repeat(470), "x".repeat(200));
+    let (_, taken) = app.post(post_body(&id, &long_link, json!([])), None).await;
+    assert_eq!(taken["targets"][0]["status"], "published", "a link counts 23: {taken}");
+
+    let user: herald::domain::UserId = "user-1".parse().unwrap();
+    let account = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();
+    let tokens = app.state.tokens.usable(&account).await.unwrap();
+    let found = app.state.platforms.rate_headers(&account, &tokens).await.unwrap().expect("Mastodon documents them");
+    assert_eq!(found.seen, found.expected, "{found:?}");
+
+    app.control("/_sandbox/grants/revoke", json!({ "platform": "mastodon", "user_id": USER })).await;
+    let (_, post) = app.post(post_body(&id, "after the token was revoked", json!([])), None).await;
+    assert_eq!(post["targets"][0]["error"]["code"], "unauthorized", "{post}");
+    app.advance(time::Duration::seconds(5)).await;
+    let worker = app.worker(1).await;
+    let post_id = post["id"].as_str().unwrap();
+    assert!(worker.handle_batch(app.publish_event(post_id, &id, 1)).await.batch_item_failures.is_empty());
+    let (_, read) = app.call(Method::GET, &format!("/v1/posts/{post_id}"), None).await;
+    assert_eq!(read["targets"][0]["error"]["code"], "account_needs_reauth", "{read}");
+    let stored = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.status, AccountStatus::NeedsReauth);
+    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.account_id == id), "{events:?}");
+
+    // A 429 (a fresh grant first): the target waits until X-RateLimit-Reset.
+    connect(&app, "user-1").await;
+    let id = app.accounts("user-1").await.into_iter().find(|a| a["status"] == "active").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.fault(json!({ "method": "POST", "path": "/mastodon/api/v1/statuses", "kind": { "type": "rate_limited", "reset_after": 120 }, "times": 1 })).await;
+    let (_, throttled) = app.post(post_body(&id, "throttled", json!([])), None).await;
+    let target = &throttled["targets"][0];
+    assert_eq!(
+        (target["status"].as_str(), target["error"]["code"].as_str()),
+        (Some("retrying"), Some("rate_limited")),
+        "{throttled}"
+    );
+    let at = time::OffsetDateTime::parse(
+        target["next_attempt_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!((at - app.clock_now()).whole_seconds() >= 100, "until X-RateLimit-Reset: {throttled}");
+}
