@@ -576,3 +576,169 @@ async fn chaos_on_the_real_pds_settles_every_post_once() {
     );
     assert_eq!(status("published"), POSTS, "a lost answer to putRecord is read back or put again: never unknown");
 }
+
+/// Cookies a browser keeps for the PDS (its CSRF and device cookies are `Secure`, which a cookie
+/// store would not send over the test's plain HTTP).
+#[derive(Default)]
+struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    fn take(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let pair = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.0.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// The user at the PDS's own authorization page, as its page's script would act: the page (its
+/// cookies), sign in with the account's password, consent; the redirect back to Herald.
+async fn consent_at_pds(authorize: &str, author: &Account) -> String {
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page_url = url::Url::parse(authorize).unwrap();
+    let origin = page_url.origin().ascii_serialization();
+    let mut jar = Jar::default();
+    let page = plain
+        .get(authorize)
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "document")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the PDS's authorization page");
+    jar.take(&page);
+    let api = |path: &str, body: Value, bearer: Option<&str>, jar: &Jar| {
+        let mut request = plain
+            .post(format!("{origin}/@atproto/oauth-provider/~api{path}"))
+            .header("origin", &origin)
+            .header("referer", authorize)
+            .header("sec-fetch-mode", "same-origin")
+            .header("sec-fetch-site", "same-origin")
+            .header("x-csrf-token", jar.0.get("csrf-token").cloned().unwrap_or_default())
+            .header("cookie", jar.header())
+            .json(&body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let signed =
+        api("/sign-in", json!({ "locale": "en", "username": author.handle, "password": author.password }), None, &jar)
+            .await
+            .unwrap();
+    jar.take(&signed);
+    let signed: Value = signed.json().await.unwrap();
+    let ephemeral = signed["ephemeralToken"].as_str().unwrap_or_else(|| panic!("signed in: {signed}")).to_owned();
+    let consented = api("/consent", json!({ "did": author.did }), Some(&ephemeral), &jar).await.unwrap();
+    jar.take(&consented);
+    let consented: Value = consented.json().await.unwrap();
+    let redirect = consented["url"].as_str().unwrap_or_else(|| panic!("consented: {consented}")).to_owned();
+    let back = plain
+        .get(&redirect)
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "document")
+        .header("referer", authorize)
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    if let Some(location) = back.headers().get("location") {
+        return location.to_str().unwrap().to_owned();
+    }
+    // The PDS may answer with a page that sends the browser on: its URL is in it.
+    let html = back.text().await.unwrap();
+    let start = html.find("http://127.0.0.1").unwrap_or_else(|| panic!("no redirect in {html}"));
+    html[start..].split(['"', '\'', '<']).next().unwrap().replace("&amp;", "&")
+}
+
+/// AT Protocol OAuth against the real PDS: the handle on Herald's page, PAR with PKCE and DPoP
+/// (the PDS asks for its nonce first), the PDS's own sign-in and consent, the code for
+/// DPoP-bound tokens; a post made with them (the PDS refuses a DPoP-bound token sent as Bearer),
+/// the refresh token rotated (the old one refused after), and Herald's client metadata document
+/// served where its client id would point.
+#[tokio::test]
+async fn atproto_oauth_connects_with_dpop_bound_tokens_and_rotates_them() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app_with_pds().await;
+    let author = new_account().await;
+    let (status, tenant) =
+        app.call(Method::PATCH, "/v1/tenant", Some(json!({ "connectors": { "bluesky": "oauth" } }))).await;
+    assert_eq!(status, 200, "{tenant}");
+    let link = app.connect_link("user-1", "bluesky").await;
+    let page = app.browser.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("name=\"handle\"") && !html.contains("type=\"password\""), "only the handle: {html}");
+    let action = attribute(&html, "<form", "action");
+    let state = attribute(&html, "name=\"state\"", "value");
+    let onward = app
+        .browser
+        .post(format!("{}{action}", app.url))
+        .form(&[("state", state.as_str()), ("handle", author.handle.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(onward.status(), 303);
+    let authorize = onward.headers()["location"].to_str().unwrap().to_owned();
+    assert!(authorize.starts_with(&format!("{}/oauth/authorize?", pds::shared().url)), "{authorize}");
+    assert!(query(&authorize)["client_id"].starts_with("http://localhost?redirect_uri="), "{authorize}");
+
+    let callback = consent_at_pds(&authorize, &author).await;
+    assert!(callback.contains("/oauth/bluesky/callback?") && callback.contains("iss="), "{callback}");
+    let back = query(&app.redirected(&callback).await);
+    assert_eq!(back["status"], "connected", "{back:?}");
+    let id = back["accounts"].clone();
+
+    let (status, post) = app.post(post_body(&id, "posted with a DPoP-bound token"), None).await;
+    assert_eq!((status, post["targets"][0]["status"].as_str()), (202, Some("published")), "{post}");
+    assert_eq!(records(&author.did).await.len(), 1);
+
+    // The token is bound to Herald's key: as a plain bearer token the PDS refuses it.
+    use secrecy::ExposeSecret;
+    let user: herald::domain::UserId = "user-1".parse().unwrap();
+    let account = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();
+    let before = app.state.tokens.usable(&account).await.unwrap();
+    let (status, _) =
+        xrpc(Method::GET, at("com.atproto.server.getSession"), Some(before.access_token.expose_secret()), None).await;
+    assert_ne!(status, 200, "a DPoP-bound token without its proof");
+
+    // Refreshed: new tokens, the refresh token rotated, and they still post.
+    let after = app.state.tokens.refresh_now(&account).await.unwrap();
+    assert_ne!(
+        after.refresh_token.as_ref().unwrap().expose_secret(),
+        before.refresh_token.as_ref().unwrap().expose_secret()
+    );
+    let (_, again) = app.post(post_body(&id, "after the refresh"), None).await;
+    assert_eq!(again["targets"][0]["status"], "published", "{again}");
+    // A rotated-out refresh token presented again is refused, and the server ends the grant
+    // (replay detection): the current tokens stop working too.
+    let reused = app.state.platforms.refresh(herald::domain::Platform::Bluesky, &before).await;
+    assert!(
+        reused.as_ref().is_err_and(|e| e.is_dead_grant()),
+        "the rotated-out refresh token: {:?}",
+        reused.map(|_| ())
+    );
+    let replayed = app.state.platforms.refresh(herald::domain::Platform::Bluesky, &after).await;
+    assert!(replayed.is_err(), "after a replay the server ends the whole grant");
+
+    let metadata: Value = app
+        .browser
+        .get(format!("{}/oauth/bluesky/client-metadata.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["dpop_bound_access_tokens"], true);
+    assert_eq!(metadata["redirect_uris"][0], format!("{}/oauth/bluesky/callback", app.url));
+    assert_eq!(metadata["scope"], "atproto transition:generic");
+}

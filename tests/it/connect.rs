@@ -56,15 +56,16 @@ async fn x_oauth1_when_the_tenant_chooses_it() {
     assert!(app.accounts("user-2").await.is_empty());
 }
 
-/// A tenant chooses a connector per platform (`connectors`); `x_auth` is the old name of X's
-/// choice, still taken and shown, and tenants stored with it keep their choice.
+/// A tenant chooses a connector per platform (`connectors`: X's and Bluesky's, the platforms with
+/// a choice); `x_auth` is the old name of X's choice, still taken and shown, and tenants stored
+/// with it keep their choice.
 #[tokio::test]
 async fn connectors_are_chosen_per_platform_and_the_old_setting_still_holds() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let tenant = || async { app.api(Method::GET, "/v1/tenant").send().await.unwrap().json::<Value>().await.unwrap() };
     let shown = |t: &Value| (t["connectors"].clone(), t["x_auth"].clone());
-    assert_eq!(shown(&tenant().await), (json!({ "x": "oauth2" }), json!("oauth2")));
+    assert_eq!(shown(&tenant().await), (json!({ "x": "oauth2", "bluesky": "app_password" }), json!("oauth2")));
 
     for (patch, field) in [
         (json!({ "connectors": { "x": "oauth3" } }), "connectors.x"),
@@ -78,13 +79,20 @@ async fn connectors_are_chosen_per_platform_and_the_old_setting_still_holds() {
         assert_eq!((problem["code"].as_str(), problem["field"].as_str()), (Some("unknown_connector"), Some(field)));
     }
     let unchanged = tenant().await;
-    assert_eq!(shown(&unchanged), (json!({ "x": "oauth2" }), json!("oauth2")), "a refused patch changes nothing");
+    assert_eq!(
+        shown(&unchanged),
+        (json!({ "x": "oauth2", "bluesky": "app_password" }), json!("oauth2")),
+        "a refused patch changes nothing"
+    );
     assert_ne!(unchanged["name"], "renamed");
 
     let response =
         app.api(Method::PATCH, "/v1/tenant").json(&json!({ "connectors": { "x": "oauth1" } })).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(shown(&response.json().await.unwrap()), (json!({ "x": "oauth1" }), json!("oauth1")));
+    assert_eq!(
+        shown(&response.json().await.unwrap()),
+        (json!({ "x": "oauth1", "bluesky": "app_password" }), json!("oauth1"))
+    );
     let outcome = app.connect("user-1", "x", X_USER, "approve").await;
     assert_eq!(outcome["status"], "connected", "{outcome:?}");
     assert_eq!(app.accounts("user-1").await[0]["scopes"], json!(["oauth1"]));
@@ -101,7 +109,7 @@ async fn connectors_are_chosen_per_platform_and_the_old_setting_still_holds() {
         .send()
         .await
         .unwrap();
-    assert_eq!(shown(&tenant().await), (json!({ "x": "oauth1" }), json!("oauth1")));
+    assert_eq!(shown(&tenant().await), (json!({ "x": "oauth1", "bluesky": "app_password" }), json!("oauth1")));
     let again = app.connect("user-2", "x", X_USER, "approve").await;
     assert_eq!(again["status"], "connected", "{again:?}");
     assert_eq!(app.accounts("user-2").await[0]["scopes"], json!(["oauth1"]));

@@ -74,7 +74,11 @@ fn start() -> Pds {
         .unwrap_or_else(|e| panic!("starting the Bluesky PDS: {e}"));
     let hop = Arc::new(Hop {
         upstream: local.listen.clone(),
-        client: reqwest::Client::new(),
+        // A hop passes redirects on to its client; it never follows them itself.
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a plain HTTP client builds"),
         faults: Mutex::new(Vec::new()),
     });
     serve_hop(listener, hop.clone());
@@ -137,7 +141,8 @@ async fn forward(State(hop): State<Arc<Hop>>, request: Request) -> Response {
     *response.status_mut() = status;
     for (name, value) in &headers {
         if name != axum::http::header::TRANSFER_ENCODING && name != axum::http::header::CONTENT_LENGTH {
-            response.headers_mut().insert(name, value.clone());
+            // Appended: an answer may carry a header more than once (several Set-Cookie).
+            response.headers_mut().append(name, value.clone());
         }
     }
     response

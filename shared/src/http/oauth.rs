@@ -39,6 +39,7 @@ pub(super) fn routes() -> Routes {
         .on(Method::POST, "/connect/{token}", continue_link)
         .on(Method::GET, "/oauth/{platform}/callback", callback)
         .on(Method::POST, "/oauth/{platform}/callback", form_callback)
+        .on(Method::GET, "/oauth/{platform}/client-metadata.json", client_metadata)
         .on(Method::DELETE, "/v1/users/{user_id}/accounts/{account_id}", disconnect)
 }
 
@@ -376,6 +377,20 @@ async fn complete(
         &pending.return_to,
         &[("status", "connected"), ("platform", platform.as_str()), ("accounts", &joined.join(","))],
     ))
+}
+
+/// `GET /oauth/{platform}/client-metadata.json`: Herald's OAuth client as the platform reads it
+/// (atproto OAuth's `client_id` is this document's URL), on the host the request reached.
+async fn client_metadata(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(platform): ApiPath<String>,
+) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found("not_found", "No client metadata for this platform");
+    let platform: Platform = platform.parse().map_err(|_| not_found())?;
+    let base = super::base_url(&state, &headers)?;
+    let document = state.platforms.client_metadata(platform, &base).ok_or_else(not_found)?;
+    Ok(([(header::CACHE_CONTROL, "max-age=300")], axum::Json(document)).into_response())
 }
 
 async fn disconnect(

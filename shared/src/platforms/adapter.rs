@@ -93,6 +93,12 @@ pub(super) trait Adapter: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
+    /// Herald's client metadata document for this platform (atproto OAuth's client id is its URL,
+    /// `/oauth/{platform}/client-metadata.json`), where the platform's OAuth has one.
+    fn client_metadata(&self, _callback: &Url) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Revokes the grant at the platform, where it has a revoke endpoint.
     fn revoke<'a>(&'a self, _client: &'a PlatformClient, _tokens: &'a TokenSet) -> Answer<'a, ()> {
         Box::pin(async { Ok(()) })

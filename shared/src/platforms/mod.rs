@@ -288,6 +288,12 @@ impl PlatformClient {
         adapter(platform).start(self, connector_or_default(platform, connector), &callback).await
     }
 
+    /// Herald's client metadata document for `platform` (served at
+    /// `/oauth/{platform}/client-metadata.json`), where its OAuth takes one.
+    pub fn client_metadata(&self, platform: Platform, base: &Url) -> Option<serde_json::Value> {
+        adapter(platform).client_metadata(&redirect_uri(base, platform))
+    }
+
     /// What a step of Herald's own page leads to before the platform's consent (a Mastodon
     /// user's server, then its consent page): `Some` to send the browser on, with a new pending
     /// authorization; `None` when the callback completes the authorization ([`finish`](Self::finish)).
@@ -416,6 +422,17 @@ impl PlatformClient {
         refusal: Refusal,
     ) -> Result<(reqwest::header::HeaderMap, axum::body::Bytes), PlatformError> {
         let response = self.send(platform, endpoint, request).await?;
+        self.read_answer(platform, response, refusal).await
+    }
+
+    /// Reads an answer to a call that creates nothing: its headers and body, non-2xx answers
+    /// classified with `refusal`.
+    async fn read_answer(
+        &self,
+        platform: Platform,
+        response: reqwest::Response,
+        refusal: Refusal,
+    ) -> Result<(reqwest::header::HeaderMap, axum::body::Bytes), PlatformError> {
         let status = response.status().as_u16();
         let now = self.clock.now();
         let headers = response.headers().clone();

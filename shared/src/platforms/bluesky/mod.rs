@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
+mod dpop;
 mod identity;
+mod oauth;
 mod publish;
 mod richtext;
 mod rules;
@@ -55,10 +57,13 @@ static APP_PASSWORD_FORM: SignInForm = SignInForm {
     ],
 };
 
-/// What a Bluesky grant is bound to beyond its tokens: the account's PDS.
+/// What a Bluesky grant is bound to beyond its tokens: the account's PDS, and for an OAuth grant
+/// its authorization server and DPoP key.
 #[derive(Debug, Serialize, Deserialize)]
 struct Context {
     pds: Url,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oauth: Option<oauth::OAuthGrant>,
 }
 
 impl Context {
@@ -80,8 +85,9 @@ fn unexpected(detail: &str) -> PlatformError {
 }
 
 impl Adapter for Bluesky {
+    /// App passwords (the default, as tenants have them) and AT Protocol OAuth.
     fn connectors(&self) -> &'static [&'static str] {
-        &[APP_PASSWORD]
+        &[APP_PASSWORD, oauth::OAUTH]
     }
 
     /// Bluesky has no app to register for app passwords.
@@ -89,40 +95,66 @@ impl Adapter for Bluesky {
         None
     }
 
+    /// Neither connector has an app to register: OAuth's client is Herald's metadata document.
     fn configured(&self, _apps: &PlatformApps, connector: &str) -> bool {
-        connector == APP_PASSWORD
+        [APP_PASSWORD, oauth::OAUTH].contains(&connector)
+    }
+
+    fn client_metadata(&self, callback: &Url) -> Option<Value> {
+        Some(oauth::client_metadata(callback))
     }
 
     fn grantor_family(&self) -> &'static str {
         "bluesky"
     }
 
+    /// Both begin on Herald's own page: the app password form, or OAuth's handle.
     fn start<'a>(
         &'a self,
         _client: &'a PlatformClient,
-        _connector: &'a str,
+        connector: &'a str,
         callback: &'a Url,
     ) -> Answer<'a, AuthorizeStart> {
         Box::pin(async move {
+            let (stage, form) = if connector == oauth::OAUTH {
+                (oauth::HANDLE_STAGE, &oauth::HANDLE_FORM)
+            } else {
+                (APP_PASSWORD, &APP_PASSWORD_FORM)
+            };
             Ok(AuthorizeStart {
                 url: callback.clone(),
-                pending: PendingAuth {
-                    key: super::oauth2::random_token(),
-                    secret: None,
-                    connector: APP_PASSWORD.into(),
-                },
-                form: Some(&APP_PASSWORD_FORM),
+                pending: PendingAuth { key: super::oauth2::random_token(), secret: None, connector: stage.into() },
+                form: Some(form),
             })
+        })
+    }
+
+    /// OAuth's handle: on to the account's authorization server.
+    fn proceed<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        pending: &'a PendingAuth,
+        params: &'a CallbackParams,
+        callback: &'a Url,
+    ) -> Answer<'a, Option<AuthorizeStart>> {
+        Box::pin(async move {
+            if pending.connector != oauth::HANDLE_STAGE {
+                return Ok(None);
+            }
+            client.bluesky_oauth_begin(params, callback).await.map(Some)
         })
     }
 
     fn finish<'a>(
         &'a self,
         client: &'a PlatformClient,
-        _pending: &'a PendingAuth,
+        pending: &'a PendingAuth,
         params: &'a CallbackParams,
-        _callback: &'a Url,
+        callback: &'a Url,
     ) -> Answer<'a, Vec<Discovered>> {
+        if pending.connector == oauth::OAUTH {
+            return Box::pin(client.bluesky_oauth_finish(pending, params, callback));
+        }
         Box::pin(connect_with_app_password(client, params))
     }
 
@@ -134,6 +166,9 @@ impl Adapter for Bluesky {
     ) -> Answer<'a, Option<Grant>> {
         Box::pin(async move {
             let context = Context::of(grant)?;
+            if let Some(oauth) = &context.oauth {
+                return client.bluesky_oauth_refresh(refresh_token, &context, oauth).await.map(Some);
+            }
             let request = client
                 .bluesky_request(Method::POST, &xrpc(&context.pds, "com.atproto.server.refreshSession"))?
                 .bearer_auth(refresh_token.expose_secret());
@@ -148,6 +183,9 @@ impl Adapter for Bluesky {
         Box::pin(async move {
             let Some(refresh) = &tokens.refresh_token else { return Ok(()) };
             let context = Context::of(tokens)?;
+            if let Some(oauth) = &context.oauth {
+                return client.bluesky_oauth_revoke(tokens, oauth).await;
+            }
             let request = client
                 .bluesky_request(Method::POST, &xrpc(&context.pds, "com.atproto.server.deleteSession"))?
                 .bearer_auth(refresh.expose_secret());
@@ -199,10 +237,11 @@ impl Adapter for Bluesky {
                 &["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy"];
             const ENDPOINT: &str = "GET /xrpc/com.atproto.server.getSession";
             let context = Context::of(tokens)?;
-            let request = client
-                .bluesky_request(Method::GET, &xrpc(&context.pds, "com.atproto.server.getSession"))?
-                .bearer_auth(tokens.access_token.expose_secret());
-            let (headers, _) = client.answer(P, ENDPOINT, request, refusal).await?;
+            let url = xrpc(&context.pds, "com.atproto.server.getSession");
+            let response = client
+                .bluesky_call(Method::GET, &url, tokens, &context, (ENDPOINT, false), oauth::Payload::None)
+                .await?;
+            let (headers, _) = client.read_answer(P, response, refusal).await?;
             Ok(Some(RateHeaders { endpoint: ENDPOINT, expected: EXPECTED, seen: seen(&headers, EXPECTED) }))
         })
     }
@@ -331,7 +370,7 @@ async fn connect_with_app_password(
         .bluesky_request(Method::POST, &xrpc(&identity.pds, "com.atproto.server.createSession"))?
         .json(&json!({ "identifier": identity.did, "password": password }));
     let session: Session = client.json(P, "POST /xrpc/com.atproto.server.createSession", request, refusal).await?;
-    let context = Context { pds: identity.pds.clone() };
+    let context = Context { pds: identity.pds.clone(), oauth: None };
     let (grant, did, handle) = session.grant(&context);
     let scope =
         claim(&grant.tokens.access_token, "scope").and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default();

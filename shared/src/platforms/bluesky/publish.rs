@@ -9,11 +9,11 @@
 //! means nothing was written, and the next attempt may safely put it.
 
 use reqwest::Method;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::identity::xrpc;
+use super::oauth::Payload;
 use super::richtext::{self, Feature};
 use super::{Context, P, refusal};
 use crate::domain::tokens::TokenSet;
@@ -87,13 +87,12 @@ impl PlatformClient {
             }
             record["embed"] = json!({ "$type": "app.bsky.embed.images", "images": images });
         }
-        let request = self
-            .bluesky_request(Method::POST, &xrpc(&context.pds, "com.atproto.repo.putRecord"))?
-            .bearer_auth(tokens.access_token.expose_secret())
-            .json(
-                &json!({ "repo": did, "collection": COLLECTION, "rkey": rkey, "record": record, "swapRecord": null }),
-            );
-        let answered = match self.send_effect(P, PUT_RECORD, request).await {
+        let body = json!({ "repo": did, "collection": COLLECTION, "rkey": rkey, "record": record, "swapRecord": null });
+        let url = xrpc(&context.pds, "com.atproto.repo.putRecord");
+        let answered = match self
+            .bluesky_call(Method::POST, &url, tokens, &context, (PUT_RECORD, true), Payload::Json(&body))
+            .await
+        {
             Ok(response) => self.read_effect(P, response, refusal).await,
             Err(e) => Err(e),
         };
@@ -194,12 +193,13 @@ impl PlatformClient {
                 ),
             });
         }
-        let request = self
-            .bluesky_request(Method::POST, &xrpc(&context.pds, "com.atproto.repo.uploadBlob"))?
-            .bearer_auth(tokens.access_token.expose_secret())
-            .header("content-type", mime)
-            .body(bytes);
-        let uploaded: Value = self.json(P, "POST /xrpc/com.atproto.repo.uploadBlob", request, refusal).await?;
+        let url = xrpc(&context.pds, "com.atproto.repo.uploadBlob");
+        let call = ("POST /xrpc/com.atproto.repo.uploadBlob", false);
+        let response =
+            self.bluesky_call(Method::POST, &url, tokens, context, call, Payload::Bytes(&bytes, &mime)).await?;
+        let (_, body) = self.read_answer(P, response, refusal).await?;
+        let uploaded: Value = serde_json::from_slice(&body)
+            .map_err(|e| PlatformError::Unexpected { platform: P, detail: e.to_string() })?;
         match &uploaded["blob"] {
             blob @ Value::Object(_) => Ok(blob.clone()),
             _ => Err(PlatformError::Unexpected { platform: P, detail: "uploadBlob named no blob".into() }),
@@ -244,11 +244,11 @@ impl PlatformClient {
     ) -> Result<(), PlatformError> {
         let context = Context::of(tokens)?;
         let rkey = id.rsplit('/').next().unwrap_or_default();
-        let request = self
-            .bluesky_request(Method::POST, &xrpc(&context.pds, "com.atproto.repo.deleteRecord"))?
-            .bearer_auth(tokens.access_token.expose_secret())
-            .json(&json!({ "repo": account.platform_account_id, "collection": COLLECTION, "rkey": rkey }));
-        self.answer(P, "POST /xrpc/com.atproto.repo.deleteRecord", request, refusal).await.map(|_| ())
+        let body = json!({ "repo": account.platform_account_id, "collection": COLLECTION, "rkey": rkey });
+        let url = xrpc(&context.pds, "com.atproto.repo.deleteRecord");
+        let call = ("POST /xrpc/com.atproto.repo.deleteRecord", false);
+        let response = self.bluesky_call(Method::POST, &url, tokens, &context, call, Payload::Json(&body)).await?;
+        self.read_answer(P, response, refusal).await.map(|_| ())
     }
 }
 
