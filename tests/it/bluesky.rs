@@ -728,6 +728,12 @@ async fn atproto_oauth_connects_with_dpop_bound_tokens_and_rotates_them() {
     );
     let replayed = app.state.platforms.refresh(herald::domain::Platform::Bluesky, &after).await;
     assert!(replayed.is_err(), "after a replay the server ends the whole grant");
+    // Herald finds out at its next refresh: the account needs the user again, with its event.
+    let current = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();
+    let dead = app.state.tokens.refresh_now(&current).await;
+    assert!(matches!(dead, Err(herald::tokens::TokenError::NeedsReauth)), "{dead:?}");
+    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.account_id == id), "{events:?}");
 
     let metadata: Value = app
         .browser

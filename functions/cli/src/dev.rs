@@ -120,15 +120,18 @@ Herald is running locally.
   DynamoDB (moto):       {dynamodb}
   KMS, SQS, Secrets Manager (moto): {services}
   Work queue:            {queue}
-  Platform sandbox:      {sandbox}   (X, Facebook, Instagram, LinkedIn; state at {sandbox}/_sandbox)
+  Platform sandbox:      {sandbox}   (X, Facebook, Instagram, LinkedIn, Threads; state at {sandbox}/_sandbox)
                          Herald's platform endpoints point at it.
+  Mastodon:              {sandbox}/mastodon   (a sandbox server: enter this address on Herald's page)
   Bluesky:               {pds}   (the real reference PDS, PLC directory {plc})
                          Make an account and an app password to connect with:
   curl -s {pds}/xrpc/com.atproto.server.createAccount -H 'content-type: application/json' \
        -d '{{"handle":"ada.test","email":"ada@example.test","password":"a long password"}}'
   curl -s {pds}/xrpc/com.atproto.server.createAppPassword -H 'content-type: application/json' \
        -H 'Authorization: Bearer <accessJwt from above>' -d '{{"name":"herald"}}'
-  then open a connect link for "bluesky" (POST /v1/connect-links) and enter ada.test and it.
+  then open a connect link for "bluesky" (POST /v1/connect-links) and enter ada.test and it;
+  or choose AT Protocol OAuth (PATCH /v1/tenant {{"connectors": {{"bluesky": "oauth"}}}}), enter
+  ada.test, and sign in on the PDS's own page with the account's password.
 
 Try:
   curl -s {base}/v1/tenant -H 'Authorization: Bearer {key}'
