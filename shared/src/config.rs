@@ -136,6 +136,7 @@ fn platform_endpoints(env: &Env) -> Result<PlatformEndpoints, ConfigError> {
         linkedin_version,
         bluesky_service: env.url("HERALD_BLUESKY_SERVICE_URL")?.unwrap_or(defaults.bluesky_service),
         bluesky_plc: env.url("HERALD_BLUESKY_PLC_URL")?.unwrap_or(defaults.bluesky_plc),
+        bluesky_dns: env.url("HERALD_BLUESKY_DNS_URL")?.unwrap_or(defaults.bluesky_dns),
         threads_graph: env.url("HERALD_THREADS_GRAPH_URL")?.unwrap_or(defaults.threads_graph),
         threads_web: env.url("HERALD_THREADS_WEB_URL")?.unwrap_or(defaults.threads_web),
         timeout: Duration::from_secs(env.parsed("HERALD_PLATFORM_TIMEOUT_SECONDS", 10u64)?.max(1)),

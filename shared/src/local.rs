@@ -241,6 +241,7 @@ pub fn dev_defaults(
         ("HERALD_LINKEDIN_OAUTH_URL", url(&sandbox.linkedin_oauth)),
         ("HERALD_BLUESKY_SERVICE_URL", url(&sandbox.bluesky_service)),
         ("HERALD_BLUESKY_PLC_URL", url(&sandbox.bluesky_plc)),
+        ("HERALD_BLUESKY_DNS_URL", url(&sandbox.bluesky_dns)),
         ("HERALD_THREADS_GRAPH_URL", url(&sandbox.threads_graph)),
         ("HERALD_THREADS_WEB_URL", url(&sandbox.threads_web)),
     ];

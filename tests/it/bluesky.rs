@@ -748,3 +748,39 @@ async fn atproto_oauth_connects_with_dpop_bound_tokens_and_rotates_them() {
     assert_eq!(metadata["redirect_uris"][0], format!("{}/oauth/bluesky/callback", app.url));
     assert_eq!(metadata["scope"], "atproto transition:generic");
 }
+
+/// A handle the service does not resolve is looked up in DNS (`_atproto.{handle}` TXT, through a
+/// DNS-over-HTTPS resolver: here the sandbox's, whose records the test writes), then checked
+/// against the DID document as always: a record naming someone else's DID is refused.
+#[tokio::test]
+async fn handles_resolve_through_their_dns_txt_record() {
+    let env = TestEnv::fresh().await;
+    let pds = pds::shared();
+    // The PLC directory as the "service": it answers resolveHandle with a 404, as a service that
+    // does not know the handle would.
+    let app = env
+        .spawn_app_with(|config| {
+            config.platforms = config.platforms.clone().with_pds(&pds.plc, &pds.plc).expect("the PDS's URLs");
+        })
+        .await;
+    let author = new_account().await;
+    let other = new_account().await;
+    let html = sign_in_page(&app, &app.browser, "user-1").await;
+    let (_, back) = submit(&app, &app.browser, &html, &author.handle, &author.app_password).await;
+    assert_eq!(query(&back)["status"], "error", "no record yet: {back}");
+
+    // A record naming another account: its DID document does not claim this handle.
+    let dns = |txt: String| {
+        app.control("/_sandbox/dns", json!({ "name": format!("_atproto.{}", author.handle), "txt": txt }))
+    };
+    let wrong = sign_in_page(&app, &app.browser, "user-1").await;
+    dns(format!("did={}", other.did)).await;
+    let (_, back) = submit(&app, &app.browser, &wrong, &author.handle, &author.app_password).await;
+    assert_eq!(query(&back)["status"], "error", "another DID: {back}");
+
+    app.sandbox.state.world().dns.clear();
+    dns(format!("did={}", author.did)).await;
+    let html = sign_in_page(&app, &app.browser, "user-1").await;
+    let (status, back) = submit(&app, &app.browser, &html, &author.handle, &author.app_password).await;
+    assert_eq!((status, query(&back)["status"].as_str()), (302, "connected"), "{back}");
+}

@@ -31,6 +31,10 @@ pub struct PlatformEndpoints {
     /// `HERALD_BLUESKY_PLC_URL` (default `https://plc.directory`): the directory of `did:plc`
     /// documents.
     pub bluesky_plc: Url,
+    /// `HERALD_BLUESKY_DNS_URL` (default `https://cloudflare-dns.com/dns-query`): a
+    /// DNS-over-HTTPS resolver's JSON API, asked for a handle's `_atproto` TXT record when the
+    /// service does not resolve it (Lambda has no DNS client Herald could ask for TXT records).
+    pub bluesky_dns: Url,
     /// `HERALD_THREADS_GRAPH_URL` (default `https://graph.threads.net`; Meta serves the Threads
     /// API on `graph.threads.com` too): the Threads API and its token endpoints.
     pub threads_graph: Url,
@@ -61,6 +65,7 @@ impl PlatformEndpoints {
             linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
             bluesky_service: static_url("https://bsky.social"),
             bluesky_plc: static_url("https://plc.directory"),
+            bluesky_dns: static_url("https://cloudflare-dns.com/dns-query"),
             threads_graph: static_url("https://graph.threads.net"),
             threads_web: static_url("https://threads.com"),
             timeout: std::time::Duration::from_secs(10),
@@ -110,6 +115,7 @@ impl PlatformEndpoints {
             linkedin_oauth: at("linkedin/www")?,
             threads_graph: at("threads/graph")?,
             threads_web: at("threads/web")?,
+            bluesky_dns: at("dns/dns-query")?,
             ..Self::production()
         })
     }

@@ -15,6 +15,7 @@
 //! | `/linkedin/api` | `https://api.linkedin.com` (REST API) |
 //! | `/threads/web` | `https://threads.com` (the Authorization Window) |
 //! | `/threads/graph` | `https://graph.threads.net` (tokens and the Threads API) |
+//! | `/dns` | a DNS-over-HTTPS resolver the tests control (Bluesky handles' TXT records) |
 //! | `/mastodon` | one Mastodon server (its OAuth and API), at a path as a server may be |
 //! | `/_sandbox` | control and inspection: apps, users, faults, posts, calls, webhooks, clock |
 //!
@@ -26,6 +27,7 @@
 
 mod consent;
 mod control;
+mod dns;
 mod faults;
 mod linkedin;
 mod mastodon;
@@ -77,6 +79,7 @@ pub fn router(state: Shared) -> Router {
         .merge(linkedin::routes())
         .merge(threads::routes())
         .merge(mastodon::routes())
+        .merge(dns::routes())
         .merge(control::routes())
         .merge(webhooks::routes())
         .merge(consent::routes())

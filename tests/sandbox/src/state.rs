@@ -231,6 +231,8 @@ pub struct World {
     pub linkedin: crate::linkedin::LinkedinWorld,
     pub threads: crate::threads::ThreadsWorld,
     pub mastodon: crate::mastodon::MastodonWorld,
+    /// TXT records by name, for the DNS-over-HTTPS resolver ([`crate::dns`]).
+    pub dns: HashMap<String, Vec<String>>,
     /// How each Mastodon call stood against the Mastodon OpenAPI description ([`crate::mastodon_spec`]).
     pub mastodon_spec: crate::spec::Ledger,
     /// How each X call stood against X's OpenAPI document ([`crate::spec`]).
@@ -327,6 +329,7 @@ impl Sandbox {
             linkedin: Default::default(),
             threads: Default::default(),
             mastodon: Default::default(),
+            dns: Default::default(),
             mastodon_spec: Default::default(),
             x_spec: Default::default(),
             meta_spec: Default::default(),

@@ -90,7 +90,19 @@ impl PlatformClient {
         Ok(Identity { did, handle: claimed, pds })
     }
 
-    /// A handle's DID: the service's answer, else the handle's own domain's.
+    /// A handle's DID from its DNS TXT record (`_atproto.{handle}`: `did=…`; atproto.com/specs/
+    /// handle, "Handle Resolution"), asked of the DNS-over-HTTPS resolver the operator
+    /// configures (its JSON form, `application/dns-json`, as Cloudflare's and Google's serve it).
+    async fn dns_handle(&self, handle: &str) -> Result<Option<String>, PlatformError> {
+        let mut url = self.endpoints.bluesky_dns.clone();
+        url.query_pairs_mut().append_pair("name", &format!("_atproto.{handle}")).append_pair("type", "TXT");
+        let request = self.http.get(url).header("accept", "application/dns-json");
+        let answer: Value = self.json(P, "GET /dns-query (TXT)", request, refusal).await?;
+        Ok(txt_did(&answer))
+    }
+
+    /// A handle's DID: the service's answer, else its DNS TXT record, else the handle's own
+    /// domain's `/.well-known/atproto-did`.
     async fn resolve_handle(&self, handle: &str) -> Result<String, PlatformError> {
         let mut url = xrpc(&self.endpoints.bluesky_service, "com.atproto.identity.resolveHandle");
         url.query_pairs_mut().append_pair("handle", handle);
@@ -102,6 +114,12 @@ impl PlatformClient {
                 }
             }
             Err(PlatformError::Refused { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match self.dns_handle(handle).await {
+            Ok(Some(did)) => return Ok(did),
+            // No record, or no resolver answer: the well-known file may still say.
+            Ok(None) | Err(PlatformError::Refused { .. } | PlatformError::Transient { .. }) => {}
             Err(e) => return Err(e),
         }
         let url = Url::parse(&format!("https://{handle}/.well-known/atproto-did"))
@@ -131,6 +149,23 @@ impl PlatformClient {
 }
 
 /// The URL of an XRPC method on `host`.
+/// The DID a DNS-over-HTTPS answer's TXT records name (`did=…`; a record may come in quoted
+/// pieces, joined), if exactly one does: records naming different DIDs resolve to none (the
+/// handle spec: "resolution should fail").
+fn txt_did(answer: &Value) -> Option<String> {
+    let mut dids: Vec<String> = answer["Answer"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|record| record["type"].as_u64() == Some(16))
+        .filter_map(|record| record["data"].as_str())
+        .map(|data| data.split('"').filter(|piece| !piece.trim().is_empty()).collect::<String>())
+        .filter_map(|text| text.trim().strip_prefix("did=").and_then(did).map(str::to_owned))
+        .collect();
+    dids.dedup();
+    (dids.len() == 1).then(|| dids.remove(0))
+}
+
 pub(super) fn xrpc(host: &Url, nsid: &str) -> Url {
     let mut url = host.clone();
     url.set_path(&format!("/xrpc/{nsid}"));
@@ -141,6 +176,33 @@ pub(super) fn xrpc(host: &Url, nsid: &str) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// DNS-over-HTTPS answers as Cloudflare's and Google's JSON API write them.
+    #[test]
+    fn txt_records_name_one_did_or_none() {
+        let answer = |records: &[&str]| {
+            let records: Vec<Value> = records
+                .iter()
+                .map(|d| serde_json::json!({ "name": "_atproto.ada.test.", "type": 16, "data": d }))
+                .collect();
+            serde_json::json!({ "Status": 0, "Answer": records })
+        };
+        let plc = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+        assert_eq!(txt_did(&answer(&[&format!("\"did={plc}\"")])).as_deref(), Some(plc));
+        assert_eq!(
+            txt_did(&answer(&["\"did=did:plc:ewvi7nx\" \"zyoun6zhxrhs64oiz\""])).as_deref(),
+            Some(plc),
+            "pieces joined"
+        );
+        assert_eq!(txt_did(&answer(&[&format!("did={plc}"), "\"v=spf1 -all\""])).as_deref(), Some(plc));
+        assert_eq!(
+            txt_did(&answer(&[&format!("did={plc}"), "did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"])),
+            None,
+            "two DIDs"
+        );
+        assert_eq!(txt_did(&serde_json::json!({ "Status": 3 })), None, "NXDOMAIN");
+        assert_eq!(txt_did(&answer(&["\"did=not-a-did\""])), None);
+    }
 
     #[test]
     fn handles_and_dids_as_the_specs_write_them() {
