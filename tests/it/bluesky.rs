@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use herald::domain::AccountStatus;
 use herald_testkit::pds::{self, Cut};
-use herald_testkit::{TestApp, TestEnv, query};
+use herald_testkit::{TestApp, TestEnv, attribute, query};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -62,13 +62,6 @@ async fn new_account() -> Account {
         password,
         app_password: app["password"].as_str().unwrap().to_owned(),
     }
-}
-
-/// The value of `attribute="…"` after `after` in `html`.
-fn attribute(html: &str, after: &str, attribute: &str) -> String {
-    let rest = &html[html.find(after).unwrap_or_else(|| panic!("{after} in {html}"))..];
-    let start = rest.find(&format!("{attribute}=\"")).expect("the attribute") + attribute.len() + 2;
-    rest[start..].split('"').next().expect("a closing quote").to_owned()
 }
 
 /// From a connect link to Herald's page: its HTML (the form's state and action in it).
@@ -471,20 +464,13 @@ async fn chaos_on_the_real_pds_settles_every_post_once() {
     let author = new_account().await;
     let id = connect(&app, "user-1", &author).await;
     let pds = pds::shared();
-    // SplitMix64, as the chaos run's: the same cuts every time.
-    let mut seed: u64 = 2026;
-    let mut next = move || {
-        seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    // The chaos run's generator: the same cuts every time.
+    let mut rng = crate::chaos::Seeded(2026);
     let mut submitted = Vec::new();
     let (mut after, mut before) = (0, 0);
     for batch in 0..POSTS / 20 {
         for _ in 0..20 {
-            match next() % 6 {
+            match rng.next() % 6 {
                 0 => {
                     pds.cut("com.atproto.repo.putRecord", &author.did, Cut::AfterApplying);
                     after += 1;

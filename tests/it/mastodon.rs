@@ -6,18 +6,12 @@
 
 use herald::domain::AccountStatus;
 use herald_sandbox::Platform as SandboxPlatform;
-use herald_testkit::{TestApp, TestEnv, query};
+use herald_testkit::{TestApp, TestEnv, attribute, query};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The sandbox server's development user.
 pub(crate) const USER: &str = "109300000000000001";
-
-fn attribute(html: &str, after: &str, attribute: &str) -> String {
-    let rest = &html[html.find(after).unwrap_or_else(|| panic!("{after} in {html}"))..];
-    let start = rest.find(&format!("{attribute}=\"")).expect("the attribute") + attribute.len() + 2;
-    rest[start..].split('"').next().expect("a closing quote").to_owned()
-}
 
 /// From a connect link through Herald's page (the server) to where Herald sends the browser.
 async fn name_server(app: &TestApp, user: &str, server: &str) -> (u16, String) {

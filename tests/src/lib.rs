@@ -715,6 +715,14 @@ pub fn sqs_event(records: Vec<serde_json::Value>) -> aws_lambda_events::event::s
 }
 
 /// A URL's query parameters.
+/// The value of `attribute="…"` after `after` in `html` (a form's `action`, a hidden field's
+/// `value` on Herald's own sign-in pages).
+pub fn attribute(html: &str, after: &str, attribute: &str) -> String {
+    let rest = &html[html.find(after).unwrap_or_else(|| panic!("{after} in {html}"))..];
+    let start = rest.find(&format!("{attribute}=\"")).expect("the attribute") + attribute.len() + 2;
+    rest[start..].split('"').next().expect("a closing quote").to_owned()
+}
+
 pub fn query(url: &str) -> HashMap<String, String> {
     url::Url::parse(url).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default()
 }

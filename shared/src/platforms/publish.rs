@@ -75,7 +75,8 @@ pub(super) fn created_id(platform: Platform, id: &Value) -> Result<String, Platf
     }
 }
 
-/// Each post of a `{"data": [...]}` listing whose text is in `field`, with its `url`.
+/// Each post of a `{"data": [...]}` listing whose text is in `field`, with its address: the
+/// listing's own `permalink` where it carries one (Threads), else `url` of its id.
 pub(super) fn recent_posts(listing: &Value, field: &str, url: impl Fn(&str) -> String) -> Vec<Recent> {
     let text = |post: &Value, key: &str| post[key].as_str().unwrap_or_default().to_owned();
     listing["data"]
@@ -84,7 +85,8 @@ pub(super) fn recent_posts(listing: &Value, field: &str, url: impl Fn(&str) -> S
         .flatten()
         .map(|post| {
             let id = text(post, "id");
-            Recent { url: Some(url(&id)), id, text: text(post, field) }
+            let address = post["permalink"].as_str().map_or_else(|| url(&id), str::to_owned);
+            Recent { url: Some(address), id, text: text(post, field) }
         })
         .collect()
 }

@@ -29,6 +29,41 @@ pub enum Flow {
     Mastodon { redirect_uri: String, state: Option<String>, challenge: Option<(String, String)> },
 }
 
+/// An authorization code the consent screen issued (Threads', Mastodon's): single-use, for one
+/// client, redirect and user, with the PKCE challenge where the request sent one.
+#[derive(Debug, Clone)]
+pub struct Code {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub challenge: Option<(String, String)>,
+    pub expires_at: i64,
+    pub used: bool,
+}
+
+impl Code {
+    /// The code for a client's request (its scopes, redirect and challenge), approved by `user_id`.
+    pub fn approved(
+        pending: (String, Vec<String>),
+        redirect_uri: &str,
+        user_id: &str,
+        challenge: Option<(String, String)>,
+        expires_at: i64,
+    ) -> Self {
+        let (client_id, scopes) = pending;
+        Self {
+            client_id,
+            redirect_uri: redirect_uri.to_owned(),
+            user_id: user_id.to_owned(),
+            scopes,
+            challenge,
+            expires_at,
+            used: false,
+        }
+    }
+}
+
 pub fn routes() -> Router<Shared> {
     Router::new().route("/consent/{id}", post(decide))
 }

@@ -152,18 +152,12 @@ pub fn dev_fixtures(world: &mut World, herald: &str) {
             role: "ADMINISTRATOR".into(),
         }],
     });
-    world.apps.push(App {
-        platform: Platform::Threads,
-        client_id: dev::THREADS_APP_ID.into(),
-        client_secret: dev::THREADS_APP_SECRET.into(),
-        redirect_uris: vec![callback("threads")],
-        confidential: true,
-        consumer_key: None,
-        consumer_secret: None,
-        refresh_tokens: false,
-        access_ttl: None,
-        require_app_secret: false,
-    });
+    world.apps.push(App::confidential(
+        Platform::Threads,
+        dev::THREADS_APP_ID,
+        dev::THREADS_APP_SECRET,
+        vec![callback("threads")],
+    ));
     world.users.push(User {
         platform: Platform::Mastodon,
         id: "109300000000000001".into(),

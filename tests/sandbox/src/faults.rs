@@ -285,11 +285,7 @@ pub fn rate_limited(platform: Platform, reset: i64) -> Response {
         Platform::Mastodon => {
             let mut response =
                 (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": "Too many requests" }))).into_response();
-            let at = time::OffsetDateTime::from_unix_timestamp(reset)
-                .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-                .unwrap_or_default();
-            if let Ok(value) = HeaderValue::from_str(&at) {
+            if let Ok(value) = HeaderValue::from_str(&crate::state::rfc3339(reset)) {
                 response.headers_mut().insert("x-ratelimit-reset", value);
             }
             response.headers_mut().insert("x-ratelimit-remaining", HeaderValue::from_static("0"));

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::consent::{self, Flow, Pending, with_query};
+use crate::consent::{self, Code, Flow, Pending, with_query};
 use crate::state::{App, Grant, GrantKind, Platform, Post, Shared, World};
 
 const P: Platform = Platform::Mastodon;
@@ -32,17 +32,6 @@ const MAX_MEDIA: usize = 4;
 /// "Idempotency keys are stored for up to 1 hour."
 const IDEMPOTENCY_TTL: i64 = 3600;
 const CODE_TTL: i64 = 600;
-
-#[derive(Debug, Clone)]
-struct Code {
-    client_id: String,
-    redirect_uri: String,
-    user_id: String,
-    scopes: Vec<String>,
-    challenge: Option<(String, String)>,
-    expires_at: i64,
-    used: bool,
-}
 
 #[derive(Debug, Clone)]
 struct Attachment {
@@ -128,18 +117,7 @@ async fn register(State(sandbox): State<Shared>, headers: HeaderMap, body: Bytes
     let id = world.numeric_id(6);
     let client_id = world.token("");
     let client_secret = world.token("");
-    world.apps.push(App {
-        platform: P,
-        client_id: client_id.clone(),
-        client_secret: client_secret.clone(),
-        redirect_uris: redirects.clone(),
-        confidential: true,
-        consumer_key: None,
-        consumer_secret: None,
-        refresh_tokens: false,
-        access_ttl: None,
-        require_app_secret: false,
-    });
+    world.apps.push(App::confidential(P, &client_id, &client_secret, redirects.clone()));
     world.mastodon.scopes.insert(client_id.clone(), scopes.clone());
     Json(json!({
         "id": id,
@@ -199,15 +177,7 @@ pub fn complete_consent(world: &mut World, pending: Pending, user_id: &str, appr
         let expires_at = world.now() + CODE_TTL;
         world.mastodon.codes.insert(
             code.clone(),
-            Code {
-                client_id: pending.client_id,
-                redirect_uri: redirect_uri.clone(),
-                user_id: user_id.to_owned(),
-                scopes: pending.scopes,
-                challenge,
-                expires_at,
-                used: false,
-            },
+            Code::approved((pending.client_id, pending.scopes), &redirect_uri, user_id, challenge, expires_at),
         );
         pairs.push(("code", &code));
     } else {
@@ -346,10 +316,7 @@ fn caller(world: &mut World, headers: &HeaderMap, scope: &str) -> Result<(Grant,
         entry.1 += 1;
         entry.1
     };
-    let reset = time::OffsetDateTime::from_unix_timestamp(start + WINDOW)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default();
+    let reset = crate::state::rfc3339(start + WINDOW);
     let rate = [
         ("x-ratelimit-limit".to_owned(), limit.to_string()),
         ("x-ratelimit-remaining".to_owned(), limit.saturating_sub(used).to_string()),

@@ -101,6 +101,24 @@ fn yes() -> bool {
     true
 }
 
+impl App {
+    /// A confidential app with its redirect URIs and nothing platform-specific.
+    pub fn confidential(platform: Platform, client_id: &str, client_secret: &str, redirect_uris: Vec<String>) -> Self {
+        Self {
+            platform,
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            redirect_uris,
+            confidential: true,
+            consumer_key: None,
+            consumer_secret: None,
+            refresh_tokens: false,
+            access_ttl: None,
+            require_app_secret: false,
+        }
+    }
+}
+
 /// An account holder on a platform.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -239,6 +257,14 @@ pub struct World {
     pub x_spec: crate::spec::Ledger,
     /// How each Graph call stood against Meta's Graph API specs ([`crate::meta_spec`]).
     pub meta_spec: crate::spec::Ledger,
+}
+
+/// A time (Unix seconds) in RFC 3339, as the platforms' answers and headers write times.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 impl World {

@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::consent::{self, Flow, Pending, with_query};
+use crate::consent::{self, Code, Flow, Pending, with_query};
 use crate::meta::{bad_param, graph_error, invalid_token, params};
 use crate::state::{Grant, GrantKind, Platform, Post, Shared, World};
 
@@ -47,16 +47,6 @@ const CAROUSEL_MAX: usize = 20;
 const CONTAINER_TTL: i64 = 86_400;
 /// "The delete endpoint has a rate limit of 100 deletes per day per account."
 const DELETES_PER_DAY: usize = 100;
-
-#[derive(Debug, Clone)]
-struct Code {
-    client_id: String,
-    redirect_uri: String,
-    user_id: String,
-    scopes: Vec<String>,
-    expires_at: i64,
-    used: bool,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
@@ -154,14 +144,7 @@ pub fn complete_consent(world: &mut World, pending: Pending, user_id: &str, appr
         let expires_at = world.now() + CODE_TTL;
         world.threads.codes.insert(
             code.clone(),
-            Code {
-                client_id: pending.client_id,
-                redirect_uri: redirect_uri.clone(),
-                user_id: user_id.to_owned(),
-                scopes: pending.scopes,
-                expires_at,
-                used: false,
-            },
+            Code::approved((pending.client_id, pending.scopes), &redirect_uri, user_id, None, expires_at),
         );
         pairs.push(("code", &code));
     } else {
@@ -453,9 +436,7 @@ async fn edge(
                             "id": p.id,
                             "text": p.text,
                             "permalink": format!("https://www.threads.com/@{username}/post/{}", p.id),
-                            "timestamp": time::OffsetDateTime::from_unix_timestamp(p.created_at)
-                                .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
-                                .unwrap_or_default(),
+                            "timestamp": crate::state::rfc3339(p.created_at),
                         })
                     })
                     .collect();

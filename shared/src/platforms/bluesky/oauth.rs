@@ -128,6 +128,7 @@ pub(super) fn client_metadata(callback: &Url) -> Value {
 }
 
 /// A body for [`PlatformClient::bluesky_call`].
+#[derive(Clone, Copy)]
 pub(super) enum Payload<'a> {
     None,
     Json(&'a Value),
@@ -144,50 +145,56 @@ impl PlatformClient {
         url: &Url,
         tokens: &TokenSet,
         context: &Context,
-        (endpoint, effect): (&'static str, bool),
+        call: (&'static str, bool),
         payload: Payload<'_>,
     ) -> Result<reqwest::Response, PlatformError> {
         let token = tokens.access_token.expose_secret();
         let key = context.oauth.as_ref().map(OAuthGrant::key).transpose()?;
-        for attempt in 0..2 {
-            let mut request = self.bluesky_request(method.clone(), url)?;
-            request = match &key {
-                Some(key) => {
-                    let proof = key.proof(
-                        method.as_str(),
-                        url,
-                        self.clock.now().unix_timestamp(),
-                        nonce(url).as_deref(),
-                        Some(token),
-                    );
-                    request.header("authorization", format!("DPoP {token}")).header("DPoP", proof)
-                }
-                None => request.bearer_auth(token),
-            };
-            request = match payload {
-                Payload::None => request,
-                Payload::Json(body) => request.json(body),
-                Payload::Bytes(bytes, mime) => request.header("content-type", mime).body(bytes.to_vec()),
-            };
-            let response = if effect {
-                self.send_effect(P, endpoint, request).await?
-            } else {
-                self.send(P, endpoint, request).await?
-            };
-            remember_nonce(url, response.headers());
-            let wants_nonce = response.status() == reqwest::StatusCode::UNAUTHORIZED
-                && crate::platforms::header(response.headers(), "www-authenticate")
-                    .is_some_and(|v| v.contains("use_dpop_nonce"));
-            if key.is_some() && wants_nonce && attempt == 0 {
-                continue;
-            }
-            return Ok(response);
+        let first = self.bluesky_send(&method, url, token, key.as_ref(), call, payload).await?;
+        let wants_nonce = first.status() == reqwest::StatusCode::UNAUTHORIZED
+            && crate::platforms::header(first.headers(), "www-authenticate")
+                .is_some_and(|v| v.contains("use_dpop_nonce"));
+        if key.is_none() || !wants_nonce {
+            return Ok(first);
         }
-        unreachable!("the loop returns on its second turn")
+        self.bluesky_send(&method, url, token, key.as_ref(), call, payload).await
+    }
+
+    /// One call of [`bluesky_call`](Self::bluesky_call), its proof with the nonce known now.
+    async fn bluesky_send(
+        &self,
+        method: &Method,
+        url: &Url,
+        token: &str,
+        key: Option<&DpopKey>,
+        (endpoint, effect): (&'static str, bool),
+        payload: Payload<'_>,
+    ) -> Result<reqwest::Response, PlatformError> {
+        let mut request = self.bluesky_request(method.clone(), url)?;
+        request = match key {
+            Some(key) => {
+                let now = self.clock.now().unix_timestamp();
+                let proof = key.proof(method.as_str(), url, now, nonce(url).as_deref(), Some(token));
+                request.header("authorization", format!("DPoP {token}")).header("DPoP", proof)
+            }
+            None => request.bearer_auth(token),
+        };
+        request = match payload {
+            Payload::None => request,
+            Payload::Json(body) => request.json(body),
+            Payload::Bytes(bytes, mime) => request.header("content-type", mime).body(bytes.to_vec()),
+        };
+        let response = if effect {
+            self.send_effect(P, endpoint, request).await?
+        } else {
+            self.send(P, endpoint, request).await?
+        };
+        remember_nonce(url, response.headers());
+        Ok(response)
     }
 
     /// A form POST to the authorization server with a DPoP proof, asked again once with the
-    /// server's nonce when it answers `use_dpop_nonce`; the JSON answer.
+    /// server's nonce when it answers `use_dpop_nonce` (400); the JSON answer (`null` if empty).
     async fn dpop_form(
         &self,
         key: &DpopKey,
@@ -195,27 +202,30 @@ impl PlatformClient {
         endpoint: &'static str,
         form: &[(&str, &str)],
     ) -> Result<Value, PlatformError> {
-        for attempt in 0..2 {
-            let proof = key.proof("POST", url, self.clock.now().unix_timestamp(), nonce(url).as_deref(), None);
-            let request = self.bluesky_request(Method::POST, url)?.header("DPoP", proof).form(form);
-            let response = self.send(P, endpoint, request).await?;
-            remember_nonce(url, response.headers());
-            let status = response.status().as_u16();
-            let (_, body) = match self.read_answer(P, response, refusal).await {
-                Ok(read) => read,
-                Err(PlatformError::Refused { code, .. })
-                    if code == "use_dpop_nonce" && status == 400 && attempt == 0 =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if body.is_empty() {
-                return Ok(Value::Null);
+        let body = match self.dpop_post(key, url, endpoint, form).await {
+            Err(PlatformError::Refused { status: 400, code, .. }) if code == "use_dpop_nonce" => {
+                self.dpop_post(key, url, endpoint, form).await?
             }
-            return serde_json::from_slice(&body).map_err(|e| unexpected(&e.to_string()));
+            other => other?,
+        };
+        if body.is_empty() {
+            return Ok(Value::Null);
         }
-        unreachable!("the loop returns on its second turn")
+        serde_json::from_slice(&body).map_err(|e| unexpected(&e.to_string()))
+    }
+
+    async fn dpop_post(
+        &self,
+        key: &DpopKey,
+        url: &Url,
+        endpoint: &'static str,
+        form: &[(&str, &str)],
+    ) -> Result<axum::body::Bytes, PlatformError> {
+        let proof = key.proof("POST", url, self.clock.now().unix_timestamp(), nonce(url).as_deref(), None);
+        let request = self.bluesky_request(Method::POST, url)?.header("DPoP", proof).form(form);
+        let response = self.send(P, endpoint, request).await?;
+        remember_nonce(url, response.headers());
+        Ok(self.read_answer(P, response, refusal).await?.1)
     }
 
     async fn public_json(&self, url: &Url, endpoint: &'static str) -> Result<Value, PlatformError> {

@@ -56,13 +56,9 @@ static SERVER_FORM: SignInForm = SignInForm {
 #[derive(Debug, Serialize, Deserialize)]
 struct Context {
     server: Url,
-    account: String,
-    /// `configuration.statuses.max_characters` (500 by default).
-    max_characters: usize,
-    /// `configuration.statuses.characters_reserved_per_url` (23).
-    url_characters: usize,
-    /// `configuration.statuses.max_media_attachments` (4).
-    max_media: usize,
+    /// The server's own limits (`configuration.statuses`), read at connect.
+    #[serde(flatten)]
+    limits: rules::Limits,
 }
 
 impl Context {
@@ -292,13 +288,13 @@ impl Adapter for Mastodon {
                 statuses[field].as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0).unwrap_or(default)
             };
             let host = server.host_str().unwrap_or_default().to_owned();
-            let context = Context {
-                server: server.clone(),
-                account: id.clone(),
-                max_characters: limit("max_characters", 500),
-                url_characters: limit("characters_reserved_per_url", 23),
-                max_media: limit("max_media_attachments", 4),
+            let defaults = rules::Limits::DEFAULT;
+            let limits = rules::Limits {
+                max_characters: limit("max_characters", defaults.max_characters),
+                url_characters: limit("characters_reserved_per_url", defaults.url_characters),
+                max_media: limit("max_media_attachments", defaults.max_media),
             };
+            let context = Context { server: server.clone(), limits };
             let sealed = serde_json::to_string(&context).expect("the context serializes");
             let username = me["username"].as_str().unwrap_or(&id);
             let scopes = token["scope"].as_str().unwrap_or(SCOPES).split(' ').map(str::to_owned).collect();

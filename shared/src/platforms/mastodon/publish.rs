@@ -44,12 +44,7 @@ impl PlatformClient {
         post: &Outgoing<'_>,
     ) -> Result<Published, PlatformError> {
         // The server's own limits, read at connect (Herald's check used Mastodon's defaults).
-        let limits = super::rules::Limits {
-            max_characters: context.max_characters,
-            url_characters: context.url_characters,
-            max_media: context.max_media,
-        };
-        if let Err(broken) = super::rules::check(post.text, post.media, &limits) {
+        if let Err(broken) = super::rules::check(post.text, post.media, &context.limits) {
             return Err(PlatformError::Refused {
                 platform: P,
                 status: 422,

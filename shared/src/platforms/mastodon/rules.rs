@@ -7,9 +7,13 @@ use crate::domain::post::{Broken, Media};
 
 /// The limits a server states; [`Limits::DEFAULT`] are Mastodon's defaults, which Herald checks
 /// before anything is stored (a server's own, read at connect, are checked again before the call).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct Limits {
+    /// `max_characters` (500 by default).
     pub max_characters: usize,
+    /// `characters_reserved_per_url` (23).
     pub url_characters: usize,
+    /// `max_media_attachments` (4).
     pub max_media: usize,
 }
 

@@ -243,14 +243,8 @@ impl Adapter for Threads {
             ]);
             let listing: serde_json::Value =
                 client.json(P, "GET /{threads-user-id}/threads", request, graph_refusal).await?;
-            let permalinks: std::collections::HashMap<String, String> = listing["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| Some((p["id"].as_str()?.to_owned(), p["permalink"].as_str()?.to_owned())))
-                .collect();
-            let found = recent_posts(&listing, "text", |id| permalinks.get(id).cloned().unwrap_or_default());
-            Ok(Some(found))
+            // Each thread carries its `permalink`; without one, its id's address is unknown.
+            Ok(Some(recent_posts(&listing, "text", |_| String::new())))
         })
     }
 
