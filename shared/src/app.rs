@@ -65,7 +65,7 @@ impl App {
         let accounts = AccountStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
         let endpoints = EndpointStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
         let server_apps =
-            crate::store::server_apps::ServerAppStore::new(aws.dynamodb.clone(), table, sealer, clock.clone());
+            crate::store::server_apps::ServerAppStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone());
         let posts = PostStore::new(aws.dynamodb.clone(), table, clock.clone());
         let queue = WorkQueue::new(aws.sqs.clone(), &config.queue_url, clock.clone());
         let dead_letters = DeadLetterQueue::new(aws.sqs.clone(), &config.dead_letter_queue_url);
@@ -122,7 +122,7 @@ impl App {
                 clock: clock.clone(),
             },
             tenants: TenantStore::new(aws.dynamodb.clone(), table, clock.clone()),
-            connect: ConnectStore::new(aws.dynamodb.clone(), table, clock.clone()),
+            connect: ConnectStore::new(aws.dynamodb.clone(), table, sealer.clone(), clock.clone()),
             posts,
             endpoints,
             accounts,

@@ -97,6 +97,17 @@ impl EncryptionContext {
         }
     }
 
+    /// What a pending authorization keeps until its callback (PKCE verifier, request-token
+    /// secret, DPoP key): per platform, not per flow, so flows share a cached data key.
+    pub fn oauth_state(platform: Platform) -> Self {
+        Self {
+            pairs: vec![
+                ("herald:platform", platform.as_str().to_owned()),
+                ("herald:purpose", "oauth-state".to_owned()),
+            ],
+        }
+    }
+
     /// A tenant's webhook signing secrets.
     pub fn webhook_signing(tenant: &TenantId) -> Self {
         Self {

@@ -770,3 +770,58 @@ async fn handles_resolve_through_their_dns_txt_record() {
     let (status, back) = submit(&app, &app.browser, &html, &author.handle, &author.app_password).await;
     assert_eq!((status, query(&back)["status"].as_str()), (302, "connected"), "{back}");
 }
+
+/// A DID document is written by whoever owns the DID, so the PDS it names is reached only under
+/// the egress policy: a document naming the cloud's metadata address or a private network is
+/// refused before any request to it, with a clear error, and nothing is connected. The document
+/// is served as a hostile PLC directory would (the real directory serves whatever its owner
+/// signed).
+#[tokio::test]
+async fn a_did_document_naming_an_internal_pds_connects_nothing() {
+    let internal = ["http://169.254.169.254", "https://10.0.0.7", "https://[fd00::1]"];
+    let documents: std::collections::HashMap<String, Value> = internal
+        .iter()
+        .enumerate()
+        .map(|(i, pds)| {
+            let did = format!("did:plc:{}", ["a", "b", "c"][i].repeat(24));
+            let document = json!({
+                "@context": ["https://www.w3.org/ns/did/v1"],
+                "id": did,
+                "alsoKnownAs": [format!("at://inside-{i}.test")],
+                "service": [{ "id": "#atproto_pds", "type": "AtprotoPersonalDataServer", "serviceEndpoint": pds }],
+            });
+            (did, document)
+        })
+        .collect();
+    let served = documents.clone();
+    let directory = axum::Router::new().route(
+        "/{did}",
+        axum::routing::get(move |axum::extract::Path(did): axum::extract::Path<String>| {
+            let document = served.get(&did).cloned();
+            async move { document.map(axum::Json).ok_or(axum::http::StatusCode::NOT_FOUND) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plc = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, directory).await });
+
+    let env = TestEnv::fresh().await;
+    let logs = herald_testkit::captured_logs();
+    let pds = herald_testkit::pds::shared();
+    let app = env
+        .spawn_app_with(|config| {
+            config.platforms = config.platforms.clone().with_pds(&pds.url, &plc).expect("URLs");
+        })
+        .await;
+    for (did, document) in &documents {
+        let html = sign_in_page(&app, &app.browser, "user-1").await;
+        let (status, back) = submit(&app, &app.browser, &html, did, "abcd-efgh-ijkl-mnop").await;
+        assert_eq!(status, 302, "{did}");
+        let outcome = query(&back);
+        assert_eq!(outcome["status"], "error", "{document}: {back}");
+        assert!(outcome["error"].len() > 3, "a stable code: {back}");
+    }
+    assert!(app.accounts("user-1").await.is_empty());
+    let logged = logs.text();
+    assert_eq!(logged.matches("host_not_allowed").count(), internal.len(), "each PDS refused by the policy: {logged}");
+}

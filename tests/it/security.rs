@@ -234,3 +234,45 @@ async fn previews_and_probes_leave_connect_links_usable() {
     assert_eq!(back.status(), 302);
     assert_eq!(query(back.headers()["location"].to_str().unwrap())["status"], "connected");
 }
+
+/// What a pending authorization keeps until its callback (a PKCE verifier, an OAuth 1.0a
+/// request secret, a DPoP private key) is sealed at rest like tokens, and opens only under its
+/// platform's context.
+#[tokio::test]
+async fn pending_authorization_secrets_are_sealed_at_rest() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use herald::store::OAuthState;
+    use secrecy::{ExposeSecret as _, SecretString};
+
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let marker = "pkce-verifier-plaintext-marker";
+    let pending = OAuthState {
+        tenant: app.tenant.clone(),
+        user: "alice".parse().unwrap(),
+        platform: herald::domain::Platform::Bluesky,
+        return_to: url::Url::parse(herald_testkit::RETURN_ORIGIN).unwrap(),
+        connector: "oauth".into(),
+        secret: Some(SecretString::from(marker.to_owned())),
+        browser: "0".repeat(64),
+        expires_at: app.clock_now() + time::Duration::minutes(10),
+    };
+    app.state.connect.put_state("state-at-rest", &pending).await.unwrap();
+    let item = env
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(&env.resources.table)
+        .key("pk", AttributeValue::S("STATE#state-at-rest".into()))
+        .key("sk", AttributeValue::S("STATE".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the state is stored");
+    let sealed = item["secret"].as_b().expect("the secret is stored sealed (binary), not as a string");
+    assert!(!sealed.as_ref().windows(marker.len()).any(|w| w == marker.as_bytes()), "the secret is in the clear");
+    assert!(!format!("{item:?}").contains(marker));
+    let consumed = app.state.connect.consume_state("state-at-rest").await.unwrap();
+    assert_eq!(consumed.secret.unwrap().expose_secret(), marker);
+}

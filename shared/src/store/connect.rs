@@ -6,7 +6,10 @@
 //! | connect link | `LINK#{sha256(token)}` | `LINK` |
 //! | OAuth state | `STATE#{state or OAuth 1.0a request token}` | `STATE` |
 
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -15,6 +18,7 @@ use url::Url;
 
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, s, whole_seconds};
 use crate::clock::SharedClock;
+use crate::crypto::{EncryptionContext, Sealer};
 use crate::domain::{Platform, TenantId, UserId, random_bytes};
 use crate::schema::TTL_ATTRIBUTE;
 
@@ -67,6 +71,7 @@ pub enum ConsumeError<T> {
 pub struct ConnectStore {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
+    sealer: Arc<Sealer>,
     clock: SharedClock,
 }
 
@@ -75,8 +80,13 @@ fn link_key(token: &str) -> String {
 }
 
 impl ConnectStore {
-    pub fn new(dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>, clock: SharedClock) -> Self {
-        Self { dynamodb, table: table.into(), clock }
+    pub fn new(
+        dynamodb: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        sealer: Arc<Sealer>,
+        clock: SharedClock,
+    ) -> Self {
+        Self { dynamodb, table: table.into(), sealer, clock }
     }
 
     /// Stores a link and returns its token (256 random bits; only its hash is stored).
@@ -147,8 +157,13 @@ impl ConnectStore {
             (TTL_ATTRIBUTE.to_owned(), epoch(state.expires_at)),
         ]);
         if let Some(secret) = &state.secret {
-            // Lives minutes and is useless without the code only the user's browser receives.
-            item.insert("secret".to_owned(), s(secret.expose_secret()));
+            // A PKCE verifier, a request-token secret or a DPoP private key: sealed like tokens,
+            // under a context per platform (so one data key serves every flow while cached).
+            let sealed = self
+                .sealer
+                .seal(&EncryptionContext::oauth_state(state.platform), secret.expose_secret().as_bytes())
+                .await?;
+            item.insert("secret".to_owned(), AttributeValue::B(Blob::new(sealed)));
         }
         self.put_new(item).await?;
         Ok(())
@@ -158,14 +173,29 @@ impl ConnectStore {
     pub async fn consume_state(&self, key: &str) -> Result<OAuthState, ConsumeError<OAuthState>> {
         let item = self.consume(format!("STATE#{key}"), "STATE").await?;
         let r = Reader(&item.1);
+        let platform: Platform = r.parse("platform")?;
+        let secret = match item.1.get("secret") {
+            Some(AttributeValue::B(sealed)) => {
+                let plain = self
+                    .sealer
+                    .open(&EncryptionContext::oauth_state(platform), sealed.as_ref())
+                    .await
+                    .map_err(StoreError::from)?;
+                let text = std::str::from_utf8(&plain).map_err(|_| StoreError::Corrupt("secret".into()))?;
+                Some(SecretString::from(text.to_owned()))
+            }
+            // Written in the clear before states were sealed (they lived ten minutes).
+            Some(AttributeValue::S(plain)) => Some(SecretString::from(plain.clone())),
+            _ => None,
+        };
         let state = OAuthState {
             tenant: r.parse("tenant_id")?,
             user: r.parse("user_id")?,
-            platform: r.parse("platform")?,
+            platform,
             return_to: Url::parse(r.str("return_to")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             // States written before the connector was named lived ten minutes; read theirs too.
             connector: r.str("connector").or_else(|_| r.str("x_auth"))?.to_owned(),
-            secret: item.1.get("secret").and_then(|v| v.as_s().ok()).map(|v| SecretString::from(v.clone())),
+            secret,
             // A state stored before browser binding has none, and matches no browser.
             browser: item.1.get("browser").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
             expires_at: r.time(TTL_ATTRIBUTE)?,
