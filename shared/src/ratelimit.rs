@@ -506,8 +506,10 @@ mod tests {
     fn overrides_replace_their_default() {
         let tight = Budget::publish(Platform::X, Scope::Account, 5, Window::Fixed { seconds: 60 });
         let budgets = with_overrides(std::slice::from_ref(&tight));
-        let x_account: Vec<_> =
-            budgets.iter().filter(|b| b.platform == Platform::X && b.scope == Scope::Account).collect();
+        let x_account: Vec<_> = budgets
+            .iter()
+            .filter(|b| b.platform == Platform::X && b.scope == Scope::Account && b.endpoint == "publish")
+            .collect();
         assert_eq!(x_account, [&tight]);
         assert_eq!(budgets.len(), defaults().len());
     }

@@ -15,6 +15,7 @@ mod mastodon;
 mod openapi;
 mod posts;
 mod queue;
+mod reconcile;
 mod secrets;
 mod security;
 mod sweep;

@@ -52,4 +52,9 @@ impl Budget {
     pub fn publish(platform: Platform, scope: Scope, limit: u32, window: Window) -> Self {
         Self { platform, endpoint: "publish".into(), scope, limit, window }
     }
+
+    /// A budget on the read that looks for a post whose answer was lost.
+    pub fn read(platform: Platform, scope: Scope, limit: u32, window: Window) -> Self {
+        Self { platform, endpoint: "read".into(), scope, limit, window }
+    }
 }

@@ -38,8 +38,9 @@ impl Broken {
 /// ```text
 /// pending ──claim──▶ publishing ──▶ published
 ///    ▲                   │ ├──────▶ failed      (refused: the platform's code and message)
-///    │                   │ ├──────▶ unknown     (may have been applied; not resent blindly)
-///    └──── retrying ◀────┘ └──────▶ retrying    (transient, throttled: queued with a delay)
+///    │                   │ ├──────▶ unknown     (may have been applied, and the platform cannot be read)
+///    └──── retrying ◀────┘ └──────▶ retrying    (transient, throttled: queued with a delay; or
+///                                               an answer lost: looked for before any resend)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,6 +107,10 @@ pub struct Attempt {
     pub status: TargetStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<TargetError>,
+    /// This attempt found the post on the platform, made by an earlier attempt whose answer was
+    /// lost (or whose worker died): published without sending anything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub found: bool,
 }
 
 /// Where an exhausted target's dead letter stands: written to the target first, then sent, so a
@@ -152,6 +157,10 @@ pub struct Target {
     /// Instagram container still being processed), in the platform's own terms.
     #[serde(skip)]
     pub resume: Option<String>,
+    /// An earlier attempt may have been applied from this time on (its answer was lost, or its
+    /// worker died): the next attempt looks for the post on the platform before sending.
+    #[serde(skip)]
+    pub check_since: Option<OffsetDateTime>,
     #[serde(skip)]
     pub version: u64,
 }
@@ -172,6 +181,7 @@ impl Target {
             dead_letter: None,
             lease_until: None,
             resume: None,
+            check_since: None,
             version: 1,
         }
     }
@@ -195,7 +205,7 @@ impl Target {
             Outcome::Published { .. } => TargetStatus::Published,
             Outcome::Failed(_) | Outcome::Exhausted(_) => TargetStatus::Failed,
             Outcome::Unknown(_) => TargetStatus::Unknown,
-            Outcome::Retry { .. } | Outcome::Processing { .. } => TargetStatus::Retrying,
+            Outcome::Retry { .. } | Outcome::Processing { .. } | Outcome::Reconcile { .. } => TargetStatus::Retrying,
         };
         // Every attempt that reached the platform (or Herald's own failure) joins the history;
         // deferrals by Herald's own budget are not attempts.
@@ -208,11 +218,15 @@ impl Target {
                     Outcome::Published { .. } => None,
                     Outcome::Failed(e) | Outcome::Unknown(e) | Outcome::Exhausted(e) => Some(e.clone()),
                     Outcome::Retry { error, .. } => error.clone(),
-                    Outcome::Processing { note, .. } => Some(note.clone()),
+                    Outcome::Processing { note, .. } | Outcome::Reconcile { note, .. } => Some(note.clone()),
                 },
+                found: matches!(outcome, Outcome::Published { found: true, .. }),
             });
         }
         next.resume = None;
+        if outcome.is_final() {
+            next.check_since = None;
+        }
         match outcome {
             Outcome::Processing { at, resume, note } => {
                 // Waiting on the platform is not an attempt; the platform's module bounds how
@@ -222,7 +236,12 @@ impl Target {
                 next.resume = Some(resume.clone());
                 next.error = Some(note.clone());
             }
-            Outcome::Published { platform_post_id, url } => {
+            Outcome::Reconcile { at, since, note } => {
+                next.next_attempt_at = Some(whole_seconds(*at));
+                next.check_since = Some(whole_seconds(self.check_since.map_or(*since, |earlier| earlier.min(*since))));
+                next.error = Some(note.clone());
+            }
+            Outcome::Published { platform_post_id, url, .. } => {
                 next.platform_post_id = Some(platform_post_id.clone());
                 next.url = url.clone().or(next.url);
                 next.error = None;
@@ -252,6 +271,8 @@ pub enum Outcome {
     Published {
         platform_post_id: String,
         url: Option<String>,
+        /// Found on the platform, made by an earlier attempt whose answer was lost.
+        found: bool,
     },
     Failed(TargetError),
     /// May have been applied: never resent blindly.
@@ -263,6 +284,14 @@ pub enum Outcome {
         resume: String,
         note: TargetError,
     },
+    /// The answer was lost (or the worker died) after the post may have been made: look for it
+    /// on the platform at `at`, among what the account posted since `since`, before sending
+    /// anything again.
+    Reconcile {
+        at: OffsetDateTime,
+        since: OffsetDateTime,
+        note: TargetError,
+    },
     /// Retryable, but the attempts ran out: `failed`, and the job goes to the dead-letter queue.
     Exhausted(TargetError),
     /// Try again at `at` (transient failure, throttling, a token to refresh first). `counted`:
@@ -272,6 +301,13 @@ pub enum Outcome {
         error: Option<TargetError>,
         counted: bool,
     },
+}
+
+impl Outcome {
+    /// Whether the target is settled for good.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Outcome::Published { .. } | Outcome::Failed(_) | Outcome::Unknown(_) | Outcome::Exhausted(_))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::publish::{Outgoing, Published, Recent, Throttle};
+use super::publish::{Lookup, Outgoing, Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::Budget;
@@ -125,6 +125,12 @@ pub(super) trait Adapter: Send + Sync {
         _since: OffsetDateTime,
     ) -> Answer<'a, Option<Vec<Recent>>> {
         Box::pin(async { Ok(None) })
+    }
+
+    /// How a post of `account` whose answer was lost is looked for ([`Lookup`]): by default among
+    /// [`recent`](Self::recent) posts, where they show within a minute.
+    fn lookup(&self, _account: &Account) -> Lookup {
+        Lookup::Listing { lag: std::time::Duration::from_secs(60) }
     }
 
     /// Deletes the account's post `id` (an id [`publish`](Self::publish) returned); `None` where

@@ -53,6 +53,20 @@ fn throttle_hint(platform: Platform, headers: &reqwest::header::HeaderMap, now: 
     adapter(platform).throttle_hint(headers, now)
 }
 
+/// How a post whose answer was lost is looked for on its platform (docs/decisions.md, "Exactly
+/// once: reconcile before retry"), as its adapter says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Among the account's recent posts ([`Adapter::recent`](super::adapter::Adapter)), where a
+    /// post the platform made shows within `lag`: not there after it, it was not made.
+    Listing { lag: std::time::Duration },
+    /// A resend under the same key is the look: the platform answers with the post it made
+    /// instead of making another (Bluesky's record key, Mastodon's `Idempotency-Key`).
+    Resend,
+    /// The platform cannot be asked (LinkedIn gives posting apps no read of a member's posts).
+    None,
+}
+
 /// One of an account's recent posts, as its platform lists it.
 #[derive(Debug, Clone)]
 pub(super) struct Recent {
@@ -142,6 +156,32 @@ impl PlatformClient {
         Ok(recent.map(|posts| posts.iter().any(|post| post.id == id)))
     }
 
+    /// How a lost answer of `account`'s platform is looked for.
+    pub fn lookup(&self, account: &Account) -> Lookup {
+        adapter(account.platform).lookup(account)
+    }
+
+    /// `text`, if the account's posts since `since` include it (URLs compared as placeholders,
+    /// since X rewrites them to t.co links); `None` where the platform cannot be asked.
+    pub async fn find(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        since: time::OffsetDateTime,
+        text: &str,
+    ) -> Result<Option<Option<Published>>, PlatformError> {
+        let Some(posts) = adapter(account.platform).recent(self, account, tokens, since).await? else {
+            return Ok(None);
+        };
+        let wanted = comparable(text);
+        Ok(Some(
+            posts
+                .into_iter()
+                .find(|post| !post.id.is_empty() && comparable(&post.text) == wanted)
+                .map(|found| Published { id: found.id, url: found.url, throttle: None }),
+        ))
+    }
+
     /// The rate-limit headers the platform documents, as its answer to a cheap read carried them.
     pub async fn rate_headers(
         &self,
@@ -159,31 +199,24 @@ impl PlatformClient {
         post: &Outgoing<'_>,
     ) -> Result<Published, PlatformError> {
         let started = self.clock.now();
-        let adapter = adapter(account.platform);
-        let text = post.text;
-        let (platform, detail) = match adapter.publish(self, account, tokens, post).await {
+        let (platform, detail) = match adapter(account.platform).publish(self, account, tokens, post).await {
             Err(PlatformError::Ambiguous { platform, detail }) => (platform, detail),
             other => return other,
         };
-        // Where the platform lets us look, the post is among the account's recent ones, or not
-        // (a minute of clock skew allowed). URLs are compared as placeholders, since X rewrites
-        // them to t.co links. Instagram asks its container instead, inside its publish.
-        let since = started - time::Duration::minutes(1);
-        match adapter.recent(self, account, tokens, since).await {
-            Ok(Some(posts)) => {
-                let wanted = comparable(text);
-                match posts.into_iter().find(|post| !post.id.is_empty() && comparable(&post.text) == wanted) {
-                    Some(found) => {
-                        tracing::info!(platform = %platform, "an ambiguous publish was found on the platform");
-                        Ok(Published { id: found.id, url: found.url, throttle: None })
-                    }
-                    // Not (yet) visible proves nothing: reads may lag the write. Never resent.
-                    None => Err(PlatformError::Ambiguous {
-                        platform,
-                        detail: format!("{detail}; not among the account's recent posts when checked"),
-                    }),
-                }
+        // Where the platform lets us look, the post may be among the account's recent ones
+        // already (a minute of clock skew allowed). Instagram asks its container instead, inside
+        // its publish.
+        match self.find(account, tokens, started - time::Duration::minutes(1), post.text).await {
+            Ok(Some(Some(found))) => {
+                tracing::info!(platform = %platform, "an ambiguous publish was found on the platform");
+                Ok(found)
             }
+            // Not visible yet proves nothing (reads lag writes): the target looks again after
+            // the platform's lag, before anything is sent.
+            Ok(Some(None)) => Err(PlatformError::Ambiguous {
+                platform,
+                detail: format!("{detail}; not among the account's recent posts when checked"),
+            }),
             Ok(None) | Err(_) => Err(PlatformError::Ambiguous { platform, detail }),
         }
     }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::domain::post::{Outcome, TargetError};
 use crate::platforms::PlatformError;
+use crate::platforms::publish::Lookup;
 use crate::queue::backoff_drawn;
 
 /// Attempts per target before it fails for good.
@@ -28,26 +29,28 @@ pub enum Attempted {
     Published {
         platform_post_id: String,
         url: Option<String>,
+        /// Found on the platform, made by an earlier attempt whose answer was lost.
+        found: bool,
     },
+    /// The creating call's answer was lost after it may have been applied (or the worker
+    /// making it died), at or after `since`; `lookup`: how the platform can be asked.
+    Lost { detail: String, lookup: Lookup, since: OffsetDateTime },
+    /// Looking for a post whose answer was lost failed (the read's own error).
+    LookupFailed(PlatformError),
+    /// The post may exist, and the platform cannot tell: the reason.
+    Unreadable(String),
     /// The platform call failed, or was not made (its answer, classified by the platform's module).
     Platform(PlatformError),
     /// The target's account was disconnected.
     AccountGone,
     /// The account's grant is dead (revoked, or its refresh refused); `after_refusal`: the
     /// platform refused the token on the publishing call first.
-    GrantDead {
-        after_refusal: bool,
-    },
+    GrantDead { after_refusal: bool },
     /// Herald's own failure (DynamoDB); `transient`: passing trouble that says nothing about
     /// the post (throttling, a transaction conflict), which is not counted as an attempt.
-    Internal {
-        message: String,
-        transient: bool,
-    },
+    Internal { message: String, transient: bool },
     /// Herald's budget for the platform is spent until `until`: not sent, not an attempt.
-    OverBudget {
-        until: OffsetDateTime,
-    },
+    OverBudget { until: OffsetDateTime },
     /// The token is due for a refresh, which this caller may not do: not sent, not an attempt.
     RefreshFirst,
 }
@@ -59,7 +62,18 @@ fn error(code: &str, message: impl Into<String>) -> TargetError {
 /// The outcome of attempt number `attempt` (counting from 1) that came to `attempted` at `now`;
 /// `draw` is the random number a backoff delay is drawn with.
 pub fn decide(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> Outcome {
+    let looking = matches!(attempted, Attempted::LookupFailed(_) | Attempted::Lost { .. });
     match judge(attempted, attempt, now, draw) {
+        // The post may exist: when the attempts to look for it run out, it is unknown, not failed.
+        Outcome::Retry { error: last, counted: true, .. } if looking && attempt >= MAX_ATTEMPTS => {
+            Outcome::Unknown(error(
+                "outcome_unknown",
+                format!(
+                    "an earlier attempt's answer was lost, and the platform could not be read in {MAX_ATTEMPTS} attempts (the last: {})",
+                    last.as_ref().map(|e| e.message.as_str()).unwrap_or("retry")
+                ),
+            ))
+        }
         // Bounded attempts: the last retryable failure fails the target with its reason.
         Outcome::Retry { error: last, counted: true, .. } if attempt >= MAX_ATTEMPTS => {
             Outcome::Exhausted(TargetError {
@@ -79,7 +93,20 @@ pub fn decide(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64
 fn judge(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> Outcome {
     let later = |delay: Duration| now + delay;
     match attempted {
-        Attempted::Published { platform_post_id, url } => Outcome::Published { platform_post_id, url },
+        Attempted::Published { platform_post_id, url, found } => Outcome::Published { platform_post_id, url, found },
+        Attempted::Lost { detail, lookup, since } => lost(detail, lookup, since, attempt, now, draw),
+        Attempted::LookupFailed(err) => match platform(err, attempt, now, draw) {
+            // The read was refused for good: the platform cannot say.
+            Outcome::Failed(e) => Outcome::Unknown(error(
+                "outcome_unknown",
+                format!(
+                    "an earlier attempt's answer was lost, and the platform refused the read that would find the post ({})",
+                    e.platform_message.as_deref().unwrap_or(&e.message)
+                ),
+            )),
+            other => other,
+        },
+        Attempted::Unreadable(reason) => Outcome::Unknown(error("outcome_unknown", reason)),
         Attempted::AccountGone => Outcome::Failed(error("account_not_found", "the account was disconnected")),
         Attempted::GrantDead { after_refusal: false } => {
             Outcome::Failed(error("account_needs_reauth", "the account must be connected again"))
@@ -99,6 +126,45 @@ fn judge(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> 
         },
         Attempted::RefreshFirst => Outcome::Retry { at: now, error: None, counted: false },
         Attempted::Platform(err) => platform(err, attempt, now, draw),
+    }
+}
+
+/// What a lost answer means: look on the platform once its reads show the post (a listing's
+/// lag), or resend under the same key (the platform answers with the post it made), or, where
+/// the platform cannot be asked, `unknown`.
+fn lost(
+    detail: String,
+    lookup: Lookup,
+    since: OffsetDateTime,
+    attempt: u32,
+    now: OffsetDateTime,
+    draw: u64,
+) -> Outcome {
+    match lookup {
+        Lookup::Listing { lag } => Outcome::Reconcile {
+            at: now + lag,
+            since,
+            note: error(
+                "outcome_unknown",
+                format!("the answer was lost ({detail}); the account's posts are read again before anything is sent"),
+            ),
+        },
+        Lookup::Resend => Outcome::Retry {
+            at: now + backoff_drawn(attempt, draw),
+            error: Some(error(
+                "outcome_unknown",
+                format!(
+                    "the answer was lost ({detail}); it is sent again under the same key, which the platform does not post twice"
+                ),
+            )),
+            counted: true,
+        },
+        Lookup::None => Outcome::Unknown(error(
+            "outcome_unknown",
+            format!(
+                "the platform may have published this post ({detail}); it cannot be read back, so it was not sent again"
+            ),
+        )),
     }
 }
 
@@ -145,10 +211,12 @@ fn platform(err: PlatformError, attempt: u32, now: OffsetDateTime, draw: u64) ->
             error: Some(error("platform_unexpected", format!("the platform's answer could not be read ({detail})"))),
             counted: true,
         },
-        PlatformError::Ambiguous { detail, .. } => Outcome::Unknown(error(
-            "outcome_unknown",
-            format!("the platform may have published this post ({detail}); it was not sent again"),
-        )),
+        // Only a lookup's own read can answer this way (a creating call's is `Attempted::Lost`).
+        PlatformError::Ambiguous { detail, .. } => Outcome::Retry {
+            at: later(backoff_drawn(attempt, draw)),
+            error: Some(error("platform_unexpected", detail)),
+            counted: true,
+        },
         PlatformError::Media { code, message } => Outcome::Failed(error(code, message)),
         PlatformError::QuotaExhausted { message, .. } => Outcome::Failed(TargetError {
             code: "platform_quota_exhausted".into(),
@@ -191,6 +259,7 @@ mod tests {
         Unknown,
         Exhausted,
         Retry,
+        Reconcile,
     }
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Delay {
@@ -209,7 +278,39 @@ mod tests {
             })
         };
         vec![
-            ("published", Attempted::Published { platform_post_id: "1".into(), url: Some("https://x.com/i/1".into()) }),
+            (
+                "published",
+                Attempted::Published {
+                    platform_post_id: "1".into(),
+                    url: Some("https://x.com/i/1".into()),
+                    found: false,
+                },
+            ),
+            ("found", Attempted::Published { platform_post_id: "1".into(), url: None, found: true }),
+            (
+                "lost, listed",
+                Attempted::Lost {
+                    detail: "timeout".into(),
+                    lookup: Lookup::Listing { lag: Duration::from_secs(60) },
+                    since: now(),
+                },
+            ),
+            ("lost, resent", Attempted::Lost { detail: "timeout".into(), lookup: Lookup::Resend, since: now() }),
+            ("lost, unreadable", Attempted::Lost { detail: "timeout".into(), lookup: Lookup::None, since: now() }),
+            (
+                "lookup failed",
+                Attempted::LookupFailed(PlatformError::Transient { platform: P, detail: "status 503".into() }),
+            ),
+            (
+                "lookup refused",
+                Attempted::LookupFailed(PlatformError::Refused {
+                    platform: P,
+                    status: 403,
+                    code: "200".into(),
+                    message: "Permissions error".into(),
+                }),
+            ),
+            ("unreadable", Attempted::Unreadable("the account is gone".into())),
             (
                 "token refused",
                 Attempted::Platform(PlatformError::Unauthorized {
@@ -296,7 +397,13 @@ mod tests {
         };
         let backoff = AtMost(2i64.saturating_mul(1 << attempt).min(900));
         match name {
-            "published" => (Published, Option::None, true, Never),
+            "published" | "found" => (Published, Option::None, true, Never),
+            // The post may exist: looked for again at the platform's lag, however many attempts.
+            "lost, listed" => (Reconcile, Some("outcome_unknown"), true, Exactly(60)),
+            "lost, resent" | "lookup failed" if last => (Unknown, Some("outcome_unknown"), true, Never),
+            "lost, resent" => (Retry, Some("outcome_unknown"), true, backoff),
+            "lookup failed" => (Retry, Some("platform_unavailable"), true, backoff),
+            "lost, unreadable" | "lookup refused" | "unreadable" => (Unknown, Some("outcome_unknown"), true, Never),
             "token refused" => counted_retry("unauthorized", Exactly(1)),
             "refused 403" | "refused 400" => (Failed, Some("platform_rejected"), true, Never),
             "throttled, reset known" => counted_retry("rate_limited", Exactly(120)),
@@ -304,7 +411,7 @@ mod tests {
             "throttled, reset unknown" => counted_retry("rate_limited", Exactly(900)),
             "transient" => counted_retry("platform_unavailable", backoff),
             "unreadable before the creating call" => counted_retry("platform_unexpected", backoff),
-            "ambiguous" => (Unknown, Some("outcome_unknown"), true, Never),
+            "ambiguous" => counted_retry("platform_unexpected", backoff),
             "media" => (Failed, Some("media_too_large"), true, Never),
             "quota exhausted" => (Failed, Some("platform_quota_exhausted"), true, Never),
             "deferred by the deadline" | "refresh first" => (Retry, Option::None, false, Exactly(0)),
@@ -332,6 +439,9 @@ mod tests {
             }
             Outcome::Processing { at, note, .. } => {
                 (Kind::Retry, Some(note.code.as_str()), false, Delay::Exactly(seconds(at)))
+            }
+            Outcome::Reconcile { at, note, .. } => {
+                (Kind::Reconcile, Some(note.code.as_str()), true, Delay::Exactly(seconds(at)))
             }
         }
     }
@@ -386,9 +496,12 @@ mod tests {
                 Kind::Published => TargetStatus::Published,
                 Kind::Failed | Kind::Exhausted => TargetStatus::Failed,
                 Kind::Unknown => TargetStatus::Unknown,
-                Kind::Retry => TargetStatus::Retrying,
+                Kind::Retry | Kind::Reconcile => TargetStatus::Retrying,
             };
             assert_eq!(settled.status, status, "{name}");
+            // Only a lost answer leaves the next attempt a look to make; a final outcome clears it.
+            assert_eq!(settled.check_since.is_some(), kind == Kind::Reconcile, "{name}");
+            assert_eq!(settled.history.last().is_some_and(|a| a.found), name == "found", "{name}");
             assert_eq!(settled.attempts, u32::from(counted), "{name}: an uncounted deferral is not an attempt");
             assert_eq!(settled.history.len(), usize::from(counted), "{name}");
             if kind != Kind::Published {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::domain::{AccountId, PostId, TenantId, random_bytes};
 use crate::events::Events;
-use crate::platforms::publish::Outgoing;
+use crate::platforms::publish::{Lookup, Outgoing};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::posts::outcome::{self, Attempted};
 use crate::posts::{DeadLetterState, Outcome, Post, Target, TargetError, TargetStatus};
@@ -152,7 +152,7 @@ pub async fn attempt<G: Grants>(
             publisher.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
             match written? {
                 Written::Yes => {
-                    let attempted = call(publisher, post, account, tokens, claimed.resume.as_deref()).await;
+                    let attempted = call(publisher, post, account, tokens, &claimed).await;
                     return conclude(publisher, post, claimed, attempted).await;
                 }
                 Written::TargetMoved => return current(publisher, post, target).await,
@@ -228,7 +228,7 @@ pub async fn submit(
         async move {
             match tokens {
                 Some(tokens) => {
-                    let attempted = call(publisher, post, account, tokens, target.resume.as_deref()).await;
+                    let attempted = call(publisher, post, account, tokens, target).await;
                     conclude(publisher, post, target.clone(), attempted).await
                 }
                 None => attempt(publisher, post, target, Some(account)).await,
@@ -282,7 +282,7 @@ async fn conclude<G: Grants>(
     if let Some(event) = &event {
         publisher.events.announce(event).await;
     }
-    if let Outcome::Retry { at, .. } = &outcome {
+    if let Outcome::Retry { at, .. } | Outcome::Reconcile { at, .. } = &outcome {
         schedule(publisher, &post.tenant, &post.id, &claimed, wait_until(*at, now)).await;
     }
     tracing::info!(
@@ -316,11 +316,16 @@ pub async fn schedule<G: Grants>(
 }
 
 async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target, known: Option<&Account>) -> Attempted {
+    // A post that may exist already cannot be failed for want of the account: it is unknown.
+    let gone = |attempted: Attempted| match (&attempted, claimed.check_since) {
+        (Attempted::AccountGone | Attempted::GrantDead { .. }, Some(_)) => Attempted::Unreadable(GRANT_GONE.into()),
+        _ => attempted,
+    };
     let account = match known {
         Some(account) => account.clone(),
         None => match publisher.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
             Ok(Some(account)) => account,
-            Ok(None) => return Attempted::AccountGone,
+            Ok(None) => return gone(Attempted::AccountGone),
             Err(e) => return internal(&e),
         },
     };
@@ -328,7 +333,7 @@ async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target,
         Ok(Some(tokens)) => tokens,
         // Due for a refresh, which this publisher may not make: the retries function will.
         Ok(None) => return Attempted::RefreshFirst,
-        Err(e) => return token_failure(e, false),
+        Err(e) => return gone(token_failure(e, false)),
     };
     // Within the platform's budgets, checked before the call; over them, deferred to the reset.
     match publisher.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
@@ -339,7 +344,7 @@ async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target,
         }
         Err(LimitError::Store(e)) => return internal(&e),
     }
-    call(publisher, post, &account, tokens, claimed.resume.as_deref()).await
+    call(publisher, post, &account, tokens, claimed).await
 }
 
 /// What a failure to get a usable token comes to; `after_refusal`: the platform had refused the
@@ -352,18 +357,93 @@ fn token_failure(e: TokenError, after_refusal: bool) -> Attempted {
     }
 }
 
+const GRANT_GONE: &str =
+    "an earlier attempt's answer was lost, and the account's grant is gone, so the platform cannot be read";
+
+/// What looking for a post whose answer was lost found.
+enum Looked {
+    /// Not there once the platform's reads show what it made: sending is safe.
+    Absent,
+    /// Settled by the look (found, or the platform could not say).
+    Settled(Attempted),
+}
+
+fn unreadable(account: &Account) -> Attempted {
+    Attempted::Unreadable(format!(
+        "an earlier attempt's answer was lost, and {} cannot be read back; it was not sent again",
+        account.platform
+    ))
+}
+
+/// Looks for the post on the platform, among what `account` posted since `since`, before an
+/// attempt that follows a lost answer sends anything (the read counts against the platform's
+/// read budget, checked first like any call).
+async fn reconcile<G: Grants>(
+    publisher: &Publisher<G>,
+    post: &Post,
+    account: &Account,
+    tokens: &TokenSet,
+    since: time::OffsetDateTime,
+) -> Looked {
+    match publisher.platforms.lookup(account) {
+        // The send under the same key is the look.
+        Lookup::Resend => return Looked::Absent,
+        Lookup::None => return Looked::Settled(unreadable(account)),
+        Lookup::Listing { .. } => {}
+    }
+    match publisher.limits.admit(account.platform, "read", account.id.as_str(), "app").await {
+        Ok(()) => {}
+        Err(LimitError::Denied(denied)) => {
+            let until = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(publisher.clock.now());
+            return Looked::Settled(Attempted::OverBudget { until });
+        }
+        Err(LimitError::Store(e)) => return Looked::Settled(internal(&e)),
+    }
+    let mut found = publisher.platforms.find(account, tokens, since, &post.text).await;
+    if matches!(found, Err(PlatformError::Unauthorized { .. })) {
+        // As for the creating call: the grant refreshed once (where this publisher may), then
+        // the read once more; a grant that will not refresh leaves the post unknown.
+        match publisher.tokens.after_refusal(account).await {
+            Some(Ok(fresh)) => found = publisher.platforms.find(account, &fresh, since, &post.text).await,
+            Some(Err(TokenError::Transient(e))) => found = Err(e),
+            Some(Err(_)) => return Looked::Settled(Attempted::Unreadable(GRANT_GONE.into())),
+            None => {}
+        }
+    }
+    match found {
+        Ok(Some(Some(found))) => {
+            tracing::info!(platform = %account.platform, "a post whose answer was lost was found on the platform");
+            Looked::Settled(Attempted::Published { platform_post_id: found.id, url: found.url, found: true })
+        }
+        Ok(Some(None)) => {
+            tracing::info!(platform = %account.platform, "a post whose answer was lost is not on the platform; sending it");
+            Looked::Absent
+        }
+        Ok(None) => Looked::Settled(unreadable(account)),
+        Err(e) => Looked::Settled(Attempted::LookupFailed(e)),
+    }
+}
+
 /// The platform call of a claimed target (once more after refreshing a refused token, where
-/// this caller may), and what it came to.
+/// this caller may), and what it came to. A target whose earlier answer was lost is looked for
+/// first ([`reconcile`]).
 async fn call<G: Grants>(
     publisher: &Publisher<G>,
     post: &Post,
     account: &Account,
     tokens: TokenSet,
-    resume: Option<&str>,
+    claimed: &Target,
 ) -> Attempted {
+    let started = publisher.clock.now();
+    if let Some(since) = claimed.check_since
+        && let Looked::Settled(attempted) = reconcile(publisher, post, account, &tokens, since).await
+    {
+        return attempted;
+    }
     // The same key on every attempt of this target: a platform that takes one makes a resend a
     // no-op.
     let key = format!("{}/{}", post.id.as_str(), account.id.as_str());
+    let resume = claimed.resume.as_deref();
     let outgoing = Outgoing { text: &post.text, media: &post.media, resume, key: &key, made_at: post.created_at };
     let mut result = publisher.platforms.publish(account, &tokens, &outgoing).await;
     if matches!(result, Err(PlatformError::Unauthorized { .. })) {
@@ -384,8 +464,15 @@ async fn call<G: Grants>(
                     tracing::warn!(error = %e, "could not record the platform's usage");
                 }
             }
-            Attempted::Published { platform_post_id: published.id, url: published.url }
+            Attempted::Published { platform_post_id: published.id, url: published.url, found: false }
         }
+        // Applied or not, the answer does not say: looked for before anything is sent again (a
+        // minute of clock skew allowed).
+        Err(PlatformError::Ambiguous { detail, .. }) => Attempted::Lost {
+            detail,
+            lookup: publisher.platforms.lookup(account),
+            since: started - time::Duration::minutes(1),
+        },
         Err(e) => {
             // The platform said which limit: the app's holds every account back, else this one.
             if let PlatformError::RateLimited { retry_at: Some(until), app_wide, .. } = &e
@@ -404,7 +491,7 @@ pub fn open(target: &Target) -> bool {
     matches!(target.status, TargetStatus::Pending | TargetStatus::Retrying)
 }
 
-/// The retries function's job for one target: finish a dead letter left half-sent, settle a
+/// The retries function's job for one target: finish a dead letter left half-sent, reconcile a
 /// claim whose worker died, wait for a target not yet due, or make the next attempt (and send
 /// the target to the dead-letter queue when its attempts ran out).
 pub async fn run_job(
@@ -423,16 +510,22 @@ pub async fn run_job(
         return dead_letter(publisher, &found, target).await;
     }
     let now = publisher.clock.now();
-    if target.status == TargetStatus::Publishing && target.lease_until.is_some_and(|until| until < now) {
-        // The claimer died mid-attempt: it may have been sent, so it is not sent again.
-        return match publisher.posts.abandon(tenant, post, target).await {
-            Ok(settled) => {
-                if let Err(e) = publisher.events.post_outcome(&found, &settled).await {
-                    tracing::error!(error = %e, "could not record the post's outcome event");
-                }
-                Ok(())
-            }
-            Err(StoreError::VersionConflict) => Ok(()),
+    if target.status == TargetStatus::Publishing
+        && let Some(lease) = target.lease_until.filter(|until| *until < now)
+    {
+        // The claimer died mid-attempt: it may have been sent, so it is looked for like a lost
+        // answer (or, where the platform cannot be read, settled `unknown`), never resent blindly.
+        let lookup = match publisher.accounts.get(tenant, &found.user_id, account).await? {
+            Some(account) => publisher.platforms.lookup(&account),
+            None => Lookup::None,
+        };
+        let lost = Attempted::Lost {
+            detail: "the attempt's worker stopped after it may have reached the platform".into(),
+            lookup,
+            since: lease - CLAIM - time::Duration::minutes(1),
+        };
+        return match conclude(publisher, &found, target.clone(), lost).await {
+            Ok(_) | Err(StoreError::VersionConflict) => Ok(()),
             Err(e) => Err(e.into()),
         };
     }

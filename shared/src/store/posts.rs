@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::{Item, Reader, StoreError, epoch, is_condition_failure, n, s};
 use crate::clock::SharedClock;
-use crate::domain::post::{Attempt, DeadLetterState, Media, Post, Target, TargetError, TargetStatus};
+use crate::domain::post::{DeadLetterState, Media, Post, Target, TargetStatus};
 use crate::domain::{AccountId, PostId, TenantId, UserId};
 use crate::schema::TTL_ATTRIBUTE;
 
@@ -159,6 +159,7 @@ impl Target {
             ("error", self.error.as_ref().map(json_attr)),
             ("dead_letter", self.dead_letter.map(|d| s(d.as_str()))),
             ("resume", self.resume.clone().map(s)),
+            ("check_since", self.check_since.map(epoch)),
             (
                 "history",
                 (!self.history.is_empty()).then(|| AttributeValue::L(self.history.iter().map(json_attr).collect())),
@@ -167,7 +168,7 @@ impl Target {
         item.extend(optional.into_iter().filter_map(|(name, value)| Some((name.to_owned(), value?))));
         // Every open target is in the due index from the start (due now unless scheduled), so a
         // first attempt that dies half-way cannot lose it; a claimed one is due when its lease
-        // ends, so a dead claimer's target is found and settled as `unknown`.
+        // ends, so a dead claimer's target is found and reconciled.
         let due = match self.status {
             TargetStatus::Pending | TargetStatus::Retrying => Some(self.next_attempt_at.unwrap_or(created_at)),
             TargetStatus::Publishing => self.lease_until,
@@ -217,6 +218,7 @@ impl Target {
             dead_letter,
             lease_until: r.opt_time("lease_until")?,
             resume: item.get("resume").and_then(|v| v.as_s().ok()).cloned(),
+            check_since: r.opt_time("check_since")?,
             version: r.u64("version")?,
         })
     }
@@ -531,42 +533,6 @@ impl PostStore {
         }
     }
 
-    /// Settles a target whose claimer died (its lease ran out while `publishing`): it may have
-    /// been sent, so it becomes `unknown`, never sent again.
-    pub async fn abandon(&self, tenant: &TenantId, post: &PostId, target: &Target) -> Result<Target, StoreError> {
-        let now = self.clock.now();
-        let error = TargetError {
-            code: "outcome_unknown".into(),
-            message: "the attempt was interrupted after it may have reached the platform; it was not sent again".into(),
-            platform_code: None,
-            platform_message: None,
-        };
-        let update = self
-            .update_target(tenant, post, &target.account_id)
-            .update_expression(
-                "SET #status = :unknown, #error = :error, version = version + :one, history = list_append(if_not_exists(history, :no_history), :entry) REMOVE lease_until, gsi2pk, gsi2sk",
-            )
-            .condition_expression("#status = :publishing AND lease_until < :now")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#error", "error")
-            .expression_attribute_values(":unknown", s(TargetStatus::Unknown.as_str()))
-            .expression_attribute_values(":publishing", s(TargetStatus::Publishing.as_str()))
-            .expression_attribute_values(":error", json_attr(&error))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", epoch(now))
-            .expression_attribute_values(":no_history", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(
-                ":entry",
-                AttributeValue::L(vec![json_attr(&Attempt {
-                    number: target.attempts,
-                    at: now,
-                    status: TargetStatus::Unknown,
-                    error: Some(error.clone()),
-                })]),
-            );
-        send_target_update(update).await
-    }
-
     /// Records that an exhausted target's dead letter reached the dead-letter queue.
     pub async fn dead_letter_sent(
         &self,
@@ -663,6 +629,7 @@ mod tests {
     use super::*;
     use crate::domain::Platform;
     use crate::domain::post::Outcome;
+    use crate::domain::post::TargetError;
 
     fn pending() -> Target {
         Target::pending("acc_AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(), Platform::X, None)
@@ -680,7 +647,7 @@ mod tests {
         let now = OffsetDateTime::from_unix_timestamp(1_795_953_600).unwrap() + time::Duration::milliseconds(250);
         let later = now + time::Duration::seconds(30);
         let outcomes = [
-            Outcome::Published { platform_post_id: "1".into(), url: Some("https://x.com/i/1".into()) },
+            Outcome::Published { platform_post_id: "1".into(), url: Some("https://x.com/i/1".into()), found: false },
             Outcome::Failed(error("platform_rejected")),
             Outcome::Unknown(error("outcome_unknown")),
             Outcome::Exhausted(error("attempts_exhausted")),

@@ -67,6 +67,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_sandbox/faults/release", post(release))
         .route("/_sandbox/limits", post(set_limit))
         .route("/_sandbox/clock/advance", post(advance_clock))
+        .route("/_sandbox/read_lag", post(set_read_lag))
         .route("/_sandbox/posts", get(posts))
         .route("/_sandbox/calls", get(calls))
         .route("/_sandbox/spec", get(spec_ledger))
@@ -299,6 +300,17 @@ struct Limit {
     limit: u32,
     #[serde(default)]
     window: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ReadLag {
+    seconds: i64,
+}
+
+/// How long new posts stay out of their account's listings (`{"seconds": 30}`).
+async fn set_read_lag(State(sandbox): State<Shared>, Json(lag): Json<ReadLag>) -> Response {
+    sandbox.world().read_lag = lag.seconds.max(0);
+    Json(json!({ "read_lag": lag.seconds.max(0) })).into_response()
 }
 
 async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> Response {

@@ -904,7 +904,7 @@ fn page_posts(world: &World, grant: &Grant, page_id: &str, q: &HashMap<String, S
         .posts
         .iter()
         .rev()
-        .filter(|p| p.platform == Platform::Meta && p.account == page_id && p.created_at >= since)
+        .filter(|p| p.platform == Platform::Meta && p.account == page_id && p.created_at >= since && world.listed(p))
         .take(limit)
         .map(|p| json!({ "id": p.id, "message": p.text }))
         .collect();

@@ -251,6 +251,9 @@ pub struct World {
     pub mastodon: crate::mastodon::MastodonWorld,
     /// TXT records by name, for the DNS-over-HTTPS resolver ([`crate::dns`]).
     pub dns: HashMap<String, Vec<String>>,
+    /// Seconds a new post takes to show in its account's listings (X's user timeline, a Page's
+    /// feed, a Threads profile): reads lag writes on every platform, by an amount none documents.
+    pub read_lag: i64,
     /// How each Mastodon call stood against the Mastodon OpenAPI description ([`crate::mastodon_spec`]).
     pub mastodon_spec: crate::spec::Ledger,
     /// How each X call stood against X's OpenAPI document ([`crate::spec`]).
@@ -274,6 +277,11 @@ impl World {
             None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
         };
         source + self.clock_offset
+    }
+
+    /// Whether `post` shows in its account's listings yet ([`World::read_lag`]).
+    pub fn listed(&self, post: &Post) -> bool {
+        post.created_at + self.read_lag <= self.now()
     }
 
     /// A random URL-safe token with a recognisable prefix.
@@ -356,6 +364,7 @@ impl Sandbox {
             threads: Default::default(),
             mastodon: Default::default(),
             dns: Default::default(),
+            read_lag: 0,
             mastodon_spec: Default::default(),
             x_spec: Default::default(),
             meta_spec: Default::default(),

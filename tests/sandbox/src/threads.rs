@@ -429,7 +429,7 @@ async fn edge(
                     .posts
                     .iter()
                     .rev()
-                    .filter(|p| p.platform == P && p.account == user && p.created_at >= since)
+                    .filter(|p| p.platform == P && p.account == user && p.created_at >= since && world.listed(p))
                     .take(25)
                     .map(|p| {
                         json!({

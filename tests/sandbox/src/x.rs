@@ -805,7 +805,7 @@ async fn user_tweets(
         .posts
         .iter()
         .rev()
-        .filter(|p| p.platform == P && p.account == id && p.created_at >= since)
+        .filter(|p| p.platform == P && p.account == id && p.created_at >= since && world.listed(p))
         .take(max)
         .map(|p| json!({ "id": p.id, "text": p.text, "edit_history_tweet_ids": [p.id] }))
         .collect();

@@ -12,7 +12,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
 use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Outgoing, Published};
+use super::publish::{Lookup, Outgoing, Published};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -103,6 +103,12 @@ impl Adapter for Linkedin {
     }
 
     /// 150 posts per day per member and 100,000 per day per app, days in UTC (platforms.md).
+    /// Reading a member's posts needs `r_member_social`, which LinkedIn grants to its partners
+    /// only: a lost answer cannot be looked for.
+    fn lookup(&self, _account: &Account) -> Lookup {
+        Lookup::None
+    }
+
     fn budgets(&self) -> Vec<Budget> {
         vec![
             Budget::publish(P, Scope::Account, 150, Window::DailyUtc),

@@ -22,7 +22,7 @@ mod publish;
 mod rules;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
-use super::publish::{Outgoing, Published, Throttle, seen};
+use super::publish::{Lookup, Outgoing, Published, Throttle, seen};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{
     AuthorizeStart, CallbackParams, Discovered, FormField, Grant, PendingAuth, PlatformClient, PlatformError,
@@ -387,6 +387,12 @@ impl Adapter for Mastodon {
 
     fn check(&self, _kind: AccountKind, text: &str, media: &[Media]) -> Result<(), Broken> {
         rules::check(text, media, &rules::Limits::DEFAULT)
+    }
+
+    /// The same `Idempotency-Key` within the hour the server keeps it (Mastodon's
+    /// `PostStatusService` answers a repeat with the status it made): resent soon, well inside it.
+    fn lookup(&self, _account: &Account) -> Lookup {
+        Lookup::Resend
     }
 
     fn budgets(&self) -> Vec<Budget> {

@@ -11,7 +11,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
 use super::oauth2::{ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Outgoing, Published, Recent, Throttle};
+use super::publish::{Lookup, Outgoing, Published, Recent, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -137,6 +137,15 @@ impl Adapter for Meta {
                 _ => Ok(None),
             }
         })
+    }
+
+    /// A Page's feed is listed; an Instagram container was asked inside its publish, and
+    /// nothing more can be read.
+    fn lookup(&self, _account: &Account) -> Lookup {
+        match self.0 {
+            Platform::Facebook => Lookup::Listing { lag: std::time::Duration::from_secs(60) },
+            _ => Lookup::None,
+        }
     }
 
     fn media_types(&self) -> &'static [&'static str] {

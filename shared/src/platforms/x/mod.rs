@@ -171,6 +171,8 @@ impl Adapter for X {
         vec![
             Budget::publish(P, Scope::Account, 100, Window::Fixed { seconds: 900 }),
             Budget::publish(P, Scope::App, 10_000, Window::Fixed { seconds: 86_400 }),
+            // `GET /2/users/:id/tweets`, read after a lost answer (docs.x.com rate limits).
+            Budget::read(P, Scope::Account, 900, Window::Fixed { seconds: 900 }),
         ]
     }
 
