@@ -128,9 +128,9 @@ pub(super) trait Adapter: Send + Sync {
     }
 
     /// How a post of `account` whose answer was lost is looked for ([`Lookup`]): by default among
-    /// [`recent`](Self::recent) posts, where they show within a minute.
+    /// [`recent`](Self::recent) posts ([`Lookup::LISTED`]).
     fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::Listing { lag: std::time::Duration::from_secs(60) }
+        Lookup::LISTED
     }
 
     /// Deletes the account's post `id` (an id [`publish`](Self::publish) returned); `None` where

@@ -67,6 +67,23 @@ pub enum Lookup {
     None,
 }
 
+impl Lookup {
+    /// How long Herald waits for a listing to show a post the platform made: none of X, Facebook
+    /// or Threads documents a bound, a few seconds is what clients observe, and this is an order
+    /// of magnitude more (docs/decisions.md, "Exactly once").
+    pub const LISTED: Lookup = Lookup::Listing { lag: std::time::Duration::from_secs(60) };
+}
+
+/// What looking among an account's recent posts came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Search {
+    Found(Published),
+    /// Not among them.
+    Absent,
+    /// The platform cannot be asked.
+    Unlisted,
+}
+
 /// One of an account's recent posts, as its platform lists it.
 #[derive(Debug, Clone)]
 pub(super) struct Recent {
@@ -161,25 +178,23 @@ impl PlatformClient {
         adapter(account.platform).lookup(account)
     }
 
-    /// `text`, if the account's posts since `since` include it (URLs compared as placeholders,
-    /// since X rewrites them to t.co links); `None` where the platform cannot be asked.
+    /// Whether the account's posts since `since` include `text` (URLs compared as placeholders,
+    /// since X rewrites them to t.co links).
     pub async fn find(
         &self,
         account: &Account,
         tokens: &TokenSet,
         since: time::OffsetDateTime,
         text: &str,
-    ) -> Result<Option<Option<Published>>, PlatformError> {
+    ) -> Result<Search, PlatformError> {
         let Some(posts) = adapter(account.platform).recent(self, account, tokens, since).await? else {
-            return Ok(None);
+            return Ok(Search::Unlisted);
         };
         let wanted = comparable(text);
-        Ok(Some(
-            posts
-                .into_iter()
-                .find(|post| !post.id.is_empty() && comparable(&post.text) == wanted)
-                .map(|found| Published { id: found.id, url: found.url, throttle: None }),
-        ))
+        Ok(posts
+            .into_iter()
+            .find(|post| !post.id.is_empty() && comparable(&post.text) == wanted)
+            .map_or(Search::Absent, |found| Search::Found(Published { id: found.id, url: found.url, throttle: None })))
     }
 
     /// The rate-limit headers the platform documents, as its answer to a cheap read carried them.
@@ -207,17 +222,17 @@ impl PlatformClient {
         // already (a minute of clock skew allowed). Instagram asks its container instead, inside
         // its publish.
         match self.find(account, tokens, started - time::Duration::minutes(1), post.text).await {
-            Ok(Some(Some(found))) => {
+            Ok(Search::Found(found)) => {
                 tracing::info!(platform = %platform, "an ambiguous publish was found on the platform");
                 Ok(found)
             }
             // Not visible yet proves nothing (reads lag writes): the target looks again after
             // the platform's lag, before anything is sent.
-            Ok(Some(None)) => Err(PlatformError::Ambiguous {
+            Ok(Search::Absent) => Err(PlatformError::Ambiguous {
                 platform,
                 detail: format!("{detail}; not among the account's recent posts when checked"),
             }),
-            Ok(None) | Err(_) => Err(PlatformError::Ambiguous { platform, detail }),
+            Ok(Search::Unlisted) | Err(_) => Err(PlatformError::Ambiguous { platform, detail }),
         }
     }
 

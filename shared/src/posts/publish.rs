@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::clock::SharedClock;
 use crate::domain::{AccountId, PostId, TenantId, random_bytes};
 use crate::events::Events;
-use crate::platforms::publish::{Lookup, Outgoing};
+use crate::platforms::publish::{Lookup, Outgoing, Search};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::posts::outcome::{self, Attempted};
 use crate::posts::{DeadLetterState, Outcome, Post, Target, TargetError, TargetStatus};
@@ -399,29 +399,54 @@ async fn reconcile<G: Grants>(
         }
         Err(LimitError::Store(e)) => return Looked::Settled(internal(&e)),
     }
-    let mut found = publisher.platforms.find(account, tokens, since, &post.text).await;
-    if matches!(found, Err(PlatformError::Unauthorized { .. })) {
-        // As for the creating call: the grant refreshed once (where this publisher may), then
-        // the read once more; a grant that will not refresh leaves the post unknown.
-        match publisher.tokens.after_refusal(account).await {
-            Some(Ok(fresh)) => found = publisher.platforms.find(account, &fresh, since, &post.text).await,
-            Some(Err(TokenError::Transient(e))) => found = Err(e),
-            Some(Err(_)) => return Looked::Settled(Attempted::Unreadable(GRANT_GONE.into())),
-            None => {}
+    let found = match refreshed_once(publisher, account, tokens, |t| async move {
+        publisher.platforms.find(account, &t, since, &post.text).await
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(TokenError::Transient(e)) => Err(e),
+        Err(e) => {
+            return Looked::Settled(match token_failure(e, true) {
+                Attempted::GrantDead { .. } => Attempted::Unreadable(GRANT_GONE.into()),
+                other => other,
+            });
         }
-    }
+    };
     match found {
-        Ok(Some(Some(found))) => {
+        Ok(Search::Found(found)) => {
             tracing::info!(platform = %account.platform, "a post whose answer was lost was found on the platform");
             Looked::Settled(Attempted::Published { platform_post_id: found.id, url: found.url, found: true })
         }
-        Ok(Some(None)) => {
+        Ok(Search::Absent) => {
             tracing::info!(platform = %account.platform, "a post whose answer was lost is not on the platform; sending it");
             Looked::Absent
         }
-        Ok(None) => Looked::Settled(unreadable(account)),
+        Ok(Search::Unlisted) => Looked::Settled(unreadable(account)),
         Err(e) => Looked::Settled(Attempted::LookupFailed(e)),
     }
+}
+
+/// `call` with the account's tokens, and once more after refreshing them where the platform
+/// refused them although they looked valid (where this publisher may refresh): its answer, or why
+/// the grant could not be refreshed.
+async fn refreshed_once<G: Grants, T, F, Fut>(
+    publisher: &Publisher<G>,
+    account: &Account,
+    tokens: &TokenSet,
+    call: F,
+) -> Result<Result<T, PlatformError>, TokenError>
+where
+    F: Fn(TokenSet) -> Fut,
+    Fut: Future<Output = Result<T, PlatformError>>,
+{
+    let result = call(tokens.clone()).await;
+    if matches!(result, Err(PlatformError::Unauthorized { .. }))
+        && let Some(fresh) = publisher.tokens.after_refusal(account).await
+    {
+        return Ok(call(fresh?).await);
+    }
+    Ok(result)
 }
 
 /// The platform call of a claimed target (once more after refreshing a refused token, where
@@ -445,16 +470,14 @@ async fn call<G: Grants>(
     let key = format!("{}/{}", post.id.as_str(), account.id.as_str());
     let resume = claimed.resume.as_deref();
     let outgoing = Outgoing { text: &post.text, media: &post.media, resume, key: &key, made_at: post.created_at };
-    let mut result = publisher.platforms.publish(account, &tokens, &outgoing).await;
-    if matches!(result, Err(PlatformError::Unauthorized { .. })) {
-        // The token looked valid but was refused: refresh once (where this publisher may), then
-        // try once more.
-        match publisher.tokens.after_refusal(account).await {
-            Some(Ok(fresh)) => result = publisher.platforms.publish(account, &fresh, &outgoing).await,
-            Some(Err(e)) => return token_failure(e, true),
-            None => {}
-        }
-    }
+    let result = match refreshed_once(publisher, account, &tokens, |t| async move {
+        publisher.platforms.publish(account, &t, &outgoing).await
+    })
+    .await
+    {
+        Ok(result) => result,
+        Err(e) => return token_failure(e, true),
+    };
     match result {
         Ok(published) => {
             // The answer said the budget is spent: everyone holds off until the reset.

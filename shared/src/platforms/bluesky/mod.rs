@@ -254,14 +254,14 @@ impl Adapter for Bluesky {
         rules::check(text, media)
     }
 
-    /// The PDS's repository writes: 5,000 points an hour and 35,000 a day per account, a new
-    /// record costing 3 (the reference PDS's limits, as bsky.social's; infra/pds's facts,
-    /// docs.bsky.app/docs/advanced-guides/rate-limits): 1,666 posts an hour, 11,666 a day.
     /// The record key is the post's: `putRecord` under it again cannot make a second record.
     fn lookup(&self, _account: &Account) -> Lookup {
         Lookup::Resend
     }
 
+    /// The PDS's repository writes: 5,000 points an hour and 35,000 a day per account, a new
+    /// record costing 3 (the reference PDS's limits, as bsky.social's; infra/pds's facts,
+    /// docs.bsky.app/docs/advanced-guides/rate-limits): 1,666 posts an hour, 11,666 a day.
     fn budgets(&self) -> Vec<Budget> {
         vec![
             Budget::publish(P, Scope::Account, 5_000 / WRITE_POINTS, Window::Fixed { seconds: 3_600 }),

@@ -102,13 +102,13 @@ impl Adapter for Linkedin {
         (now.div_euclid(86_400) + 1) * 86_400
     }
 
-    /// 150 posts per day per member and 100,000 per day per app, days in UTC (platforms.md).
     /// Reading a member's posts needs `r_member_social`, which LinkedIn grants to its partners
     /// only: a lost answer cannot be looked for.
     fn lookup(&self, _account: &Account) -> Lookup {
         Lookup::None
     }
 
+    /// 150 posts per day per member and 100,000 per day per app, days in UTC (platforms.md).
     fn budgets(&self) -> Vec<Budget> {
         vec![
             Budget::publish(P, Scope::Account, 150, Window::DailyUtc),

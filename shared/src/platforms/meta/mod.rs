@@ -143,7 +143,7 @@ impl Adapter for Meta {
     /// nothing more can be read.
     fn lookup(&self, _account: &Account) -> Lookup {
         match self.0 {
-            Platform::Facebook => Lookup::Listing { lag: std::time::Duration::from_secs(60) },
+            Platform::Facebook => Lookup::LISTED,
             _ => Lookup::None,
         }
     }
