@@ -57,6 +57,12 @@ impl Events {
         self.journal.post_event_item(post, target)
     }
 
+    /// An event of `kind` about `target` of `post` (a tenant's action on it), to be written in
+    /// the action's own transaction and then [`announce`](Self::announce)d.
+    pub fn post_item(&self, kind: &str, post: &Post, target: &Target) -> PreparedEvent {
+        self.journal.post_event(kind, post, target)
+    }
+
     /// After `event` is written: queues its delivery if the tenant has a webhook endpoint.
     pub async fn announce(&self, event: &PreparedEvent) {
         match self.endpoints.exists(&event.tenant).await {

@@ -327,6 +327,7 @@ async fn queued_batch(app: &TestApp, account: &str, count: usize, tag: &str) -> 
             media: Vec::new(),
             scheduled_at: None,
             created_at: now,
+            deleted_at: None,
             targets: vec![Target::pending(account.parse().expect("account id"), Platform::X, None)],
         };
         let id = post.id.to_string();

@@ -11,6 +11,7 @@ mod crypto;
 mod dead_letters;
 mod deliveries;
 mod lambda;
+mod manage;
 mod mastodon;
 mod openapi;
 mod posts;

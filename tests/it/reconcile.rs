@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use herald_sandbox::Platform as SandboxPlatform;
 use herald_testkit::TestApp;
 use herald_testkit::TestEnv;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A platform read by listing: its account key in `connect_all`, its creating call's path, the
@@ -38,10 +37,6 @@ const LISTED: [Listed; 2] = [
     },
 ];
 
-async fn read(app: &TestApp, id: &str) -> Value {
-    app.call(Method::GET, &format!("/v1/posts/{id}"), None).await.1
-}
-
 /// Submits `text` to `account` with the creating call's answer lost (`kind`: applied or not);
 /// the post's id and its first target as the submission answered.
 async fn lost(app: &TestApp, ids: &HashMap<&str, String>, p: &Listed, kind: &str, text: &str) -> (String, Value) {
@@ -51,20 +46,6 @@ async fn lost(app: &TestApp, ids: &HashMap<&str, String>, p: &Listed, kind: &str
     let (status, post) = app.releasing(app.post(body, None)).await;
     assert_eq!(status, 202, "{post}");
     (post["id"].as_str().unwrap().to_owned(), post["targets"][0].clone())
-}
-
-/// Runs the target's queued attempts as they fall due until it settles; its final state.
-async fn settle(app: &TestApp, post: &str, account: &str) -> Value {
-    let worker = app.worker(2).await;
-    for _ in 0..10 {
-        let target = read(app, post).await["targets"][0].clone();
-        if !["pending", "retrying", "publishing"].contains(&target["status"].as_str().unwrap_or_default()) {
-            return target;
-        }
-        app.advance(time::Duration::seconds(61)).await;
-        assert!(worker.handle_batch(app.publish_event(post, account, 1)).await.batch_item_failures.is_empty());
-    }
-    panic!("{post} did not settle");
 }
 
 fn texts(app: &TestApp, platform: SandboxPlatform) -> Vec<String> {
@@ -85,7 +66,7 @@ async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_
             (Some("retrying"), Some("outcome_unknown"))
         );
         assert!(first["error"]["message"].as_str().unwrap().contains("read again before anything is sent"), "{first}");
-        let settled = settle(&app, &post, &ids[p.account]).await;
+        let settled = app.settle(&post, &ids[p.account]).await;
         assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
         let history = settled["history"].as_array().unwrap();
         assert_eq!(history.last().unwrap()["found"], true, "{}: found, not sent: {settled}", p.account);
@@ -96,7 +77,7 @@ async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_
 
         // Not applied, answer lost: not there after the lag, so sent, once.
         let (post, _) = lost(&app, &ids, p, "hang", &format!("{} not applied", p.account)).await;
-        let settled = settle(&app, &post, &ids[p.account]).await;
+        let settled = app.settle(&post, &ids[p.account]).await;
         assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
         assert!(settled["history"].as_array().unwrap().last().unwrap().get("found").is_none(), "{settled}");
         let want = [format!("{} applied", p.account), format!("{} not applied", p.account)];
@@ -107,7 +88,7 @@ async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_
         let (post, _) = lost(&app, &ids, p, "applied_then_hang", &format!("{} then revoked", p.account)).await;
         let revoked = app.control("/_sandbox/grants/revoke", json!({ "platform": p.grants, "user_id": p.user })).await;
         assert!(revoked["revoked"].as_u64() > Some(0), "{revoked}");
-        let settled = settle(&app, &post, &ids[p.account]).await;
+        let settled = app.settle(&post, &ids[p.account]).await;
         assert_eq!(
             (settled["status"].as_str(), settled["error"]["code"].as_str()),
             (Some("unknown"), Some("outcome_unknown")),
@@ -156,7 +137,7 @@ async fn a_dead_workers_claim_is_reconciled_not_left_unknown() {
     }
     app.advance(time::Duration::minutes(3)).await;
     for (post, applied) in &made {
-        let settled = settle(&app, post, &ids["x"]).await;
+        let settled = app.settle(post, &ids["x"]).await;
         assert_eq!(settled["status"], "published", "{settled}");
         let found = settled["history"].as_array().unwrap().last().unwrap().get("found").is_some();
         assert_eq!(found, *applied, "{settled}");

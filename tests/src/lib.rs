@@ -640,6 +640,31 @@ impl TestApp {
         (response.status().as_u16(), response.json().await.expect("json"))
     }
 
+    /// `GET /v1/posts/{id}`'s answer.
+    pub async fn read_post(&self, id: &str) -> serde_json::Value {
+        self.call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None).await.1
+    }
+
+    /// Runs the queued jobs of `account`'s target of `post` as they fall due (the clock moved a
+    /// minute at a time) until it settles; the target as it then stands.
+    pub async fn settle(&self, post: &str, account: &str) -> serde_json::Value {
+        let worker = self.worker(2).await;
+        let open = ["pending", "retrying", "publishing", "deleting"];
+        for _ in 0..12 {
+            let read = self.read_post(post).await;
+            let target =
+                read["targets"].as_array().and_then(|targets| targets.iter().find(|t| t["account_id"] == account));
+            let target = target.cloned().unwrap_or_else(|| panic!("{post} has no target {account}: {read}"));
+            if !open.contains(&target["status"].as_str().unwrap_or_default()) {
+                return target;
+            }
+            self.advance(time::Duration::seconds(61)).await;
+            let failures = worker.handle_batch(self.publish_event(post, account, 1)).await.batch_item_failures;
+            assert!(failures.is_empty(), "{post}: the job failed");
+        }
+        panic!("{post} did not settle");
+    }
+
     /// A media URL on the sandbox (`name` ending in .jpg or .png).
     pub fn media(&self, name: &str) -> String {
         format!("{}/_sandbox/media/{name}", self.sandbox.url)

@@ -57,4 +57,9 @@ impl Budget {
     pub fn read(platform: Platform, scope: Scope, limit: u32, window: Window) -> Self {
         Self { platform, endpoint: "read".into(), scope, limit, window }
     }
+
+    /// A budget on deleting a published post (a tenant's `DELETE /v1/posts/{id}`).
+    pub fn delete(platform: Platform, scope: Scope, limit: u32, window: Window) -> Self {
+        Self { platform, endpoint: "delete".into(), scope, limit, window }
+    }
 }

@@ -36,12 +36,17 @@ impl Broken {
 /// and written as a conditional put (see `store::posts`):
 ///
 /// ```text
-/// pending ──claim──▶ publishing ──▶ published
+/// pending ──claim──▶ publishing ──▶ published ──delete──▶ deleting ──▶ deleted
 ///    ▲                   │ ├──────▶ failed      (refused: the platform's code and message)
 ///    │                   │ ├──────▶ unknown     (may have been applied, and the platform cannot be read)
 ///    └──── retrying ◀────┘ └──────▶ retrying    (transient, throttled: queued with a delay; or
 ///                                               an answer lost: looked for before any resend)
+/// failed, unknown ──tenant's retry──▶ retrying   (an unknown one is looked for first)
+/// pending, retrying ──tenant's delete──▶ canceled
 /// ```
+///
+/// A deletion the platform refuses (or that runs out of tries) leaves the target `published`,
+/// with the reason as its error: it is still on the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetStatus {
@@ -51,9 +56,27 @@ pub enum TargetStatus {
     Retrying,
     Failed,
     Unknown,
+    /// Not yet published when the tenant deleted the post: never will be.
+    Canceled,
+    /// Published, and being deleted from the platform at the tenant's request.
+    Deleting,
+    /// Deleted from the platform at the tenant's request.
+    Deleted,
 }
 
 impl TargetStatus {
+    const ALL: [TargetStatus; 9] = [
+        TargetStatus::Pending,
+        TargetStatus::Publishing,
+        TargetStatus::Published,
+        TargetStatus::Retrying,
+        TargetStatus::Failed,
+        TargetStatus::Unknown,
+        TargetStatus::Canceled,
+        TargetStatus::Deleting,
+        TargetStatus::Deleted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetStatus::Pending => "pending",
@@ -62,28 +85,25 @@ impl TargetStatus {
             TargetStatus::Retrying => "retrying",
             TargetStatus::Failed => "failed",
             TargetStatus::Unknown => "unknown",
+            TargetStatus::Canceled => "canceled",
+            TargetStatus::Deleting => "deleting",
+            TargetStatus::Deleted => "deleted",
         }
     }
 
+    /// Whether nothing more happens to the target unless the tenant acts on it.
     pub fn is_terminal(self) -> bool {
-        matches!(self, TargetStatus::Published | TargetStatus::Failed | TargetStatus::Unknown)
+        !matches!(
+            self,
+            TargetStatus::Pending | TargetStatus::Publishing | TargetStatus::Retrying | TargetStatus::Deleting
+        )
     }
 }
 
 impl std::str::FromStr for TargetStatus {
     type Err = ();
     fn from_str(raw: &str) -> Result<Self, ()> {
-        [
-            TargetStatus::Pending,
-            TargetStatus::Publishing,
-            TargetStatus::Published,
-            TargetStatus::Retrying,
-            TargetStatus::Failed,
-            TargetStatus::Unknown,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
-        .ok_or(())
+        TargetStatus::ALL.into_iter().find(|s| s.as_str() == raw).ok_or(())
     }
 }
 
@@ -211,7 +231,7 @@ impl Target {
         // deferrals by Herald's own budget are not attempts.
         if !matches!(outcome, Outcome::Retry { counted: false, .. } | Outcome::Processing { .. }) {
             next.history.push(Attempt {
-                number: self.attempts,
+                number: self.next_number(),
                 at: whole_seconds(now),
                 status: next.status,
                 error: match outcome {
@@ -224,7 +244,8 @@ impl Target {
             });
         }
         next.resume = None;
-        if outcome.is_final() {
+        // An unknown target keeps when its answer was lost: a tenant's retry looks from there.
+        if outcome.is_final() && !matches!(outcome, Outcome::Unknown(_)) {
             next.check_since = None;
         }
         match outcome {
@@ -263,6 +284,86 @@ impl Target {
         }
         next
     }
+}
+
+impl Target {
+    /// The number the next finished attempt takes in the history (numbers keep counting when a
+    /// retry or a deletion starts a fresh count of attempts).
+    fn next_number(&self) -> u32 {
+        self.history.last().map_or(1, |last| last.number + 1)
+    }
+
+    /// A `failed` or `unknown` target the tenant asked to try again, at `now`: `retrying`, due now,
+    /// with a fresh count of attempts (its history stays). `look_since`: an unknown target's
+    /// post may exist, made at or after this time, so the next attempt looks for it first.
+    pub fn reopened(&self, now: OffsetDateTime, look_since: Option<OffsetDateTime>) -> Target {
+        Target {
+            status: TargetStatus::Retrying,
+            attempts: 0,
+            next_attempt_at: Some(whole_seconds(now)),
+            error: None,
+            dead_letter: None,
+            lease_until: None,
+            resume: None,
+            check_since: look_since.map(whole_seconds),
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// A target not yet published whose post the tenant deleted: `canceled`, for good.
+    pub fn canceled(&self) -> Target {
+        Target {
+            status: TargetStatus::Canceled,
+            next_attempt_at: None,
+            lease_until: None,
+            resume: None,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// A published target whose post the tenant deleted: `deleting`, due now, with a fresh count
+    /// of attempts (the deletion's).
+    pub fn deleting(&self, now: OffsetDateTime) -> Target {
+        Target {
+            status: TargetStatus::Deleting,
+            attempts: 0,
+            next_attempt_at: Some(whole_seconds(now)),
+            error: None,
+            version: self.version + 1,
+            ..self.clone()
+        }
+    }
+
+    /// A `deleting` target after one try at deleting it from the platform, at `now`.
+    pub fn after_deletion(&self, deletion: &Deletion, now: OffsetDateTime) -> Target {
+        let mut next = Target { attempts: self.attempts + 1, version: self.version + 1, ..self.clone() };
+        let (status, error) = match deletion {
+            Deletion::Deleted => (TargetStatus::Deleted, None),
+            Deletion::Retry { error, .. } => (TargetStatus::Deleting, Some(error.clone())),
+            Deletion::Kept(error) => (TargetStatus::Published, Some(error.clone())),
+        };
+        next.status = status;
+        next.error = error.clone();
+        next.next_attempt_at = match deletion {
+            Deletion::Retry { at, .. } => Some(whole_seconds(*at)),
+            _ => None,
+        };
+        next.history.push(Attempt { number: self.next_number(), at: whole_seconds(now), status, error, found: false });
+        next
+    }
+}
+
+/// What one try at deleting a published target from its platform came to.
+#[derive(Debug, Clone)]
+pub enum Deletion {
+    /// Gone from the platform (deleted now, or already).
+    Deleted,
+    /// Passing trouble: try again at `at`.
+    Retry { at: OffsetDateTime, error: TargetError },
+    /// Not deleted, for good (refused, not offered, or the tries ran out): it stays published.
+    Kept(TargetError),
 }
 
 /// What a finished attempt wrote to a target.
@@ -322,5 +423,8 @@ pub struct Post {
     pub scheduled_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// When the tenant deleted the post (its targets then canceled, or deleted from the platforms).
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<OffsetDateTime>,
     pub targets: Vec<Target>,
 }

@@ -12,18 +12,107 @@ use super::connect::parse_user;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
 use super::routes::Routes;
 use super::{AppState, Problem};
-use crate::domain::PostId;
+use crate::domain::{AccountId, PostId};
 use crate::posts::Post;
 use crate::posts::intake::{self, IntakeError};
+use crate::posts::manage::{self, ActionError};
 use crate::posts::publish::submit;
 use crate::store::{CreateError, Created, StoreError};
 
 pub(super) fn routes() -> Routes {
-    Routes::new().on(Method::POST, "/v1/posts", create).on(Method::GET, "/v1/posts/{post_id}", get_post).on(
-        Method::GET,
-        "/v1/users/{user_id}/posts",
-        list,
-    )
+    Routes::new()
+        .on(Method::POST, "/v1/posts", create)
+        .on(Method::GET, "/v1/posts/{post_id}", get_post)
+        .on(Method::PATCH, "/v1/posts/{post_id}", edit)
+        .on(Method::DELETE, "/v1/posts/{post_id}", delete)
+        .on(Method::POST, "/v1/posts/{post_id}/targets/{account_id}/retry", retry)
+        .on(Method::GET, "/v1/users/{user_id}/posts", list)
+}
+
+impl From<ActionError> for Problem {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::NotFound { code, detail } => Problem::not_found(code, "Not found").detail(detail),
+            ActionError::Conflict { code, detail, retry_after } => {
+                let problem =
+                    Problem::new(StatusCode::CONFLICT, code, "The post is not in a state for this").detail(detail);
+                match retry_after {
+                    Some(seconds) => problem.with("retry_after", seconds),
+                    None => problem,
+                }
+            }
+            ActionError::Invalid { code, field, detail } => Problem::invalid(code, field, detail),
+            ActionError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn post_id(raw: String) -> Result<PostId, Problem> {
+    PostId::parse(raw).map_err(|_| Problem::not_found("post_not_found", "No such post"))
+}
+
+/// A JSON body that may be empty (then `T::default()`).
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
+            .detail(e.to_string())
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryRequest {
+    /// The tenant looked: an unknown target's post is not on the platform, so it is sent without
+    /// being looked for.
+    #[serde(default)]
+    assume_absent: bool,
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    ApiPath((post, account)): ApiPath<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let request: RetryRequest = optional_body(&body)?;
+    let post = post_id(post)?;
+    let account = AccountId::parse(account)
+        .map_err(|_| Problem::not_found("target_not_found", "Not found").detail("the post has no such target"))?;
+    let post = manage::retry(&state.first_attempts, &tenant, &post, &account, request.assume_absent).await?;
+    Ok((StatusCode::ACCEPTED, Json(post)).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    ApiPath(post): ApiPath<String>,
+) -> Result<Response, Problem> {
+    let post = manage::delete(&state.first_attempts, &tenant, &post_id(post)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(post)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditRequest {
+    text: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    scheduled_at: Option<time::OffsetDateTime>,
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    Authenticated(tenant): Authenticated,
+    ApiPath(post): ApiPath<String>,
+    ApiJson(request): ApiJson<EditRequest>,
+) -> Result<Json<Post>, Problem> {
+    let post = post_id(post)?;
+    manage::edit(&state.first_attempts, &tenant, &post, request.text, request.scheduled_at)
+        .await
+        .map(Json)
+        .map_err(Into::into)
 }
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -90,9 +179,8 @@ async fn get_post(
     Authenticated(tenant): Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Post>, Problem> {
-    let not_found = || Problem::not_found("post_not_found", "No such post");
-    let id = PostId::parse(id).map_err(|_| not_found())?;
-    state.posts.get(&tenant, &id).await?.map(Json).ok_or_else(not_found)
+    let id = post_id(id)?;
+    state.posts.get(&tenant, &id).await?.map(Json).ok_or_else(|| Problem::not_found("post_not_found", "No such post"))
 }
 
 #[derive(Debug, Deserialize)]

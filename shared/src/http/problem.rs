@@ -87,6 +87,10 @@ impl IntoResponse for Problem {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"herald\""));
         }
+        // A problem that says when to ask again says it in the header too (RFC 9110 §10.2.3).
+        if let Some(seconds) = self.extensions.get("retry_after").and_then(serde_json::Value::as_u64) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -133,8 +133,14 @@ pub(super) trait Adapter: Send + Sync {
         Lookup::LISTED
     }
 
+    /// Whether apps may delete their posts on the platform ([`delete`](Self::delete) does it).
+    fn deletes(&self) -> bool {
+        false
+    }
+
     /// Deletes the account's post `id` (an id [`publish`](Self::publish) returned); `None` where
-    /// the platform gives apps no delete (Instagram). Used by `herald verify` to clean up.
+    /// the platform gives apps no delete (Instagram). A tenant's `DELETE /v1/posts/{id}`, and
+    /// `herald verify` cleaning up.
     fn delete<'a>(
         &'a self,
         _client: &'a PlatformClient,

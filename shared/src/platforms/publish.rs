@@ -61,8 +61,9 @@ pub enum Lookup {
     /// post the platform made shows within `lag`: not there after it, it was not made.
     Listing { lag: std::time::Duration },
     /// A resend under the same key is the look: the platform answers with the post it made
-    /// instead of making another (Bluesky's record key, Mastodon's `Idempotency-Key`).
-    Resend,
+    /// instead of making another (Bluesky's record key, Mastodon's `Idempotency-Key`), for as
+    /// long as it keeps the key (`within`; for good where `None`).
+    Resend { within: Option<std::time::Duration> },
     /// The platform cannot be asked (LinkedIn gives posting apps no read of a member's posts).
     None,
 }
@@ -72,6 +73,16 @@ impl Lookup {
     /// or Threads documents a bound, a few seconds is what clients observe, and this is an order
     /// of magnitude more (docs/decisions.md, "Exactly once").
     pub const LISTED: Lookup = Lookup::Listing { lag: std::time::Duration::from_secs(60) };
+
+    /// Whether a post that may have been made at `since` can still be looked for at `now`: not
+    /// where the platform cannot be asked, nor once it has forgotten the key a resend relies on.
+    pub fn can_look(self, since: time::OffsetDateTime, now: time::OffsetDateTime) -> bool {
+        match self {
+            Lookup::None => false,
+            Lookup::Resend { within: Some(kept) } => now - since <= kept,
+            Lookup::Resend { within: None } | Lookup::Listing { .. } => true,
+        }
+    }
 }
 
 /// What looking among an account's recent posts came to.
@@ -158,6 +169,11 @@ impl PlatformClient {
         id: &str,
     ) -> Result<Option<()>, PlatformError> {
         adapter(account.platform).delete(self, account, tokens, id).await
+    }
+
+    /// Whether apps may delete their posts on `platform`.
+    pub fn deletes(&self, platform: crate::domain::Platform) -> bool {
+        adapter(platform).deletes()
     }
 
     /// Whether the account's posts since `since` include `id`; `None` where the platform cannot

@@ -111,6 +111,7 @@ pub async fn admit(
         media: request.media,
         scheduled_at: request.scheduled_at,
         created_at: crate::store::whole_seconds(now),
+        deleted_at: None,
         targets,
     };
     Ok((post, found))

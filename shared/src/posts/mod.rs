@@ -2,6 +2,7 @@
 //! anything is stored, and each target's attempts (the records are [`crate::domain::post`]).
 
 pub mod intake;
+pub mod manage;
 pub mod outcome;
 pub mod publish;
 pub mod validate;

@@ -149,7 +149,7 @@ fn lost(
                 format!("the answer was lost ({detail}); the account's posts are read again before anything is sent"),
             ),
         },
-        Lookup::Resend => Outcome::Retry {
+        Lookup::Resend { .. } => Outcome::Retry {
             at: now + backoff_drawn(attempt, draw),
             error: Some(error(
                 "outcome_unknown",
@@ -295,7 +295,10 @@ mod tests {
                     since: now(),
                 },
             ),
-            ("lost, resent", Attempted::Lost { detail: "timeout".into(), lookup: Lookup::Resend, since: now() }),
+            (
+                "lost, resent",
+                Attempted::Lost { detail: "timeout".into(), lookup: Lookup::Resend { within: None }, since: now() },
+            ),
             ("lost, unreadable", Attempted::Lost { detail: "timeout".into(), lookup: Lookup::None, since: now() }),
             (
                 "lookup failed",

@@ -385,11 +385,13 @@ async fn reconcile<G: Grants>(
     tokens: &TokenSet,
     since: time::OffsetDateTime,
 ) -> Looked {
-    match publisher.platforms.lookup(account) {
+    let lookup = publisher.platforms.lookup(account);
+    if !lookup.can_look(since, publisher.clock.now()) {
+        return Looked::Settled(unreadable(account));
+    }
+    if let Lookup::Resend { .. } = lookup {
         // The send under the same key is the look.
-        Lookup::Resend => return Looked::Absent,
-        Lookup::None => return Looked::Settled(unreadable(account)),
-        Lookup::Listing { .. } => {}
+        return Looked::Absent;
     }
     match publisher.limits.admit(account.platform, "read", account.id.as_str(), "app").await {
         Ok(()) => {}
@@ -430,7 +432,7 @@ async fn reconcile<G: Grants>(
 /// `call` with the account's tokens, and once more after refreshing them where the platform
 /// refused them although they looked valid (where this publisher may refresh): its answer, or why
 /// the grant could not be refreshed.
-async fn refreshed_once<G: Grants, T, F, Fut>(
+pub(super) async fn refreshed_once<G: Grants, T, F, Fut>(
     publisher: &Publisher<G>,
     account: &Account,
     tokens: &TokenSet,
@@ -515,8 +517,9 @@ pub fn open(target: &Target) -> bool {
 }
 
 /// The retries function's job for one target: finish a dead letter left half-sent, reconcile a
-/// claim whose worker died, wait for a target not yet due, or make the next attempt (and send
-/// the target to the dead-letter queue when its attempts ran out).
+/// claim whose worker died, delete a target whose post the tenant deleted, wait for a target not
+/// yet due, or make the next attempt (and send the target to the dead-letter queue when its
+/// attempts ran out).
 pub async fn run_job(
     publisher: &Publisher<TokenManager>,
     tenant: &TenantId,
@@ -550,6 +553,16 @@ pub async fn run_job(
         return match conclude(publisher, &found, target.clone(), lost).await {
             Ok(_) | Err(StoreError::VersionConflict) => Ok(()),
             Err(e) => Err(e.into()),
+        };
+    }
+    if target.status == TargetStatus::Deleting {
+        // The tenant deleted the post: this job deletes it from the platform.
+        return match target.next_attempt_at.filter(|at| *at > now) {
+            Some(due) => {
+                schedule(publisher, tenant, post, target, wait_until(due, now)).await;
+                Ok(())
+            }
+            None => Ok(super::manage::delete_step(publisher, &found, target).await?),
         };
     }
     if !open(target) {

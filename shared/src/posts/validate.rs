@@ -42,13 +42,16 @@ pub fn common(
             );
         }
     }
-    if let Some(at) = scheduled_at {
-        if at < now + SCHEDULE_MIN_LEAD {
-            return Broken::err("scheduled_at_in_past", "scheduled_at must be at least a minute in the future");
-        }
-        if at > now + SCHEDULE_MAX_LEAD {
-            return Broken::err("scheduled_at_too_far", "scheduled_at must be within a year");
-        }
+    scheduled_at.map_or(Ok(()), |at| schedule(at, now))
+}
+
+/// A post's time, scheduled at `now`: at least a minute ahead, at most a year.
+pub fn schedule(at: OffsetDateTime, now: OffsetDateTime) -> Result<(), Broken> {
+    if at < now + SCHEDULE_MIN_LEAD {
+        return Broken::err("scheduled_at_in_past", "scheduled_at must be at least a minute in the future");
+    }
+    if at > now + SCHEDULE_MAX_LEAD {
+        return Broken::err("scheduled_at_too_far", "scheduled_at must be within a year");
     }
     Ok(())
 }

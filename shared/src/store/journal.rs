@@ -36,6 +36,17 @@ pub mod kinds {
     pub const POST_PUBLISHED: &str = "post.published";
     pub const POST_FAILED: &str = "post.failed";
     pub const POST_UNKNOWN: &str = "post.unknown";
+    /// The tenant asked for a failed or unknown target to be tried again.
+    pub const POST_RETRY_REQUESTED: &str = "post.retry_requested";
+    /// The tenant deleted the post before this target was published: it never will be.
+    pub const POST_CANCELED: &str = "post.canceled";
+    /// The tenant deleted the post, and the platform deleted this target's post.
+    pub const POST_DELETED: &str = "post.deleted";
+    /// The tenant deleted the post, and this target's post could not be deleted from the
+    /// platform (refused, not offered, or its tries ran out): it is still published.
+    pub const POST_DELETE_FAILED: &str = "post.delete_failed";
+    /// The tenant changed a scheduled post's text or time before its first attempt.
+    pub const POST_UPDATED: &str = "post.updated";
 }
 
 /// A platform user's data-deletion request, as its status route reports it.
@@ -149,6 +160,17 @@ impl Journal {
             crate::domain::post::TargetStatus::Unknown => kinds::POST_UNKNOWN,
             _ => return None,
         };
+        Some(self.post_event(kind, post, target))
+    }
+
+    /// An event of `kind` about `target` of `post`, as an item to be written in the transaction
+    /// of the change it reports; `data` has `post_id`, `status`, `platform_post_id`, `url`, `error`.
+    pub fn post_event(
+        &self,
+        kind: &str,
+        post: &crate::domain::post::Post,
+        target: &crate::domain::post::Target,
+    ) -> PreparedEvent {
         let subject = Subject {
             tenant: &post.tenant,
             user: post.user_id.as_str(),
@@ -157,11 +179,12 @@ impl Journal {
         };
         let data = serde_json::json!({
             "post_id": post.id,
+            "status": target.status,
             "platform_post_id": target.platform_post_id,
             "url": target.url,
             "error": target.error,
         });
-        Some(self.prepare(kind, &subject, target.error.as_ref().map(|e| e.code.as_str()), Some(&data)))
+        self.prepare(kind, &subject, target.error.as_ref().map(|e| e.code.as_str()), Some(&data))
     }
 
     /// Writes a prepared event on its own.

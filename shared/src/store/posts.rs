@@ -11,7 +11,7 @@
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -120,6 +120,17 @@ fn json_attr<T: serde::Serialize>(value: &T) -> AttributeValue {
     s(serde_json::to_string(value).expect("plain data serializes"))
 }
 
+/// What a tenant's change does to the post item itself ([`PostStore::amend`]).
+#[derive(Debug, Clone, Copy)]
+pub enum PostChange<'a> {
+    /// Nothing (the post must still not be deleted).
+    None,
+    /// Deleted by the tenant at this time.
+    Deleted(OffsetDateTime),
+    /// A scheduled post's new text and time.
+    Edited { text: &'a str, scheduled_at: OffsetDateTime },
+}
+
 /// A page of a user's post ids, newest first, and whether DynamoDB has more after them.
 #[derive(Debug)]
 pub struct PostIds {
@@ -170,7 +181,9 @@ impl Target {
         // first attempt that dies half-way cannot lose it; a claimed one is due when its lease
         // ends, so a dead claimer's target is found and reconciled.
         let due = match self.status {
-            TargetStatus::Pending | TargetStatus::Retrying => Some(self.next_attempt_at.unwrap_or(created_at)),
+            TargetStatus::Pending | TargetStatus::Retrying | TargetStatus::Deleting => {
+                Some(self.next_attempt_at.unwrap_or(created_at))
+            }
             TargetStatus::Publishing => self.lease_until,
             _ => None,
         };
@@ -343,6 +356,7 @@ impl PostStore {
                     media,
                     scheduled_at: r.opt_time("scheduled_at")?,
                     created_at: r.time("created_at")?,
+                    deleted_at: r.opt_time("deleted_at")?,
                     targets: Vec::new(),
                 });
             } else {
@@ -531,6 +545,92 @@ impl PostStore {
             },
             Err(e) => Err(e),
         }
+    }
+
+    /// A tenant's change to a post as read (`post`): each of `changes` (a target as read, and as
+    /// it becomes), the post's own `change`, and `events`, in one transaction. Every target is
+    /// written on its version as read, and nothing is written to a deleted post; if anything
+    /// moved since it was read, nothing is written and the answer is [`Written::TargetMoved`].
+    pub async fn amend(
+        &self,
+        post: &Post,
+        changes: &[(Target, Target)],
+        change: PostChange<'_>,
+        events: Vec<Item>,
+    ) -> Result<Written, StoreError> {
+        let key = Item::from([("pk".to_owned(), s(post_pk(&post.tenant, &post.id))), ("sk".to_owned(), s("POST"))]);
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt(e.to_string());
+        let first = match change {
+            PostChange::None => {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+                    .build()
+                    .map_err(build)?;
+                TransactWriteItem::builder().condition_check(check).build()
+            }
+            PostChange::Deleted(at) => {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression("SET deleted_at = :at")
+                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+                    .expression_attribute_values(":at", epoch(at))
+                    .build()
+                    .map_err(build)?;
+                TransactWriteItem::builder().update(update).build()
+            }
+            PostChange::Edited { text, scheduled_at } => {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression("SET #text = :text, scheduled_at = :at")
+                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+                    .expression_attribute_names("#text", "text")
+                    .expression_attribute_values(":text", s(text))
+                    .expression_attribute_values(":at", epoch(scheduled_at))
+                    .build()
+                    .map_err(build)?;
+                TransactWriteItem::builder().update(update).build()
+            }
+        };
+        let mut writes = vec![first];
+        for (read, next) in changes {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(next.to_item(&post.tenant, &post.id, post.created_at)))
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", n(read.version))
+                .build()
+                .map_err(build)?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        for event in events {
+            writes.push(put(&self.table, event, None)?);
+        }
+        match super::transact(&self.dynamodb, writes).await {
+            Ok(()) => Ok(Written::Yes),
+            Err(StoreError::Dynamo(e)) if super::failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
+                Ok(Written::TargetMoved)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records one try at deleting a `deleting` target (`next`, [`Target::after_deletion`] of
+    /// `read`) with its event, if it has one.
+    pub async fn deletion_tried(
+        &self,
+        tenant: &TenantId,
+        post: &PostId,
+        read: &Target,
+        next: &Target,
+        event: Option<Item>,
+    ) -> Result<Written, StoreError> {
+        let item = next.to_item(tenant, post, self.clock.now());
+        let values = [(":read", n(read.version)), (":deleting", s(TargetStatus::Deleting.as_str()))];
+        self.put_target(item, "version = :read AND #status = :deleting", &values, event, Vec::new()).await
     }
 
     /// Records that an exhausted target's dead letter reached the dead-letter queue.

@@ -213,6 +213,10 @@ impl Adapter for Bluesky {
         Box::pin(async move { client.bluesky_recent(account, tokens, since).await.map(Some) })
     }
 
+    fn deletes(&self) -> bool {
+        true
+    }
+
     /// `com.atproto.repo.deleteRecord` of the post's record key.
     fn delete<'a>(
         &'a self,
@@ -256,7 +260,7 @@ impl Adapter for Bluesky {
 
     /// The record key is the post's: `putRecord` under it again cannot make a second record.
     fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::Resend
+        Lookup::Resend { within: None }
     }
 
     /// The PDS's repository writes: 5,000 points an hour and 35,000 a day per account, a new

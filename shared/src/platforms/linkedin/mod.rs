@@ -62,6 +62,10 @@ impl Adapter for Linkedin {
         Box::pin(async move { DIALECT.refresh(client, P, app(client)?, refresh_token).await.map(Some) })
     }
 
+    fn deletes(&self) -> bool {
+        true
+    }
+
     /// `DELETE /rest/posts/{encoded post URN}` answers 204 (Microsoft Learn, Posts API, "Delete
     /// Posts").
     fn delete<'a>(

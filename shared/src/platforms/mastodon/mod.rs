@@ -342,6 +342,10 @@ impl Adapter for Mastodon {
         Box::pin(async move { client.publish_mastodon(tokens, &Context::of(tokens)?, post).await })
     }
 
+    fn deletes(&self) -> bool {
+        true
+    }
+
     /// `DELETE /api/v1/statuses/:id` → the deleted status.
     fn delete<'a>(
         &'a self,
@@ -391,8 +395,9 @@ impl Adapter for Mastodon {
 
     /// The same `Idempotency-Key` within the hour the server keeps it (Mastodon's
     /// `PostStatusService` answers a repeat with the status it made): resent soon, well inside it.
+    /// Past the hour a resend could post twice, so it is not made.
     fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::Resend
+        Lookup::Resend { within: Some(std::time::Duration::from_secs(3600)) }
     }
 
     fn budgets(&self) -> Vec<Budget> {

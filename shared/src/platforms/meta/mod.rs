@@ -75,6 +75,10 @@ impl Adapter for Meta {
         }
     }
 
+    fn deletes(&self) -> bool {
+        self.0 == Platform::Facebook
+    }
+
     /// A Page's feed can be read back; Instagram asks its container instead (inside its publish).
     /// A Page post is deleted with `DELETE /{post-id}` (`{"success": true}`); Instagram's API has
     /// no delete.

@@ -248,6 +248,10 @@ impl Adapter for Threads {
         })
     }
 
+    fn deletes(&self) -> bool {
+        true
+    }
+
     /// `DELETE /{threads-media-id}` → `{"success": true, "deleted_id": …}` (100 deletions a day).
     fn delete<'a>(
         &'a self,
@@ -278,7 +282,11 @@ impl Adapter for Threads {
     }
 
     fn budgets(&self) -> Vec<Budget> {
-        vec![Budget::publish(P, Scope::Account, POSTS_PER_DAY, Window::Fixed { seconds: 86_400 })]
+        vec![
+            Budget::publish(P, Scope::Account, POSTS_PER_DAY, Window::Fixed { seconds: 86_400 }),
+            // 100 deletions per profile per 24 hours (the delete call's own limit).
+            Budget::delete(P, Scope::Account, 100, Window::Fixed { seconds: 86_400 }),
+        ]
     }
 }
 

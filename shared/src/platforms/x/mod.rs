@@ -106,6 +106,10 @@ impl Adapter for X {
         Box::pin(client.publish_x(tokens, post.text, post.media))
     }
 
+    fn deletes(&self) -> bool {
+        true
+    }
+
     /// `DELETE /2/tweets/{id}` answers `{"data": {"deleted": true}}` (X's OpenAPI `TweetDeleteResponse`).
     fn delete<'a>(
         &'a self,
@@ -173,6 +177,8 @@ impl Adapter for X {
             Budget::publish(P, Scope::App, 10_000, Window::Fixed { seconds: 86_400 }),
             // `GET /2/users/:id/tweets`, read after a lost answer (docs.x.com rate limits).
             Budget::read(P, Scope::Account, 900, Window::Fixed { seconds: 900 }),
+            // `DELETE /2/tweets/:id`: 50 requests per 15 minutes per user (its API reference).
+            Budget::delete(P, Scope::Account, 50, Window::Fixed { seconds: 900 }),
         ]
     }
 
