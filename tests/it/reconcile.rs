@@ -13,37 +13,117 @@ use std::collections::HashMap;
 use herald_sandbox::Platform as SandboxPlatform;
 use herald_testkit::TestApp;
 use herald_testkit::TestEnv;
+use reqwest::Method;
 use serde_json::{Value, json};
 
-/// A platform read by listing: its account key in `connect_all`, its creating call's path, the
-/// sandbox's name for it and its grants.
+/// A platform read by listing: its account key, its creating call's path, the sandbox's name
+/// for it, its grants (whose user is revoked), and how the account is connected again.
 struct Listed {
     account: &'static str,
     create: &'static str,
     sandbox: SandboxPlatform,
     grants: &'static str,
-    /// The user whose grants are revoked.
     user: &'static str,
+    /// `(platform, platform user)` connected again after the revocation (Meta's revocation
+    /// takes the Page and the Instagram account both).
+    reconnect: &'static [(&'static str, &'static str)],
+    /// Instagram posts need an image.
+    media: bool,
+    /// Where the platform's container status is read after a lost publish (Instagram, Threads):
+    /// a fault there sends the look to the listing.
+    container_reads: Option<&'static str>,
 }
 
-const LISTED: [Listed; 2] = [
-    Listed { account: "x", create: "/x/api/2/tweets", sandbox: SandboxPlatform::X, grants: "x", user: "2244994945" },
+const THREADS_USER: &str = "25100000000000001";
+
+const LISTED: [Listed; 5] = [
+    Listed {
+        account: "x",
+        create: "/x/api/2/tweets",
+        sandbox: SandboxPlatform::X,
+        grants: "x",
+        user: "2244994945",
+        reconnect: &[("x", "2244994945")],
+        media: false,
+        container_reads: None,
+    },
     Listed {
         account: "facebook",
         create: "/meta/graph/v26.0/104000000000001/feed",
         sandbox: SandboxPlatform::Meta,
         grants: "meta",
         user: "10158000000000001",
+        reconnect: &[("facebook", "10158000000000001"), ("instagram", "10158000000000001")],
+        media: false,
+        container_reads: None,
+    },
+    Listed {
+        account: "instagram",
+        create: "/meta/graph/v26.0/17841400000000001/media_publish",
+        sandbox: SandboxPlatform::Meta,
+        grants: "meta",
+        user: "10158000000000001",
+        reconnect: &[("facebook", "10158000000000001"), ("instagram", "10158000000000001")],
+        media: true,
+        container_reads: Some("/meta/graph/v26.0/"),
+    },
+    Listed {
+        account: "linkedin_org",
+        create: "/linkedin/api/rest/posts",
+        sandbox: SandboxPlatform::Linkedin,
+        grants: "linkedin",
+        user: "yrZCpj2Z12",
+        reconnect: &[("linkedin", "yrZCpj2Z12")],
+        media: false,
+        container_reads: None,
+    },
+    Listed {
+        account: "threads",
+        create: "/threads/graph/v1.0/25100000000000001/threads_publish",
+        sandbox: SandboxPlatform::Threads,
+        grants: "threads",
+        user: THREADS_USER,
+        reconnect: &[("threads", THREADS_USER)],
+        media: false,
+        container_reads: Some("/threads/graph/v1.0/"),
     },
 ];
 
+/// Every account `connect_all` connects, and the Threads one (`threads`).
+async fn connect_every(app: &TestApp) -> HashMap<&'static str, String> {
+    let mut ids = app.connect_all("user-1").await;
+    assert_eq!(app.connect("user-1", "threads", THREADS_USER, "approve").await["status"], "connected");
+    let accounts = app.accounts("user-1").await;
+    let threads = accounts.iter().find(|a| a["platform"] == "threads").expect("a Threads account");
+    ids.insert("threads", threads["id"].as_str().unwrap().to_owned());
+    ids
+}
+
 /// Submits `text` to `account` with the creating call's answer lost (`kind`: applied or not);
-/// the post's id and its first target as the submission answered.
-async fn lost(app: &TestApp, ids: &HashMap<&str, String>, p: &Listed, kind: &str, text: &str) -> (String, Value) {
+/// where `look_elsewhere`, the container's status cannot be read either, so the post is looked
+/// for in the account's listing. The post's id and its first target as the submission answered.
+async fn lost(
+    app: &TestApp,
+    ids: &HashMap<&str, String>,
+    p: &Listed,
+    kind: &str,
+    text: &str,
+    look_elsewhere: bool,
+) -> (String, Value) {
+    // POST only: the quota reads begin with the same paths.
     let fault = json!({ "method": "POST", "path": p.create, "kind": { "type": kind }, "times": 1 });
     app.fault(fault).await;
-    let body = json!({ "user_id": "user-1", "targets": [{ "account_id": ids[p.account] }], "text": text });
-    let (status, post) = app.releasing(app.post(body, None)).await;
+    let media = if p.media { json!([{ "url": app.media("a.jpg") }]) } else { json!([]) };
+    let body =
+        json!({ "user_id": "user-1", "targets": [{ "account_id": ids[p.account] }], "text": text, "media": media });
+    let container_fault = async {
+        if let (true, Some(path)) = (look_elsewhere, p.container_reads) {
+            let status =
+                json!({ "method": "GET", "path": path, "kind": { "type": "status", "status": 500 }, "times": 1 });
+            app.fault(status).await;
+        }
+    };
+    let (status, post) = app.releasing_after(app.post(body, None), container_fault).await;
     assert_eq!(status, 202, "{post}");
     (post["id"].as_str().unwrap().to_owned(), post["targets"][0].clone())
 }
@@ -52,50 +132,81 @@ fn texts(app: &TestApp, platform: SandboxPlatform) -> Vec<String> {
     app.published(platform).into_iter().map(|p| p.text).collect()
 }
 
+/// Issue 18's acceptance, per platform read by listing (X's timeline, a Page's feed, an
+/// Instagram account's media, a LinkedIn organization's posts, a Threads profile): an applied,
+/// lost answer is found and published once; a lost answer never applied is sent once; an
+/// unreadable platform (its grant revoked before the look) leaves it `unknown` with the reason;
+/// and the tenant's retry of that unknown target, once the account is connected again, finds it
+/// instead of posting it twice.
 #[tokio::test]
 async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_once() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
-    let ids = app.connect_all("user-1").await;
+    let mut ids = connect_every(&app).await;
     app.control("/_sandbox/read_lag", json!({ "seconds": 30 })).await;
     for p in &LISTED {
+        let account = ids[p.account].clone();
+        let mine = |app: &TestApp| -> Vec<String> {
+            texts(app, p.sandbox).into_iter().filter(|t| t.starts_with(p.account)).collect()
+        };
         // Applied, answer lost, not listed yet: the target waits, nothing is sent again.
-        let (post, first) = lost(&app, &ids, p, "applied_then_hang", &format!("{} applied", p.account)).await;
+        let applied = format!("{} applied", p.account);
+        let (post, first) = lost(&app, &ids, p, "applied_then_hang", &applied, true).await;
         assert_eq!(
             (first["status"].as_str(), first["error"]["code"].as_str()),
-            (Some("retrying"), Some("outcome_unknown"))
+            (Some("retrying"), Some("outcome_unknown")),
+            "{}: {first}",
+            p.account
         );
         assert!(first["error"]["message"].as_str().unwrap().contains("read again before anything is sent"), "{first}");
-        let settled = app.settle(&post, &ids[p.account]).await;
+        let settled = app.settle(&post, &account).await;
         assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
         let history = settled["history"].as_array().unwrap();
         assert_eq!(history.last().unwrap()["found"], true, "{}: found, not sent: {settled}", p.account);
         assert_eq!(history.first().unwrap()["error"]["code"], "outcome_unknown", "the lost answer is in the history");
-        let made = app.published(p.sandbox);
+        let made: Vec<_> = app.published(p.sandbox).into_iter().filter(|m| m.text == applied).collect();
         assert_eq!(made.len(), 1, "{}: once", p.account);
-        assert_eq!(settled["platform_post_id"], made[0].id.as_str());
+        assert_eq!(settled["platform_post_id"], made[0].id.as_str(), "{}: by its own id", p.account);
 
-        // Not applied, answer lost: not there after the lag, so sent, once.
-        let (post, _) = lost(&app, &ids, p, "hang", &format!("{} not applied", p.account)).await;
-        let settled = app.settle(&post, &ids[p.account]).await;
+        // Not applied, answer lost: not there after the lag (or the container still unpublished),
+        // so sent, once.
+        let (post, _) = lost(&app, &ids, p, "hang", &format!("{} not applied", p.account), false).await;
+        let settled = app.settle(&post, &account).await;
         assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
         assert!(settled["history"].as_array().unwrap().last().unwrap().get("found").is_none(), "{settled}");
-        let want = [format!("{} applied", p.account), format!("{} not applied", p.account)];
-        assert_eq!(texts(&app, p.sandbox), want, "{}: each once", p.account);
+        assert_eq!(mine(&app), [applied.clone(), format!("{} not applied", p.account)], "{}: each once", p.account);
 
         // The grant is revoked before the look: the platform cannot be read, so unknown, with
         // the reason, and nothing more is sent.
-        let (post, _) = lost(&app, &ids, p, "applied_then_hang", &format!("{} then revoked", p.account)).await;
+        let revoked_text = format!("{} then revoked", p.account);
+        let (post, _) = lost(&app, &ids, p, "applied_then_hang", &revoked_text, true).await;
         let revoked = app.control("/_sandbox/grants/revoke", json!({ "platform": p.grants, "user_id": p.user })).await;
         assert!(revoked["revoked"].as_u64() > Some(0), "{revoked}");
-        let settled = app.settle(&post, &ids[p.account]).await;
+        let settled = app.settle(&post, &account).await;
         assert_eq!(
             (settled["status"].as_str(), settled["error"]["code"].as_str()),
             (Some("unknown"), Some("outcome_unknown")),
-            "{settled}"
+            "{}: {settled}",
+            p.account
         );
         assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read"), "{settled}");
-        assert_eq!(app.published(p.sandbox).len(), 3, "{}: the third once, never resent", p.account);
+        assert_eq!(mine(&app).len(), 3, "{}: the third once, never resent", p.account);
+
+        // Connected again, the tenant retries the unknown target: it is looked for first, found,
+        // and published as it is.
+        for (platform, user) in p.reconnect {
+            assert_eq!(app.connect("user-1", platform, user, "approve").await["status"], "connected");
+        }
+        let again = connect_every(&app).await;
+        assert_eq!(again[p.account], account, "connecting again keeps the account");
+        ids = again;
+        let (status, retried) =
+            app.call(Method::POST, &format!("/v1/posts/{post}/targets/{account}/retry"), None).await;
+        assert_eq!(status, 202, "{}: {retried}", p.account);
+        let settled = app.settle(&post, &account).await;
+        assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
+        assert_eq!(settled["history"].as_array().unwrap().last().unwrap()["found"], true, "{settled}");
+        assert_eq!(mine(&app).len(), 3, "{}: the retried unknown target did not post twice", p.account);
     }
 }
 
@@ -158,8 +269,11 @@ async fn a_platform_that_cannot_be_read_leaves_a_lost_answer_unknown_with_the_re
         sandbox: SandboxPlatform::Linkedin,
         grants: "linkedin",
         user: "",
+        reconnect: &[],
+        media: false,
+        container_reads: None,
     };
-    let (post, first) = lost(&app, &ids, &linkedin, "applied_then_hang", "maybe on linkedin").await;
+    let (post, first) = lost(&app, &ids, &linkedin, "applied_then_hang", "maybe on linkedin", false).await;
     assert_eq!((first["status"].as_str(), first["error"]["code"].as_str()), (Some("unknown"), Some("outcome_unknown")));
     assert!(first["error"]["message"].as_str().unwrap().contains("cannot be read back"), "{first}");
     let worker = app.worker(2).await;

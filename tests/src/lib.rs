@@ -442,9 +442,20 @@ impl TestApp {
     /// once the sandbox holds it, instead of waiting for Herald's timeout: the connection is cut
     /// before any answer, which Herald reads as it reads a timeout after sending.
     pub async fn releasing<F: std::future::Future>(&self, work: F) -> F::Output {
+        self.releasing_after(work, async {}).await
+    }
+
+    /// As [`releasing`](Self::releasing), running `meanwhile` while the sandbox holds the call
+    /// (a fault added for what Herald does once the answer is lost).
+    pub async fn releasing_after<F: std::future::Future, G: std::future::Future>(
+        &self,
+        work: F,
+        meanwhile: G,
+    ) -> F::Output {
         let release = async {
             let held = self.browser.get(format!("{}/_sandbox/faults/held?count=1", self.sandbox.url)).send().await;
             assert!(held.unwrap().status().is_success(), "the call never reached the sandbox");
+            meanwhile.await;
             self.control("/_sandbox/faults/release", serde_json::json!({})).await;
         };
         tokio::join!(work, release).0

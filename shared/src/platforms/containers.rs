@@ -15,7 +15,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::publish::{Published, created_id};
+use super::publish::{Published, Recent, created_id, recent_posts, same_text};
 use super::{PlatformClient, PlatformError, Refusal};
 use crate::domain::Platform;
 use crate::domain::post::Media;
@@ -43,6 +43,8 @@ pub(super) struct Containers {
     pub quota: (&'static str, &'static str),
     /// The container's status field (`status_code`, `status`) and the read's log name.
     pub status: (&'static str, &'static str),
+    /// The log name of the listing of the user's posts (`GET` of the edge that makes containers).
+    pub listing: &'static str,
     /// The container parameter with the post's text (`caption`, `text`).
     pub text_field: &'static str,
     /// `media_type` of an image container, where the platform wants one (Threads: `IMAGE`).
@@ -134,11 +136,11 @@ impl Containers {
             Err(e) => Err(e),
         };
         match outcome {
-            Ok((id, throttle)) => Ok(Published { id, url: None, throttle }),
+            Ok((id, throttle)) => Ok(Published { id, url: None, throttle, found: false }),
             // The container says whether it was published.
             Err(PlatformError::Ambiguous { detail, .. }) => match self.status(client, tokens, &creation).await {
                 Ok(status) if status == "PUBLISHED" => {
-                    Ok(Published { id: format!("container:{creation}"), url: None, throttle: None })
+                    Ok(self.published_as(client, tokens, user, text, &creation).await)
                 }
                 Ok(status) if status == "FINISHED" => Err(PlatformError::Transient {
                     platform: p,
@@ -147,6 +149,46 @@ impl Containers {
                 _ => Err(PlatformError::Ambiguous { platform: p, detail }),
             },
             Err(e) => Err(e),
+        }
+    }
+
+    /// The user's posts since `since`, newest first (`GET /{user}{create}` with the text field,
+    /// `permalink` and `timestamp`; both edges take `since` as a Unix time), to look for a post
+    /// whose answer was lost among.
+    pub async fn recent(
+        &self,
+        client: &PlatformClient,
+        tokens: &TokenSet,
+        user: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<Recent>, PlatformError> {
+        let fields = format!("id,{},permalink,timestamp", self.text_field);
+        let request = self
+            .get(client, tokens, &format!("/{user}{}", self.create.0), &fields)
+            .query(&[("since", since.unix_timestamp().to_string()), ("limit", "25".to_owned())]);
+        let listing: Value = client.json(self.platform, self.listing, request, self.refusal).await?;
+        // Each post carries its `permalink`; without one, its address is unknown.
+        Ok(recent_posts(&listing, self.text_field, |_| String::new()))
+    }
+
+    /// A container its status calls `PUBLISHED` after the publish call's answer was lost: the
+    /// post it made, as the user's listing names it where it shows already (its id and
+    /// permalink), else named by its container (published for certain, its id not yet known).
+    async fn published_as(
+        &self,
+        client: &PlatformClient,
+        tokens: &TokenSet,
+        user: &str,
+        text: &str,
+        creation: &str,
+    ) -> Published {
+        let since = client.clock.now() - time::Duration::minutes(10);
+        let listed = self.recent(client, tokens, user, since).await.ok().into_iter().flatten();
+        match listed.into_iter().find(|post| same_text(&post.text, text)) {
+            Some(post) => {
+                Published { id: post.id, url: post.url.filter(|u| !u.is_empty()), throttle: None, found: true }
+            }
+            None => Published { id: format!("container:{creation}"), url: None, throttle: None, found: true },
         }
     }
 

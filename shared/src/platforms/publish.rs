@@ -20,6 +20,9 @@ pub struct Published {
     pub url: Option<String>,
     /// The platform's answer said the budget is (nearly) spent: hold off until `until`.
     pub throttle: Option<Throttle>,
+    /// Found on the platform after the creating call's answer was lost (read back by its
+    /// record key, its container, or the account's listing), not answered by that call.
+    pub found: bool,
 }
 
 /// One post to one account, as its adapter publishes it.
@@ -133,6 +136,11 @@ pub(super) fn recent_posts(listing: &Value, field: &str, url: impl Fn(&str) -> S
         .collect()
 }
 
+/// Whether a listed post's text is `text`, as [`comparable`] compares them.
+pub(super) fn same_text(listed: &str, text: &str) -> bool {
+    comparable(listed) == comparable(text)
+}
+
 /// Text as compared after a platform stored it: whitespace-trimmed, URLs as placeholders.
 fn comparable(text: &str) -> String {
     text.split_whitespace()
@@ -206,11 +214,12 @@ impl PlatformClient {
         let Some(posts) = adapter(account.platform).recent(self, account, tokens, since).await? else {
             return Ok(Search::Unlisted);
         };
-        let wanted = comparable(text);
         Ok(posts
             .into_iter()
-            .find(|post| !post.id.is_empty() && comparable(&post.text) == wanted)
-            .map_or(Search::Absent, |found| Search::Found(Published { id: found.id, url: found.url, throttle: None })))
+            .find(|post| !post.id.is_empty() && same_text(&post.text, text))
+            .map_or(Search::Absent, |found| {
+                Search::Found(Published { id: found.id, url: found.url, throttle: None, found: true })
+            }))
     }
 
     /// The rate-limit headers the platform documents, as its answer to a cheap read carried them.

@@ -489,7 +489,7 @@ async fn call<G: Grants>(
                     tracing::warn!(error = %e, "could not record the platform's usage");
                 }
             }
-            Attempted::Published { platform_post_id: published.id, url: published.url, found: false }
+            Attempted::Published { platform_post_id: published.id, url: published.url, found: published.found }
         }
         // Applied or not, the answer does not say: looked for before anything is sent again (a
         // minute of clock skew allowed).

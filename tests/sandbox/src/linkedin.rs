@@ -101,6 +101,8 @@ pub struct LinkedinWorld {
     daily: HashMap<String, (i64, u32)>,
     /// Overrides: `member_daily`, `app_daily`.
     pub limits: HashMap<String, u32>,
+    /// Each post's `commentary` as it was sent (little text), which the finder answers with.
+    commentary: HashMap<String, String>,
 }
 
 pub fn routes() -> Router<Shared> {
@@ -109,7 +111,7 @@ pub fn routes() -> Router<Shared> {
         .route("/linkedin/www/oauth/v2/accessToken", post(access_token))
         .route("/linkedin/www/oauth/v2/introspectToken", post(introspect))
         .route("/linkedin/api/v2/userinfo", get(userinfo))
-        .route("/linkedin/api/rest/posts", post(create_post))
+        .route("/linkedin/api/rest/posts", post(create_post).get(find_posts))
         .route("/linkedin/api/rest/posts/{urn}", axum::routing::delete(delete_post))
         .route("/linkedin/api/rest/images", post(images_action))
         .route("/linkedin/api/rest/organizationAcls", get(organization_acls))
@@ -660,12 +662,88 @@ async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: By
     }
     let urn = format!("urn:li:share:{}", world.numeric_id(19));
     let now = world.now();
+    world.linkedin.commentary.insert(urn.clone(), post["commentary"].as_str().unwrap_or_default().to_owned());
     world.posts.push(Post { platform: P, account: author, id: urn.clone(), text: commentary, media, created_at: now });
     let mut response = StatusCode::CREATED.into_response();
     if let Ok(value) = HeaderValue::from_str(&urn) {
         response.headers_mut().insert("x-restli-id", value);
     }
     response
+}
+
+/// The roles that may read an organization's posts (the roles page: analysts see its content).
+const READING_ROLES: [&str; 3] = ["ADMINISTRATOR", "CONTENT_ADMINISTRATOR", "ANALYST"];
+
+/// `GET /rest/posts?q=author&author={URN}&count=&sortBy=`: the Posts API's "Find Posts by
+/// Authors" finder, newest first (`count` default 10, at most 100; `sortBy` `LAST_MODIFIED` or
+/// `CREATED`). An organization's posts need `r_organization_social` and a role there; a member's
+/// need `r_member_social`, which LinkedIn grants to partners only (Microsoft Learn, Posts API;
+/// clients report the 403). Each element carries `commentary` as it was sent (little text) and
+/// `createdAt`/`publishedAt` in epoch milliseconds; a post shows once the read lag lets it.
+async fn find_posts(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let world = sandbox.world();
+    let grant = match versioned_caller(&world, &headers) {
+        Ok(g) => g,
+        Err(response) => return response,
+    };
+    if q.get("q").map(String::as_str) != Some("author") {
+        return li_error(StatusCode::BAD_REQUEST, None, None, "Invalid query parameters passed to request");
+    }
+    let Some(author) = q.get("author") else {
+        return li_error(StatusCode::BAD_REQUEST, None, None, "Parameter 'author' is required");
+    };
+    let denied = || {
+        li_error(
+            StatusCode::FORBIDDEN,
+            Some("ACCESS_DENIED"),
+            Some(100),
+            "Not enough permissions to access: partnerApiPostsExternal.FINDER-author",
+        )
+    };
+    let scoped = |scope: &str| grant.scopes.iter().any(|s| s == scope);
+    if let Some(org) = author.strip_prefix("urn:li:organization:") {
+        let role = world
+            .user(P, &grant.user_id)
+            .is_some_and(|u| u.organizations.iter().any(|o| o.id == org && READING_ROLES.contains(&o.role.as_str())));
+        if !role || !scoped("r_organization_social") {
+            return denied();
+        }
+    } else if author.strip_prefix("urn:li:person:") != Some(grant.user_id.as_str()) || !scoped("r_member_social") {
+        return denied();
+    }
+    let count = q.get("count").and_then(|c| c.parse::<usize>().ok()).unwrap_or(10);
+    if count == 0 || count > 100 {
+        return li_error(StatusCode::BAD_REQUEST, None, None, "count must be between 1 and 100");
+    }
+    if !["LAST_MODIFIED", "CREATED"].contains(&q.get("sortBy").map_or("LAST_MODIFIED", String::as_str)) {
+        return li_error(StatusCode::BAD_REQUEST, None, None, "Invalid sortBy");
+    }
+    let elements: Vec<Value> = world
+        .posts
+        .iter()
+        .rev()
+        .filter(|p| p.platform == P && p.account == *author && world.listed(p))
+        .take(count)
+        .map(|p| {
+            let commentary = world.linkedin.commentary.get(&p.id).cloned().unwrap_or_else(|| p.text.clone());
+            json!({
+                "id": p.id,
+                "author": p.account,
+                "commentary": commentary,
+                "createdAt": p.created_at * 1000,
+                "publishedAt": p.created_at * 1000,
+                "lastModifiedAt": p.created_at * 1000,
+                "lifecycleState": "PUBLISHED",
+                "visibility": "PUBLIC",
+            })
+        })
+        .collect();
+    let paging = json!({ "start": 0, "count": count, "links": [] });
+    Json(json!({ "elements": elements, "paging": paging })).into_response()
 }
 
 /// `DELETE /rest/posts/{encoded URN}`: 204 once the caller's post (one it may author) is gone,

@@ -655,6 +655,7 @@ async fn edge(
             "owned_pages" | "client_pages" => business_pages(world, grant, &node, &edge, &q),
             "content_publishing_limit" => publishing_limit(world, grant, &node),
             "feed" => page_posts(world, grant, &node, &q),
+            "media" => ig_media(world, grant, &node, &q),
             _ => bad_param(&format!("Tried accessing nonexisting field ({edge})")),
         }
     })
@@ -1236,6 +1237,40 @@ fn ig_publish(world: &mut World, grant: &Grant, ig_user: &str, params: &HashMap<
         created_at: now,
     });
     Json(json!({ "id": id })).into_response()
+}
+
+/// `GET /{ig-user-id}/media`: the account's published media, newest first, from `since` (Unix
+/// seconds), with the fields asked for among `id`, `caption`, `permalink` and `timestamp` (the
+/// IG User Media edge, Graph's spec; it lists what the read lag lets show).
+fn ig_media(world: &mut World, grant: &Grant, ig_user: &str, q: &HashMap<String, String>) -> Response {
+    if let Err(response) = ig_access(world, grant, ig_user) {
+        return response;
+    }
+    let since = q.get("since").and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MIN);
+    let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(25).min(100);
+    let fields: Vec<&str> = q.get("fields").map(|f| f.split(',').collect()).unwrap_or_else(|| vec!["id"]);
+    let data: Vec<Value> = world
+        .posts
+        .iter()
+        .rev()
+        .filter(|p| p.platform == P && p.account == ig_user && p.created_at >= since && world.listed(p))
+        .take(limit)
+        .map(|p| {
+            let mut media = serde_json::Map::new();
+            for field in &fields {
+                let value = match *field {
+                    "id" => json!(p.id),
+                    "caption" => json!(p.text),
+                    "permalink" => json!(format!("https://www.instagram.com/p/{}/", p.id)),
+                    "timestamp" => json!(crate::state::rfc3339(p.created_at)),
+                    _ => continue,
+                };
+                media.insert((*field).to_owned(), value);
+            }
+            Value::Object(media)
+        })
+        .collect();
+    Json(json!({ "data": data })).into_response()
 }
 
 fn publishing_limit(world: &mut World, grant: &Grant, ig_user: &str) -> Response {

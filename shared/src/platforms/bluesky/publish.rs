@@ -99,7 +99,7 @@ impl PlatformClient {
         match answered {
             Ok((answer, throttle)) => {
                 let id = created_id(P, &answer["uri"])?;
-                Ok(Published { id, url: Some(web_url(did, &rkey)), throttle })
+                Ok(Published { id, url: Some(web_url(did, &rkey)), throttle, found: false })
             }
             // Lost, or refused because a record is already there: the key says which.
             Err(e) if matches!(e, PlatformError::Ambiguous { .. }) || swapped(&e) => {
@@ -125,7 +125,12 @@ impl PlatformClient {
         match self.json::<Value>(P, GET_RECORD, request, refusal).await {
             Ok(found) if found["value"]["text"].as_str() == Some(text) => {
                 tracing::info!(platform = %P, "the post was found under its record key");
-                Ok(Published { id: created_id(P, &found["uri"])?, url: Some(web_url(did, rkey)), throttle: None })
+                Ok(Published {
+                    id: created_id(P, &found["uri"])?,
+                    url: Some(web_url(did, rkey)),
+                    throttle: None,
+                    found: true,
+                })
             }
             Err(PlatformError::Refused { code, .. }) if code == "RecordNotFound" && !swapped(&failed) => {
                 Err(PlatformError::Transient {

@@ -35,9 +35,31 @@ pub(super) fn escape(text: &str) -> String {
     out
 }
 
+/// What LinkedIn shows for `commentary` (little text, as the Posts API answers it): each escaped
+/// character as itself. Herald's own posts hold no mentions or templates, so reading them back
+/// needs only this.
+pub(super) fn shown(commentary: &str) -> String {
+    let mut out = String::with_capacity(commentary.len());
+    let mut chars = commentary.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, shown};
+
+    #[test]
+    fn what_is_escaped_reads_back_as_written() {
+        for text in ["plain", "a (b) [c] @d #tag *e* _f_ ~g~ <h> {i} |j| \\k", "https://example.com/a_(b) x_y"] {
+            assert_eq!(shown(&escape(text)), text);
+        }
+    }
 
     #[test]
     fn reserved_characters_are_escaped_and_urls_and_hashtags_stay_live() {

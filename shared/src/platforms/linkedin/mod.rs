@@ -12,7 +12,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
 use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Lookup, Outgoing, Published};
+use super::publish::{Lookup, Outgoing, Published, Recent};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -106,10 +106,30 @@ impl Adapter for Linkedin {
         (now.div_euclid(86_400) + 1) * 86_400
     }
 
-    /// Reading a member's posts needs `r_member_social`, which LinkedIn grants to its partners
-    /// only: a lost answer cannot be looked for.
-    fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::None
+    /// An organization's posts are read with `r_organization_social` (granted with the
+    /// Community Management API's other organization scopes); a member's need `r_member_social`,
+    /// which LinkedIn grants to its partners only, so a member's lost answer cannot be looked
+    /// for, nor an organization's connected before Herald asked for the scope.
+    fn lookup(&self, account: &Account) -> Lookup {
+        match account.kind {
+            AccountKind::Organization if account.scopes.iter().any(|s| s == READ_ORGANIZATION) => Lookup::LISTED,
+            _ => Lookup::None,
+        }
+    }
+
+    fn recent<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        account: &'a Account,
+        tokens: &'a TokenSet,
+        since: time::OffsetDateTime,
+    ) -> Answer<'a, Option<Vec<Recent>>> {
+        Box::pin(async move {
+            match self.lookup(account) {
+                Lookup::None => Ok(None),
+                _ => client.linkedin_recent(account, tokens, since).await.map(Some),
+            }
+        })
     }
 
     /// 150 posts per day per member and 100,000 per day per app, days in UTC (platforms.md).
@@ -127,7 +147,8 @@ fn app(client: &PlatformClient) -> Result<&AppCredentials, PlatformError> {
 
 const P: Platform = Platform::Linkedin;
 const MEMBER_SCOPES: &[&str] = &["openid", "profile", "w_member_social"];
-const ORGANIZATION_SCOPES: &[&str] = &["w_organization_social", "rw_organization_admin"];
+const READ_ORGANIZATION: &str = "r_organization_social";
+const ORGANIZATION_SCOPES: &[&str] = &["w_organization_social", READ_ORGANIZATION, "rw_organization_admin"];
 
 /// LinkedIn's OAuth 2.0 for web apps ("3-legged OAuth"): the client secret among the token
 /// request's parameters, no PKCE (it is for native apps), access tokens for 60 days, and, for

@@ -8,7 +8,7 @@ use super::refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, created_id};
+use crate::platforms::publish::{Published, Recent, created_id};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -87,6 +87,42 @@ impl PlatformClient {
         let response = self.send_effect(p, "POST /rest/posts", request).await?;
         let (created, throttle) = self.read_effect(p, response, refusal).await?;
         let urn = created_id(p, &created["id"])?;
-        Ok(Published { url: Some(format!("https://www.linkedin.com/feed/update/{urn}")), id: urn, throttle })
+        Ok(Published { url: Some(post_url(&urn)), id: urn, throttle, found: false })
     }
+
+    /// An organization's posts since `since`: the Posts API's "Find Posts by Authors" finder
+    /// (`q=author`, newest first by creation; `r_organization_social`), each commentary read back
+    /// from little text. The finder takes no time bound, so the page is cut at `since` here.
+    pub(in crate::platforms) async fn linkedin_recent(
+        &self,
+        account: &Account,
+        tokens: &TokenSet,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<Recent>, PlatformError> {
+        let api = self.endpoints.linkedin_api.as_str().trim_end_matches('/');
+        let query =
+            [("q", "author"), ("author", account.platform_account_id.as_str()), ("count", "20"), ("sortBy", "CREATED")];
+        let request = self
+            .linkedin_rest(self.http.get(format!("{api}/rest/posts")), tokens)
+            .header("X-RestLi-Method", "FINDER")
+            .query(&query);
+        let page: Value = self.json(Platform::Linkedin, "GET /rest/posts?q=author", request, refusal).await?;
+        let since_ms = since.unix_timestamp() * 1000;
+        Ok(page["elements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|post| post["createdAt"].as_i64().is_some_and(|at| at >= since_ms))
+            .filter_map(|post| {
+                let id = post["id"].as_str()?.to_owned();
+                let text = super::little::shown(post["commentary"].as_str().unwrap_or_default());
+                Some(Recent { url: Some(post_url(&id)), id, text })
+            })
+            .collect())
+    }
+}
+
+/// A post's address on LinkedIn.
+fn post_url(urn: &str) -> String {
+    format!("https://www.linkedin.com/feed/update/{urn}")
 }

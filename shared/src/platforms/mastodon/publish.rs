@@ -83,7 +83,7 @@ impl PlatformClient {
             other => other?,
         };
         let id = created_id(P, &created["id"])?;
-        Ok(Published { id, url: created["url"].as_str().map(str::to_owned), throttle })
+        Ok(Published { id, url: created["url"].as_str().map(str::to_owned), throttle, found: false })
     }
 
     /// Uploads one attachment (`POST /api/v2/media`, `file` and `description`): its id.

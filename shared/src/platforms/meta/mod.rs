@@ -138,18 +138,15 @@ impl Adapter for Meta {
         Box::pin(async move {
             match self.0 {
                 Platform::Facebook => publish::recent(client, account, tokens, since).await.map(Some),
-                _ => Ok(None),
+                _ => INSTAGRAM_CONTAINERS.recent(client, tokens, &account.platform_account_id, since).await.map(Some),
             }
         })
     }
 
-    /// A Page's feed is listed; an Instagram container was asked inside its publish, and
-    /// nothing more can be read.
+    /// A Page's feed and an Instagram account's media are listed (an Instagram container is
+    /// also asked inside its publish, at once).
     fn lookup(&self, _account: &Account) -> Lookup {
-        match self.0 {
-            Platform::Facebook => Lookup::LISTED,
-            _ => Lookup::None,
-        }
+        Lookup::LISTED
     }
 
     fn media_types(&self) -> &'static [&'static str] {
@@ -192,6 +189,7 @@ static INSTAGRAM_CONTAINERS: super::containers::Containers = super::containers::
     publish: ("/media_publish", "POST /{ig-user-id}/media_publish"),
     quota: ("/content_publishing_limit", "GET /{ig-user-id}/content_publishing_limit"),
     status: ("status_code", "GET /{container-id}?fields=status_code"),
+    listing: "GET /{ig-user-id}/media",
     text_field: "caption",
     image_type: None,
     text_type: None,

@@ -104,7 +104,7 @@ impl PlatformClient {
             let response = self.send_effect(p, "POST /{page-id}/photos", request).await?;
             let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
             let id = created_id(p, if created["post_id"].is_string() { &created["post_id"] } else { &created["id"] })?;
-            return Ok(Published { url: post_url(&id), id, throttle });
+            return Ok(Published { url: post_url(&id), id, throttle, found: false });
         }
         let mut form: Vec<(String, String)> =
             vec![("message".into(), text.to_owned()), ("access_token".into(), token.to_owned())];
@@ -126,6 +126,6 @@ impl PlatformClient {
         let response = self.send_effect(p, "POST /{page-id}/feed", request).await?;
         let (created, throttle) = self.read_effect(p, response, graph_refusal).await?;
         let id = created_id(p, &created["id"])?;
-        Ok(Published { url: post_url(&id), id, throttle })
+        Ok(Published { url: post_url(&id), id, throttle, found: false })
     }
 }

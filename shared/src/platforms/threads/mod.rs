@@ -21,7 +21,7 @@ use super::adapter::{Adapter, Answer};
 use super::containers::Containers;
 use super::meta::graph_refusal;
 use super::oauth2::{ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Outgoing, Published, Recent, recent_posts};
+use super::publish::{Outgoing, Published, Recent};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -69,6 +69,7 @@ static CONTAINERS: Containers = Containers {
     publish: ("/threads_publish", "POST /{threads-user-id}/threads_publish"),
     quota: ("/threads_publishing_limit", "GET /{threads-user-id}/threads_publishing_limit"),
     status: ("status", "GET /{threads-container-id}?fields=status"),
+    listing: "GET /{threads-user-id}/threads",
     text_field: "text",
     image_type: Some("IMAGE"),
     text_type: Some("TEXT"),
@@ -233,19 +234,7 @@ impl Adapter for Threads {
         tokens: &'a TokenSet,
         since: time::OffsetDateTime,
     ) -> Answer<'a, Option<Vec<Recent>>> {
-        Box::pin(async move {
-            let user = &account.platform_account_id;
-            let request = client.http.get(api(client, &format!("/{user}/threads"))).query(&[
-                ("fields", "id,text,permalink,timestamp"),
-                ("since", &since.unix_timestamp().to_string()),
-                ("limit", "25"),
-                ("access_token", tokens.access_token.expose_secret()),
-            ]);
-            let listing: serde_json::Value =
-                client.json(P, "GET /{threads-user-id}/threads", request, graph_refusal).await?;
-            // Each thread carries its `permalink`; without one, its id's address is unknown.
-            Ok(Some(recent_posts(&listing, "text", |_| String::new())))
-        })
+        Box::pin(async move { CONTAINERS.recent(client, tokens, &account.platform_account_id, since).await.map(Some) })
     }
 
     fn deletes(&self) -> bool {

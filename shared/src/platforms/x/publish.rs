@@ -142,6 +142,6 @@ impl PlatformClient {
         let response = self.send_effect(p, "POST /2/tweets", request).await?;
         let (created, throttle) = self.read_effect(p, response, refusal).await?;
         let id = created_id(p, &created["data"]["id"])?;
-        Ok(Published { url: Some(format!("https://x.com/i/web/status/{id}")), id, throttle })
+        Ok(Published { url: Some(format!("https://x.com/i/web/status/{id}")), id, throttle, found: false })
     }
 }
