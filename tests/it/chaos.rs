@@ -185,8 +185,19 @@ async fn chaos(total: usize, aws_faults: bool) {
         }
     }
 
+    // How many targets each platform was asked for.
+    let pool_platforms = ["x", "facebook", "instagram", "linkedin", "linkedin", "threads", "mastodon"];
+    let mut asked: HashMap<&'static str, usize> = HashMap::new();
+    for (_, targets, _) in &submitted {
+        for target in targets {
+            let i = pool.iter().position(|a| a == target).expect("a pool account");
+            *asked.entry(pool_platforms[i]).or_default() += 1;
+        }
+    }
     // Every target settled; the revoked account's targets failed with needs_reauth.
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    // Per platform: published, failed, unknown, reconciled-found, reconciled-retried.
+    let mut per_platform: std::collections::BTreeMap<&'static str, [usize; 5]> = Default::default();
     let mut revoked_timeouts = 0;
     let mut published_texts: HashMap<String, HashSet<String>> = HashMap::new();
     for (post_id, _, text) in &submitted {
@@ -194,6 +205,22 @@ async fn chaos(total: usize, aws_faults: bool) {
         for target in &post.targets {
             assert!(target.status.is_terminal(), "{post_id}: {target:?}");
             *counts.entry(target.status.as_str()).or_default() += 1;
+            let row = per_platform.entry(target.platform.as_str()).or_default();
+            let lost_once =
+                target.history.iter().any(|a| a.error.as_ref().is_some_and(|e| e.code == "outcome_unknown"));
+            match target.status {
+                TargetStatus::Published if target.history.last().is_some_and(|a| a.found) => {
+                    row[0] += 1;
+                    row[3] += 1;
+                }
+                TargetStatus::Published if lost_once => {
+                    row[0] += 1;
+                    row[4] += 1;
+                }
+                TargetStatus::Published => row[0] += 1,
+                TargetStatus::Failed => row[1] += 1,
+                _ => row[2] += 1,
+            }
             let account = target.account_id.as_str();
             if account == pool[3] || account == pool[4] {
                 // Refused for the revoked grant, unless the call timed out before the platform
@@ -202,7 +229,11 @@ async fn chaos(total: usize, aws_faults: bool) {
                 match target.status {
                     TargetStatus::Failed => assert_eq!(error.code, "account_needs_reauth", "{target:?}"),
                     TargetStatus::Unknown => {
-                        assert!(error.message.contains("timeout"), "{target:?}");
+                        let timed_out = target
+                            .history
+                            .iter()
+                            .any(|a| a.error.as_ref().is_some_and(|e| e.message.contains("timeout")));
+                        assert!(timed_out, "{target:?}");
                         revoked_timeouts += 1;
                     }
                     _ => panic!("revoked LinkedIn grant: {target:?}"),
@@ -216,6 +247,8 @@ async fn chaos(total: usize, aws_faults: bool) {
 
     // The sandbox holds no duplicate, and everything Herald calls published is there.
     let mut sandbox_texts: HashMap<String, Vec<String>> = HashMap::new();
+    // What the platforms hold twice, by Herald's platform name.
+    let mut twice: HashMap<&'static str, usize> = HashMap::new();
     for platform in [
         SandboxPlatform::X,
         SandboxPlatform::Meta,
@@ -223,16 +256,28 @@ async fn chaos(total: usize, aws_faults: bool) {
         SandboxPlatform::Threads,
         SandboxPlatform::Mastodon,
     ] {
+        let mut seen = HashSet::new();
         for post in app.published(platform) {
             sandbox_texts.entry(post.account.clone()).or_default().push(post.text.clone());
+            let name = match platform {
+                SandboxPlatform::X => "x",
+                SandboxPlatform::Meta if post.account == "104000000000001" => "facebook",
+                SandboxPlatform::Meta => "instagram",
+                SandboxPlatform::Linkedin => "linkedin",
+                SandboxPlatform::Threads => "threads",
+                _ => "mastodon",
+            };
+            if !seen.insert((post.account.clone(), post.text.clone())) {
+                *twice.entry(name).or_default() += 1;
+            }
         }
     }
-    let mut duplicates = 0;
-    for texts in sandbox_texts.values() {
+    let mut duplicates: HashMap<&str, usize> = HashMap::new();
+    for (account, texts) in &sandbox_texts {
         let unique: HashSet<&String> = texts.iter().collect();
-        duplicates += texts.len() - unique.len();
+        *duplicates.entry(account.as_str()).or_default() += texts.len() - unique.len();
     }
-    assert_eq!(duplicates, 0, "a post was published twice");
+    assert_eq!(duplicates.values().sum::<usize>(), 0, "a post was published twice: {duplicates:?}");
     let platform_ids: HashMap<&str, &str> = [
         (pool[0].as_str(), "2244994945"),
         (pool[1].as_str(), "104000000000001"),
@@ -274,7 +319,24 @@ async fn chaos(total: usize, aws_faults: bool) {
         sandbox_calls,
         per_window.values().collect::<Vec<_>>(),
     );
+    println!("platform    published  failed  unknown  reconciled-found  reconciled-retried  duplicates  lost");
+    for (platform, [published, failed, unknown, found, retried]) in &per_platform {
+        let asked = asked.get(platform).copied().unwrap_or(0);
+        let lost = asked - (published + failed + unknown);
+        let twice = twice.get(platform).copied().unwrap_or(0);
+        println!(
+            "{platform:<11} {published:>9}  {failed:>6}  {unknown:>7}  {found:>16}  {retried:>18}  {twice:>10}  {lost:>4}"
+        );
+        assert_eq!(lost, 0, "{platform}: a target was lost");
+    }
     assert!(counts.get("published").copied().unwrap_or(0) > total, "most targets publish despite the faults");
+    // Issue 18's goal: unknown only where the platform cannot be read, at most 1 % of the targets
+    // outside the grant revoked on purpose.
+    let unknown_elsewhere = counts.get("unknown").copied().unwrap_or(0) - revoked_timeouts;
+    assert!(
+        unknown_elsewhere * 100 <= targets,
+        "{unknown_elsewhere} unknown of {targets} targets outside the revoked grant"
+    );
 }
 
 /// How many targets are still open, and the earliest time one of them waits for.

@@ -39,6 +39,8 @@ pub enum Attempted {
     LookupFailed(PlatformError),
     /// The post may exist, and the platform cannot tell: the reason.
     Unreadable(String),
+    /// Looked for past the last attempt and not there: not sent again (the reason).
+    GaveUp(String),
     /// The platform call failed, or was not made (its answer, classified by the platform's module).
     Platform(PlatformError),
     /// The target's account was disconnected.
@@ -64,6 +66,14 @@ fn error(code: &str, message: impl Into<String>) -> TargetError {
 pub fn decide(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> Outcome {
     let looking = matches!(attempted, Attempted::LookupFailed(_) | Attempted::Lost { .. });
     match judge(attempted, attempt, now, draw) {
+        // One look past the last attempt, never another send: lost again, it is unknown.
+        Outcome::Reconcile { note, .. } if attempt > MAX_ATTEMPTS => Outcome::Unknown(error(
+            "outcome_unknown",
+            format!(
+                "{MAX_ATTEMPTS} attempts' answers were lost, and the last look could not settle it ({})",
+                note.message
+            ),
+        )),
         // The post may exist: when the attempts to look for it run out, it is unknown, not failed.
         Outcome::Retry { error: last, counted: true, .. } if looking && attempt >= MAX_ATTEMPTS => {
             Outcome::Unknown(error(
@@ -107,6 +117,7 @@ fn judge(attempted: Attempted, attempt: u32, now: OffsetDateTime, draw: u64) -> 
             other => other,
         },
         Attempted::Unreadable(reason) => Outcome::Unknown(error("outcome_unknown", reason)),
+        Attempted::GaveUp(reason) => Outcome::Exhausted(error("attempts_exhausted", reason)),
         Attempted::AccountGone => Outcome::Failed(error("account_not_found", "the account was disconnected")),
         Attempted::GrantDead { after_refusal: false } => {
             Outcome::Failed(error("account_needs_reauth", "the account must be connected again"))
@@ -149,15 +160,16 @@ fn lost(
                 format!("the answer was lost ({detail}); the account's posts are read again before anything is sent"),
             ),
         },
-        Lookup::Resend { .. } => Outcome::Retry {
+        // Resent with backoff; `since` kept, so a resend past the key's memory is not made.
+        Lookup::Resend { .. } => Outcome::Reconcile {
             at: now + backoff_drawn(attempt, draw),
-            error: Some(error(
+            since,
+            note: error(
                 "outcome_unknown",
                 format!(
                     "the answer was lost ({detail}); it is sent again under the same key, which the platform does not post twice"
                 ),
-            )),
-            counted: true,
+            ),
         },
         Lookup::None => Outcome::Unknown(error(
             "outcome_unknown",
@@ -389,8 +401,8 @@ mod tests {
         ]
     }
 
-    /// Each case at the first attempt, the last but one, and the last: (kind, code, counted,
-    /// delay). A retryable, counted failure at the last attempt is exhausted.
+    /// Each case at the first attempt, the last but one, the last, and the look after it (kind,
+    /// code, counted, delay). A retryable, counted failure at the last attempt is exhausted.
     fn expected(name: &str, attempt: u32) -> (Kind, Option<&'static str>, bool, Delay) {
         use Delay::*;
         use Kind::*;
@@ -402,9 +414,13 @@ mod tests {
         match name {
             "published" | "found" => (Published, Option::None, true, Never),
             // The post may exist: looked for again at the platform's lag, however many attempts.
+            // One look past the last attempt; lost then, unknown.
+            "lost, listed" | "lost, resent" if attempt > MAX_ATTEMPTS => {
+                (Unknown, Some("outcome_unknown"), true, Never)
+            }
             "lost, listed" => (Reconcile, Some("outcome_unknown"), true, Exactly(60)),
-            "lost, resent" | "lookup failed" if last => (Unknown, Some("outcome_unknown"), true, Never),
-            "lost, resent" => (Retry, Some("outcome_unknown"), true, backoff),
+            "lookup failed" if last => (Unknown, Some("outcome_unknown"), true, Never),
+            "lost, resent" => (Reconcile, Some("outcome_unknown"), true, backoff),
             "lookup failed" => (Retry, Some("platform_unavailable"), true, backoff),
             "lost, unreadable" | "lookup refused" | "unreadable" => (Unknown, Some("outcome_unknown"), true, Never),
             "token refused" => counted_retry("unauthorized", Exactly(1)),
@@ -451,7 +467,7 @@ mod tests {
 
     #[test]
     fn every_case_at_every_attempt_edge_decides_as_its_row_says() {
-        for attempt in [1, MAX_ATTEMPTS - 1, MAX_ATTEMPTS] {
+        for attempt in [1, MAX_ATTEMPTS - 1, MAX_ATTEMPTS, MAX_ATTEMPTS + 1] {
             for (name, attempted) in cases() {
                 // The largest draw gives the longest backoff, the smallest none: both must fit.
                 for draw in [0, u64::MAX] {

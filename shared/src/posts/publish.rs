@@ -274,6 +274,12 @@ async fn conclude<G: Grants>(
     attempted: Attempted,
 ) -> Result<Target, StoreError> {
     let now = publisher.clock.now();
+    // A post that may exist already (an earlier answer was lost) cannot be failed for want of
+    // the account or its grant, however far the attempt got: it is unknown.
+    let attempted = match (attempted, claimed.check_since) {
+        (Attempted::AccountGone | Attempted::GrantDead { .. }, Some(_)) => Attempted::Unreadable(GRANT_GONE.into()),
+        (attempted, _) => attempted,
+    };
     let outcome = outcome::decide(attempted, claimed.attempts, now, u64::from_le_bytes(random_bytes()));
     let finished = claimed.settled(&outcome, now);
     // The outcome is written with its event, so neither is recorded without the other.
@@ -316,16 +322,11 @@ pub async fn schedule<G: Grants>(
 }
 
 async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target, known: Option<&Account>) -> Attempted {
-    // A post that may exist already cannot be failed for want of the account: it is unknown.
-    let gone = |attempted: Attempted| match (&attempted, claimed.check_since) {
-        (Attempted::AccountGone | Attempted::GrantDead { .. }, Some(_)) => Attempted::Unreadable(GRANT_GONE.into()),
-        _ => attempted,
-    };
     let account = match known {
         Some(account) => account.clone(),
         None => match publisher.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
             Ok(Some(account)) => account,
-            Ok(None) => return gone(Attempted::AccountGone),
+            Ok(None) => return Attempted::AccountGone,
             Err(e) => return internal(&e),
         },
     };
@@ -333,7 +334,7 @@ async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target,
         Ok(Some(tokens)) => tokens,
         // Due for a refresh, which this publisher may not make: the retries function will.
         Ok(None) => return Attempted::RefreshFirst,
-        Err(e) => return gone(token_failure(e, false)),
+        Err(e) => return token_failure(e, false),
     };
     // Within the platform's budgets, checked before the call; over them, deferred to the reset.
     match publisher.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
@@ -462,10 +463,19 @@ async fn call<G: Grants>(
     claimed: &Target,
 ) -> Attempted {
     let started = publisher.clock.now();
-    if let Some(since) = claimed.check_since
-        && let Looked::Settled(attempted) = reconcile(publisher, post, account, &tokens, since).await
-    {
-        return attempted;
+    if let Some(since) = claimed.check_since {
+        if let Looked::Settled(attempted) = reconcile(publisher, post, account, &tokens, since).await {
+            return attempted;
+        }
+        // Past the last attempt a listing is only read: not there, the post is not sent again.
+        if claimed.attempts > outcome::MAX_ATTEMPTS
+            && let Lookup::Listing { .. } = publisher.platforms.lookup(account)
+        {
+            return Attempted::GaveUp(format!(
+                "{} attempts' answers were lost and the post is not on the platform; it was not sent again",
+                outcome::MAX_ATTEMPTS
+            ));
+        }
     }
     // The same key on every attempt of this target: a platform that takes one makes a resend a
     // no-op.
