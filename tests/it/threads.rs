@@ -6,7 +6,6 @@
 use herald::domain::AccountStatus;
 use herald_sandbox::Platform as SandboxPlatform;
 use herald_testkit::{TestApp, TestEnv};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 const THREADS_USER: &str = "25100000000000001";
@@ -35,10 +34,6 @@ async fn run_publish_job(app: &TestApp, post: &str, account: &str) {
 
 async fn account_status(app: &TestApp, id: &str) -> Option<Value> {
     app.accounts("user-1").await.iter().find(|a| a["id"] == id).map(|a| a["status"].clone())
-}
-
-async fn read(app: &TestApp, id: &str) -> Value {
-    app.call(Method::GET, &format!("/v1/posts/{id}"), None).await.1
 }
 
 /// Connect: the Authorization Window on Threads' own host, the code exchanged for a short-lived
@@ -147,7 +142,7 @@ async fn a_lost_threads_publish_is_read_back_from_its_container() {
     app.advance(time::Duration::seconds(120)).await;
     let post_id = post["id"].as_str().unwrap();
     run_publish_job(&app, post_id, &id).await;
-    assert_eq!(read(&app, post_id).await["targets"][0]["status"], "published");
+    assert_eq!(app.read_post(post_id).await["targets"][0]["status"], "published");
     let texts: Vec<String> = threads_posts(&app).into_iter().map(|p| p.text).collect();
     assert_eq!(texts, ["lost answer", "never sent"], "each once");
 }
@@ -195,7 +190,7 @@ async fn a_revoked_threads_grant_needs_reauth_with_an_event() {
     app.advance(time::Duration::seconds(5)).await;
     let post_id = post["id"].as_str().unwrap();
     run_publish_job(&app, post_id, &id).await;
-    let read = read(&app, post_id).await;
+    let read = app.read_post(post_id).await;
     assert_eq!(read["targets"][0]["error"]["code"], "account_needs_reauth", "{read}");
     let user: herald::domain::UserId = "user-1".parse().unwrap();
     let stored = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();

@@ -28,6 +28,12 @@ where
     }
 }
 
+/// A JSON body of the wrong shape: 422 `invalid_body`, with what serde said.
+pub(super) fn invalid_body(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
+        .detail(detail)
+}
+
 fn json_problem(rejection: JsonRejection) -> Problem {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => {
@@ -37,10 +43,7 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         JsonRejection::JsonSyntaxError(e) => {
             Problem::new(StatusCode::BAD_REQUEST, "invalid_json", "The body is not valid JSON").detail(e.body_text())
         }
-        JsonRejection::JsonDataError(e) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
-                .detail(e.body_text())
-        }
+        JsonRejection::JsonDataError(e) => invalid_body(e.body_text()),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large")
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::connect::parse_user;
-use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Authenticated, invalid_body};
 use super::routes::Routes;
 use super::{AppState, Problem};
 use crate::domain::{AccountId, PostId};
@@ -56,10 +56,7 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
-            .detail(e.to_string())
-    })
+    serde_json::from_slice(body).map_err(|e| invalid_body(e.to_string()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,10 +122,7 @@ async fn create(
 ) -> Result<Response, Problem> {
     // The request's hash, over its JSON with keys in order, for idempotency.
     let hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
-    let request: intake::Request = serde_json::from_value(body).map_err(|e| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The body does not have the expected shape")
-            .detail(e.to_string())
-    })?;
+    let request: intake::Request = serde_json::from_value(body).map_err(|e| invalid_body(e.to_string()))?;
     let key = headers.get("idempotency-key").map(|v| v.to_str().map(str::trim).unwrap_or_default().to_owned());
     if let Some(key) = &key
         && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY)

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::clock::whole_seconds;
+
 use super::publish::{Grants, Publisher, refreshed_once, schedule};
 use super::{Post, Target, TargetError, TargetStatus, validate};
 use crate::domain::post::Deletion;
@@ -195,15 +197,11 @@ pub async fn delete<G: Grants>(publisher: &Publisher<G>, tenant: &TenantId, id: 
             }
             changes.push((target.clone(), next));
         }
-        if let Some(post) = write(publisher, &post, changes, PostChange::Deleted(whole(now)), events).await? {
+        if let Some(post) = write(publisher, &post, changes, PostChange::Deleted(whole_seconds(now)), events).await? {
             return Ok(post);
         }
     }
     Err(StoreError::Busy.into())
-}
-
-fn whole(at: OffsetDateTime) -> OffsetDateTime {
-    crate::clock::whole_seconds(at)
 }
 
 /// `PATCH /v1/posts/{id}`: a scheduled post's text or time changed before its first attempt,
@@ -219,7 +217,7 @@ pub async fn edit<G: Grants>(
     for _ in 0..TRIES {
         let post = read(publisher, tenant, id).await?;
         let text = text.clone().unwrap_or_else(|| post.text.clone());
-        let at = scheduled_at.map(whole).or(post.scheduled_at);
+        let at = scheduled_at.map(whole_seconds).or(post.scheduled_at);
         if post.deleted_at.is_some() {
             return Err(conflict("post_deleted", "the post was deleted"));
         }

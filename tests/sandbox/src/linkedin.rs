@@ -671,7 +671,9 @@ async fn create_post(State(sandbox): State<Shared>, headers: HeaderMap, body: By
     response
 }
 
-/// The roles that may read an organization's posts (the roles page: analysts see its content).
+/// The roles that may read an organization's posts: the posting roles and `ANALYST` (the
+/// sandbox's reading of LinkedIn's roles page, which says analysts view an organization's
+/// content and analytics; not confirmed against the Posts API itself).
 const READING_ROLES: [&str; 3] = ["ADMINISTRATOR", "CONTENT_ADMINISTRATOR", "ANALYST"];
 
 /// `GET /rest/posts?q=author&author={URN}&count=&sortBy=`: the Posts API's "Find Posts by
