@@ -35,6 +35,9 @@ struct Listed {
 }
 
 const THREADS_USER: &str = "25100000000000001";
+/// Instagram's and Threads' container status reads, as logged.
+const CONTAINER_STATUS: [&str; 2] =
+    ["GET /{container-id}?fields=status_code", "GET /{threads-container-id}?fields=status"];
 
 const LISTED: [Listed; 5] = [
     Listed {
@@ -140,6 +143,7 @@ fn texts(app: &TestApp, platform: SandboxPlatform) -> Vec<String> {
 /// instead of posting it twice.
 #[tokio::test]
 async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_once() {
+    let logs = herald_testkit::captured_logs();
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let mut ids = connect_every(&app).await;
@@ -164,6 +168,7 @@ async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_
         let history = settled["history"].as_array().unwrap();
         assert_eq!(history.last().unwrap()["found"], true, "{}: found, not sent: {settled}", p.account);
         assert_eq!(history.first().unwrap()["error"]["code"], "outcome_unknown", "the lost answer is in the history");
+        says_what_happened(&app, &logs, p, history);
         let made: Vec<_> = app.published(p.sandbox).into_iter().filter(|m| m.text == applied).collect();
         assert_eq!(made.len(), 1, "{}: once", p.account);
         assert_eq!(settled["platform_post_id"], made[0].id.as_str(), "{}: by its own id", p.account);
@@ -173,7 +178,20 @@ async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_
         let (post, _) = lost(&app, &ids, p, "hang", &format!("{} not applied", p.account), false).await;
         let settled = app.settle(&post, &account).await;
         assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
-        assert!(settled["history"].as_array().unwrap().last().unwrap().get("found").is_none(), "{settled}");
+        let last = settled["history"].as_array().unwrap().last().unwrap().clone();
+        assert!(last.get("found").is_none(), "{settled}");
+        // Looked for, not there; where a container was made, its status (read first by the
+        // attempt that comes back to it) is the look.
+        let looked = match p.container_reads {
+            None => last["looked"]["result"].as_str(),
+            Some(_) => last["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| CONTAINER_STATUS.iter().any(|s| c["endpoint"] == *s))
+                .then_some("absent"),
+        };
+        assert_eq!((last["answer"].as_str(), looked), (Some("done"), Some("absent")), "{last}");
         assert_eq!(mine(&app), [applied.clone(), format!("{} not applied", p.account)], "{}: each once", p.account);
 
         // The grant is revoked before the look: the platform cannot be read, so unknown, with
@@ -208,6 +226,43 @@ async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_
         assert_eq!(settled["history"].as_array().unwrap().last().unwrap()["found"], true, "{settled}");
         assert_eq!(mine(&app).len(), 3, "{}: the retried unknown target did not post twice", p.account);
     }
+}
+
+/// Issue 18, item 2: a lost answer found on the platform reads in the history as that, not as a
+/// plain success: the first attempt's answer `lost`, its creating call unanswered; the next one's
+/// answer `found`, after a look (`looked`) that made only reads. Each attempt has its own request
+/// id, which its platform calls' log lines carry; a platform's own request ids are the ones it
+/// answered with (X's sandbox, like X, names none).
+fn says_what_happened(app: &TestApp, logs: &herald_testkit::LogBuffer, p: &Listed, history: &[Value]) {
+    let (first, last) = (&history[0], history.last().unwrap());
+    assert_eq!(first["answer"], "lost", "{}: {first}", p.account);
+    // The creating call is the last POST (Instagram's and Threads' first make a container; X's
+    // adapter reads the timeline once at once after a lost answer).
+    let calls = first["calls"].as_array().unwrap();
+    let sent = calls.iter().rfind(|c| c["endpoint"].as_str().unwrap().starts_with("POST ")).expect("a POST");
+    assert!(sent.get("status").is_none(), "the creating call went unanswered: {first}");
+    assert_eq!((last["answer"].as_str(), last["looked"]["result"].as_str()), (Some("found"), Some("found")), "{last}");
+    assert!(last["looked"]["since"].is_string(), "{last}");
+    let reads = last["calls"].as_array().unwrap();
+    assert!(!reads.is_empty() && reads.iter().all(|c| c["endpoint"].as_str().unwrap().starts_with("GET ")), "{last}");
+    let (a, b) = (first["request_id"].as_str().unwrap(), last["request_id"].as_str().unwrap());
+    assert!(a.starts_with("att_") && b.starts_with("att_") && a != b, "{a} {b}");
+    let answered: Vec<String> = app.sandbox_calls().into_iter().filter_map(|c| c.request_id).collect();
+    for call in reads.iter().filter(|c| c.get("status").is_some()) {
+        match (p.sandbox, call["platform_request_id"].as_str()) {
+            (SandboxPlatform::X, id) => assert_eq!(id, None, "{call}"),
+            (_, Some(id)) => assert!(answered.iter().any(|a| a == id), "{}: {id} is the platform's", p.account),
+            (_, None) => panic!("{}: the platform named its request: {call}", p.account),
+        }
+    }
+    let text = logs.text();
+    let lines = text.lines().filter(|l| l.contains("\"platform call\"") && l.contains(b)).count();
+    assert_eq!(
+        lines,
+        reads.iter().filter(|c| c.get("status").is_some()).count(),
+        "{}: the look's log lines",
+        p.account
+    );
 }
 
 /// A claim whose worker died is looked for like a lost answer: found → published as it is;

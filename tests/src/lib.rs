@@ -686,6 +686,11 @@ impl TestApp {
         self.sandbox.state.world().posts.iter().filter(|p| p.platform == platform).cloned().collect()
     }
 
+    /// Every request the sandbox received so far, oldest first.
+    pub fn sandbox_calls(&self) -> Vec<herald_sandbox::Call> {
+        self.sandbox.state.world().calls.clone()
+    }
+
     /// Connects each platform's development user for `user`; returns the account ids by key:
     /// `x`, `facebook`, `instagram`, `linkedin_member`, `linkedin_org`.
     pub async fn connect_all(&self, user: &str) -> HashMap<&'static str, String> {

@@ -27,6 +27,12 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// A new attempt's request id (`att_` + 16 hex digits over 64 random bits): unique enough to
+/// find one attempt's log lines, short enough to keep in every history entry.
+pub fn attempt_id() -> String {
+    format!("att_{}", hex::encode(random_bytes::<8>()))
+}
+
 /// `prefix` + 22 characters of URL-safe base64 over 128 random bits.
 fn random_id(prefix: &str) -> String {
     let bytes: [u8; 16] = random_bytes();

@@ -131,6 +131,104 @@ pub struct Attempt {
     /// lost (or whose worker died): published without sending anything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub found: bool,
+    /// Herald's id for the attempt: every log line of it carries this as `request_id`, so the
+    /// history leads to its platform calls' log lines.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+    /// What the attempt's answer was, in Herald's classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+    /// What was sent: the platform calls the attempt made, in order (the first
+    /// [`Report::MAX_CALLS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<Call>,
+    /// For an attempt after a lost answer: where it looked for the post first, and what it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub looked: Option<Look>,
+}
+
+/// What an attempt's answer was, in Herald's classes (the history's `answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// The platform made the post (or deleted it) and said so.
+    Done,
+    /// Found on the platform, made by an earlier attempt whose answer was lost (or under the
+    /// same idempotency key): nothing new was made.
+    Found,
+    /// Sent, and the answer was lost (timeout, reset, an unreadable answer to the creating call):
+    /// it may have been applied.
+    Lost,
+    /// The platform refused the request (its code and words in the attempt's error).
+    Refused,
+    /// The platform refused the account's token.
+    Unauthorized,
+    /// The platform is throttling.
+    Throttled,
+    /// The platform failed or could not be reached (5xx, network): nothing was made.
+    Failed,
+    /// An answer Herald cannot read, to a call that creates nothing.
+    Unexpected,
+    /// The post may exist and the platform cannot be read to tell.
+    Unreadable,
+    /// Nothing reached the platform: Herald's side (the account, its grant, DynamoDB, the
+    /// media, the deadline) stopped the attempt first.
+    NotSent,
+}
+
+/// One platform call of an attempt: the endpoint as logged (`POST /2/tweets`), the answer's
+/// status (absent: no answer), and the platform's own id for the request where it gives one
+/// (Meta's `x-fb-trace-id`, LinkedIn's `x-li-uuid`, Mastodon's `x-request-id`): what its support
+/// asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_request_id: Option<String>,
+}
+
+/// Where an attempt after a lost answer looked for the post before sending: among what the
+/// account made since `since`, and what it found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Look {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub result: LookResult,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookResult {
+    /// There: published with what the platform shows, nothing sent.
+    Found,
+    /// Not there: sent (or, past the last attempt, given up).
+    Absent,
+    /// Resent under the same idempotency key, which is the look (Bluesky's record key,
+    /// Mastodon's `Idempotency-Key`).
+    Resent,
+    /// The platform could not be read (or the read failed): nothing sent.
+    Unreadable,
+}
+
+/// What one attempt did at the platform, for its history entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub request_id: String,
+    pub answer: Option<Answer>,
+    pub calls: Vec<Call>,
+    pub looked: Option<Look>,
+}
+
+impl Report {
+    /// The calls an attempt's history keeps (an Instagram carousel makes one per item).
+    pub const MAX_CALLS: usize = 12;
+
+    /// A report for an attempt with a new request id.
+    pub fn new() -> Self {
+        Report { request_id: super::attempt_id(), ..Report::default() }
+    }
 }
 
 /// Where an exhausted target's dead letter stands: written to the target first, then sent, so a
@@ -218,8 +316,9 @@ impl Target {
         }
     }
 
-    /// The claimed target after its attempt's `outcome`, at `now`.
-    pub fn settled(&self, outcome: &Outcome, now: OffsetDateTime) -> Target {
+    /// The claimed target after its attempt's `outcome`, at `now`; `report`: what the attempt
+    /// did at the platform, for its history entry.
+    pub fn settled(&self, outcome: &Outcome, report: Report, now: OffsetDateTime) -> Target {
         let mut next = Target { version: self.version + 1, lease_until: None, ..self.clone() };
         next.status = match outcome {
             Outcome::Published { .. } => TargetStatus::Published,
@@ -241,6 +340,10 @@ impl Target {
                     Outcome::Processing { note, .. } | Outcome::Reconcile { note, .. } => Some(note.clone()),
                 },
                 found: matches!(outcome, Outcome::Published { found: true, .. }),
+                request_id: report.request_id,
+                answer: report.answer,
+                calls: report.calls,
+                looked: report.looked,
             });
         }
         next.resume = None;
@@ -336,8 +439,9 @@ impl Target {
         }
     }
 
-    /// A `deleting` target after one try at deleting it from the platform, at `now`.
-    pub fn after_deletion(&self, deletion: &Deletion, now: OffsetDateTime) -> Target {
+    /// A `deleting` target after one try at deleting it from the platform, at `now` (`report`:
+    /// what the try did there).
+    pub fn after_deletion(&self, deletion: &Deletion, report: Report, now: OffsetDateTime) -> Target {
         let mut next = Target { attempts: self.attempts + 1, version: self.version + 1, ..self.clone() };
         let (status, error) = match deletion {
             Deletion::Deleted => (TargetStatus::Deleted, None),
@@ -350,7 +454,17 @@ impl Target {
             Deletion::Retry { at, .. } => Some(whole_seconds(*at)),
             _ => None,
         };
-        next.history.push(Attempt { number: self.next_number(), at: whole_seconds(now), status, error, found: false });
+        next.history.push(Attempt {
+            number: self.next_number(),
+            at: whole_seconds(now),
+            status,
+            error,
+            found: false,
+            request_id: report.request_id,
+            answer: report.answer,
+            calls: report.calls,
+            looked: None,
+        });
         next
     }
 }

@@ -178,6 +178,12 @@ pub(super) trait Adapter: Send + Sync {
         now + 900
     }
 
+    /// The answer header carrying the platform's id for the request, which its support asks
+    /// for; `None` where the platform documents none.
+    fn request_id_header(&self) -> Option<&'static str> {
+        None
+    }
+
     /// What a successful answer's headers say about the budget (Unix seconds `now`).
     fn throttle_hint(&self, _headers: &reqwest::header::HeaderMap, _now: i64) -> Option<Throttle> {
         None

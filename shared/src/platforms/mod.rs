@@ -32,6 +32,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::clock::SharedClock;
+use crate::domain::post::Call;
 use crate::domain::tokens::TokenSet;
 use crate::domain::{AccountKind, Platform};
 use adapter::adapter;
@@ -86,6 +87,38 @@ pub enum PlatformError {
 
 tokio::task_local! {
     static DEADLINE: Instant;
+    static CALLS: std::cell::RefCell<Vec<Call>>;
+}
+
+/// Runs `work`, keeping the platform calls it makes (endpoint, status, the platform's request
+/// id) for the attempt's history: the first [`Report::MAX_CALLS`](crate::domain::post::Report).
+pub async fn recording<F: std::future::Future>(work: F) -> (F::Output, Vec<Call>) {
+    CALLS
+        .scope(std::cell::RefCell::new(Vec::new()), async move {
+            let output = work.await;
+            (output, CALLS.with(|calls| calls.take()))
+        })
+        .await
+}
+
+/// Keeps `call` where [`recording`] runs.
+fn record(call: Call) {
+    let _ = CALLS.try_with(|calls| {
+        let mut calls = calls.borrow_mut();
+        if calls.len() < crate::domain::post::Report::MAX_CALLS {
+            calls.push(call);
+        }
+    });
+}
+
+/// The platform's id for a request, from the answer's header that carries it, if it looks like
+/// one (at most 64 of the characters such ids use): it is shown to tenants.
+fn platform_request_id(platform: Platform, headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers.get(adapter(platform).request_id_header()?)?.to_str().ok()?;
+    let plausible = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-.:".contains(&b));
+    plausible.then(|| value.to_owned())
 }
 
 /// Runs `work` with a deadline for its platform calls: a call that could not finish before it
@@ -372,6 +405,12 @@ impl PlatformClient {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let platform_request_id = platform_request_id(platform, response.headers());
+                record(Call {
+                    endpoint: endpoint.to_owned(),
+                    status: Some(status),
+                    platform_request_id: platform_request_id.clone(),
+                });
                 tracing::info!(
                     platform = %platform,
                     endpoint,
@@ -380,6 +419,7 @@ impl PlatformClient {
                     rate_limit_remaining = header("x-rate-limit-remaining"),
                     rate_limit_reset = header("x-rate-limit-reset"),
                     app_usage = header("x-app-usage"),
+                    platform_request_id,
                     "platform call"
                 );
                 return Ok(response);
@@ -394,6 +434,7 @@ impl PlatformClient {
             "transport"
         };
         tracing::warn!(platform = %platform, endpoint, status = 0, latency_ms, error = kind, "platform call failed");
+        record(Call { endpoint: endpoint.to_owned(), status: None, platform_request_id: None });
         if effect && !err.is_connect() {
             Err(PlatformError::Ambiguous { platform, detail: format!("{kind} after the request was sent") })
         } else {
@@ -614,6 +655,30 @@ mod tests {
         let apps = PlatformApps { x: app(), meta: app(), linkedin: app(), threads: app(), ..PlatformApps::default() };
         let egress = std::sync::Arc::new(crate::egress::Egress::new(&crate::egress::EgressSettings::default()));
         PlatformClient::new(endpoints, apps, std::sync::Arc::new(crate::SystemClock), egress)
+    }
+
+    /// A platform's request id is kept from the header it names, and only if it looks like one
+    /// (it is shown to tenants); X names none.
+    #[test]
+    fn a_platforms_request_id_is_kept_only_from_its_own_plausible_header() {
+        let headers = |name: &str, value: &str| {
+            let mut map = reqwest::header::HeaderMap::new();
+            map.insert(reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            map
+        };
+        let id = |platform, name, value| platform_request_id(platform, &headers(name, value));
+        assert_eq!(id(Platform::Facebook, "x-fb-trace-id", "AbC+/9_="), Some("AbC+/9_=".into()));
+        assert_eq!(id(Platform::Instagram, "x-fb-trace-id", "Ab1"), Some("Ab1".into()));
+        assert_eq!(id(Platform::Threads, "x-fb-trace-id", "Ab1"), Some("Ab1".into()));
+        assert_eq!(
+            id(Platform::Linkedin, "x-li-uuid", "rjJaaGZloRVAuzITOSsAAA=="),
+            Some("rjJaaGZloRVAuzITOSsAAA==".into())
+        );
+        assert_eq!(id(Platform::Mastodon, "x-request-id", "5f3c-a1"), Some("5f3c-a1".into()));
+        assert_eq!(id(Platform::Linkedin, "x-fb-trace-id", "Ab1"), None, "another platform's header");
+        assert_eq!(id(Platform::X, "x-request-id", "Ab1"), None);
+        assert_eq!(id(Platform::Facebook, "x-fb-trace-id", "<b>hi</b>"), None);
+        assert_eq!(id(Platform::Facebook, "x-fb-trace-id", &"a".repeat(65)), None);
     }
 
     /// Each platform's consent page in production, as its OAuth 2.0 dialect (data in its folder)

@@ -16,15 +16,16 @@ use crate::clock::whole_seconds;
 
 use super::publish::{Grants, Publisher, refreshed_once, schedule};
 use super::{Post, Target, TargetError, TargetStatus, validate};
-use crate::domain::post::Deletion;
+use crate::domain::post::{Answer, Deletion, Report};
 use crate::domain::{AccountId, PostId, TenantId, random_bytes};
-use crate::platforms::PlatformError;
+use crate::platforms::{PlatformError, recording};
 use crate::posts::outcome::MAX_ATTEMPTS;
 use crate::ratelimit::LimitError;
 use crate::store::StoreError;
 use crate::store::journal::{PreparedEvent, kinds};
 use crate::store::posts::{PostChange, Written};
 use crate::tokens::{TokenError, TokenManager};
+use tracing::Instrument;
 
 /// A read, decide and write that found something moved is done again this many times.
 const TRIES: usize = 4;
@@ -188,7 +189,8 @@ pub async fn delete<G: Grants>(publisher: &Publisher<G>, tenant: &TenantId, id: 
                         "delete_not_supported",
                         format!("{} does not let apps delete posts; it stays published", target.platform),
                     ));
-                    (target.deleting(now).after_deletion(&kept, now), Some(kinds::POST_DELETE_FAILED))
+                    let report = Report { answer: Some(Answer::NotSent), ..Report::new() };
+                    (target.deleting(now).after_deletion(&kept, report, now), Some(kinds::POST_DELETE_FAILED))
                 }
                 _ => continue,
             };
@@ -283,7 +285,11 @@ fn error(code: &str, message: impl Into<String>) -> TargetError {
 /// a refusal, a gone grant or the last try keeps the target `published`, with the reason.
 pub async fn delete_step(publisher: &Publisher<TokenManager>, post: &Post, target: &Target) -> Result<(), StoreError> {
     let now = publisher.clock.now();
-    let deletion = try_delete(publisher, post, target, now).await;
+    let mut report = Report::new();
+    let span = tracing::info_span!("delete", request_id = %report.request_id);
+    let (deletion, calls) = recording(try_delete(publisher, post, target, now)).instrument(span).await;
+    report.answer = Some(deletion_answer(&deletion, !calls.is_empty()));
+    report.calls = calls;
     let deletion = match deletion {
         Deletion::Retry { error, .. } if target.attempts + 1 >= MAX_ATTEMPTS => Deletion::Kept(TargetError {
             code: "delete_failed".into(),
@@ -292,7 +298,7 @@ pub async fn delete_step(publisher: &Publisher<TokenManager>, post: &Post, targe
         }),
         other => other,
     };
-    let next = target.after_deletion(&deletion, now);
+    let next = target.after_deletion(&deletion, report, now);
     let kind = match deletion {
         Deletion::Deleted => Some(kinds::POST_DELETED),
         Deletion::Kept(_) => Some(kinds::POST_DELETE_FAILED),
@@ -388,6 +394,21 @@ async fn try_delete(
         }
         Ok(Err(e)) | Err(TokenError::Transient(e)) => platform_trouble(e, later(target.attempts + 1)),
         Err(TokenError::Store(e)) => trouble(&e),
+    }
+}
+
+/// A try at deleting in the history's classes; `called`: whether it reached the platform.
+fn deletion_answer(deletion: &Deletion, called: bool) -> Answer {
+    let code = match deletion {
+        Deletion::Deleted => return Answer::Done,
+        Deletion::Retry { error, .. } | Deletion::Kept(error) => error.code.as_str(),
+    };
+    match code {
+        _ if !called => Answer::NotSent,
+        "platform_rejected" => Answer::Refused,
+        "account_needs_reauth" => Answer::Unauthorized,
+        "rate_limited" => Answer::Throttled,
+        _ => Answer::Failed,
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::domain::post::{Outcome, TargetError};
+use crate::domain::post::{Answer, Outcome, TargetError};
 use crate::platforms::PlatformError;
 use crate::platforms::publish::Lookup;
 use crate::queue::backoff_drawn;
@@ -55,6 +55,39 @@ pub enum Attempted {
     OverBudget { until: OffsetDateTime },
     /// The token is due for a refresh, which this caller may not do: not sent, not an attempt.
     RefreshFirst,
+}
+
+impl Attempted {
+    /// The attempt's answer in the history's classes.
+    pub fn answer(&self) -> Answer {
+        match self {
+            Attempted::Published { found: true, .. } => Answer::Found,
+            Attempted::Published { found: false, .. } => Answer::Done,
+            Attempted::Lost { .. } => Answer::Lost,
+            Attempted::LookupFailed(_) | Attempted::Unreadable(_) => Answer::Unreadable,
+            // Looked for, and not there: nothing was sent.
+            Attempted::GaveUp(_) => Answer::NotSent,
+            Attempted::Platform(e) => match e {
+                PlatformError::Refused { .. } | PlatformError::QuotaExhausted { .. } => Answer::Refused,
+                PlatformError::Unauthorized { .. } => Answer::Unauthorized,
+                PlatformError::RateLimited { .. } => Answer::Throttled,
+                PlatformError::Transient { .. } => Answer::Failed,
+                PlatformError::Unexpected { .. } => Answer::Unexpected,
+                // Taken, still being processed (never in the history: waiting is not an attempt).
+                PlatformError::Processing { .. } => Answer::Done,
+                PlatformError::Ambiguous { .. } => Answer::Lost,
+                PlatformError::Media { .. } | PlatformError::NotConfigured(_) | PlatformError::Deferred { .. } => {
+                    Answer::NotSent
+                }
+            },
+            Attempted::AccountGone
+            | Attempted::GrantDead { after_refusal: false }
+            | Attempted::Internal { .. }
+            | Attempted::OverBudget { .. }
+            | Attempted::RefreshFirst => Answer::NotSent,
+            Attempted::GrantDead { after_refusal: true } => Answer::Unauthorized,
+        }
+    }
 }
 
 fn error(code: &str, message: impl Into<String>) -> TargetError {
@@ -254,7 +287,7 @@ fn platform(err: PlatformError, attempt: u32, now: OffsetDateTime, draw: u64) ->
 mod tests {
     use super::*;
     use crate::domain::Platform;
-    use crate::domain::post::{Target, TargetStatus};
+    use crate::domain::post::{Report, Target, TargetStatus};
 
     const P: Platform = Platform::X;
 
@@ -501,6 +534,62 @@ mod tests {
         assert_eq!(error.platform_message.as_deref(), Some("Invalid or expired token"));
     }
 
+    /// Every row's answer class, as its history entry shows it (issue 18, item 2).
+    #[test]
+    fn each_attempt_names_its_answer_class() {
+        use Answer::*;
+        let class = |name: &str| match name {
+            "published" => Done,
+            "found" => Found,
+            "lost, listed" | "lost, resent" | "lost, unreadable" | "ambiguous" => Lost,
+            "lookup failed" | "lookup refused" | "unreadable" => Unreadable,
+            "token refused" | "grant dead after a refusal" => Unauthorized,
+            "refused 403" | "refused 400" | "quota exhausted" => Refused,
+            "throttled, reset known" | "throttled, reset passed" | "throttled, reset unknown" => Throttled,
+            "transient" => Failed,
+            "unreadable before the creating call" => Unexpected,
+            "still processing" => Done,
+            "media"
+            | "deferred by the deadline"
+            | "not configured"
+            | "account gone"
+            | "grant dead"
+            | "internal"
+            | "internal, passing"
+            | "over budget"
+            | "refresh first" => NotSent,
+            other => panic!("a row without a class: {other}"),
+        };
+        for (name, attempted) in cases() {
+            assert_eq!(attempted.answer(), class(name), "{name}");
+        }
+    }
+
+    /// An attempt's report (request id, answer, calls, look) is what its history entry keeps.
+    #[test]
+    fn the_history_keeps_what_the_attempt_did() {
+        use crate::domain::post::{Call, Look, LookResult};
+        let claimed = Target::pending("acc_AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(), P, None)
+            .claimed(now(), time::Duration::minutes(2));
+        let report = Report {
+            answer: Some(Answer::Found),
+            calls: vec![Call {
+                endpoint: "GET /2/users/{id}/tweets".into(),
+                status: Some(200),
+                platform_request_id: None,
+            }],
+            looked: Some(Look { since: now(), result: LookResult::Found }),
+            ..Report::new()
+        };
+        let outcome = Outcome::Published { platform_post_id: "1".into(), url: None, found: true };
+        let entry = claimed.settled(&outcome, report.clone(), now()).history.pop().unwrap();
+        assert!(entry.request_id.starts_with("att_") && entry.request_id.len() == 20, "{}", entry.request_id);
+        assert_eq!(
+            (entry.request_id, entry.answer, entry.calls, entry.looked),
+            (report.request_id, report.answer, report.calls, report.looked)
+        );
+    }
+
     /// The decision and the transition together: what the target becomes, and what its history
     /// says, for one row of each kind.
     #[test]
@@ -509,7 +598,7 @@ mod tests {
         let claimed = pending.claimed(now(), time::Duration::minutes(2));
         for (name, attempted) in cases() {
             let outcome = decide(attempted, claimed.attempts, now(), 0);
-            let settled = claimed.settled(&outcome, now());
+            let settled = claimed.settled(&outcome, Report::default(), now());
             let (kind, code, counted, _) = expected(name, claimed.attempts);
             let status = match kind {
                 Kind::Published => TargetStatus::Published,

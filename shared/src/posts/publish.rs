@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::SharedClock;
+use crate::domain::post::{Look, LookResult, Report};
 use crate::domain::{AccountId, PostId, TenantId, random_bytes};
 use crate::events::Events;
 use crate::platforms::publish::{Lookup, Outgoing, Search};
-use crate::platforms::{PlatformClient, PlatformError};
+use crate::platforms::{PlatformClient, PlatformError, recording};
 use crate::posts::outcome::{self, Attempted};
 use crate::posts::{DeadLetterState, Outcome, Post, Target, TargetError, TargetStatus};
 use crate::queue::dead::{DeadLetter, DeadLetterQueue};
@@ -17,6 +18,7 @@ use crate::ratelimit::{LimitError, RateLimiter, Reservation};
 use crate::store::posts::Written;
 use crate::store::{Account, AccountStore, CreateError, Created, PostStore, StoreError};
 use crate::tokens::{TokenError, TokenManager, TokenReader, TokenSet};
+use tracing::Instrument;
 
 /// How an attempt gets its account's tokens. The posts function's [`TokenReader`] only reads
 /// them; the retries function's [`TokenManager`] also refreshes them, sealing the new grant. So a
@@ -152,7 +154,7 @@ pub async fn attempt<G: Grants>(
             publisher.limits.settle(reservation, matches!(written, Ok(Written::Yes)));
             match written? {
                 Written::Yes => {
-                    let attempted = call(publisher, post, account, tokens, &claimed).await;
+                    let attempted = traced(call(publisher, post, account, tokens, &claimed)).await;
                     return conclude(publisher, post, claimed, attempted).await;
                 }
                 Written::TargetMoved => return current(publisher, post, target).await,
@@ -166,8 +168,21 @@ pub async fn attempt<G: Grants>(
         Err(StoreError::VersionConflict) => return current(publisher, post, target).await,
         Err(e) => return Err(e),
     };
-    let attempted = run(publisher, post, &claimed, account.as_ref()).await;
+    let attempted = traced(run(publisher, post, &claimed, account.as_ref())).await;
     conclude(publisher, post, claimed, attempted).await
+}
+
+/// Runs one attempt's work under a new request id (on every log line inside), keeping the
+/// platform calls it makes: what it came to, and the report its history entry keeps.
+async fn traced(work: impl Future<Output = (Attempted, Option<Look>)>) -> (Attempted, Report) {
+    let mut report = Report::new();
+    let span = tracing::info_span!("attempt", request_id = %report.request_id);
+    // Boxed: an attempt's future is large, and nesting it unboxed in the request's own
+    // overflows a debug build's stack.
+    let ((attempted, looked), calls) = recording(Box::pin(work)).instrument(span).await;
+    report.calls = calls;
+    report.looked = looked;
+    (attempted, report)
 }
 
 /// Stores a new post, then makes the first attempt at each of its targets (or, for a scheduled
@@ -228,7 +243,7 @@ pub async fn submit(
         async move {
             match tokens {
                 Some(tokens) => {
-                    let attempted = call(publisher, post, account, tokens, target).await;
+                    let attempted = traced(call(publisher, post, account, tokens, target)).await;
                     conclude(publisher, post, target.clone(), attempted).await
                 }
                 None => attempt(publisher, post, target, Some(account)).await,
@@ -266,12 +281,12 @@ async fn current<G: Grants>(publisher: &Publisher<G>, post: &Post, target: &Targ
 }
 
 /// Judges the attempt ([`outcome::decide`]), records its outcome (with its event, in one
-/// write), queues the next attempt of a retryable one, and logs it.
+/// write) and its report in the history, queues the next attempt of a retryable one, and logs it.
 async fn conclude<G: Grants>(
     publisher: &Publisher<G>,
     post: &Post,
     claimed: Target,
-    attempted: Attempted,
+    (attempted, mut report): (Attempted, Report),
 ) -> Result<Target, StoreError> {
     let now = publisher.clock.now();
     // A post that may exist already (an earlier answer was lost) cannot be failed for want of
@@ -280,8 +295,10 @@ async fn conclude<G: Grants>(
         (Attempted::AccountGone | Attempted::GrantDead { .. }, Some(_)) => Attempted::Unreadable(GRANT_GONE.into()),
         (attempted, _) => attempted,
     };
+    report.answer = Some(attempted.answer());
+    let request_id = report.request_id.clone();
     let outcome = outcome::decide(attempted, claimed.attempts, now, u64::from_le_bytes(random_bytes()));
-    let finished = claimed.settled(&outcome, now);
+    let finished = claimed.settled(&outcome, report, now);
     // The outcome is written with its event, so neither is recorded without the other.
     let event = publisher.events.post_outcome_item(post, &finished);
     publisher.posts.finish(&post.tenant, &post.id, &claimed, &finished, event.as_ref().map(|e| e.item.clone())).await?;
@@ -296,6 +313,7 @@ async fn conclude<G: Grants>(
         account = %claimed.account_id,
         platform = %claimed.platform,
         attempt = claimed.attempts,
+        request_id,
         status = finished.status.as_str(),
         "publish attempt"
     );
@@ -321,31 +339,49 @@ pub async fn schedule<G: Grants>(
     }
 }
 
-async fn run<G: Grants>(publisher: &Publisher<G>, post: &Post, claimed: &Target, known: Option<&Account>) -> Attempted {
+/// The steps one by one: the account, its tokens, the platform's budget, then the call.
+async fn run<G: Grants>(
+    publisher: &Publisher<G>,
+    post: &Post,
+    claimed: &Target,
+    known: Option<&Account>,
+) -> (Attempted, Option<Look>) {
+    match ready(publisher, post, claimed, known).await {
+        Ok((account, tokens)) => call(publisher, post, &account, tokens, claimed).await,
+        Err(stopped) => (stopped, None),
+    }
+}
+
+/// The account and its tokens for an attempt within the platform's budget, or why there is none.
+async fn ready<G: Grants>(
+    publisher: &Publisher<G>,
+    post: &Post,
+    claimed: &Target,
+    known: Option<&Account>,
+) -> Result<(Account, TokenSet), Attempted> {
     let account = match known {
         Some(account) => account.clone(),
         None => match publisher.accounts.get(&post.tenant, &post.user_id, &claimed.account_id).await {
             Ok(Some(account)) => account,
-            Ok(None) => return Attempted::AccountGone,
-            Err(e) => return internal(&e),
+            Ok(None) => return Err(Attempted::AccountGone),
+            Err(e) => return Err(internal(&e)),
         },
     };
     let tokens = match publisher.tokens.for_attempt(&account).await {
         Ok(Some(tokens)) => tokens,
         // Due for a refresh, which this publisher may not make: the retries function will.
-        Ok(None) => return Attempted::RefreshFirst,
-        Err(e) => return token_failure(e, false),
+        Ok(None) => return Err(Attempted::RefreshFirst),
+        Err(e) => return Err(token_failure(e, false)),
     };
     // Within the platform's budgets, checked before the call; over them, deferred to the reset.
     match publisher.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
-        Ok(()) => {}
+        Ok(()) => Ok((account, tokens)),
         Err(LimitError::Denied(denied)) => {
             let until = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(publisher.clock.now());
-            return Attempted::OverBudget { until };
+            Err(Attempted::OverBudget { until })
         }
-        Err(LimitError::Store(e)) => return internal(&e),
+        Err(LimitError::Store(e)) => Err(internal(&e)),
     }
-    call(publisher, post, &account, tokens, claimed).await
 }
 
 /// What a failure to get a usable token comes to; `after_refusal`: the platform had refused the
@@ -365,8 +401,23 @@ const GRANT_GONE: &str =
 enum Looked {
     /// Not there once the platform's reads show what it made: sending is safe.
     Absent,
-    /// Settled by the look (found, or the platform could not say).
+    /// The platform takes the same key again without posting twice: the resend is the look.
+    Resend,
+    /// Settled by the look (found, or the platform could not say), or before it (its budget).
     Settled(Attempted),
+}
+
+impl Looked {
+    /// What the history says the look found; `None` when no look was made.
+    fn result(&self) -> Option<LookResult> {
+        match self {
+            Looked::Absent => Some(LookResult::Absent),
+            Looked::Resend => Some(LookResult::Resent),
+            Looked::Settled(Attempted::Published { .. }) => Some(LookResult::Found),
+            Looked::Settled(Attempted::Unreadable(_) | Attempted::LookupFailed(_)) => Some(LookResult::Unreadable),
+            Looked::Settled(_) => None,
+        }
+    }
 }
 
 fn unreadable(account: &Account) -> Attempted {
@@ -391,8 +442,7 @@ async fn reconcile<G: Grants>(
         return Looked::Settled(unreadable(account));
     }
     if let Lookup::Resend { .. } = lookup {
-        // The send under the same key is the look.
-        return Looked::Absent;
+        return Looked::Resend;
     }
     match publisher.limits.admit(account.platform, "read", account.id.as_str(), "app").await {
         Ok(()) => {}
@@ -452,10 +502,37 @@ where
     Ok(result)
 }
 
-/// The platform call of a claimed target (once more after refreshing a refused token, where
-/// this caller may), and what it came to. A target whose earlier answer was lost is looked for
-/// first ([`reconcile`]).
+/// The platform call of a claimed target, and what it came to. A target whose earlier answer
+/// was lost is looked for first ([`reconcile`]): then also where it looked and what it found.
 async fn call<G: Grants>(
+    publisher: &Publisher<G>,
+    post: &Post,
+    account: &Account,
+    tokens: TokenSet,
+    claimed: &Target,
+) -> (Attempted, Option<Look>) {
+    let Some(since) = claimed.check_since else { return (send(publisher, post, account, tokens, claimed).await, None) };
+    let looked = reconcile(publisher, post, account, &tokens, since).await;
+    let look = looked.result().map(|result| Look { since, result });
+    if let Looked::Settled(attempted) = looked {
+        return (attempted, look);
+    }
+    // Past the last attempt a listing is only read: not there, the post is not sent again.
+    if claimed.attempts > outcome::MAX_ATTEMPTS
+        && let Lookup::Listing { .. } = publisher.platforms.lookup(account)
+    {
+        let reason = format!(
+            "{} attempts' answers were lost and the post is not on the platform; it was not sent again",
+            outcome::MAX_ATTEMPTS
+        );
+        return (Attempted::GaveUp(reason), look);
+    }
+    (send(publisher, post, account, tokens, claimed).await, look)
+}
+
+/// The publishing call itself (once more after refreshing a refused token, where this caller
+/// may), and what it came to.
+async fn send<G: Grants>(
     publisher: &Publisher<G>,
     post: &Post,
     account: &Account,
@@ -463,20 +540,6 @@ async fn call<G: Grants>(
     claimed: &Target,
 ) -> Attempted {
     let started = publisher.clock.now();
-    if let Some(since) = claimed.check_since {
-        if let Looked::Settled(attempted) = reconcile(publisher, post, account, &tokens, since).await {
-            return attempted;
-        }
-        // Past the last attempt a listing is only read: not there, the post is not sent again.
-        if claimed.attempts > outcome::MAX_ATTEMPTS
-            && let Lookup::Listing { .. } = publisher.platforms.lookup(account)
-        {
-            return Attempted::GaveUp(format!(
-                "{} attempts' answers were lost and the post is not on the platform; it was not sent again",
-                outcome::MAX_ATTEMPTS
-            ));
-        }
-    }
     // The same key on every attempt of this target: a platform that takes one makes a resend a
     // no-op.
     let key = format!("{}/{}", post.id.as_str(), account.id.as_str());
@@ -560,7 +623,7 @@ pub async fn run_job(
             lookup,
             since: lease - CLAIM - time::Duration::minutes(1),
         };
-        return match conclude(publisher, &found, target.clone(), lost).await {
+        return match conclude(publisher, &found, target.clone(), (lost, Report::new())).await {
             Ok(_) | Err(StoreError::VersionConflict) => Ok(()),
             Err(e) => Err(e.into()),
         };

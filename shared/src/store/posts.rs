@@ -728,8 +728,8 @@ async fn send_target_update(update: UpdateItemFluentBuilder) -> Result<Target, S
 mod tests {
     use super::*;
     use crate::domain::Platform;
-    use crate::domain::post::Outcome;
     use crate::domain::post::TargetError;
+    use crate::domain::post::{Outcome, Report};
 
     fn pending() -> Target {
         Target::pending("acc_AAAAAAAAAAAAAAAAAAAAAA".parse().unwrap(), Platform::X, None)
@@ -756,8 +756,8 @@ mod tests {
         ];
         for outcome in &outcomes {
             let claimed = pending().claimed(now, time::Duration::minutes(2));
-            let settled = claimed.settled(outcome, now);
-            let again = settled.claimed(later, time::Duration::minutes(2)).settled(outcome, later);
+            let settled = claimed.settled(outcome, Report::default(), now);
+            let again = settled.claimed(later, time::Duration::minutes(2)).settled(outcome, Report::default(), later);
             for target in [&claimed, &settled, &again] {
                 let item = target.to_item(&tenant, &post, now);
                 assert_eq!(&Target::from_item(&item).unwrap(), target, "{outcome:?}");

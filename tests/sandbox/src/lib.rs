@@ -48,7 +48,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use control::dev;
-pub use state::{Grant, GrantKind, Platform, Post, SandboxConfig, Shared, TimeSource};
+pub use state::{Call, Grant, GrantKind, Platform, Post, SandboxConfig, Shared, TimeSource};
 pub use x::alt_text as x_alt_text;
 
 /// A running sandbox.

@@ -55,6 +55,17 @@ pub enum Platform {
 }
 
 impl Platform {
+    /// The answer header naming the request: Graph's `x-fb-trace-id` (Facebook, Instagram,
+    /// Threads), LinkedIn's `x-li-uuid`, Mastodon's (Rails') `x-request-id`; X documents none.
+    pub fn request_id_header(self) -> Option<&'static str> {
+        match self {
+            Platform::X => None,
+            Platform::Meta | Platform::Threads => Some("x-fb-trace-id"),
+            Platform::Linkedin => Some("x-li-uuid"),
+            Platform::Mastodon => Some("x-request-id"),
+        }
+    }
+
     pub fn of_path(path: &str) -> Option<Self> {
         let first = path.trim_start_matches('/').split('/').next()?;
         match first {
@@ -224,6 +235,10 @@ pub struct Call {
     /// Set by handlers where the path alone is ambiguous, e.g. the OAuth grant type.
     pub note: Option<String>,
     pub status: Option<u16>,
+    /// The platform's id for the request, in the answer's header where the platform names one
+    /// ([`Platform::request_id_header`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     pub at: i64,
 }
 
@@ -396,15 +411,21 @@ pub async fn record_call(State(sandbox): State<Shared>, request: Request, next: 
     let index = {
         let mut world = sandbox.world();
         let at = world.now();
-        world.calls.push(Call { platform, method: request.method().to_string(), path, note: None, status: None, at });
-        world.calls.len() - 1
+        let index = world.calls.len();
+        let request_id = platform.request_id_header().map(|_| format!("Sbx{index:08}"));
+        let method = request.method().to_string();
+        world.calls.push(Call { platform, method, path, note: None, status: None, request_id, at });
+        index
     };
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let note = response.extensions().get::<CallNote>().map(|n| n.0.clone());
     let mut world = sandbox.world();
     if let Some(call) = world.calls.get_mut(index) {
         call.status = Some(response.status().as_u16());
         call.note = note;
+        if let (Some(header), Some(id)) = (platform.request_id_header(), &call.request_id) {
+            response.headers_mut().insert(header, id.parse().expect("a request id is a header value"));
+        }
     }
     response
 }

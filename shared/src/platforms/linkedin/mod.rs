@@ -133,6 +133,11 @@ impl Adapter for Linkedin {
     }
 
     /// 150 posts per day per member and 100,000 per day per app, days in UTC (platforms.md).
+    /// LinkedIn's error-handling page asks for the answer's `x-li-uuid` when reporting a call.
+    fn request_id_header(&self) -> Option<&'static str> {
+        Some("x-li-uuid")
+    }
+
     fn budgets(&self) -> Vec<Budget> {
         vec![
             Budget::publish(P, Scope::Account, 150, Window::DailyUtc),

@@ -400,6 +400,12 @@ impl Adapter for Mastodon {
         Lookup::Resend { within: Some(std::time::Duration::from_secs(3600)) }
     }
 
+    /// Mastodon is a Rails app: Rails' request-id middleware (on by default) answers every
+    /// request with `x-request-id`, which is what its logs carry.
+    fn request_id_header(&self) -> Option<&'static str> {
+        Some("x-request-id")
+    }
+
     fn budgets(&self) -> Vec<Budget> {
         vec![Budget::publish(P, Scope::Account, CALLS_PER_FIVE_MINUTES, Window::Fixed { seconds: 300 })]
     }

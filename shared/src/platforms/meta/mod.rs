@@ -26,6 +26,9 @@ pub(super) struct Meta(Platform);
 pub(super) static FACEBOOK: Meta = Meta(Platform::Facebook);
 pub(super) static INSTAGRAM: Meta = Meta(Platform::Instagram);
 
+/// The answer header Graph names a request by (Facebook, Instagram and Threads).
+pub(super) const META_TRACE_HEADER: &str = "x-fb-trace-id";
+
 impl Adapter for Meta {
     fn grantor_family(&self) -> &'static str {
         "meta"
@@ -165,6 +168,12 @@ impl Adapter for Meta {
 
     /// Pages: 4,800 calls per 24 hours per Page; Instagram: 50 posts per 24 hours per account
     /// (also read at runtime from `content_publishing_limit`) (platforms.md).
+    /// Graph's support identifier for a request: the `x-fb-trace-id` header (the same value
+    /// as an error body's `fbtrace_id`, which Graph's error-handling page names for reporting).
+    fn request_id_header(&self) -> Option<&'static str> {
+        Some(META_TRACE_HEADER)
+    }
+
     fn budgets(&self) -> Vec<Budget> {
         let day = Window::Fixed { seconds: 86_400 };
         match self.0 {

@@ -270,6 +270,12 @@ impl Adapter for Threads {
         rules::check(text, media)
     }
 
+    /// Threads is served by Graph (graph.threads.net), which names a request by
+    /// `x-fb-trace-id` as Facebook's does.
+    fn request_id_header(&self) -> Option<&'static str> {
+        Some(crate::platforms::meta::META_TRACE_HEADER)
+    }
+
     fn budgets(&self) -> Vec<Budget> {
         vec![
             Budget::publish(P, Scope::Account, POSTS_PER_DAY, Window::Fixed { seconds: 86_400 }),
