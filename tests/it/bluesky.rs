@@ -285,6 +285,71 @@ async fn a_lost_answer_is_read_back_by_its_record_key_and_never_written_twice() 
     assert_eq!(texts.len(), 2);
 }
 
+/// Issue 18's acceptance on Bluesky, read back by its record key: a lost answer whose read-backs
+/// (the record key, then the account's records) are lost too leaves the target waiting to put the record again under the same key; the app
+/// password revoked in between makes the PDS unreadable to Herald, so the target is `unknown`
+/// with the reason, nothing sent; connected again with a new app password, the tenant's retry
+/// puts it under the same key, which cannot make a second record.
+#[tokio::test]
+async fn an_unknown_target_retried_after_reconnecting_is_still_one_record() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app_with_pds().await;
+    let author = new_account().await;
+    let id = connect(&app, "user-1", &author).await;
+    let pds = pds::shared();
+
+    pds.cut("com.atproto.repo.putRecord", &author.did, Cut::AfterApplying);
+    pds.cut("com.atproto.repo.getRecord", &author.did, Cut::BeforeApplying);
+    pds.cut("com.atproto.repo.listRecords", &author.did, Cut::BeforeApplying);
+    let (status, post) = app.post(post_body(&id, "lost, then revoked"), None).await;
+    assert_eq!(status, 202, "{post}");
+    assert!(!pds.cut_pending(&author.did), "both cuts were used");
+    let target = &post["targets"][0];
+    assert_eq!(
+        (target["status"].as_str(), target["error"]["code"].as_str()),
+        (Some("retrying"), Some("outcome_unknown")),
+        "{post}"
+    );
+    let post = post["id"].as_str().unwrap().to_owned();
+    let (status, revoked) = xrpc(
+        Method::POST,
+        at("com.atproto.server.revokeAppPassword"),
+        Some(&author.token),
+        Some(json!({ "name": "herald" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    // Past the access token's life, so the next attempt must refresh the revoked session.
+    app.advance(time::Duration::hours(3)).await;
+    let settled = app.settle(&post, &id).await;
+    assert_eq!(
+        (settled["status"].as_str(), settled["error"]["code"].as_str()),
+        (Some("unknown"), Some("outcome_unknown")),
+        "{settled}"
+    );
+    assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read"), "{settled}");
+    assert_eq!(records(&author.did).await.len(), 1, "made once, not sent again");
+
+    let (status, second) = xrpc(
+        Method::POST,
+        at("com.atproto.server.createAppPassword"),
+        Some(&author.token),
+        Some(json!({ "name": "herald 2" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let again = Account { app_password: second["password"].as_str().unwrap().to_owned(), ..author };
+    assert_eq!(connect(&app, "user-1", &again).await, id, "connecting again keeps the account");
+    let (status, retried) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;
+    assert_eq!(status, 202, "{retried}");
+    let settled = app.settle(&post, &id).await;
+    assert_eq!(settled["status"], "published", "{settled}");
+    let last = settled["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["looked"]["result"], "resent", "{last}");
+    let texts: Vec<Value> = records(&again.did).await.iter().map(|r| r["value"]["text"].clone()).collect();
+    assert_eq!(texts, [json!("lost, then revoked")], "the retried unknown target is still one record");
+}
+
 /// Over Bluesky's rules: refused before anything is stored or sent (300 graphemes, 4 images);
 /// an image over the lexicon's 1,000,000 bytes, which the PDS would take, fails the target
 /// before the record is written.

@@ -214,3 +214,77 @@ async fn mastodon_limits_bad_input_and_a_revoked_token() {
     .unwrap();
     assert!((at - app.clock_now()).whole_seconds() >= 100, "until X-RateLimit-Reset: {throttled}");
 }
+
+/// Issue 18's acceptance on Mastodon, which is read back by resending under the same
+/// `Idempotency-Key` (kept by the server for an hour, per user): an answer lost twice (the
+/// attempt's own resend too) leaves the target waiting to resend; past the key's hour it cannot
+/// be resent safely, so it is `unknown` with the reason, and a tenant's retry is refused
+/// (`cannot_look_up`) rather than risk a second status. A grant revoked in between leaves it
+/// `unknown` too; connected again within the hour, the tenant's retry resends under the key and
+/// the server answers with the status it made: one status each, however it went.
+#[tokio::test]
+async fn mastodon_lost_answers_settle_once_by_their_key_and_unknown_past_its_hour() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let id = connect(&app, "user-1").await;
+    let statuses = "/mastodon/api/v1/statuses";
+    let lost_twice = |text: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.fault(
+                json!({ "method": "POST", "path": statuses, "kind": { "type": "applied_then_hang" }, "times": 1 }),
+            )
+            .await;
+            app.fault(
+                json!({ "method": "POST", "path": statuses, "kind": { "type": "status", "status": 502 }, "times": 1 }),
+            )
+            .await;
+            let (status, post) = app.releasing(app.post(post_body(&id, text, json!([])), None)).await;
+            assert_eq!(status, 202, "{post}");
+            let target = &post["targets"][0];
+            assert_eq!(
+                (target["status"].as_str(), target["error"]["code"].as_str()),
+                (Some("retrying"), Some("outcome_unknown")),
+                "{post}"
+            );
+            post["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let made =
+        |app: &TestApp, text: &str| app.published(SandboxPlatform::Mastodon).iter().filter(|p| p.text == text).count();
+
+    // Past the key's hour: unknown, and a retry is refused.
+    let post = lost_twice("past the hour").await;
+    app.advance(time::Duration::minutes(61)).await;
+    let settled = app.settle(&post, &id).await;
+    assert_eq!(
+        (settled["status"].as_str(), settled["error"]["code"].as_str()),
+        (Some("unknown"), Some("outcome_unknown")),
+        "{settled}"
+    );
+    assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read back"), "{settled}");
+    let sent = calls(&app, "POST", statuses);
+    let (status, problem) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("cannot_look_up")), "{problem}");
+    assert_eq!(calls(&app, "POST", statuses), sent, "nothing resent past the key's hour");
+    assert_eq!(made(&app, "past the hour"), 1);
+
+    // The grant revoked before the resend: unknown; connected again, the retry finds it by its key.
+    let post = lost_twice("then revoked").await;
+    app.control("/_sandbox/grants/revoke", json!({ "platform": "mastodon", "user_id": USER })).await;
+    let settled = app.settle(&post, &id).await;
+    assert_eq!(
+        (settled["status"].as_str(), settled["error"]["code"].as_str()),
+        (Some("unknown"), Some("outcome_unknown"))
+    );
+    assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read"), "{settled}");
+    assert_eq!(connect(&app, "user-1").await, id, "connecting again keeps the account");
+    let (status, retried) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;
+    assert_eq!(status, 202, "{retried}");
+    let settled = app.settle(&post, &id).await;
+    assert_eq!(settled["status"], "published", "{settled}");
+    let last = settled["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["looked"]["result"], "resent", "{last}");
+    assert_eq!(made(&app, "then revoked"), 1, "the retried unknown target did not post twice");
+}

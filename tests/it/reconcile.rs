@@ -337,3 +337,43 @@ async fn a_platform_that_cannot_be_read_leaves_a_lost_answer_unknown_with_the_re
     );
     assert_eq!(texts(&app, SandboxPlatform::Linkedin), ["maybe on linkedin"], "once, never resent");
 }
+
+/// Bounded, never twice: an answer lost on every one of the 8 attempts (X's 502 to the creating
+/// call, which does not say whether it was applied) is looked for once more past the last; not
+/// there, the target fails `attempts_exhausted` without a 9th send, and goes to the dead-letter
+/// queue for an operator.
+#[tokio::test]
+async fn answers_lost_on_every_attempt_end_in_one_last_look_and_no_more_sends() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let fault =
+        json!({ "method": "POST", "path": "/x/api/2/tweets", "kind": { "type": "status", "status": 502 }, "times": 8 });
+    app.fault(fault).await;
+    let body = json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }], "text": "lost every time" });
+    let (status, post) = app.post(body, None).await;
+    assert_eq!(status, 202, "{post}");
+    let post = post["id"].as_str().unwrap().to_owned();
+    let settled = app.settle(&post, &ids["x"]).await;
+    assert_eq!(
+        (settled["status"].as_str(), settled["error"]["code"].as_str()),
+        (Some("failed"), Some("attempts_exhausted")),
+        "{settled}"
+    );
+    assert!(settled["error"]["message"].as_str().unwrap().contains("not sent again"), "{settled}");
+    let sends = app.sandbox_calls().iter().filter(|c| c.method == "POST" && c.path == "/x/api/2/tweets").count();
+    assert_eq!(sends, 8, "one send per attempt, none past the last");
+    let history = settled["history"].as_array().unwrap();
+    assert_eq!(history.len(), 9, "{settled}");
+    assert!(history[..8].iter().all(|a| a["answer"] == "lost"), "{settled}");
+    let last = &history[8];
+    assert_eq!(
+        (last["answer"].as_str(), last["looked"]["result"].as_str()),
+        (Some("not_sent"), Some("absent")),
+        "{last}"
+    );
+    assert!(texts(&app, SandboxPlatform::X).is_empty(), "nothing was made");
+    let filter = herald::queue::dead::Filter { post: Some(post.parse().unwrap()), account: None };
+    let letters = app.state.dead_letters.list(&filter).await.unwrap();
+    assert_eq!(letters.len(), 1, "dead-lettered once: {letters:?}");
+}

@@ -53,8 +53,8 @@ pub fn shared() -> &'static Pds {
 }
 
 impl Pds {
-    /// Loses the answer of the next call of `nsid` (`com.atproto.repo.putRecord`) whose body names
-    /// `repo` (a DID): one call, then the hop passes them on again.
+    /// Loses the answer of the next call of `nsid` (`com.atproto.repo.putRecord`) whose body (or,
+    /// for a read, query) names `repo` (a DID): one call, then the hop passes them on again.
     pub fn cut(&self, nsid: &str, repo: &str, cut: Cut) {
         self.hop.faults.lock().expect("faults").push(Fault { nsid: nsid.into(), repo: repo.into(), cut });
     }
@@ -117,7 +117,9 @@ async fn forward(State(hop): State<Arc<Hop>>, request: Request) -> Response {
     let cut = {
         let mut faults = hop.faults.lock().expect("faults");
         let hit = faults.iter().position(|f| {
-            path.starts_with(&format!("/xrpc/{}", f.nsid)) && String::from_utf8_lossy(&body).contains(&f.repo)
+            // A write names the repo in its body, a read in its query.
+            let names = String::from_utf8_lossy(&body).contains(&f.repo) || path.contains(&f.repo.replace(':', "%3A"));
+            path.starts_with(&format!("/xrpc/{}", f.nsid)) && names
         });
         hit.map(|i| faults.remove(i).cut)
     };
