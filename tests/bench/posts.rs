@@ -45,6 +45,10 @@ async fn main() {
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let (d1, k1, s1) = counts.snapshot();
+    // One more post, after the counts: its items as stored.
+    let (_, last) = app.post(body(999_999), None).await;
+    let sizes = app.item_sizes(last["id"].as_str().unwrap()).await;
+    let largest = sizes.iter().map(|(_, bytes)| *bytes).max().unwrap_or(0);
 
     // Short-lived instances (AWS audit F6): each starts, publishes once and is gone, as Lambda
     // environments under a burst. What they take from X's app-wide budget is what they used.
@@ -73,6 +77,16 @@ async fn main() {
         "| wall time through moto (not a Herald figure: moto serves ~150 calls/s) | {:.1} ms |",
         wall * 1000.0 / posts as f64
     );
+    println!("\n## Item sizes after a warm publish\n");
+    println!(
+        "One more post, as stored once published, measured by DynamoDB's rules for item size (`dynamodb_item_size`): the unit model below assumes each under 1 KB, one write unit per plain write and two per transactional one.\n"
+    );
+    println!("| item | bytes | write units per write (plain / transactional) |");
+    println!("|---|---|---|");
+    for (item, bytes) in &sizes {
+        let units = bytes.div_ceil(1024);
+        println!("| {item} | {bytes} | {units} / {} |", 2 * units);
+    }
     println!("\n## App-wide budget: short-lived instances\n");
     println!(
         "{INSTANCES} posts instances (`TestApp::post_from_new_instance`: each its own clients, caches and leases) publish one X post each, as Lambda environments that serve one request and are reclaimed. Units taken from X's app-wide budget counter (leases included):\n"
@@ -83,7 +97,7 @@ async fn main() {
         "| {INSTANCES} | {INSTANCES} | {instance_units} | ≤ {INSTANCES}: an instance's first lease is the one unit it uses; one that publishes `n` times takes fewer than `2n` and at most `n + 9` |"
     );
     if let Ok(out) = std::env::var("HERALD_BENCH_OUT") {
-        let figures = json!({ "posts": posts, "dynamodb": dynamodb, "kms": kms, "sqs": sqs, "kms_over_run": kms_run, "cpu_ms": cpu_ms, "instances": INSTANCES, "instance_units": instance_units });
+        let figures = json!({ "item_bytes": largest, "posts": posts, "dynamodb": dynamodb, "kms": kms, "sqs": sqs, "kms_over_run": kms_run, "cpu_ms": cpu_ms, "instances": INSTANCES, "instance_units": instance_units });
         std::fs::write(std::path::Path::new(&out).join("posts.json"), figures.to_string()).expect("writes the figures");
     }
     // No DynamoDB call at all means the counters are not on the functions' clients: a check
@@ -93,6 +107,10 @@ async fn main() {
         eprintln!(
             "a warm publish makes {dynamodb:.2} DynamoDB, {kms:.2} KMS and {sqs:.2} SQS calls; the targets are 3, 0 and 0"
         );
+        std::process::exit(1);
+    }
+    if std::env::var_os("HERALD_BENCH_CHECK").is_some() && (sizes.len() < 3 || largest > 1024) {
+        eprintln!("a warm publish's items ({sizes:?}) are not all under 1 KB, as the unit model assumes");
         std::process::exit(1);
     }
     if std::env::var_os("HERALD_BENCH_CHECK").is_some() && instance_units > INSTANCES as u64 {

@@ -506,6 +506,41 @@ impl TestApp {
     }
 
     /// Units counted so far on `platform`'s app-wide publishing budget, over every window.
+    /// The stored size of each item of post `post` (the post and its targets) and of the
+    /// tenant's latest event, by DynamoDB's rules for item size: `(sort key, bytes)`.
+    pub async fn item_sizes(&self, post: &str) -> Vec<(String, usize)> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let query = |pk: String, latest: bool| {
+            self.dynamodb
+                .query()
+                .table_name(&self.state.config.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk))
+                .scan_index_forward(!latest)
+                .set_limit(latest.then_some(1))
+                .consistent_read(true)
+                .send()
+        };
+        let mut items = query(format!("POST#{}#{post}", self.tenant), false)
+            .await
+            .expect("the post's items")
+            .items
+            .unwrap_or_default();
+        items.extend(
+            query(format!("EVENT#{}", self.tenant), true).await.expect("the latest event").items.unwrap_or_default(),
+        );
+        let key = |item: &HashMap<String, AttributeValue>| match item.get("sk") {
+            Some(AttributeValue::S(sk)) if sk.starts_with("TARGET#") => "target".to_owned(),
+            Some(AttributeValue::S(_))
+                if item.get("pk").is_some_and(|pk| pk.as_s().is_ok_and(|p| p.starts_with("EVENT#"))) =>
+            {
+                "event".to_owned()
+            }
+            _ => "post".to_owned(),
+        };
+        items.iter().map(|item| (key(item), dynamodb_item_size(item))).collect()
+    }
+
     pub async fn app_budget_used(&self, platform: herald::domain::Platform) -> u64 {
         let out = self
             .dynamodb
@@ -814,5 +849,50 @@ pub fn account_budget(platform: herald::domain::Platform, limit: u32, seconds: i
         scope: herald::ratelimit::Scope::Account,
         limit,
         window: herald::ratelimit::Window::Fixed { seconds },
+    }
+}
+
+/// An item's size as DynamoDB bills it (the "Item sizes and formats" page of its developer
+/// guide): each attribute's name plus its value; a string or binary its bytes, a number about one
+/// byte per two significant digits plus one, a Boolean or null one byte, a list or map 3 bytes
+/// plus one per element and its elements (a map's names counted), a set its members.
+pub fn dynamodb_item_size(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    fn number(n: &str) -> usize {
+        let digits = n.trim_start_matches('-').replace('.', "");
+        let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+        significant.div_ceil(2) + 1
+    }
+    fn value(v: &V) -> usize {
+        match v {
+            V::S(s) => s.len(),
+            V::N(n) => number(n),
+            V::B(b) => b.as_ref().len(),
+            V::Bool(_) | V::Null(_) => 1,
+            V::Ss(set) => set.iter().map(String::len).sum(),
+            V::Ns(set) => set.iter().map(|n| number(n)).sum(),
+            V::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+            V::L(list) => 3 + list.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            V::M(map) => 3 + map.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(name, v)| name.len() + value(v)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+
+    /// DynamoDB's rules for item size, one value kind at a time.
+    #[test]
+    fn item_sizes_follow_dynamodbs_rules() {
+        let size = |name: &str, value: V| super::dynamodb_item_size(&[(name.to_owned(), value)].into());
+        assert_eq!(size("pk", V::S("POST#x".into())), 2 + 6);
+        assert_eq!(size("n", V::N("12345".into())), 1 + 3 + 1, "two digits a byte, plus one");
+        assert_eq!(size("n", V::N("0.0100".into())), 1 + 1 + 1, "leading and trailing zeros are not significant");
+        assert_eq!(size("b", V::Bool(true)), 1 + 1);
+        assert_eq!(size("m", V::M([("a".to_owned(), V::S("bc".into()))].into())), 1 + 3 + (1 + 1 + 2));
+        assert_eq!(size("l", V::L(vec![V::Null(true), V::S("xy".into())])), 1 + 3 + (1 + 1) + (1 + 2));
     }
 }
