@@ -183,6 +183,19 @@ def cost(posts: dict, lambdas: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chaos(run: Path) -> str:
+    """The chaos runs' own summary lines and per-platform tables, as printed."""
+    path = run / "chaos.txt"
+    if not path.exists():
+        return "_(the chaos runs were not run)_\n"
+    return (
+        "## Chaos at scale: exactly once, per platform\n\n"
+        "`tests/it/chaos.rs` at the sizes `./infra/dev bench` gives it (3,000 posts with platform faults and a\n"
+        "revoked LinkedIn grant; 300 with DynamoDB faults as well), one run after the other:\n\n"
+        "```\n" + path.read_text().strip() + "\n```\n"
+    )
+
+
 def main() -> None:
     run, output = Path(sys.argv[1]), Path(sys.argv[2])
     posts, worker, lambdas = load(run, "posts"), load(run, "worker"), load(run, "lambda")
@@ -207,6 +220,7 @@ def main() -> None:
         section(run, "sweep"),
         section(run, "text"),
         section(run, "lambda"),
+        chaos(run),
         "## AWS cost per million published posts",
         "",
         cost(posts, lambdas),

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use herald::domain::AccountStatus;
 use herald_testkit::pds::{self, Cut};
-use herald_testkit::{TestApp, TestEnv, attribute, query};
+use herald_testkit::{TestApp, TestEnv, assert_target, attribute, query};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -286,10 +286,11 @@ async fn a_lost_answer_is_read_back_by_its_record_key_and_never_written_twice() 
 }
 
 /// Issue 18's acceptance on Bluesky, read back by its record key: a lost answer whose read-backs
-/// (the record key, then the account's records) are lost too leaves the target waiting to put the record again under the same key; the app
-/// password revoked in between makes the PDS unreadable to Herald, so the target is `unknown`
-/// with the reason, nothing sent; connected again with a new app password, the tenant's retry
-/// puts it under the same key, which cannot make a second record.
+/// (the record key, then the account's records) are lost too leaves the target waiting to put
+/// the record again under the same key; the app password revoked in between makes the PDS
+/// unreadable to Herald, so the target is `unknown` with the reason, nothing sent; connected
+/// again with a new app password, the tenant's retry puts it under the same key, which cannot
+/// make a second record.
 #[tokio::test]
 async fn an_unknown_target_retried_after_reconnecting_is_still_one_record() {
     let env = TestEnv::fresh().await;
@@ -305,11 +306,7 @@ async fn an_unknown_target_retried_after_reconnecting_is_still_one_record() {
     assert_eq!(status, 202, "{post}");
     assert!(!pds.cut_pending(&author.did), "both cuts were used");
     let target = &post["targets"][0];
-    assert_eq!(
-        (target["status"].as_str(), target["error"]["code"].as_str()),
-        (Some("retrying"), Some("outcome_unknown")),
-        "{post}"
-    );
+    assert_target(target, "retrying", Some("outcome_unknown"));
     let post = post["id"].as_str().unwrap().to_owned();
     let (status, revoked) = xrpc(
         Method::POST,
@@ -322,11 +319,7 @@ async fn an_unknown_target_retried_after_reconnecting_is_still_one_record() {
     // Past the access token's life, so the next attempt must refresh the revoked session.
     app.advance(time::Duration::hours(3)).await;
     let settled = app.settle(&post, &id).await;
-    assert_eq!(
-        (settled["status"].as_str(), settled["error"]["code"].as_str()),
-        (Some("unknown"), Some("outcome_unknown")),
-        "{settled}"
-    );
+    assert_target(&settled, "unknown", Some("outcome_unknown"));
     assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read"), "{settled}");
     assert_eq!(records(&author.did).await.len(), 1, "made once, not sent again");
 
@@ -379,11 +372,7 @@ async fn bad_input_is_refused_before_the_pds_is_asked() {
     let (status, post) = app.post(body, None).await;
     assert_eq!(status, 202, "{post}");
     let target = &post["targets"][0];
-    assert_eq!(
-        (target["status"].as_str(), target["error"]["code"].as_str()),
-        (Some("failed"), Some("media_too_large")),
-        "{post}"
-    );
+    assert_target(target, "failed", Some("media_too_large"));
     assert_eq!(records(&author.did).await.len(), 1, "only the post that passed");
 }
 

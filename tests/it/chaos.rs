@@ -120,10 +120,16 @@ async fn chaos(total: usize, aws_faults: bool) {
             .await;
         }
     }
-    // Every X token expires right away (refresh path), and the LinkedIn grant is revoked (needs_reauth).
+    // Every X token expires right away (refresh path). In the platform-fault run the LinkedIn
+    // grant is revoked (needs_reauth); in the AWS-fault run LinkedIn publishes, so its lost
+    // answers are met too (an organization's read back from its posts, a member's unknown:
+    // LinkedIn lets apps read no member's posts).
+    let revoked = !aws_faults;
     sandbox("/_sandbox/grants/expire", json!({ "platform": "x", "user_id": "2244994945" })).await;
     app.advance(time::Duration::hours(2)).await;
-    sandbox("/_sandbox/grants/revoke", json!({ "platform": "linkedin", "user_id": "yrZCpj2Z12" })).await;
+    if revoked {
+        sandbox("/_sandbox/grants/revoke", json!({ "platform": "linkedin", "user_id": "yrZCpj2Z12" })).await;
+    }
 
     if aws_faults {
         env.dynamodb_faults(dynamodb_faults()).await;
@@ -222,7 +228,7 @@ async fn chaos(total: usize, aws_faults: bool) {
                 _ => row[2] += 1,
             }
             let account = target.account_id.as_str();
-            if account == pool[3] || account == pool[4] {
+            if revoked && (account == pool[3] || account == pool[4]) {
                 // Refused for the revoked grant, unless the call timed out before the platform
                 // answered: then Herald cannot know it was refused, and it is `unknown`.
                 let error = target.error.as_ref().unwrap();
@@ -282,6 +288,8 @@ async fn chaos(total: usize, aws_faults: bool) {
         (pool[0].as_str(), "2244994945"),
         (pool[1].as_str(), "104000000000001"),
         (pool[2].as_str(), "17841400000000001"),
+        (pool[3].as_str(), "urn:li:person:yrZCpj2Z12"),
+        (pool[4].as_str(), "urn:li:organization:2414183"),
         (pool[5].as_str(), THREADS_USER),
         (pool[6].as_str(), crate::mastodon::USER),
     ]

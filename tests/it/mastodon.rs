@@ -6,7 +6,7 @@
 
 use herald::domain::AccountStatus;
 use herald_sandbox::Platform as SandboxPlatform;
-use herald_testkit::{TestApp, TestEnv, attribute, query};
+use herald_testkit::{TestApp, TestEnv, assert_target, attribute, query};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -138,11 +138,7 @@ async fn mastodon_posts_once_across_a_lost_answer_and_slow_media() {
     app.control("/_sandbox/limits", json!({ "platform": "mastodon", "name": "media_polls", "limit": 3 })).await;
     let (_, post) = app.post(post_body(&id, "slow media", json!([{ "url": app.media("c.jpg") }])), None).await;
     let target = &post["targets"][0];
-    assert_eq!(
-        (target["status"].as_str(), target["error"]["code"].as_str()),
-        (Some("retrying"), Some("media_processing")),
-        "{post}"
-    );
+    assert_target(target, "retrying", Some("media_processing"));
     app.advance(time::Duration::seconds(11)).await;
     let worker = app.worker(1).await;
     let post_id = post["id"].as_str().unwrap();
@@ -202,11 +198,7 @@ async fn mastodon_limits_bad_input_and_a_revoked_token() {
     app.fault(json!({ "method": "POST", "path": "/mastodon/api/v1/statuses", "kind": { "type": "rate_limited", "reset_after": 120 }, "times": 1 })).await;
     let (_, throttled) = app.post(post_body(&id, "throttled", json!([])), None).await;
     let target = &throttled["targets"][0];
-    assert_eq!(
-        (target["status"].as_str(), target["error"]["code"].as_str()),
-        (Some("retrying"), Some("rate_limited")),
-        "{throttled}"
-    );
+    assert_target(target, "retrying", Some("rate_limited"));
     let at = time::OffsetDateTime::parse(
         target["next_attempt_at"].as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,
@@ -243,11 +235,7 @@ async fn mastodon_lost_answers_settle_once_by_their_key_and_unknown_past_its_hou
             let (status, post) = app.releasing(app.post(post_body(&id, text, json!([])), None)).await;
             assert_eq!(status, 202, "{post}");
             let target = &post["targets"][0];
-            assert_eq!(
-                (target["status"].as_str(), target["error"]["code"].as_str()),
-                (Some("retrying"), Some("outcome_unknown")),
-                "{post}"
-            );
+            assert_target(target, "retrying", Some("outcome_unknown"));
             post["id"].as_str().unwrap().to_owned()
         }
     };
@@ -258,11 +246,7 @@ async fn mastodon_lost_answers_settle_once_by_their_key_and_unknown_past_its_hou
     let post = lost_twice("past the hour").await;
     app.advance(time::Duration::minutes(61)).await;
     let settled = app.settle(&post, &id).await;
-    assert_eq!(
-        (settled["status"].as_str(), settled["error"]["code"].as_str()),
-        (Some("unknown"), Some("outcome_unknown")),
-        "{settled}"
-    );
+    assert_target(&settled, "unknown", Some("outcome_unknown"));
     assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read back"), "{settled}");
     let sent = calls(&app, "POST", statuses);
     let (status, problem) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;
@@ -274,10 +258,7 @@ async fn mastodon_lost_answers_settle_once_by_their_key_and_unknown_past_its_hou
     let post = lost_twice("then revoked").await;
     app.control("/_sandbox/grants/revoke", json!({ "platform": "mastodon", "user_id": USER })).await;
     let settled = app.settle(&post, &id).await;
-    assert_eq!(
-        (settled["status"].as_str(), settled["error"]["code"].as_str()),
-        (Some("unknown"), Some("outcome_unknown"))
-    );
+    assert_target(&settled, "unknown", Some("outcome_unknown"));
     assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read"), "{settled}");
     assert_eq!(connect(&app, "user-1").await, id, "connecting again keeps the account");
     let (status, retried) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;

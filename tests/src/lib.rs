@@ -852,6 +852,13 @@ pub fn account_budget(platform: herald::domain::Platform, limit: u32, seconds: i
     }
 }
 
+/// Asserts that `target` (as `GET /v1/posts/{id}` shows it) stands at `status` with the error
+/// `code` (`None`: no error).
+#[track_caller]
+pub fn assert_target(target: &serde_json::Value, status: &str, code: Option<&str>) {
+    assert_eq!((target["status"].as_str(), target["error"]["code"].as_str()), (Some(status), code), "{target}");
+}
+
 /// An item's size as DynamoDB bills it (the "Item sizes and formats" page of its developer
 /// guide): each attribute's name plus its value; a string or binary its bytes, a number about one
 /// byte per two significant digits plus one, a Boolean or null one byte, a list or map 3 bytes
