@@ -41,11 +41,11 @@ async fn chaos_run_settles_every_post_once() {
 
 /// The same run while DynamoDB also misbehaves, as moto never does: transaction conflicts,
 /// throttling and lost answers on a share of every kind of write (`infra/moto_server.py`).
-/// `HERALD_CHAOS_AWS_POSTS` sets its size (default 60, a multiple of 20: with about 90 faults
-/// raised, enough to meet each kind on each path, and it runs beside the 300-post run in CI).
+/// `HERALD_CHAOS_AWS_POSTS` sets its size (default 300, a multiple of 20: issue 18 asks for at
+/// least 300 posts in CI with both fault families at once; it runs beside the other run).
 #[tokio::test]
 async fn chaos_run_with_dynamodb_faults_settles_every_post_once() {
-    let total = std::env::var("HERALD_CHAOS_AWS_POSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let total = std::env::var("HERALD_CHAOS_AWS_POSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     chaos(total, true).await;
 }
 
@@ -173,7 +173,9 @@ async fn chaos(total: usize, aws_faults: bool) {
             break;
         }
         rounds += 1;
-        assert!(rounds <= 40, "still {open} open targets after {rounds} rounds");
+        // A liveness bound: 60 rounds for 300 posts (the X budget alone needs about one
+        // 15-minute round per 50 X targets), more for a larger run.
+        assert!(rounds <= 60 * total.div_ceil(300), "still {open} open targets after {rounds} rounds");
         // Fifteen minutes, or straight to the next due time when every open target waits longer
         // (LinkedIn defers to midnight UTC).
         let step = next_due.map(|due| (due - app.clock_now()).whole_seconds()).unwrap_or(0).max(900);
