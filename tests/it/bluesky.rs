@@ -333,9 +333,7 @@ async fn an_unknown_target_retried_after_reconnecting_is_still_one_record() {
     assert_eq!(status, 200, "{second}");
     let again = Account { app_password: second["password"].as_str().unwrap().to_owned(), ..author };
     assert_eq!(connect(&app, "user-1", &again).await, id, "connecting again keeps the account");
-    let (status, retried) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;
-    assert_eq!(status, 202, "{retried}");
-    let settled = app.settle(&post, &id).await;
+    let settled = app.retry_and_settle(&post, &id).await;
     assert_eq!(settled["status"], "published", "{settled}");
     let last = settled["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["looked"]["result"], "resent", "{last}");

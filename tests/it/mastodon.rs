@@ -261,9 +261,7 @@ async fn mastodon_lost_answers_settle_once_by_their_key_and_unknown_past_its_hou
     assert_target(&settled, "unknown", Some("outcome_unknown"));
     assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read"), "{settled}");
     assert_eq!(connect(&app, "user-1").await, id, "connecting again keeps the account");
-    let (status, retried) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;
-    assert_eq!(status, 202, "{retried}");
-    let settled = app.settle(&post, &id).await;
+    let settled = app.retry_and_settle(&post, &id).await;
     assert_eq!(settled["status"], "published", "{settled}");
     let last = settled["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["looked"]["result"], "resent", "{last}");

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use herald_sandbox::Platform as SandboxPlatform;
 use herald_testkit::{TestApp, TestEnv, assert_target};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A platform read by listing: its account key, its creating call's path, the sandbox's name
@@ -207,10 +206,7 @@ async fn a_lost_answer_is_looked_for_after_the_platforms_lag_then_found_or_sent_
         let again = connect_every(&app).await;
         assert_eq!(again[p.account], account, "connecting again keeps the account");
         ids = again;
-        let (status, retried) =
-            app.call(Method::POST, &format!("/v1/posts/{post}/targets/{account}/retry"), None).await;
-        assert_eq!(status, 202, "{}: {retried}", p.account);
-        let settled = app.settle(&post, &account).await;
+        let settled = app.retry_and_settle(&post, &account).await;
         assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
         assert_eq!(settled["history"].as_array().unwrap().last().unwrap()["found"], true, "{settled}");
         assert_eq!(mine(&app).len(), 3, "{}: the retried unknown target did not post twice", p.account);

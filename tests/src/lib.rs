@@ -711,6 +711,15 @@ impl TestApp {
         panic!("{post} did not settle");
     }
 
+    /// The tenant's `POST /v1/posts/{post}/targets/{account}/retry` (accepted), then the target
+    /// driven until it settles ([`settle`](Self::settle)).
+    pub async fn retry_and_settle(&self, post: &str, account: &str) -> serde_json::Value {
+        let path = format!("/v1/posts/{post}/targets/{account}/retry");
+        let (status, retried) = self.call(reqwest::Method::POST, &path, None).await;
+        assert_eq!(status, 202, "{retried}");
+        self.settle(post, account).await
+    }
+
     /// A media URL on the sandbox (`name` ending in .jpg or .png).
     pub fn media(&self, name: &str) -> String {
         format!("{}/_sandbox/media/{name}", self.sandbox.url)
