@@ -420,5 +420,28 @@ fn platform_trouble(e: PlatformError, at: OffsetDateTime) -> Deletion {
         }
         _ => at,
     };
-    Deletion::Retry { at, error: error("platform_unavailable", e.to_string()) }
+    let code = if matches!(e, PlatformError::RateLimited { .. }) { "rate_limited" } else { "platform_unavailable" };
+    Deletion::Retry { at, error: error(code, e.to_string()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Platform;
+
+    /// A deletion the platform throttles says so, in its error and in its history's answer.
+    #[test]
+    fn a_throttled_deletion_is_throttled_not_failed() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let throttled = platform_trouble(
+            PlatformError::RateLimited { platform: Platform::X, retry_at: Some(1_800_000_600), app_wide: false },
+            now,
+        );
+        let Deletion::Retry { at, error } = &throttled else { panic!("{throttled:?}") };
+        assert_eq!((at.unix_timestamp(), error.code.as_str()), (1_800_000_600, "rate_limited"));
+        assert_eq!(deletion_answer(&throttled, true), Answer::Throttled);
+        let down = platform_trouble(PlatformError::Transient { platform: Platform::X, detail: "503".into() }, now);
+        assert_eq!(deletion_answer(&down, true), Answer::Failed);
+        assert_eq!(deletion_answer(&down, false), Answer::NotSent, "nothing reached the platform");
+    }
 }
