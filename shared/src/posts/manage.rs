@@ -14,18 +14,17 @@ use time::OffsetDateTime;
 
 use crate::clock::whole_seconds;
 
-use super::publish::{Grants, Publisher, refreshed_once, schedule};
+use super::publish::{Grants, Publisher, recorded, refreshed_once, schedule};
 use super::{Post, Target, TargetError, TargetStatus, validate};
 use crate::domain::post::{Answer, Deletion, Report};
 use crate::domain::{AccountId, PostId, TenantId, random_bytes};
-use crate::platforms::{PlatformError, recording};
+use crate::platforms::PlatformError;
 use crate::posts::outcome::MAX_ATTEMPTS;
 use crate::ratelimit::LimitError;
 use crate::store::StoreError;
 use crate::store::journal::{PreparedEvent, kinds};
 use crate::store::posts::{PostChange, Written};
 use crate::tokens::{TokenError, TokenManager};
-use tracing::Instrument;
 
 /// A read, decide and write that found something moved is done again this many times.
 const TRIES: usize = 4;
@@ -285,11 +284,8 @@ fn error(code: &str, message: impl Into<String>) -> TargetError {
 /// a refusal, a gone grant or the last try keeps the target `published`, with the reason.
 pub async fn delete_step(publisher: &Publisher<TokenManager>, post: &Post, target: &Target) -> Result<(), StoreError> {
     let now = publisher.clock.now();
-    let mut report = Report::new();
-    let span = tracing::info_span!("delete", request_id = %report.request_id);
-    let (deletion, calls) = recording(try_delete(publisher, post, target, now)).instrument(span).await;
-    report.answer = Some(deletion_answer(&deletion, !calls.is_empty()));
-    report.calls = calls;
+    let (deletion, mut report) = recorded("delete", try_delete(publisher, post, target, now)).await;
+    report.answer = Some(deletion_answer(&deletion, !report.calls.is_empty()));
     let deletion = match deletion {
         Deletion::Retry { error, .. } if target.attempts + 1 >= MAX_ATTEMPTS => Deletion::Kept(TargetError {
             code: "delete_failed".into(),

@@ -174,15 +174,28 @@ pub async fn attempt<G: Grants>(
 
 /// Runs one attempt's work under a new request id (on every log line inside), keeping the
 /// platform calls it makes: what it came to, and the report its history entry keeps.
-async fn traced(work: impl Future<Output = (Attempted, Option<Look>)>) -> (Attempted, Report) {
+fn traced(work: impl Future<Output = (Attempted, Option<Look>)>) -> impl Future<Output = (Attempted, Report)> {
+    let recorded = recorded("publish", work);
+    async move {
+        let ((attempted, looked), mut report) = recorded.await;
+        report.looked = looked;
+        (attempted, report)
+    }
+}
+
+/// Runs `work` (one try at a target: `kind` publish or delete) in an `attempt` span with a new
+/// request id, keeping the platform calls it makes in the report its history entry keeps.
+/// `work` is boxed at once, before any caller's future holds it: an attempt's future is large,
+/// and nested unboxed in the request's own it overflows a debug build's stack.
+pub(super) fn recorded<T>(kind: &'static str, work: impl Future<Output = T>) -> impl Future<Output = (T, Report)> {
+    let work = Box::pin(work);
     let mut report = Report::new();
-    let span = tracing::info_span!("attempt", request_id = %report.request_id);
-    // Boxed: an attempt's future is large, and nesting it unboxed in the request's own
-    // overflows a debug build's stack.
-    let ((attempted, looked), calls) = recording(Box::pin(work)).instrument(span).await;
-    report.calls = calls;
-    report.looked = looked;
-    (attempted, report)
+    let span = tracing::info_span!("attempt", kind, request_id = %report.request_id);
+    async move {
+        let (output, calls) = recording(work).instrument(span).await;
+        report.calls = calls;
+        (output, report)
+    }
 }
 
 /// Stores a new post, then makes the first attempt at each of its targets (or, for a scheduled

@@ -168,8 +168,9 @@ impl Adapter for Meta {
 
     /// Pages: 4,800 calls per 24 hours per Page; Instagram: 50 posts per 24 hours per account
     /// (also read at runtime from `content_publishing_limit`) (platforms.md).
-    /// Graph's support identifier for a request: the `x-fb-trace-id` header (the same value
-    /// as an error body's `fbtrace_id`, which Graph's error-handling page names for reporting).
+    /// Graph's identifier for a request: the `x-fb-trace-id` header. Graph's error object names
+    /// `fbtrace_id` for support; the header of that name is what client libraries read
+    /// (second-hand: docs/fidelity-ledger.md).
     fn request_id_header(&self) -> Option<&'static str> {
         Some(META_TRACE_HEADER)
     }
