@@ -24,6 +24,8 @@ PRICES = {
     "http_api_request": 1.00 / 1e6,  # API Gateway HTTP API, first 300 million a month
     "dynamodb_wru": 0.625 / 1e6,  # on-demand, standard table class
     "dynamodb_rru": 0.125 / 1e6,
+    "dynamodb_wcu_hour": 0.00065,  # provisioned, standard table class
+    "dynamodb_rcu_hour": 0.00013,
     "sqs_request": 0.40 / 1e6,  # standard queue, per 64 KiB chunk
     "kms_request": 0.03 / 1e4,
 }
@@ -40,14 +42,46 @@ DYNAMODB_UNITS = [
     ("create transaction: app-wide lease, one in ten posts [2 / 10]", 0.2, 0.0),
     ("create transaction: account blocked-until check [2 RRU]", 0.0, 2.0),
     ("index entries: the user's post list (gsi1), the target's due entry (gsi2)", 2.0, 0.0),
-    ("outcome transaction: target, post.published event [2 + 2]", 4.0, 0.0),
-    ("index entry: the target leaves the due index (gsi2)", 1.0, 0.0),
+    ("outcome: one conditional put of the target, which keeps its post.published event", 1.0, 0.0),
+    ("index entries: the kept event enters gsi1, the target leaves the due index (gsi2)", 2.0, 0.0),
 ]
+# With provisioned capacity, auto scaling keeps use near its 70 % target (template.yaml,
+# `TableCapacity: provisioned`): a unit-second bought is 0.7 of one used, under steady load.
+PROVISIONED_USE = 0.70
+# Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB.
+FULL_CPU_MB = 1769
 
 # The platform's own answer time is not in the local figures (the sandbox answers in about a
 # millisecond); Lambda bills it. X's POST /2/tweets is assumed to take this long.
 PLATFORM_LATENCY_MS = 300.0
-MEMORY_MB = 128
+
+
+def posts_memory_mb() -> int:
+    """The `posts` function's memory size in template.yaml (its own, else the Globals')."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "template.yaml").read_text()
+    own = re.search(r"\n  PostsFunction:\n(?:    .*\n|\n)*?      MemorySize: (\d+)", text)
+    globals_ = re.search(r"\nGlobals:\n  Function:\n(?:    .*\n)*?    MemorySize: (\d+)", text)
+    return int((own or globals_).group(1))
+
+
+MEMORY_MB = posts_memory_mb()
+
+
+def billed_ms(warm_ms: float, posts: dict) -> float:
+    """A warm publish as Lambda bills it: the local warm invocation, its CPU time slowed to the
+    function's share of a vCPU, and the platform's answer time."""
+    slowdown = max(0.0, FULL_CPU_MB / MEMORY_MB - 1)
+    return warm_ms + posts.get("cpu_ms", 0.0) * slowdown + PLATFORM_LATENCY_MS
+
+
+def unit_prices(capacity: str) -> tuple[float, float]:
+    """What one write unit and one read unit cost, on demand or provisioned at PROVISIONED_USE."""
+    if capacity == "provisioned":
+        per = 3600 * PROVISIONED_USE
+        return PRICES["dynamodb_wcu_hour"] / per, PRICES["dynamodb_rcu_hour"] / per
+    return PRICES["dynamodb_wru"], PRICES["dynamodb_rru"]
 
 
 def load(run: Path, name: str) -> dict:
@@ -80,23 +114,30 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.machine()}; {rustc}; {moto}"
 
 
-def cost_total(lambdas: dict, posts: dict) -> float | None:
+def cost_items(lambdas: dict, posts: dict, capacity: str) -> list[tuple[str, str, float]] | None:
+    """One warm publish's AWS charges: (item, amount, dollars)."""
     functions = {row["function"]: row for row in lambdas.get("functions", [])}
     warm_ms = functions.get("posts", {}).get("warm_ms")
     if warm_ms is None:
         return None
-    billed_ms = warm_ms + PLATFORM_LATENCY_MS
+    billed = billed_ms(warm_ms, posts)
     wru = sum(u[1] for u in DYNAMODB_UNITS)
     rru = sum(u[2] for u in DYNAMODB_UNITS)
-    return 1e6 * (
-        billed_ms / 1000 * MEMORY_MB / 1024 * PRICES["lambda_gb_second"]
-        + PRICES["lambda_request"]
-        + PRICES["http_api_request"]
-        + wru * PRICES["dynamodb_wru"]
-        + rru * PRICES["dynamodb_rru"]
-        + posts.get("sqs", 0) * PRICES["sqs_request"]
-        + posts.get("kms_over_run", 0) * PRICES["kms_request"]
-    )
+    wru_price, rru_price = unit_prices(capacity)
+    return [
+        ("Lambda duration", f"{billed:.0f} ms × {MEMORY_MB} MB", billed / 1000 * MEMORY_MB / 1024 * PRICES["lambda_gb_second"]),
+        ("Lambda requests", "1", PRICES["lambda_request"]),
+        ("API Gateway HTTP API", "1 request", PRICES["http_api_request"]),
+        ("DynamoDB writes", f"{wru:.1f} WRU", wru * wru_price),
+        ("DynamoDB reads", f"{rru:.1f} RRU", rru * rru_price),
+        ("SQS", f"{posts.get('sqs', 0):.2f} requests", posts.get("sqs", 0) * PRICES["sqs_request"]),
+        ("KMS", f"{posts.get('kms_over_run', 0):.4f} requests", posts.get("kms_over_run", 0) * PRICES["kms_request"]),
+    ]
+
+
+def cost_total(lambdas: dict, posts: dict, capacity: str = "on-demand") -> float | None:
+    items = cost_items(lambdas, posts, capacity)
+    return None if items is None else 1e6 * sum(i[2] for i in items)
 
 
 def targets(posts: dict, worker: dict, lambdas: dict) -> str:
@@ -134,34 +175,23 @@ def targets(posts: dict, worker: dict, lambdas: dict) -> str:
         ratio = slow["ten_ms"] / slow["one_ms"]
         row(f"batch of 10 within 1.5× one message ({slow['latency_ms']} ms platform latency)", f"{ratio:.2f}× on moto", ratio <= 1.5)
     total = cost_total(lambdas, posts)
-    row("≤ $5 of AWS cost per million posts", f"${total:.2f}" if total is not None else "–", None if total is None else total <= 5)
+    provisioned = cost_total(lambdas, posts, "provisioned")
+    measured = "–" if total is None else f"${total:.2f} on demand (the default); ${provisioned:.2f} with provisioned capacity at steady load"
+    row("≤ $5 of AWS cost per million posts", measured, None if total is None else total <= 5)
     return "\n".join(["| target (issue 8) | measured | |", "|---|---|---|", *rows]) + "\n"
 
 
 def cost(posts: dict, lambdas: dict) -> str:
     functions = {row["function"]: row for row in lambdas.get("functions", [])}
     warm_ms = functions.get("posts", {}).get("warm_ms")
-    lines = []
-    wru = sum(u[1] for u in DYNAMODB_UNITS)
-    rru = sum(u[2] for u in DYNAMODB_UNITS)
-    if warm_ms is None:
+    on_demand, provisioned = cost_items(lambdas, posts, "on-demand"), cost_items(lambdas, posts, "provisioned")
+    if warm_ms is None or on_demand is None or provisioned is None:
         return "_(the cost needs the `posts` function's warm invocation from bench-lambda)_\n"
-    billed_ms = warm_ms + PLATFORM_LATENCY_MS
-    items = [
-        ("Lambda duration", f"{billed_ms:.0f} ms × {MEMORY_MB} MB", billed_ms / 1000 * MEMORY_MB / 1024 * PRICES["lambda_gb_second"]),
-        ("Lambda requests", "1", PRICES["lambda_request"]),
-        ("API Gateway HTTP API", "1 request", PRICES["http_api_request"]),
-        ("DynamoDB writes", f"{wru:.1f} WRU", wru * PRICES["dynamodb_wru"]),
-        ("DynamoDB reads", f"{rru:.1f} RRU", rru * PRICES["dynamodb_rru"]),
-        ("SQS", f"{posts.get('sqs', 0):.2f} requests", posts.get("sqs", 0) * PRICES["sqs_request"]),
-        ("KMS", f"{posts.get('kms_over_run', 0):.4f} requests", posts.get("kms_over_run", 0) * PRICES["kms_request"]),
-    ]
-    total = sum(i[2] for i in items)
-    lines.append("| item | per post | per million posts |")
-    lines.append("|---|---|---|")
-    for name, amount, price in items:
-        lines.append(f"| {name} | {amount} | ${price * 1e6:.2f} |")
-    lines.append(f"| **total** | | **${total * 1e6:.2f}** |")
+    lines = ["| item | per post | per million posts, on demand | provisioned, at 70 % use |", "|---|---|---|---|"]
+    for (name, amount, price), (_, _, other) in zip(on_demand, provisioned):
+        lines.append(f"| {name} | {amount} | ${price * 1e6:.2f} | ${other * 1e6:.2f} |")
+    totals = [sum(i[2] for i in items) * 1e6 for items in (on_demand, provisioned)]
+    lines.append(f"| **total** | | **${totals[0]:.2f}** | **${totals[1]:.2f}** |")
     lines.append("")
     lines.append("Where the DynamoDB units come from (model of one warm publish; the calls are counted above):")
     lines.append("")
@@ -171,14 +201,18 @@ def cost(posts: dict, lambdas: dict) -> str:
         lines.append(f"| {what} | {w:g} | {r:g} |")
     lines.append("")
     lines.append(
-        f"Lambda duration is the `posts` function's measured warm invocation ({warm_ms:.1f} ms, local stack) plus "
+        f"Lambda duration is the `posts` function's measured warm invocation ({warm_ms:.1f} ms, local stack), plus its "
+        f"CPU time ({posts.get('cpu_ms', 0):.2f} ms a post, above) slowed to its {MEMORY_MB} MB share of a vCPU "
+        f"(Lambda gives one vCPU at {FULL_CPU_MB} MB; the size is template.yaml's), plus "
         f"{PLATFORM_LATENCY_MS:.0f} ms assumed for X to answer `POST /2/tweets` (the sandbox answers at once; Lambda "
-        f"bills the wait). Peak RSS (above) fits the {MEMORY_MB} MB size. Prices: us-east-1 list prices, checked "
+        "bills the wait). Prices: us-east-1 list prices, checked "
         "2026-11-29 — Lambda x86_64 $0.0000166667 per GB-s and $0.20 per million requests; HTTP API $1.00 per "
-        "million; DynamoDB on-demand $0.625 per million WRU, $0.125 per million RRU (after the November 2024 cut); "
+        "million; DynamoDB on-demand $0.625 per million WRU, $0.125 per million RRU (after the November 2024 cut), "
+        "provisioned $0.00065 per WCU-hour and $0.00013 per RCU-hour, bought at "
+        f"{PROVISIONED_USE:.0%} use (auto scaling's target; `TableCapacity: provisioned`); "
         "SQS standard $0.40 per million; KMS $0.03 per 10,000 requests (from AWS's pricing "
         "pages as summarized in the project's performance references; check them before relying on the total). Not counted: storage, data transfer, CloudWatch Logs, the KMS "
-        "key's $1 a month, and the platforms' own charges (X: $0.015 per post)."
+        "key's $1 a month, provisioned capacity's floor when idle, and the platforms' own charges (X: $0.015 per post)."
     )
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,7 @@
 //! Events are recorded only through here, so none goes unannounced.
 
 use crate::domain::post::{Post, Target};
-use crate::queue::{Job, WorkQueue};
+use crate::queue::{EventHome, Job, WorkQueue};
 use crate::store::journal::PreparedEvent;
 use crate::store::{Account, EndpointStore, Journal, StoreError};
 
@@ -57,6 +57,12 @@ impl Events {
         self.journal.post_event_item(post, target)
     }
 
+    /// Keeps `event` (the outcome event of `target`) in the target's own record if it keeps none
+    /// yet: `true`, and writing the target writes the event ([`Journal::keep`]).
+    pub fn keep(&self, event: &mut PreparedEvent, post: &Post, target: &mut Target) -> bool {
+        self.journal.keep(event, post, target)
+    }
+
     /// An event of `kind` about `target` of `post` (a tenant's action on it), to be written in
     /// the action's own transaction and then [`announce`](Self::announce)d.
     pub fn post_item(&self, kind: &str, post: &Post, target: &Target) -> PreparedEvent {
@@ -68,7 +74,8 @@ impl Events {
         match self.endpoints.exists(&event.tenant).await {
             Ok(false) => {}
             Ok(true) => {
-                let job = Job::Deliver { tenant: event.tenant.clone(), event: event.id.clone(), attempt: 0 };
+                let home = event.home.clone().map(|(post, account)| EventHome { post, account });
+                let job = Job::Deliver { tenant: event.tenant.clone(), event: event.id.clone(), attempt: 0, home };
                 if let Err(e) = self.queue.enqueue(job, std::time::Duration::ZERO).await {
                     // The event is recorded; only its push to the tenant's endpoint is lost.
                     tracing::error!(error = %e, "could not queue an event's delivery");

@@ -92,8 +92,8 @@ impl Worker {
             Job::Publish { tenant, post, account } => {
                 Ok(crate::posts::publish::run_job(&self.app.publisher, &tenant, &post, &account).await?)
             }
-            Job::Deliver { tenant, event, attempt } => {
-                Ok(crate::webhooks::outbound::deliver(&self.app.deliverer, &tenant, &event, attempt).await?)
+            Job::Deliver { tenant, event, attempt, home } => {
+                Ok(crate::webhooks::outbound::deliver(&self.app.deliverer, &tenant, &event, attempt, home).await?)
             }
             Job::Sweep => {
                 let jobs = sweep::fan_out(&self.app.sweeper).await?;

@@ -42,8 +42,8 @@ fn once(kind: &str, operation: &str) -> Value {
     json!({ "kind": kind, "operation": operation, "times": 1 })
 }
 
-/// The warm path is two transactions (the post with its claim and budgets, then the outcome with
-/// its event). A lost answer is resent by the SDK with the same `ClientRequestToken`, which DynamoDB
+/// The warm path is a transaction (the post with its claim and budgets) and a single write (the
+/// outcome with its event, kept in the target's item). A lost answer is resent by the SDK with the same `ClientRequestToken`, which DynamoDB
 /// (and the emulation) answers without applying it again; a conflict is resent by Herald. When
 /// the transactions holding the budget counters conflict at every send, the first attempt takes
 /// the steps one by one: there each single
@@ -107,18 +107,20 @@ async fn dynamodb_trouble_that_persists_is_queued_uncounted() {
 
 /// A write whose SDK retries were all spent on DynamoDB's trouble is sent again, rather than the
 /// target left `publishing` until its lease runs out and it is called `unknown` (the chaos run's
-/// AWS-fault mode saw one): the outcome's transaction throttled at each of the SDK's three
-/// attempts; throttled twice and then applied with its answer lost, where the resend must carry
-/// the same client request token (a new one would fail its condition against the applied write
-/// and report the outcome unrecorded); and, taking the steps one by one, a single write applied
-/// with its answer lost and then throttled twice, whose resend recognises its own write id.
+/// AWS-fault mode saw one): the outcome's write (with its event, one put of the target's item)
+/// throttled at each of the SDK's three attempts; throttled twice and then applied with its answer
+/// lost, where the resend recognises its own write id (a new one would fail its condition against
+/// the applied write and report the outcome unrecorded); and, taking the steps one by one, the
+/// claim applied with its answer lost and then throttled twice.
 #[tokio::test]
 async fn a_write_whose_retries_are_spent_is_sent_again() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let ids = app.connect_all("user-1").await;
-    // Only the outcome's transaction holds an event item (`EVENT#…`).
-    let outcome = |kind: &str, times: u64| json!({ "kind": kind, "operation": "TransactWriteItems", "key_prefix": "EVENT#", "times": times });
+    // On the warm path the claim is in the post's transaction: the only single write of a target
+    // (`POST#…`) is the outcome's.
+    let outcome =
+        |kind: &str, times: u64| json!({ "kind": kind, "operation": "PutItem", "key_prefix": "POST#", "times": times });
     publish_through(&env, &app, &ids, vec![outcome("throttling", 3)]).await;
     publish_through(&env, &app, &ids, vec![outcome("throttling", 2), outcome("internal_error_after_apply", 1)]).await;
     let counters_conflict =

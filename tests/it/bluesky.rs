@@ -399,7 +399,7 @@ async fn a_revoked_app_password_asks_the_user_to_connect_again() {
     let stored =
         app.state.accounts.get(&app.tenant, &"user-1".parse().unwrap(), &id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.status, AccountStatus::NeedsReauth);
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.account_id == id), "{events:?}");
 }
 
@@ -770,7 +770,7 @@ async fn atproto_oauth_connects_with_dpop_bound_tokens_and_rotates_them() {
     let current = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();
     let dead = app.state.tokens.refresh_now(&current).await;
     assert!(matches!(dead, Err(herald::tokens::TokenError::NeedsReauth)), "{dead:?}");
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.account_id == id), "{events:?}");
 
     let metadata: Value = app

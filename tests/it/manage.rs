@@ -23,7 +23,7 @@ fn target<'a>(post: &'a Value, account: &str) -> &'a Value {
 }
 
 async fn event_kinds(app: &TestApp) -> Vec<String> {
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     events.into_iter().map(|e| e.kind).collect()
 }
 
@@ -277,4 +277,60 @@ async fn a_scheduled_post_is_changed_before_its_first_attempt_and_not_after() {
     let path = format!("/v1/posts/{}", now_post["id"].as_str().unwrap());
     let (status, unscheduled) = app.call(Method::PATCH, &path, Some(json!({ "text": "later" }))).await;
     assert_eq!((status, unscheduled["code"].as_str()), (409, Some("post_not_scheduled")));
+}
+
+/// A target's first outcome event is kept in the target's own item, written in the outcome's one
+/// write (issue 18, item 5: no event item and no transaction on the warm path); a later outcome's
+/// event, after the tenant's retry, is an item of its own. The journal lists them all, in order,
+/// and each reads back where it is kept, through the target's later writes too.
+#[tokio::test]
+async fn a_targets_first_outcome_event_is_kept_with_it_and_the_journal_lists_every_event_in_order() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = app.connect_all("user-1").await;
+    let facebook = &ids["facebook"];
+    let refuse = json!({ "method": "POST", "path": "/meta/graph/v26.0/104000000000001/feed", "kind": { "type": "status", "status": 400 }, "times": 1 });
+    // A second between steps: ids order events by their millisecond (the test's clock stands
+    // still unless moved, and within one millisecond events have no order).
+    let post = settled_post(&app, &ids, "facebook", &[refuse], "refused, then retried").await;
+    app.advance(time::Duration::seconds(1)).await;
+    assert_eq!(retry(&app, &post, facebook, None).await.0, 202);
+    app.advance(time::Duration::seconds(1)).await;
+    assert_eq!(app.settle(&post, facebook).await["status"], "published");
+
+    let events: Vec<_> = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.data.as_ref().is_some_and(|d| d["post_id"] == post.as_str()))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["post.failed", "post.retry_requested", "post.published"], "in order");
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+
+    let (post_id, account) = (post.parse().unwrap(), facebook.parse().unwrap());
+    let stored = app.state.posts.target(&app.tenant, &post_id, &account).await.unwrap().unwrap();
+    let kept = stored.kept_event.as_ref().expect("the target keeps its first outcome's event");
+    assert_eq!((kept.id.as_str(), kept.kind.as_str()), (events[0].id.as_str(), "post.failed"));
+    // The kept event is no item of its own; the later ones are.
+    let journal = &app.state.journal;
+    assert_eq!(journal.get_event(&app.tenant, &events[0].id, None).await.unwrap(), None);
+    let home = Some((&post_id, &account));
+    assert_eq!(journal.get_event(&app.tenant, &events[0].id, home).await.unwrap().as_ref(), Some(&events[0]));
+    for later in &events[1..] {
+        assert_eq!(journal.get_event(&app.tenant, &later.id, None).await.unwrap().as_ref(), Some(later));
+        assert_eq!(journal.get_event(&app.tenant, &later.id, home).await.unwrap(), None, "not the kept one");
+    }
+    // A warm publish's outcome event is kept too: its post has no event item at all.
+    let (status, warm) =
+        app.post(json!({ "user_id": "user-1", "targets": [{ "account_id": ids["x"] }], "text": "warm" }), None).await;
+    assert_eq!((status, warm["targets"][0]["status"].as_str()), (202, Some("published")));
+    let warm_id = warm["id"].as_str().unwrap().parse().unwrap();
+    let x = ids["x"].parse().unwrap();
+    let stored = app.state.posts.target(&app.tenant, &warm_id, &x).await.unwrap().unwrap();
+    let kept = stored.kept_event.expect("kept");
+    assert_eq!(kept.kind, "post.published");
+    assert_eq!(journal.get_event(&app.tenant, &kept.id, None).await.unwrap(), None);
+    let listed = app.events().await;
+    assert_eq!(listed.iter().filter(|e| e.id == kept.id).count(), 1, "listed once");
 }

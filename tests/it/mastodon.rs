@@ -186,7 +186,7 @@ async fn mastodon_limits_bad_input_and_a_revoked_token() {
     assert_eq!(read["targets"][0]["error"]["code"], "account_needs_reauth", "{read}");
     let stored = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.status, AccountStatus::NeedsReauth);
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.account_id == id), "{events:?}");
 
     // A 429 (a fresh grant first): the target waits until X-RateLimit-Reset.

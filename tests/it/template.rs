@@ -95,7 +95,44 @@ async fn template_agrees_with_bootstrap() {
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"].as_str(), ttl.attribute_name());
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
     assert_eq!(ttl.attribute_name(), Some(schema::TTL_ATTRIBUTE));
-    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    // On demand by default, as the emulation's table; provisioned on the operator's choice, with
+    // capacity for the table and every index, each scaled for reads and writes.
+    assert_eq!(template["Parameters"]["TableCapacity"]["Default"].as_str(), Some("on-demand"));
+    let choice = |value: &Value| match value {
+        Value::Tagged(tagged) if tagged.tag == "If" => tagged.value.as_sequence().cloned().unwrap_or_default(),
+        other => panic!("not an !If: {other:?}"),
+    };
+    let billing = choice(&table["BillingMode"]);
+    assert_eq!(
+        billing.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
+        [Some("ProvisionedTable"), Some("PROVISIONED"), Some("PAY_PER_REQUEST")]
+    );
+    let mut scaled = vec![(String::from("table"), "table/${Table}".to_owned())];
+    for gsi in table["GlobalSecondaryIndexes"].as_sequence().unwrap() {
+        let name = gsi["IndexName"].as_str().unwrap();
+        assert_eq!(choice(&gsi["ProvisionedThroughput"])[0].as_str(), Some("ProvisionedTable"), "{name}");
+        scaled.push((String::from("index"), format!("table/${{Table}}/index/{name}")));
+    }
+    let targets: BTreeSet<(String, String)> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget")
+        .map(|r| {
+            let id = match &r["Properties"]["ResourceId"] {
+                Value::Tagged(sub) => sub.value.as_str().unwrap().to_owned(),
+                other => other.as_str().unwrap().to_owned(),
+            };
+            (id, r["Properties"]["ScalableDimension"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = scaled
+        .iter()
+        .flat_map(|(kind, id)| {
+            ["Read", "Write"].map(|unit| (id.clone(), format!("dynamodb:{kind}:{unit}CapacityUnits")))
+        })
+        .collect();
+    assert_eq!(targets, expected, "each of the table's and its indexes' capacities is scaled");
     assert_eq!(
         described.billing_mode_summary().and_then(|b| b.billing_mode()).map(|m| m.as_str()),
         Some("PAY_PER_REQUEST")

@@ -195,7 +195,7 @@ async fn a_revoked_threads_grant_needs_reauth_with_an_event() {
     let user: herald::domain::UserId = "user-1".parse().unwrap();
     let stored = app.state.accounts.get(&app.tenant, &user, &id.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.status, AccountStatus::NeedsReauth);
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.account_id == id), "{events:?}");
     assert!(threads_posts(&app).is_empty());
 }

@@ -117,7 +117,7 @@ async fn a_refused_refresh_marks_needs_reauth_and_records_an_event() {
     assert_eq!(reload(&app, &account).await.status, AccountStatus::NeedsReauth);
     let listed = app.accounts("user-1").await;
     assert_eq!(listed[0]["status"], "needs_reauth");
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     let reauth: Vec<_> = events.iter().filter(|e| e.kind == "account.needs_reauth").collect();
     assert_eq!(reauth.len(), 1);
     assert_eq!(reauth[0].account_id, account.id.as_str());
@@ -144,7 +144,7 @@ async fn a_platform_outage_during_refresh_changes_nothing() {
     let after = reload(&app, &account).await;
     assert_eq!(after.status, AccountStatus::Active, "a 5xx is not the user's fault");
     assert!(after.refresh_lease_until.is_none(), "the lease was given back");
-    assert!(app.state.journal.list(&app.tenant, false).await.unwrap().iter().all(|e| e.kind != "account.needs_reauth"));
+    assert!(app.events().await.iter().all(|e| e.kind != "account.needs_reauth"));
 
     // When X is back, the same refresh token works.
     assert!(app.state.tokens.usable(&account).await.is_ok());
@@ -176,7 +176,7 @@ async fn linkedin_without_refresh_tokens_is_used_until_it_expires_then_needs_rea
 
     app.advance(time::Duration::minutes(3)).await;
     assert!(matches!(app.state.tokens.usable(&account).await, Err(TokenError::NeedsReauth)));
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     assert!(events.iter().any(|e| e.kind == "account.needs_reauth" && e.reason.as_deref() == Some("expired")));
 }
 
@@ -200,13 +200,13 @@ async fn the_sweep_refreshes_what_it_can_and_warns_once_about_what_it_cannot() {
     sweep(&app).await;
     assert_eq!(refreshes(&app, "/2/oauth2/token"), 1);
     assert!(reload(&app, &x).await.access_expires_at > x.access_expires_at);
-    assert_eq!(warnings(&app.state.journal.list(&app.tenant, false).await.unwrap()), 0);
+    assert_eq!(warnings(&app.events().await), 0);
 
     // Within seven days of LinkedIn's 60-day expiry: the tenant is told, once.
     app.advance(time::Duration::days(55)).await;
     sweep(&app).await;
     sweep(&app).await;
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     assert_eq!(warnings(&events), 1, "{events:?}");
     assert!(events.iter().any(|e| e.kind == "account.expiring" && e.account_id == linkedin.id.as_str()));
     assert_eq!(reload(&app, &linkedin).await.status, AccountStatus::Active);
@@ -261,7 +261,7 @@ async fn a_sweep_that_refreshes_nothing_makes_no_kms_calls() {
     let before = kms();
     assert!(worker.handle_batch(herald_testkit::sweep_event()).await.batch_item_failures.is_empty());
     assert!(kms() > before, "without the attribute the tokens are the only witness");
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     let expiring: Vec<_> = events.iter().filter(|e| e.kind == "account.expiring").collect();
     assert_eq!(expiring.len(), 1, "{events:?}");
     assert_eq!(expiring[0].account_id, linkedin.id.as_str());

@@ -6,7 +6,7 @@ use herald_testkit::{TestApp, TestEnv};
 use serde_json::{Value, json};
 
 async fn platform_events(app: &TestApp) -> Vec<herald::store::Event> {
-    let events = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let events = app.events().await;
     events.into_iter().filter(|e| e.kind == "platform.event").collect()
 }
 
@@ -143,7 +143,7 @@ async fn an_x_revoke_event_revokes_the_users_grant() {
     let status =
         |key: &str| accounts.iter().find(|a| a["id"] == ids[key]).unwrap()["status"].as_str().unwrap().to_owned();
     assert_eq!((status("x"), status("facebook")), ("revoked".to_owned(), "active".to_owned()));
-    let journal = app.state.journal.list(&app.tenant, false).await.unwrap();
+    let journal = app.events().await;
     let kinds: Vec<_> = journal
         .iter()
         .filter(|e| e.kind == "account.revoked" || e.kind == "platform.event")
@@ -196,15 +196,7 @@ async fn meta_deauthorize_and_data_deletion_revoke_what_the_user_granted() {
     {
         assert_eq!(status_of(&accounts, &ids[key]), expected, "{key}");
     }
-    let revoked: Vec<_> = app
-        .state
-        .journal
-        .list(&app.tenant, false)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == "account.revoked")
-        .collect();
+    let revoked: Vec<_> = app.events().await.into_iter().filter(|e| e.kind == "account.revoked").collect();
     assert_eq!(revoked.len(), 2, "{revoked:#?}");
     let (status, problem) = app
         .post(

@@ -505,42 +505,40 @@ impl TestApp {
         (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
-    /// Units counted so far on `platform`'s app-wide publishing budget, over every window.
-    /// The stored size of each item of post `post` (the post and its targets) and of the
-    /// tenant's latest event, by DynamoDB's rules for item size: `(sort key, bytes)`.
+    /// The stored size of each item of post `post` (the post and its targets, with the events
+    /// they keep), by DynamoDB's rules for item size: `(what, bytes)`.
     pub async fn item_sizes(&self, post: &str) -> Vec<(String, usize)> {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let query = |pk: String, latest: bool| {
-            self.dynamodb
-                .query()
-                .table_name(&self.state.config.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk))
-                .scan_index_forward(!latest)
-                .set_limit(latest.then_some(1))
-                .consistent_read(true)
-                .send()
-        };
-        let mut items = query(format!("POST#{}#{post}", self.tenant), false)
+        let items = self
+            .dynamodb
+            .query()
+            .table_name(&self.state.config.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("POST#{}#{post}", self.tenant)))
+            .consistent_read(true)
+            .send()
             .await
             .expect("the post's items")
             .items
             .unwrap_or_default();
-        items.extend(
-            query(format!("EVENT#{}", self.tenant), true).await.expect("the latest event").items.unwrap_or_default(),
-        );
+        // A settled target keeps its outcome's event (`store::journal`): no event item of its own.
         let key = |item: &HashMap<String, AttributeValue>| match item.get("sk") {
-            Some(AttributeValue::S(sk)) if sk.starts_with("TARGET#") => "target".to_owned(),
-            Some(AttributeValue::S(_))
-                if item.get("pk").is_some_and(|pk| pk.as_s().is_ok_and(|p| p.starts_with("EVENT#"))) =>
-            {
-                "event".to_owned()
+            Some(AttributeValue::S(sk)) if sk.starts_with("TARGET#") && item.contains_key("event") => {
+                "target, with its outcome's event".to_owned()
             }
+            Some(AttributeValue::S(sk)) if sk.starts_with("TARGET#") => "target".to_owned(),
             _ => "post".to_owned(),
         };
         items.iter().map(|item| (key(item), dynamodb_item_size(item))).collect()
     }
 
+    /// The tenant's events as the journal lists them (its own items and the events targets
+    /// keep), oldest first.
+    pub async fn events(&self) -> Vec<herald::store::Event> {
+        self.state.journal.list(&self.tenant, false).await.expect("the tenant's events")
+    }
+
+    /// Units counted so far on `platform`'s app-wide publishing budget, over every window.
     pub async fn app_budget_used(&self, platform: herald::domain::Platform) -> u64 {
         let out = self
             .dynamodb

@@ -279,8 +279,33 @@ pub struct Target {
     /// worker died): the next attempt looks for the post on the platform before sending.
     #[serde(skip)]
     pub check_since: Option<OffsetDateTime>,
+    /// The event of the target's first outcome, kept in the target's own record (see
+    /// [`KeptEvent`]).
+    #[serde(skip)]
+    pub kept_event: Option<KeptEvent>,
     #[serde(skip)]
     pub version: u64,
+}
+
+/// The event of a target's first outcome (`post.published`, `post.failed`, `post.unknown`),
+/// kept in the target's own record rather than as an item of its own: the outcome and its event
+/// are then one single-item write (one write unit and an index entry) instead of a two-item
+/// transaction (four units), and are still written together or not at all. The journal lists it
+/// with the tenant's other events. Only the first outcome's event is kept so: once written it
+/// never changes, and every later event about the target is an item of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The event's content, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 impl Target {
@@ -300,6 +325,7 @@ impl Target {
             lease_until: None,
             resume: None,
             check_since: None,
+            kept_event: None,
             version: 1,
         }
     }

@@ -311,10 +311,14 @@ async fn conclude<G: Grants>(
     report.answer = Some(attempted.answer());
     let request_id = report.request_id.clone();
     let outcome = outcome::decide(attempted, claimed.attempts, now, u64::from_le_bytes(random_bytes()));
-    let finished = claimed.settled(&outcome, report, now);
-    // The outcome is written with its event, so neither is recorded without the other.
-    let event = publisher.events.post_outcome_item(post, &finished);
-    publisher.posts.finish(&post.tenant, &post.id, &claimed, &finished, event.as_ref().map(|e| e.item.clone())).await?;
+    let mut finished = claimed.settled(&outcome, report, now);
+    // The outcome is written with its event, so neither is recorded without the other: the
+    // first outcome's event in the target's own record (one single-item write), a later one in
+    // a transaction with it.
+    let mut event = publisher.events.post_outcome_item(post, &finished);
+    let kept = event.as_mut().is_some_and(|event| publisher.events.keep(event, post, &mut finished));
+    let own_item = event.as_ref().filter(|_| !kept).map(|event| event.item.clone());
+    publisher.posts.finish(&post.tenant, &post.id, &claimed, &finished, own_item).await?;
     if let Some(event) = &event {
         publisher.events.announce(event).await;
     }

@@ -41,7 +41,14 @@ pub enum Job {
     /// The next attempt at one target of a post.
     Publish { tenant: crate::domain::TenantId, post: crate::domain::PostId, account: crate::domain::AccountId },
     /// Delivering one recorded event to the tenant's webhook endpoint (`attempt` counts from 0).
-    Deliver { tenant: crate::domain::TenantId, event: String, attempt: u32 },
+    Deliver {
+        tenant: crate::domain::TenantId,
+        event: String,
+        attempt: u32,
+        /// The target that keeps the event, when it is not an item of its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        home: Option<EventHome>,
+    },
 }
 
 impl Job {
@@ -55,6 +62,14 @@ impl Job {
             Job::Deliver { .. } => "deliver",
         }
     }
+}
+
+/// The target whose record keeps an event (`store::journal`'s kept events): its post and account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventHome {
+    pub post: crate::domain::PostId,
+    pub account: crate::domain::AccountId,
 }
 
 /// A job as it travels in a message body.

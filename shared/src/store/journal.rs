@@ -4,6 +4,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | event | `EVENT#{tenant}` | `{unix ms, 13 digits}#{random}` |
+//! | a target's first outcome event | the target's own item (`store::posts`), in gsi1 as `EVENT#{tenant}` | the event's id |
 //! | audit record | `AUDIT#{tenant}` | `{unix ms, 13 digits}#{random}` |
 //! | webhook delivery seen | `SEEN#{platform}#{event key}` | `SEEN` |
 
@@ -12,7 +13,8 @@ use time::OffsetDateTime;
 
 use super::{Item, Reader, StoreError, epoch, s};
 use crate::clock::SharedClock;
-use crate::domain::{Platform, TenantId, random_bytes};
+use crate::domain::post::{KeptEvent, Post, Target};
+use crate::domain::{AccountId, Platform, PostId, TenantId, random_bytes};
 use crate::schema::TTL_ATTRIBUTE;
 use crate::store::Account;
 
@@ -101,6 +103,15 @@ pub struct PreparedEvent {
     pub item: Item,
     pub id: String,
     pub tenant: TenantId,
+    /// Where the event is kept when it is not an item of its own: the post and the account of
+    /// the target whose record holds it ([`Journal::keep`]).
+    pub home: Option<(PostId, AccountId)>,
+}
+
+/// The partition of a tenant's events (the table's for their own items, gsi1's for the events
+/// targets keep).
+pub(super) fn event_pk(tenant: &TenantId) -> String {
+    format!("EVENT#{tenant}")
 }
 
 #[derive(Clone)]
@@ -206,7 +217,30 @@ impl Journal {
             item.insert("data".to_owned(), s(data.to_string()));
         }
         let id = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        PreparedEvent { item, id, tenant: subject.tenant.clone() }
+        PreparedEvent { item, id, tenant: subject.tenant.clone(), home: None }
+    }
+
+    /// Keeps `event`, the outcome event of `target` of `post`, in the target's own record
+    /// ([`KeptEvent`]) if the target keeps none yet: then `true`, and writing the target writes
+    /// the event. Otherwise `false`: the event is an item of its own, written in the outcome's
+    /// transaction.
+    pub fn keep(&self, event: &mut PreparedEvent, post: &Post, target: &mut Target) -> bool {
+        if target.kept_event.is_some() {
+            return false;
+        }
+        let r = Reader(&event.item);
+        let (Ok(kind), Ok(at)) = (r.str("type"), r.time("at")) else { return false };
+        let text = |name: &str| event.item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        target.kept_event = Some(KeptEvent {
+            id: event.id.clone(),
+            kind: kind.to_owned(),
+            user_id: post.user_id.as_str().to_owned(),
+            reason: text("reason"),
+            data: text("data"),
+            at,
+        });
+        event.home = Some((post.id.clone(), target.account_id.clone()));
+        true
     }
 
     /// Records an action for the audit trail (no expiry).
@@ -252,10 +286,27 @@ impl Journal {
         Ok(())
     }
 
-    /// One of the tenant's events by id.
-    pub async fn get_event(&self, tenant: &TenantId, id: &str) -> Result<Option<Event>, StoreError> {
-        let item = super::get_consistent(&self.dynamodb, &self.table, format!("EVENT#{tenant}"), id.to_owned()).await?;
-        item.as_ref().map(event_of).transpose()
+    /// One of the tenant's events by id; `home`: the post and account of the target that keeps
+    /// it, if one does. Read consistently either way.
+    pub async fn get_event(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        home: Option<(&PostId, &AccountId)>,
+    ) -> Result<Option<Event>, StoreError> {
+        let Some((post, account)) = home else {
+            let item = super::get_consistent(&self.dynamodb, &self.table, event_pk(tenant), id.to_owned()).await?;
+            return item.as_ref().map(event_of).transpose();
+        };
+        let (pk, sk) = super::posts::target_key(tenant, post, account);
+        let item = super::get_consistent(&self.dynamodb, &self.table, pk, sk).await?;
+        let event = item.as_ref().map(kept_event_of).transpose()?.flatten();
+        Ok(event.filter(|e| e.id == id && !self.expired(e)))
+    }
+
+    /// Past the events' retention (kept events have no TTL of their own: their target stays).
+    fn expired(&self, event: &Event) -> bool {
+        event.at + EVENT_RETENTION <= self.clock.now()
     }
 
     /// Records a completed data-deletion request (kept, so its status can be looked up) and
@@ -297,10 +348,10 @@ impl Journal {
 
     /// The tenant's events (or audit records), oldest first.
     pub async fn list(&self, tenant: &TenantId, audit: bool) -> Result<Vec<Event>, StoreError> {
-        let pk = format!("{}#{tenant}", if audit { "AUDIT" } else { "EVENT" });
+        let pk = if audit { format!("AUDIT#{tenant}") } else { event_pk(tenant) };
         let now = self.clock.now().unix_timestamp();
         let mut events = Vec::new();
-        for item in super::query_partition(&self.dynamodb, &self.table, None, pk).await? {
+        for item in super::query_partition(&self.dynamodb, &self.table, None, pk.clone()).await? {
             let r = Reader(&item);
             // Expired but not yet deleted by TTL: gone as far as readers are concerned.
             if item.contains_key(TTL_ATTRIBUTE) && r.u64(TTL_ATTRIBUTE)? as i64 <= now {
@@ -308,8 +359,35 @@ impl Journal {
             }
             events.push(event_of(&item)?);
         }
+        if !audit {
+            for item in super::query_partition(&self.dynamodb, &self.table, Some("gsi1"), pk).await? {
+                events.extend(kept_event_of(&item)?.filter(|e| !self.expired(e)));
+            }
+            // Ids begin with their time in milliseconds: both sources in one order.
+            events.sort_by(|a, b| a.id.cmp(&b.id));
+        }
         Ok(events)
     }
+}
+
+/// The event a target's item keeps, if it keeps one.
+fn kept_event_of(item: &Item) -> Result<Option<Event>, StoreError> {
+    let Some(raw) = item.get(super::posts::KEPT_EVENT).and_then(|v| v.as_s().ok()) else { return Ok(None) };
+    let kept: KeptEvent = serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let r = Reader(item);
+    Ok(Some(Event {
+        id: kept.id,
+        kind: kept.kind,
+        user_id: kept.user_id,
+        account_id: r.str("account_id")?.to_owned(),
+        platform: r.str("platform")?.to_owned(),
+        reason: kept.reason,
+        data: kept
+            .data
+            .map(|raw| serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
+        at: kept.at,
+    }))
 }
 
 fn event_of(item: &Item) -> Result<Event, StoreError> {

@@ -7,7 +7,9 @@
 //! | idempotency key | `IDEM#{tenant}#{sha256(key)}` | `IDEM` |
 //!
 //! A post and its targets (and its idempotency key) are written in one transaction. Every target
-//! transition is a conditional update on the target's version and status.
+//! transition is a conditional update on the target's version and status. A target that has
+//! reached an outcome keeps its first outcome's event (gsi1: `EVENT#{tenant}` / the event's id,
+//! listed beside the journal's own event items; see `store::journal`).
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
@@ -24,6 +26,8 @@ use crate::schema::TTL_ATTRIBUTE;
 
 /// The id of the single-item write that last wrote a target (see `put_target`).
 const WRITE_ID: &str = "write_id";
+/// A target's kept event ([`crate::domain::post::KeptEvent`]), as JSON.
+pub(super) const KEPT_EVENT: &str = "event";
 
 /// Idempotency keys are remembered for a day.
 const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
@@ -67,6 +71,11 @@ pub struct PostStore {
 
 fn post_pk(tenant: &TenantId, post: &PostId) -> String {
     format!("POST#{tenant}#{post}")
+}
+
+/// The key (`pk`, `sk`) of a target's item.
+pub(super) fn target_key(tenant: &TenantId, post: &PostId, account: &AccountId) -> (String, String) {
+    (post_pk(tenant, post), format!("TARGET#{account}"))
 }
 
 fn idem_pk(tenant: &TenantId, key: &str) -> String {
@@ -153,9 +162,10 @@ impl Target {
     /// (computed by [`Target::claimed`] and [`Target::settled`]), so what a write
     /// returns is what a read will return.
     fn to_item(&self, tenant: &TenantId, post: &PostId, created_at: OffsetDateTime) -> Item {
+        let (pk, sk) = target_key(tenant, post, &self.account_id);
         let mut item = Item::from([
-            ("pk".to_owned(), s(post_pk(tenant, post))),
-            ("sk".to_owned(), s(format!("TARGET#{}", self.account_id))),
+            ("pk".to_owned(), s(pk)),
+            ("sk".to_owned(), s(sk)),
             ("account_id".to_owned(), s(self.account_id.as_str())),
             ("platform".to_owned(), s(self.platform.as_str())),
             ("status".to_owned(), s(self.status.as_str())),
@@ -177,6 +187,12 @@ impl Target {
             ),
         ];
         item.extend(optional.into_iter().filter_map(|(name, value)| Some((name.to_owned(), value?))));
+        // The first outcome's event, listed with the tenant's events through gsi1.
+        if let Some(event) = &self.kept_event {
+            item.insert("gsi1pk".to_owned(), s(super::journal::event_pk(tenant)));
+            item.insert("gsi1sk".to_owned(), s(event.id.clone()));
+            item.insert(KEPT_EVENT.to_owned(), json_attr(event));
+        }
         // Every open target is in the due index from the start (due now unless scheduled), so a
         // first attempt that dies half-way cannot lose it; a claimed one is due when its lease
         // ends, so a dead claimer's target is found and reconciled.
@@ -232,6 +248,11 @@ impl Target {
             lease_until: r.opt_time("lease_until")?,
             resume: item.get("resume").and_then(|v| v.as_s().ok()).cloned(),
             check_since: r.opt_time("check_since")?,
+            kept_event: item
+                .get(KEPT_EVENT)
+                .and_then(|v| v.as_s().ok())
+                .map(|raw| serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()?,
             version: r.u64("version")?,
         })
     }
@@ -679,9 +700,8 @@ impl PostStore {
         post: &PostId,
         account: &AccountId,
     ) -> Result<Option<Target>, StoreError> {
-        let item =
-            super::get_consistent(&self.dynamodb, &self.table, post_pk(tenant, post), format!("TARGET#{account}"))
-                .await?;
+        let (pk, sk) = target_key(tenant, post, account);
+        let item = super::get_consistent(&self.dynamodb, &self.table, pk, sk).await?;
         item.as_ref().map(Target::from_item).transpose()
     }
 
@@ -701,11 +721,12 @@ impl PostStore {
 
     /// A conditional update of one target that answers with the target as written.
     fn update_target(&self, tenant: &TenantId, post: &PostId, account: &AccountId) -> UpdateItemFluentBuilder {
+        let (pk, sk) = target_key(tenant, post, account);
         self.dynamodb
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(post_pk(tenant, post)))
-            .key("sk", s(format!("TARGET#{account}")))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .return_values(ReturnValue::AllNew)
     }
 
@@ -756,15 +777,33 @@ mod tests {
         ];
         for outcome in &outcomes {
             let claimed = pending().claimed(now, time::Duration::minutes(2));
-            let settled = claimed.settled(outcome, Report::default(), now);
+            let mut settled = claimed.settled(outcome, Report::default(), now);
             let again = settled.claimed(later, time::Duration::minutes(2)).settled(outcome, Report::default(), later);
-            for target in [&claimed, &settled, &again] {
+            // A settled target keeps its event; later transitions carry it along.
+            if settled.status.is_terminal() {
+                settled.kept_event = Some(crate::domain::post::KeptEvent {
+                    id: "1795953600250#0a1b2c3d".into(),
+                    kind: "post.published".into(),
+                    user_id: "user-1".into(),
+                    reason: None,
+                    data: Some(r#"{"post_id":"pst_01a22901d02341b80d8991"}"#.into()),
+                    at: OffsetDateTime::from_unix_timestamp(1_795_953_600).unwrap(),
+                });
+            }
+            let reopened = settled.reopened(later, None);
+            for target in [&claimed, &settled, &again, &reopened] {
                 let item = target.to_item(&tenant, &post, now);
                 assert_eq!(&Target::from_item(&item).unwrap(), target, "{outcome:?}");
                 // Open and claimed targets are in the due index; settled ones are not.
                 let indexed = item.contains_key("gsi2sk");
                 assert_eq!(indexed, !target.status.is_terminal(), "{:?}", target.status);
+                // A kept event is listed through gsi1 under the tenant's events.
+                assert_eq!(
+                    item.get("gsi1pk").and_then(|v| v.as_s().ok()).map(String::as_str),
+                    target.kept_event.as_ref().map(|_| "EVENT#tnt_AAAAAAAAAAAAAAAAAAAAAA"),
+                );
             }
+            assert_eq!(reopened.kept_event, settled.kept_event);
             assert_eq!(claimed.attempts, 1);
             assert_eq!(claimed.version, 2);
             assert_eq!(settled.version, 3);

@@ -14,7 +14,7 @@ use crate::domain::TenantId;
 use crate::domain::post::TargetError;
 use crate::egress::{Egress, EgressError};
 use crate::queue::dead::{DeadLetter, DeadLetterQueue};
-use crate::queue::{Job, QueueError, WorkQueue, backoff};
+use crate::queue::{EventHome, Job, QueueError, WorkQueue, backoff};
 use crate::store::{EndpointStore, Event, Journal, StoreError};
 
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -110,9 +110,11 @@ pub async fn deliver(
     tenant: &TenantId,
     event_id: &str,
     attempt: u32,
+    home: Option<EventHome>,
 ) -> Result<(), DeliveryError> {
     let Some(signing) = deliverer.endpoints.signing(tenant).await? else { return Ok(()) };
-    let Some(event) = deliverer.journal.get_event(tenant, event_id).await? else {
+    let kept = home.as_ref().map(|h| (&h.post, &h.account));
+    let Some(event) = deliverer.journal.get_event(tenant, event_id, kept).await? else {
         tracing::warn!(tenant = %tenant, "an event to deliver no longer exists; dropped");
         return Ok(());
     };
@@ -136,7 +138,7 @@ pub async fn deliver(
     tracing::info!(tenant = %tenant, event = %event.kind, attempt, status, latency_ms, "webhook delivery");
     let Some(failure) = failure else { return Ok(()) };
     let next = attempt + 1;
-    let job = Job::Deliver { tenant: tenant.clone(), event: event_id.to_owned(), attempt: next };
+    let job = Job::Deliver { tenant: tenant.clone(), event: event_id.to_owned(), attempt: next, home };
     if next >= DELIVERY_ATTEMPTS {
         let letter = DeadLetter {
             job,
