@@ -224,8 +224,8 @@ def chaos(run: Path) -> str:
         return "_(the chaos runs were not run)_\n"
     return (
         "## Chaos at scale: exactly once, per platform\n\n"
-        "`tests/it/chaos.rs` at the sizes `./infra/dev bench` gives it (3,000 posts with platform faults and a\n"
-        "revoked LinkedIn grant; 300 with DynamoDB faults as well), one run after the other:\n\n"
+        "`tests/it/chaos.rs` at the sizes `./infra/dev bench` gives it (300 posts with platform faults and a\n"
+        "revoked LinkedIn grant; 3,000 with both fault families at once, DynamoDB's as well), one run after the other:\n\n"
         "```\n" + path.read_text().strip() + "\n```\n"
     )
 

@@ -1,5 +1,5 @@
 //! What happened, told to the tenant: an event is recorded (the journal writes it, alone or in
-//! the transaction of the outcome it reports), then announced (its delivery to the tenant's
+//! the transaction of the outcome it reports, or the reporting target keeps it), then announced (its delivery to the tenant's
 //! webhook endpoint is queued, [`crate::webhooks::outbound`] sends it).
 //!
 //! Two steps, in this order, so the store never enqueues: a crash between them leaves the event
@@ -41,18 +41,9 @@ impl Events {
         Ok(())
     }
 
-    /// A target of a post reached an outcome (`post.published`, `post.failed`, `post.unknown`)
-    /// that was written without its event: records and announces it.
-    pub async fn post_outcome(&self, post: &Post, target: &Target) -> Result<(), StoreError> {
-        if let Some(event) = self.journal.post_event_item(post, target) {
-            let event = self.journal.write(event).await?;
-            self.announce(&event).await;
-        }
-        Ok(())
-    }
-
-    /// The outcome event of `target`, to be written in the outcome's own transaction and then
-    /// [`announce`](Self::announce)d; `None` while the target is open.
+    /// The outcome event of `target`, to be kept in the target's record ([`keep`](Self::keep)) or
+    /// written in the outcome's own transaction, and then [`announce`](Self::announce)d; `None`
+    /// while the target is open.
     pub fn post_outcome_item(&self, post: &Post, target: &Target) -> Option<PreparedEvent> {
         self.journal.post_event_item(post, target)
     }
