@@ -31,6 +31,13 @@ fn posts() -> usize {
 /// Herald's X budget per user, under the sandbox's own 100 per 15 minutes even when the two
 /// clocks' windows do not line up.
 const X_BUDGET: u32 = 50;
+/// Retries function instances draining the queue side by side (`HERALD_CHAOS_INSTANCES`,
+/// default 1). Four at once met two faults one instance never did: a post looked for behind a
+/// full page of newer ones (fixed: `platforms::publish::whole_page`) and a Mastodon status made
+/// twice (not yet explained; issue 18's notes). Until both are settled CI runs one.
+fn retries_instances() -> usize {
+    std::env::var("HERALD_CHAOS_INSTANCES").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+}
 /// The sandbox's development Threads user.
 const THREADS_USER: &str = "25100000000000001";
 
@@ -163,7 +170,10 @@ async fn chaos(total: usize, aws_faults: bool) {
     }
 
     // Drive the queue until quiet: each round moves both clocks 15 minutes, sweeps, and drains.
-    let worker = app.worker(10).await;
+    // Several retries instances consume the queue at once, as Lambda runs several (up to
+    // `RetriesMaxConcurrency`), each with its own clients, caches and leases.
+    let workers = futures_util::future::join_all((0..retries_instances()).map(|_| app.worker(10))).await;
+    let worker = &workers[0];
     let sweep = json!({ "Records": [{ "messageId": "sweep", "body": r#"{"job":{"type":"sweep"},"enqueued_at":0}"# }] });
     let mut rounds = 0;
     loop {
@@ -183,14 +193,16 @@ async fn chaos(total: usize, aws_faults: bool) {
         assert!(
             worker.handle_batch(serde_json::from_value(sweep.clone()).unwrap()).await.batch_item_failures.is_empty()
         );
-        loop {
-            let stats = herald::worker::poll_once(&env.aws.sqs, &env.resources.work_queue_url, &worker, Duration::ZERO)
-                .await
-                .unwrap();
-            if stats.received == 0 {
-                break;
+        futures_util::future::join_all(workers.iter().map(|worker| async {
+            loop {
+                let queue = &env.resources.work_queue_url;
+                let stats = herald::worker::poll_once(&env.aws.sqs, queue, worker, Duration::ZERO).await.unwrap();
+                if stats.received == 0 {
+                    break;
+                }
             }
-        }
+        }))
+        .await;
     }
 
     // How many targets each platform was asked for.
@@ -281,9 +293,23 @@ async fn chaos(total: usize, aws_faults: bool) {
         }
     }
     let mut duplicates: HashMap<&str, usize> = HashMap::new();
+    let mut twice_made: Vec<String> = Vec::new();
     for (account, texts) in &sandbox_texts {
-        let unique: HashSet<&String> = texts.iter().collect();
+        let mut unique: HashSet<&String> = HashSet::new();
+        for text in texts {
+            if !unique.insert(text) {
+                twice_made.push(text.clone());
+            }
+        }
         *duplicates.entry(account.as_str()).or_default() += texts.len() - unique.len();
+    }
+    if !twice_made.is_empty() {
+        // What Herald recorded of each post made twice, to tell which path sent it again.
+        for text in &twice_made {
+            let Some((post_id, _, _)) = submitted.iter().find(|(_, _, t)| t == text) else { continue };
+            let post = app.state.posts.get(&app.tenant, &post_id.parse().unwrap()).await.unwrap().unwrap();
+            eprintln!("made twice: {text:?}: {:#?}", post.targets);
+        }
     }
     assert_eq!(duplicates.values().sum::<usize>(), 0, "a post was published twice: {duplicates:?}");
     let platform_ids: HashMap<&str, &str> = [

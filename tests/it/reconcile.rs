@@ -358,3 +358,33 @@ async fn answers_lost_on_every_attempt_end_in_one_last_look_and_no_more_sends() 
     let letters = app.state.dead_letters.list(&filter).await.unwrap();
     assert_eq!(letters.len(), 1, "dead-lettered once: {letters:?}");
 }
+
+/// A look reads one page of the account's posts (100, the most each platform serves at once).
+/// When more than a page were made since the lost answer, the post looked for may be on the
+/// next page: its absence is not concluded, so it is never sent again; looked for until the
+/// attempts run out, it is `unknown` (the concurrent chaos run met this on a busy LinkedIn
+/// organization with a page of 20: a post published twice).
+#[tokio::test]
+async fn a_lost_answer_behind_a_full_page_of_newer_posts_is_never_sent_again() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_every(&app).await;
+    // Not listed at once: the attempt's own look misses it, and the target waits to look again.
+    app.control("/_sandbox/read_lag", json!({ "seconds": 30 })).await;
+    for p in LISTED.iter().filter(|p| ["facebook", "linkedin_org"].contains(&p.account)) {
+        let buried = format!("buried under a page on {}", p.account);
+        let (post, first) = lost(&app, &ids, p, "applied_then_hang", &buried, false).await;
+        assert_eq!(first["status"], "retrying", "{}: {first}", p.account);
+        app.advance(time::Duration::seconds(1)).await;
+        for n in 0..100 {
+            let body = json!({ "user_id": "user-1", "targets": [{ "account_id": ids[p.account] }], "text": format!("newer {n} on {}", p.account) });
+            let (status, newer) = app.post(body, None).await;
+            assert_eq!((status, newer["targets"][0]["status"].as_str()), (202, Some("published")), "{newer}");
+        }
+        let settled = app.settle(&post, &ids[p.account]).await;
+        assert_target(&settled, "unknown", Some("outcome_unknown"));
+        assert!(settled["error"]["message"].as_str().unwrap().contains("more than 100 posts"), "{settled}");
+        let on_platform = texts(&app, p.sandbox).into_iter().filter(|t| *t == buried).count();
+        assert_eq!(on_platform, 1, "{}: made once, by the lost call, and never sent again", p.account);
+    }
+}

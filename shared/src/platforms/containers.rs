@@ -15,7 +15,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::publish::{Published, Recent, created_id, recent_posts, same_text};
+use super::publish::{Published, RECENT_PAGE, Recent, created_id, recent_posts, same_text, whole_page};
 use super::{PlatformClient, PlatformError, Refusal};
 use crate::domain::Platform;
 use crate::domain::post::Media;
@@ -165,10 +165,13 @@ impl Containers {
         let fields = format!("id,{},permalink,timestamp", self.text_field);
         let request = self
             .get(client, tokens, &format!("/{user}{}", self.create.0), &fields)
-            .query(&[("since", since.unix_timestamp().to_string()), ("limit", "25".to_owned())]);
+            .query(&[("since", since.unix_timestamp().to_string()), ("limit", RECENT_PAGE.to_string())]);
         let listing: Value = client.json(self.platform, self.listing, request, self.refusal).await?;
         // Each post carries its `permalink`; without one, its address is unknown.
-        Ok(recent_posts(&listing, self.text_field, |_| String::new()))
+        let posts = recent_posts(&listing, self.text_field, |_| String::new());
+        // `since` cuts the listing: a full page may not be all of it.
+        whole_page(self.platform, posts.len(), false)?;
+        Ok(posts)
     }
 
     /// A container its status calls `PUBLISHED` after the publish call's answer was lost: the

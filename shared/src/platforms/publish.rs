@@ -120,6 +120,27 @@ pub(super) fn created_id(platform: Platform, id: &Value) -> Result<String, Platf
     }
 }
 
+/// How many of an account's recent posts a look for a lost answer reads: one page, the most
+/// each platform serves in one (X's user timeline, Graph's edges, LinkedIn's finder and
+/// Bluesky's `listRecords` all stop at 100).
+pub(super) const RECENT_PAGE: usize = 100;
+
+/// `Ok` when one page of `listed` posts (before any cut at `since`) holds every post since
+/// `since`: fewer than a full page, or the page reaches back past `since`. Otherwise the post
+/// looked for could be on a later page, so its absence cannot be concluded: an error, and the
+/// look is tried again (and past the last attempt the target is `unknown`), never a resend.
+pub(super) fn whole_page(platform: Platform, listed: usize, reaches_since: bool) -> Result<(), PlatformError> {
+    if listed < RECENT_PAGE || reaches_since {
+        return Ok(());
+    }
+    Err(PlatformError::Unexpected {
+        platform,
+        detail: format!(
+            "more than {RECENT_PAGE} posts since the lost answer: one page of them cannot show it is absent"
+        ),
+    })
+}
+
 /// Each post of a `{"data": [...]}` listing whose text is in `field`, with its address: the
 /// listing's own `permalink` where it carries one (Threads), else `url` of its id.
 pub(super) fn recent_posts(listing: &Value, field: &str, url: impl Fn(&str) -> String) -> Vec<Recent> {

@@ -17,7 +17,7 @@ use super::oauth::Payload;
 use super::richtext::{self, Feature};
 use super::{Context, P, refusal};
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Outgoing, Published, Recent, created_id};
+use crate::platforms::publish::{Outgoing, Published, RECENT_PAGE, Recent, created_id, whole_page};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -221,14 +221,20 @@ impl PlatformClient {
         let context = Context::of(tokens)?;
         let did = account.platform_account_id.as_str();
         let mut url = xrpc(&context.pds, "com.atproto.repo.listRecords");
-        url.query_pairs_mut().append_pair("repo", did).append_pair("collection", COLLECTION).append_pair("limit", "20");
+        url.query_pairs_mut()
+            .append_pair("repo", did)
+            .append_pair("collection", COLLECTION)
+            .append_pair("limit", &RECENT_PAGE.to_string());
         let request = self.bluesky_request(Method::GET, &url)?;
         let listing: Value = self.json(P, "GET /xrpc/com.atproto.repo.listRecords", request, refusal).await?;
         let since = created_at(since);
-        Ok(listing["records"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let records = listing["records"].as_array().map(Vec::as_slice).unwrap_or_default();
+        // Newest first: the page holds every post since `since` if its oldest is older.
+        let reaches =
+            records.last().and_then(|r| r["value"]["createdAt"].as_str()).is_some_and(|at| at < since.as_str());
+        whole_page(P, records.len(), reaches)?;
+        Ok(records
+            .iter()
             // RFC 3339 in UTC with milliseconds sorts as text.
             .filter(|r| r["value"]["createdAt"].as_str().is_some_and(|at| at >= since.as_str()))
             .filter_map(|r| {

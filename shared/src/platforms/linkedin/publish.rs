@@ -8,7 +8,7 @@ use super::refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, Recent, created_id};
+use crate::platforms::publish::{Published, RECENT_PAGE, Recent, created_id, whole_page};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -100,18 +100,25 @@ impl PlatformClient {
         since: time::OffsetDateTime,
     ) -> Result<Vec<Recent>, PlatformError> {
         let api = self.endpoints.linkedin_api.as_str().trim_end_matches('/');
-        let query =
-            [("q", "author"), ("author", account.platform_account_id.as_str()), ("count", "20"), ("sortBy", "CREATED")];
+        let page_size = RECENT_PAGE.to_string();
+        let query = [
+            ("q", "author"),
+            ("author", account.platform_account_id.as_str()),
+            ("count", &page_size),
+            ("sortBy", "CREATED"),
+        ];
         let request = self
             .linkedin_rest(self.http.get(format!("{api}/rest/posts")), tokens)
             .header("X-RestLi-Method", "FINDER")
             .query(&query);
         let page: Value = self.json(Platform::Linkedin, "GET /rest/posts?q=author", request, refusal).await?;
         let since_ms = since.unix_timestamp() * 1000;
-        Ok(page["elements"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let elements = page["elements"].as_array().map(Vec::as_slice).unwrap_or_default();
+        // Newest first: the page holds every post since `since` if its oldest is older.
+        let reaches = elements.last().and_then(|post| post["createdAt"].as_i64()).is_some_and(|at| at < since_ms);
+        whole_page(Platform::Linkedin, elements.len(), reaches)?;
+        Ok(elements
+            .iter()
             .filter(|post| post["createdAt"].as_i64().is_some_and(|at| at >= since_ms))
             .filter_map(|post| {
                 let id = post["id"].as_str()?.to_owned();

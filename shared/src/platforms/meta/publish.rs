@@ -9,7 +9,7 @@ use super::graph_refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, Recent, Throttle, created_id, recent_posts};
+use crate::platforms::publish::{Published, RECENT_PAGE, Recent, Throttle, created_id, recent_posts, whole_page};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -50,12 +50,15 @@ pub(super) async fn recent(
     let request = client.http.get(client.graph_url(&format!("/{page}/feed"))).query(&[
         ("fields", "id,message"),
         ("since", &since.unix_timestamp().to_string()),
-        ("limit", "25"),
+        ("limit", &RECENT_PAGE.to_string()),
         ("access_token", token),
     ]);
     let request = client.proved(request, token);
     let feed: Value = client.json(Platform::Facebook, "GET /{page-id}/feed", request, graph_refusal).await?;
-    Ok(recent_posts(&feed, "message", |id| format!("https://www.facebook.com/{id}")))
+    let posts = recent_posts(&feed, "message", |id| format!("https://www.facebook.com/{id}"));
+    // `since` cuts the feed: a full page may not be all of it.
+    whole_page(Platform::Facebook, posts.len(), false)?;
+    Ok(posts)
 }
 
 impl PlatformClient {

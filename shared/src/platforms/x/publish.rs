@@ -8,7 +8,7 @@ use super::refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, Recent, Throttle, created_id, recent_posts};
+use crate::platforms::publish::{Published, RECENT_PAGE, Recent, Throttle, created_id, recent_posts, whole_page};
 use crate::platforms::{PlatformClient, PlatformError, oauth1};
 use crate::store::Account;
 
@@ -47,14 +47,18 @@ pub(super) async fn recent(
     let start = since
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| PlatformError::Unexpected { platform: Platform::X, detail: e.to_string() })?;
-    let query = [("max_results", "20"), ("start_time", start.as_str())];
+    let page_size = RECENT_PAGE.to_string();
+    let query = [("max_results", page_size.as_str()), ("start_time", start.as_str())];
     let request = client
         .http
         .get(&url)
         .query(&query)
         .header("authorization", client.x_authorization(tokens, "GET", &url, &query)?);
     let page: Value = client.json(Platform::X, "GET /2/users/{id}/tweets", request, refusal).await?;
-    Ok(recent_posts(&page, "text", |id| format!("https://x.com/i/web/status/{id}")))
+    let posts = recent_posts(&page, "text", |id| format!("https://x.com/i/web/status/{id}"));
+    // `start_time` cuts the timeline at `since`: a full page may not be all of it.
+    whole_page(Platform::X, posts.len(), false)?;
+    Ok(posts)
 }
 
 impl PlatformClient {
