@@ -208,7 +208,7 @@ def cost(posts: dict, lambdas: dict) -> str:
         "bills the wait). Prices: us-east-1 list prices, checked "
         "2026-11-29 — Lambda x86_64 $0.0000166667 per GB-s and $0.20 per million requests; HTTP API $1.00 per "
         "million; DynamoDB on-demand $0.625 per million WRU, $0.125 per million RRU (after the November 2024 cut), "
-        "provisioned $0.00065 per WCU-hour and $0.00013 per RCU-hour, bought at "
+        "provisioned $0.00065 per WCU-hour and $0.00013 per RCU-hour (checked 2026-12-03 against a secondary summary only, as AWS's provisioned pricing page in the stored copies shows no figures: confirm before relying on it), bought at "
         f"{PROVISIONED_USE:.0%} use (auto scaling's target; `TableCapacity: provisioned`); "
         "SQS standard $0.40 per million; KMS $0.03 per 10,000 requests (from AWS's pricing "
         "pages as summarized in the project's performance references; check them before relying on the total). Not counted: storage, data transfer, CloudWatch Logs, the KMS "
