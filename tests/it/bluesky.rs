@@ -563,19 +563,7 @@ async fn chaos_on_the_real_pds_settles_every_post_once() {
         rounds += 1;
         assert!(rounds <= 30, "{open} targets still open after {rounds} rounds");
         app.advance(time::Duration::seconds(60)).await;
-        loop {
-            let stats = herald::worker::poll_once(
-                &env.aws.sqs,
-                &env.resources.work_queue_url,
-                &worker,
-                std::time::Duration::ZERO,
-            )
-            .await
-            .unwrap();
-            if stats.received == 0 {
-                break;
-            }
-        }
+        env.drain(&worker).await;
     };
     let status = |s: &str| settled.iter().filter(|p| p["targets"][0]["status"] == s).count();
     let mut texts: Vec<String> = Vec::new();

@@ -264,6 +264,18 @@ impl Drop for TestApp {
 }
 
 impl TestEnv {
+    /// Runs `worker` on the work queue until nothing due is left in it (the queue's time does
+    /// not move: what waits stays queued).
+    pub async fn drain(&self, worker: &herald::worker::Worker) {
+        loop {
+            let queue = &self.resources.work_queue_url;
+            let stats = herald::worker::poll_once(&self.aws.sqs, queue, worker, std::time::Duration::ZERO).await;
+            if stats.expect("a poll of the work queue").received == 0 {
+                return;
+            }
+        }
+    }
+
     /// Starts Herald (every HTTP route) and the sandbox, wired to each other like `herald dev`.
     pub async fn spawn_app(&self) -> TestApp {
         self.spawn_app_with(|_| {}).await

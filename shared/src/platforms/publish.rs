@@ -65,8 +65,10 @@ pub enum Lookup {
     Listing { lag: std::time::Duration },
     /// A resend under the same key is the look: the platform answers with the post it made
     /// instead of making another (Bluesky's record key, Mastodon's `Idempotency-Key`), for as
-    /// long as it keeps the key (`within`; for good where `None`).
-    Resend { within: Option<std::time::Duration> },
+    /// long as it keeps the key (`within`; for good where `None`). Where the platform records the
+    /// key only once the post is made, a resend while the first request may still be running
+    /// would make a second post; the resend waits `settle` after the lost answer.
+    Resend { settle: std::time::Duration, within: Option<std::time::Duration> },
     /// The platform cannot be asked (LinkedIn gives posting apps no read of a member's posts).
     None,
 }
@@ -82,8 +84,8 @@ impl Lookup {
     pub fn can_look(self, since: time::OffsetDateTime, now: time::OffsetDateTime) -> bool {
         match self {
             Lookup::None => false,
-            Lookup::Resend { within: Some(kept) } => now - since <= kept,
-            Lookup::Resend { within: None } | Lookup::Listing { .. } => true,
+            Lookup::Resend { within: Some(kept), .. } => now - since <= kept,
+            Lookup::Resend { within: None, .. } | Lookup::Listing { .. } => true,
         }
     }
 }

@@ -193,9 +193,10 @@ fn lost(
                 format!("the answer was lost ({detail}); the account's posts are read again before anything is sent"),
             ),
         },
-        // Resent with backoff; `since` kept, so a resend past the key's memory is not made.
-        Lookup::Resend { .. } => Outcome::Reconcile {
-            at: now + backoff_drawn(attempt, draw),
+        // Resent with backoff, and not before the platform is done with the first request;
+        // `since` kept, so a resend past the key's memory is not made.
+        Lookup::Resend { settle, .. } => Outcome::Reconcile {
+            at: now + settle.max(backoff_drawn(attempt, draw)),
             since,
             note: error(
                 "outcome_unknown",
@@ -311,6 +312,7 @@ mod tests {
         Never,
         Exactly(i64),
         AtMost(i64),
+        Between(i64, i64),
     }
 
     fn cases() -> Vec<(&'static str, Attempted)> {
@@ -342,7 +344,19 @@ mod tests {
             ),
             (
                 "lost, resent",
-                Attempted::Lost { detail: "timeout".into(), lookup: Lookup::Resend { within: None }, since: now() },
+                Attempted::Lost {
+                    detail: "timeout".into(),
+                    lookup: Lookup::Resend { settle: Duration::ZERO, within: None },
+                    since: now(),
+                },
+            ),
+            (
+                "lost, resent once settled",
+                Attempted::Lost {
+                    detail: "timeout".into(),
+                    lookup: Lookup::Resend { settle: Duration::from_secs(60), within: None },
+                    since: now(),
+                },
             ),
             ("lost, unreadable", Attempted::Lost { detail: "timeout".into(), lookup: Lookup::None, since: now() }),
             (
@@ -448,12 +462,19 @@ mod tests {
             "published" | "found" => (Published, Option::None, true, Never),
             // The post may exist: looked for again at the platform's lag, however many attempts.
             // One look past the last attempt; lost then, unknown.
-            "lost, listed" | "lost, resent" if attempt > MAX_ATTEMPTS => {
+            "lost, listed" | "lost, resent" | "lost, resent once settled" if attempt > MAX_ATTEMPTS => {
                 (Unknown, Some("outcome_unknown"), true, Never)
             }
             "lost, listed" => (Reconcile, Some("outcome_unknown"), true, Exactly(60)),
             "lookup failed" if last => (Unknown, Some("outcome_unknown"), true, Never),
             "lost, resent" => (Reconcile, Some("outcome_unknown"), true, backoff),
+            // Never before the platform is done with the first request.
+            "lost, resent once settled" => (
+                Reconcile,
+                Some("outcome_unknown"),
+                true,
+                Between(60, 60.max(2i64.saturating_mul(1 << attempt).min(900))),
+            ),
             "lookup failed" => (Retry, Some("platform_unavailable"), true, backoff),
             "lost, unreadable" | "lookup refused" | "unreadable" => (Unknown, Some("outcome_unknown"), true, Never),
             "token refused" => counted_retry("unauthorized", Exactly(1)),
@@ -511,6 +532,9 @@ mod tests {
                     assert_eq!((kind, code, counted), (want_kind, want_code, want_counted), "{row}");
                     match (want_delay, delay) {
                         (Delay::AtMost(most), Delay::Exactly(got)) => assert!((0..=most).contains(&got), "{row}"),
+                        (Delay::Between(least, most), Delay::Exactly(got)) => {
+                            assert!((least..=most).contains(&got), "{row}")
+                        }
                         (want, got) => assert_eq!(got, want, "{row}"),
                     }
                 }
@@ -541,7 +565,7 @@ mod tests {
         let class = |name: &str| match name {
             "published" => Done,
             "found" => Found,
-            "lost, listed" | "lost, resent" | "lost, unreadable" | "ambiguous" => Lost,
+            "lost, listed" | "lost, resent" | "lost, resent once settled" | "lost, unreadable" | "ambiguous" => Lost,
             "lookup failed" | "lookup refused" | "unreadable" => Unreadable,
             "token refused" | "grant dead after a refusal" => Unauthorized,
             "refused 403" | "refused 400" | "quota exhausted" => Refused,

@@ -269,14 +269,19 @@ async fn clear_faults(State(sandbox): State<Shared>) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct HeldQuery {
-    count: usize,
+    #[serde(default)]
+    count: Option<usize>,
+    #[serde(default)]
+    at_most: Option<usize>,
 }
 
 /// Answers once at least `count` calls are held by `hang` faults (so a test knows its call
-/// reached the platform), or 408 after 10 seconds.
+/// reached the platform), or once at most `at_most` are held or still being served after their
+/// client left (a Mastodon status still being made), or 408 after 10 seconds.
 async fn held(State(sandbox): State<Shared>, Query(q): Query<HeldQuery>) -> Response {
     let mut held = sandbox.held.subscribe();
-    let reached = tokio::time::timeout(std::time::Duration::from_secs(10), held.wait_for(|n| *n >= q.count)).await;
+    let wanted = |n: &usize| q.count.is_none_or(|count| *n >= count) && q.at_most.is_none_or(|most| *n <= most);
+    let reached = tokio::time::timeout(std::time::Duration::from_secs(10), held.wait_for(wanted)).await;
     match reached {
         Ok(Ok(n)) => Json(json!({ "held": *n })).into_response(),
         _ => (StatusCode::REQUEST_TIMEOUT, Json(json!({ "held": *sandbox.held.borrow() }))).into_response(),
@@ -292,7 +297,7 @@ async fn release(State(sandbox): State<Shared>) -> Json<serde_json::Value> {
 
 /// A budget override. Names: X `tweets/user`, `tweets/app`, `media/user` (with `window` seconds);
 /// Meta `ig_quota`, `app_calls_per_hour`, `page_calls_per_day`; LinkedIn `member_daily`, `app_daily`;
-/// Threads `quota`, `image_polls`; Mastodon `media_polls`, `calls`.
+/// Threads `quota`, `image_polls`; Mastodon `media_polls`, `calls`, `status_processing_ms`.
 #[derive(Debug, Deserialize)]
 struct Limit {
     platform: Platform,
@@ -332,7 +337,7 @@ async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> R
         Platform::Threads if ["quota", "image_polls"].contains(&limit.name.as_str()) => {
             world.threads.limits.insert(limit.name, limit.limit);
         }
-        Platform::Mastodon if ["media_polls", "calls"].contains(&limit.name.as_str()) => {
+        Platform::Mastodon if ["media_polls", "calls", "status_processing_ms"].contains(&limit.name.as_str()) => {
             world.mastodon.limits.insert(limit.name, limit.limit);
         }
         _ => return (StatusCode::BAD_REQUEST, "unknown limit").into_response(),

@@ -52,7 +52,8 @@ pub struct MastodonWorld {
     usage: HashMap<String, (i64, u32)>,
     /// The scopes each app registered.
     scopes: HashMap<String, String>,
-    /// Overrides: `media_polls` (checks an upload stays processing, default 0), `calls`.
+    /// Overrides: `media_polls` (checks an upload stays processing, default 0), `calls`,
+    /// `status_processing_ms` (how long making a status takes, default 0).
     pub limits: HashMap<String, u32>,
 }
 
@@ -479,56 +480,102 @@ fn length(text: &str) -> usize {
 /// `POST /api/v1/statuses` (`write:statuses`): `status` and/or `media_ids` (this account's
 /// processed, unattached uploads, at most 4), 500 characters; the same `Idempotency-Key` within
 /// an hour answers the status it made.
+///
+/// As Mastodon's `PostStatusService`: the key is read first, the status is made, and only then
+/// is the key stored. Making it takes `status_processing_ms` (a limit, default 0); a request
+/// under the same key meanwhile finds no key and makes a second status. The server finishes a
+/// status it began even when the client has gone; while it does, the status counts among the
+/// held calls (`GET /_sandbox/faults/held?at_most=0` waits for it).
 async fn status(State(sandbox): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let q = fields(&headers, &body);
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let server = server_url(&sandbox);
-    answer(&sandbox, &headers, "write:statuses", |world, grant| {
-        let now = world.now();
+    let mut slow = None;
+    let checked = answer(&sandbox, &headers, "write:statuses", |world, grant| {
         if let Some(key) = &key
             && let Some((id, at)) = world.mastodon.idempotency.get(&(grant.user_id.clone(), key.clone())).cloned()
-            && now - at < IDEMPOTENCY_TTL
+            && world.now() - at < IDEMPOTENCY_TTL
             && let Some(made) = world.posts.iter().find(|p| p.platform == P && p.id == id)
         {
             return Json(status_json(&server, made)).into_response();
         }
-        let text = q["status"].as_str().unwrap_or_default().to_owned();
-        let media: Vec<String> =
-            q["media_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
-        if text.trim().is_empty() && media.is_empty() {
-            return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Text can't be blank");
+        if let Err(refused) = acceptable(world, grant, &q) {
+            return refused;
         }
-        if length(&text) > MAX_CHARACTERS {
-            return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Text character limit of 500 exceeded");
-        }
-        if media.len() > MAX_MEDIA {
-            return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Media attachments limit exceeded");
-        }
-        for id in &media {
-            match world.mastodon.media.get(id) {
-                Some(a) if a.account == grant.user_id && !a.attached && a.polls_left == 0 => {}
-                Some(a) if a.polls_left > 0 => {
-                    return error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "Cannot attach files that have not finished processing. Try again in a moment!",
-                    );
-                }
-                _ => return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Media attachment is invalid"),
+        match world.mastodon.limits.get("status_processing_ms").copied().unwrap_or(0) {
+            0 => make_status(world, grant, &q, key.clone(), &server),
+            millis => {
+                slow = Some((grant.clone(), millis));
+                StatusCode::ACCEPTED.into_response()
             }
         }
-        for id in &media {
-            if let Some(a) = world.mastodon.media.get_mut(id) {
-                a.attached = true;
+    });
+    let Some((grant, millis)) = slow else { return checked };
+    sandbox.held.send_modify(|n| *n += 1);
+    let making = tokio::spawn({
+        let sandbox = sandbox.clone();
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(millis))).await;
+            let made = make_status(&mut sandbox.world(), &grant, &q, key, &server);
+            sandbox.held.send_modify(|n| *n -= 1);
+            made
+        }
+    });
+    let mut made = making.await.unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "status not made"));
+    for (name, value) in checked.headers() {
+        if name.as_str().starts_with("x-ratelimit") {
+            made.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    made
+}
+
+/// The status's text and attachments as the server validates them, before it makes it.
+fn acceptable(world: &World, grant: &Grant, q: &Value) -> Result<(), Response> {
+    let text = q["status"].as_str().unwrap_or_default();
+    let media: Vec<&str> = q["media_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if text.trim().is_empty() && media.is_empty() {
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Text can't be blank"));
+    }
+    if length(text) > MAX_CHARACTERS {
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Text character limit of 500 exceeded"));
+    }
+    if media.len() > MAX_MEDIA {
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Media attachments limit exceeded"));
+    }
+    for id in &media {
+        match world.mastodon.media.get(*id) {
+            Some(a) if a.account == grant.user_id && !a.attached && a.polls_left == 0 => {}
+            Some(a) if a.polls_left > 0 => {
+                return Err(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Cannot attach files that have not finished processing. Try again in a moment!",
+                ));
             }
+            _ => return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Media attachment is invalid")),
         }
-        let id = world.numeric_id(18);
-        let post = Post { platform: P, account: grant.user_id.clone(), id: id.clone(), text, media, created_at: now };
-        world.posts.push(post.clone());
-        if let Some(key) = key {
-            world.mastodon.idempotency.insert((grant.user_id.clone(), key), (id, now));
+    }
+    Ok(())
+}
+
+/// Makes the status (its attachments attached), then stores its key.
+fn make_status(world: &mut World, grant: &Grant, q: &Value, key: Option<String>, server: &str) -> Response {
+    let text = q["status"].as_str().unwrap_or_default().to_owned();
+    let media: Vec<String> =
+        q["media_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+    for id in &media {
+        if let Some(a) = world.mastodon.media.get_mut(id) {
+            a.attached = true;
         }
-        Json(status_json(&server, &post)).into_response()
-    })
+    }
+    let now = world.now();
+    let id = world.numeric_id(18);
+    let post = Post { platform: P, account: grant.user_id.clone(), id: id.clone(), text, media, created_at: now };
+    world.posts.push(post.clone());
+    if let Some(key) = key {
+        world.mastodon.idempotency.insert((grant.user_id.clone(), key), (id, now));
+    }
+    Json(status_json(server, &post)).into_response()
 }
 
 fn status_json(server: &str, post: &Post) -> Value {

@@ -258,9 +258,11 @@ impl Adapter for Bluesky {
         rules::check(text, media)
     }
 
-    /// The record key is the post's: `putRecord` under it again cannot make a second record.
+    /// The record key is the post's: `putRecord` under it again cannot make a second record,
+    /// even while the first request is still being written (the PDS writes one repository's
+    /// records one commit at a time), so the resend need not wait.
     fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::Resend { within: None }
+        Lookup::Resend { settle: std::time::Duration::ZERO, within: None }
     }
 
     /// The PDS's repository writes: 5,000 points an hour and 35,000 a day per account, a new

@@ -44,6 +44,15 @@ const SERVER_STAGE: &str = "server";
 const SCOPES: &str = "read:accounts write:statuses write:media";
 /// "300 requests per 5 minutes" per account, every endpoint (api/rate-limits).
 const CALLS_PER_FIVE_MINUTES: u32 = 300;
+/// How long after a lost answer the status is sent again under its key: a request the server
+/// is still making past this is not expected (Herald gave up on it after its platform timeout,
+/// 10 s by default). The same wait as a listing's lag ([`Lookup::LISTED`]).
+const RESEND_SETTLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long after the first send a resend under the same key is still answered with the status
+/// it made: the server's hour ("Idempotency keys are stored for up to 1 hour", methods/statuses),
+/// counted from when it stored the key, less 5 minutes for the time between Herald's check and
+/// the server's (the request's transit, clocks of different instances).
+const KEY_KEPT: std::time::Duration = std::time::Duration::from_secs(55 * 60);
 
 static SERVER_FORM: SignInForm = SignInForm {
     title: "Connect your Mastodon account",
@@ -393,11 +402,16 @@ impl Adapter for Mastodon {
         rules::check(text, media, &rules::Limits::DEFAULT)
     }
 
-    /// The same `Idempotency-Key` within the hour the server keeps it (Mastodon's
-    /// `PostStatusService` answers a repeat with the status it made): resent soon, well inside it.
-    /// Past the hour a resend could post twice, so it is not made.
+    /// The same `Idempotency-Key`, which the server keeps an hour. Mastodon's `PostStatusService`
+    /// reads the key, makes the status, and only then stores the key (`redis.setex(key, 3_600,
+    /// id)`): a repeat after that answers the status it made, but a repeat while the first
+    /// request is still being made makes a second status, and a server finishes a request whose
+    /// client gave up. So the resend waits [`RESEND_SETTLE`] after the lost answer, and is made
+    /// only while the key is surely kept: [`KEY_KEPT`], the hour less a margin for the time
+    /// between Herald's check and the server's. Past that a resend could post twice, and the
+    /// target is `unknown`.
     fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::Resend { within: Some(std::time::Duration::from_secs(3600)) }
+        Lookup::Resend { settle: RESEND_SETTLE, within: Some(KEY_KEPT) }
     }
 
     /// Mastodon is a Rails app: Rails' request-id middleware (on by default) answers every

@@ -2,8 +2,9 @@
 //! server still processes it, then `GET /api/v1/media/:id` until 200), then `POST
 //! /api/v1/statuses` with an `Idempotency-Key`: "Prevent duplicate submissions of the same
 //! status. Idempotency keys are stored for up to 1 hour" (methods/statuses). A lost answer is
-//! asked again at once under the same key, which the server answers with the status it made, if
-//! it made one.
+//! asked again under the same key a minute later, through the queue (not at once: the server
+//! stores the key only once it has made the status), and the server answers with the status it
+//! made, if it made one.
 
 use std::time::Duration;
 
@@ -67,21 +68,12 @@ impl PlatformClient {
         let body = json!({ "status": post.text, "media_ids": media, "visibility": "public" });
         let key = idempotency_key(post.key);
         let url = at(&context.server, "/api/v1/statuses")?;
-        let send = || async {
-            let request = self
-                .mastodon_request(Method::POST, &url)?
-                .bearer_auth(token)
-                .header("Idempotency-Key", &key)
-                .json(&body);
-            let response = self.send_effect(P, "POST /api/v1/statuses", request).await?;
-            self.read_effect(P, response, refusal).await
-        };
-        let (created, throttle) = match send().await {
-            // Asked again under the same key: the server answers with the status it made, or
-            // makes it now. A second lost answer is left to reconciliation.
-            Err(PlatformError::Ambiguous { .. }) => send().await?,
-            other => other?,
-        };
+        let request =
+            self.mastodon_request(Method::POST, &url)?.bearer_auth(token).header("Idempotency-Key", &key).json(&body);
+        // A lost answer is not asked again at once: the server may still be making the status,
+        // and until it has, the same key makes another (Adapter::lookup). The queue resends it.
+        let response = self.send_effect(P, "POST /api/v1/statuses", request).await?;
+        let (created, throttle) = self.read_effect(P, response, refusal).await?;
         let id = created_id(P, &created["id"])?;
         Ok(Published { id, url: created["url"].as_str().map(str::to_owned), throttle, found: false })
     }
