@@ -136,10 +136,15 @@ async fn chaos(total: usize, aws_faults: bool) {
         "/threads/graph/v1.0/25100000000000001/threads_publish",
         "/mastodon/api/v1/statuses",
     ];
+    // A throttle blocks the whole app (Meta, LinkedIn) or account for two minutes, so at one rate
+    // per call throttles would pace a larger run to a few dozen posts per platform per round (each
+    // round then re-defers every queued job): a run over 300 posts keeps the 300-post run's count
+    // of them. The other faults keep their rate, so lost answers grow with the run.
+    let throttles = 0.04 / f64::from(scale);
     for path in publish_paths {
         for (kind, probability) in [
             (json!({ "type": "status", "status": 503 }), 0.08),
-            (json!({ "type": "rate_limited", "reset_after": 120 }), 0.04),
+            (json!({ "type": "rate_limited", "reset_after": 120 }), throttles),
             (json!({ "type": "slow", "millis": 2500 }), 0.02),
             (json!({ "type": "applied_then_hang" }), 0.03),
         ] {
