@@ -258,9 +258,9 @@ impl Adapter for Bluesky {
         rules::check(text, media)
     }
 
-    /// The record key is the post's: `putRecord` under it again cannot make a second record,
-    /// even while the first request is still being written (the PDS writes one repository's
-    /// records one commit at a time), so the resend need not wait.
+    /// The record key is the post's: `putRecord` under it again cannot make a second record
+    /// (a repository holds one record per collection and key), however the two requests
+    /// interleave, so the resend need not wait.
     fn lookup(&self, _account: &Account) -> Lookup {
         Lookup::Resend { settle: std::time::Duration::ZERO, within: None }
     }
