@@ -400,7 +400,7 @@ async fn chaos(total: usize, aws_faults: bool) {
     // outside the grant revoked on purpose. The LinkedIn member cannot be read at all, so each of
     // its lost answers (3 % of its calls here, plus DynamoDB's) is unknown by design; they are
     // counted above and held to their reason, and the bound is on the rest, where Herald can
-    // look (with them the total sits near 1 %: 0.8 % and 1.0 % in two runs, docs/benchmarks.md).
+    // look (with them the total sits at the 1 % line: docs/benchmarks.md, "The unknown bound").
     let unknown_elsewhere = counts.get("unknown").copied().unwrap_or(0) - revoked_timeouts - unreadable_unknown;
     assert!(
         unknown_elsewhere * 100 <= targets,

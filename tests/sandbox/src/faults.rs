@@ -161,11 +161,18 @@ pub async fn inject(State(sandbox): State<Shared>, request: Request, next: Next)
     }
 }
 
-/// One held call in the count, for as long as it is held (also when the client gives up first
-/// and the call is dropped).
-struct Held<'a>(&'a Shared);
+/// One held call in the count (`GET /_sandbox/faults/held`), for as long as this lives (also
+/// when the client gives up first and the call is dropped).
+pub(crate) struct Held(Shared);
 
-impl Drop for Held<'_> {
+impl Held {
+    pub(crate) fn count(sandbox: &Shared) -> Held {
+        sandbox.held.send_modify(|n| *n += 1);
+        Held(sandbox.clone())
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         self.0.held.send_modify(|n| *n -= 1);
     }
@@ -174,8 +181,7 @@ impl Drop for Held<'_> {
 /// Holds the call until the test releases it, then cuts the connection before any answer.
 async fn hold(sandbox: &Shared) -> Response {
     let mut release = sandbox.release.subscribe();
-    sandbox.held.send_modify(|n| *n += 1);
-    let _held = Held(sandbox);
+    let _held = Held::count(sandbox);
     if release.changed().await.is_err() {
         std::future::pending::<()>().await;
     }

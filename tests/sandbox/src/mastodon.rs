@@ -511,13 +511,13 @@ async fn status(State(sandbox): State<Shared>, headers: HeaderMap, body: Bytes) 
         }
     });
     let Some((grant, millis)) = slow else { return checked };
-    sandbox.held.send_modify(|n| *n += 1);
+    let held = crate::faults::Held::count(&sandbox);
     let making = tokio::spawn({
         let sandbox = sandbox.clone();
         async move {
             tokio::time::sleep(std::time::Duration::from_millis(u64::from(millis))).await;
             let made = make_status(&mut sandbox.world(), &grant, &q, key, &server);
-            sandbox.held.send_modify(|n| *n -= 1);
+            drop(held);
             made
         }
     });
@@ -533,7 +533,7 @@ async fn status(State(sandbox): State<Shared>, headers: HeaderMap, body: Bytes) 
 /// The status's text and attachments as the server validates them, before it makes it.
 fn acceptable(world: &World, grant: &Grant, q: &Value) -> Result<(), Response> {
     let text = q["status"].as_str().unwrap_or_default();
-    let media: Vec<&str> = q["media_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let media = media_ids(q);
     if text.trim().is_empty() && media.is_empty() {
         return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Text can't be blank"));
     }
@@ -544,7 +544,7 @@ fn acceptable(world: &World, grant: &Grant, q: &Value) -> Result<(), Response> {
         return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "Validation failed: Media attachments limit exceeded"));
     }
     for id in &media {
-        match world.mastodon.media.get(*id) {
+        match world.mastodon.media.get(id) {
             Some(a) if a.account == grant.user_id && !a.attached && a.polls_left == 0 => {}
             Some(a) if a.polls_left > 0 => {
                 return Err(error(
@@ -561,8 +561,7 @@ fn acceptable(world: &World, grant: &Grant, q: &Value) -> Result<(), Response> {
 /// Makes the status (its attachments attached), then stores its key.
 fn make_status(world: &mut World, grant: &Grant, q: &Value, key: Option<String>, server: &str) -> Response {
     let text = q["status"].as_str().unwrap_or_default().to_owned();
-    let media: Vec<String> =
-        q["media_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+    let media = media_ids(q);
     for id in &media {
         if let Some(a) = world.mastodon.media.get_mut(id) {
             a.attached = true;
@@ -576,6 +575,11 @@ fn make_status(world: &mut World, grant: &Grant, q: &Value, key: Option<String>,
         world.mastodon.idempotency.insert((grant.user_id.clone(), key), (id, now));
     }
     Json(status_json(server, &post)).into_response()
+}
+
+/// The request's `media_ids`.
+fn media_ids(q: &Value) -> Vec<String> {
+    q["media_ids"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
 fn status_json(server: &str, post: &Post) -> Value {
