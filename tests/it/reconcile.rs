@@ -360,31 +360,125 @@ async fn answers_lost_on_every_attempt_end_in_one_last_look_and_no_more_sends() 
 }
 
 /// A look reads one page of the account's posts (100, the most each platform serves at once).
-/// When more than a page were made since the lost answer, the post looked for may be on the
-/// next page: its absence is not concluded, so it is never sent again; looked for until the
-/// attempts run out, it is `unknown` (the concurrent chaos run met this on a busy LinkedIn
-/// organization with a page of 20: a post published twice).
+/// Submits `n` posts to `p`'s account, each published at once.
+async fn newer_posts(app: &TestApp, ids: &HashMap<&str, String>, p: &Listed, n: usize) {
+    for n in 0..n {
+        let media = if p.media { json!([{ "url": app.media("a.jpg") }]) } else { json!([]) };
+        let text = format!("newer {n} on {}", p.account);
+        let body =
+            json!({ "user_id": "user-1", "targets": [{ "account_id": ids[p.account] }], "text": text, "media": media });
+        let (status, newer) = app.post(body, None).await;
+        assert_eq!((status, newer["targets"][0]["status"].as_str()), (202, Some("published")), "{newer}");
+    }
+}
+
+/// The listing calls a target's attempts made, as its history records them.
+fn listing_calls(target: &Value) -> usize {
+    let attempts = target["history"].as_array().unwrap();
+    let calls = attempts.iter().flat_map(|a| a["calls"].as_array().cloned().unwrap_or_default());
+    let listings = ["/tweets", "/feed", "/media", "q=author", "/threads"];
+    calls
+        .filter(|c| {
+            let endpoint = c["endpoint"].as_str().unwrap_or_default();
+            endpoint.starts_with("GET ") && listings.iter().any(|l| endpoint.ends_with(l))
+        })
+        .count()
+}
+
+/// When more than a page of posts were made since the lost answer, the post is looked for page
+/// by page, each page by the platform's own cursor (X's `next_token`, Graph's `paging.next`,
+/// LinkedIn's `start`), and found further on: published once. X and Graph serve five a page
+/// here (Graph documents that an edge may serve fewer than `limit` while more follow, so a short
+/// page is not the last); LinkedIn serves what is asked, and a page short of `count` is its last,
+/// so its organization gets a full page of 100 newer posts. Before pagination each of these was
+/// left `unknown`; before the full-page check, a page of 20 sent one twice.
 #[tokio::test]
-async fn a_lost_answer_behind_a_full_page_of_newer_posts_is_never_sent_again() {
+async fn a_lost_answer_behind_pages_of_newer_posts_is_found_further_on() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let ids = connect_every(&app).await;
     // Not listed at once: the attempt's own look misses it, and the target waits to look again.
     app.control("/_sandbox/read_lag", json!({ "seconds": 30 })).await;
-    for p in LISTED.iter().filter(|p| ["facebook", "linkedin_org"].contains(&p.account)) {
-        let buried = format!("buried under a page on {}", p.account);
-        let (post, first) = lost(&app, &ids, p, "applied_then_hang", &buried, false).await;
+    app.control("/_sandbox/listing_page", json!({ "posts": 5 })).await;
+    for p in &LISTED {
+        let buried = format!("buried under pages on {}", p.account);
+        let (post, first) = lost(&app, &ids, p, "applied_then_hang", &buried, true).await;
         assert_eq!(first["status"], "retrying", "{}: {first}", p.account);
         app.advance(time::Duration::seconds(1)).await;
-        for n in 0..100 {
-            let body = json!({ "user_id": "user-1", "targets": [{ "account_id": ids[p.account] }], "text": format!("newer {n} on {}", p.account) });
-            let (status, newer) = app.post(body, None).await;
-            assert_eq!((status, newer["targets"][0]["status"].as_str()), (202, Some("published")), "{newer}");
-        }
+        let newer = if p.account == "linkedin_org" { 100 } else { 12 };
+        newer_posts(&app, &ids, p, newer).await;
+        let settled = app.settle(&post, &ids[p.account]).await;
+        assert_eq!(settled["status"], "published", "{}: {settled}", p.account);
+        let last = settled["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((last["found"].as_bool(), last["looked"]["result"].as_str()), (Some(true), Some("found")), "{last}");
+        let made: Vec<_> = app.published(p.sandbox).into_iter().filter(|m| m.text == buried).collect();
+        assert_eq!(made.len(), 1, "{}: made once, by the lost call, and never sent again", p.account);
+        assert_eq!(settled["platform_post_id"], made[0].id.as_str(), "{}: by its own id", p.account);
+        // The finding look read past the first page: 12 newer and the post make three pages of
+        // five; LinkedIn's are two of 100.
+        let pages = listing_calls(&json!({ "history": [last] }));
+        assert_eq!(pages, if p.account == "linkedin_org" { 2 } else { 3 }, "{}: {settled}", p.account);
+    }
+}
+
+/// More posts since the lost answer than a look reads (ten pages): the post's absence is never
+/// concluded, so it is never sent again; looked for until the attempts run out, it is `unknown`
+/// with the reason, and each page was a call of its own.
+#[tokio::test]
+async fn a_lost_answer_behind_more_pages_than_a_look_reads_is_never_sent_again() {
+    let env = TestEnv::fresh().await;
+    let app = env.spawn_app().await;
+    let ids = connect_every(&app).await;
+    app.control("/_sandbox/read_lag", json!({ "seconds": 30 })).await;
+    app.control("/_sandbox/listing_page", json!({ "posts": 5 })).await;
+    for p in LISTED.iter().filter(|p| ["x", "facebook"].contains(&p.account)) {
+        let buried = format!("buried under eleven pages on {}", p.account);
+        let (post, _) = lost(&app, &ids, p, "applied_then_hang", &buried, false).await;
+        app.advance(time::Duration::seconds(1)).await;
+        newer_posts(&app, &ids, p, 55).await;
         let settled = app.settle(&post, &ids[p.account]).await;
         assert_target(&settled, "unknown", Some("outcome_unknown"));
-        assert!(settled["error"]["message"].as_str().unwrap().contains("more than 100 posts"), "{settled}");
+        assert!(settled["error"]["message"].as_str().unwrap().contains("more than 10 pages of posts"), "{settled}");
         let on_platform = texts(&app, p.sandbox).into_iter().filter(|t| *t == buried).count();
         assert_eq!(on_platform, 1, "{}: made once, by the lost call, and never sent again", p.account);
+        let last = settled["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(listing_calls(&json!({ "history": [last] })), 10, "{}: ten pages, each a call", p.account);
     }
+}
+
+/// Each page a look reads is its own call against the platform's read budget, checked before
+/// it: with room for two reads, a look that needs three reads two pages and waits for the
+/// budget's next window, sending nothing (X's read budget, per account, here two in 15 minutes).
+#[tokio::test]
+async fn each_page_of_a_look_counts_against_the_read_budget() {
+    use herald::ratelimit::{Budget, Scope, Window};
+    let env = TestEnv::fresh().await;
+    let app = env
+        .spawn_app_with(|config| {
+            let x = herald::domain::Platform::X;
+            config.rate_limits = vec![
+                herald_testkit::account_budget(x, 1_000, 86_400),
+                Budget::read(x, Scope::Account, 2, Window::Fixed { seconds: 900 }),
+            ]
+        })
+        .await;
+    let ids = connect_every(&app).await;
+    app.control("/_sandbox/read_lag", json!({ "seconds": 30 })).await;
+    app.control("/_sandbox/listing_page", json!({ "posts": 5 })).await;
+    let p = &LISTED[0];
+    let (post, first) = lost(&app, &ids, p, "applied_then_hang", "behind three pages, two reads", false).await;
+    assert_eq!(first["status"], "retrying", "{first}");
+    app.advance(time::Duration::seconds(1)).await;
+    newer_posts(&app, &ids, p, 12).await;
+    let timeline = |app: &TestApp| {
+        app.sandbox_calls().into_iter().filter(|c| c.method == "GET" && c.path.ends_with("/tweets")).count()
+    };
+    let (before, tweets) = (timeline(&app), texts(&app, p.sandbox).len());
+    app.advance(time::Duration::seconds(61)).await;
+    let failures = app.worker(2).await.handle_batch(app.publish_event(&post, &ids[p.account], 1)).await;
+    assert!(failures.batch_item_failures.is_empty());
+    assert_eq!(timeline(&app) - before, 2, "two pages read, the third left for the budget's next window");
+    let target = app.read_post(&post).await["targets"][0].clone();
+    assert_eq!(target["status"], "retrying", "{target}");
+    assert_eq!(texts(&app, p.sandbox).len(), tweets, "nothing sent while the look is unfinished");
 }

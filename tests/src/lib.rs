@@ -702,10 +702,13 @@ impl TestApp {
     }
 
     /// Runs the queued jobs of `account`'s target of `post` as they fall due (the clock moved a
-    /// minute at a time) until it settles; the target as it then stands.
+    /// minute at a time, or to the next attempt) until it settles; the target as it then stands.
     pub async fn settle(&self, post: &str, account: &str) -> serde_json::Value {
         let worker = self.worker(2).await;
         let open = ["pending", "retrying", "publishing", "deleting"];
+        // Each round moves a minute, or to the target's own next attempt where that is later:
+        // the backoff's random draw decides how far, never whether it is reached (eight attempts'
+        // ceilings add up to more than twelve minutes).
         for _ in 0..12 {
             let read = self.read_post(post).await;
             let target =
@@ -714,7 +717,11 @@ impl TestApp {
             if !open.contains(&target["status"].as_str().unwrap_or_default()) {
                 return target;
             }
-            self.advance(time::Duration::seconds(61)).await;
+            let due = target["next_attempt_at"]
+                .as_str()
+                .and_then(|at| time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok())
+                .map_or(time::Duration::ZERO, |at| at - herald::Clock::now(&self.clock));
+            self.advance(due.max(time::Duration::seconds(60)) + time::Duration::seconds(1)).await;
             let failures = worker.handle_batch(self.publish_event(post, account, 1)).await.batch_item_failures;
             assert!(failures.is_empty(), "{post}: the job failed");
         }

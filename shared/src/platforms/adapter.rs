@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 use url::Url;
 
-use super::publish::{Lookup, Outgoing, Published, Recent, Throttle};
+use super::publish::{Listing, Lookup, Outgoing, Published, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::Budget;
@@ -123,7 +123,8 @@ pub(super) trait Adapter: Send + Sync {
         _account: &'a Account,
         _tokens: &'a TokenSet,
         _since: OffsetDateTime,
-    ) -> Answer<'a, Option<Vec<Recent>>> {
+        _after: Option<&'a str>,
+    ) -> Answer<'a, Option<Listing>> {
         Box::pin(async { Ok(None) })
     }
 

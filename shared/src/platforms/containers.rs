@@ -15,7 +15,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::publish::{Published, RECENT_PAGE, Recent, created_id, recent_posts, same_text, whole_page};
+use super::publish::{Listing, Published, RECENT_PAGE, created_id, graph_next, graph_page, recent_posts, same_text};
 use super::{PlatformClient, PlatformError, Refusal};
 use crate::domain::Platform;
 use crate::domain::post::Media;
@@ -152,8 +152,9 @@ impl Containers {
         }
     }
 
-    /// The user's posts since `since`, newest first (`GET /{user}{create}` with the text field,
-    /// `permalink` and `timestamp`; both edges take `since` as a Unix time), to look for a post
+    /// One page of the user's posts since `since`, newest first (the first, or the one `after`
+    /// names): `GET /{user}{create}` with the text field, `permalink` and `timestamp`; both edges
+    /// take `since` as a Unix time and page by `paging.next` ([`graph_next`]); to look for a post
     /// whose answer was lost among.
     pub async fn recent(
         &self,
@@ -161,17 +162,24 @@ impl Containers {
         tokens: &TokenSet,
         user: &str,
         since: time::OffsetDateTime,
-    ) -> Result<Vec<Recent>, PlatformError> {
-        let fields = format!("id,{},permalink,timestamp", self.text_field);
-        let request = self
-            .get(client, tokens, &format!("/{user}{}", self.create.0), &fields)
-            .query(&[("since", since.unix_timestamp().to_string()), ("limit", RECENT_PAGE.to_string())]);
+        after: Option<&str>,
+    ) -> Result<Listing, PlatformError> {
+        let token = tokens.access_token.expose_secret();
+        let first = [
+            ("fields", format!("id,{},permalink,timestamp", self.text_field)),
+            ("since", since.unix_timestamp().to_string()),
+            ("limit", RECENT_PAGE.to_string()),
+        ];
+        let request = client
+            .http
+            .get((self.url)(client, &format!("/{user}{}", self.create.0)))
+            .query(&graph_page(&first, after))
+            .query(&[("access_token", token)]);
+        let request = (self.prove)(client, request, token);
         let listing: Value = client.json(self.platform, self.listing, request, self.refusal).await?;
         // Each post carries its `permalink`; without one, its address is unknown.
         let posts = recent_posts(&listing, self.text_field, |_| String::new());
-        // `since` cuts the listing: a full page may not be all of it.
-        whole_page(self.platform, posts.len(), false)?;
-        Ok(posts)
+        Ok(Listing { posts, next: graph_next(&listing) })
     }
 
     /// A container its status calls `PUBLISHED` after the publish call's answer was lost: the
@@ -186,7 +194,7 @@ impl Containers {
         creation: &str,
     ) -> Published {
         let since = client.clock.now() - time::Duration::minutes(10);
-        let listed = self.recent(client, tokens, user, since).await.ok().into_iter().flatten();
+        let listed = self.recent(client, tokens, user, since, None).await.map(|page| page.posts).unwrap_or_default();
         match listed.into_iter().find(|post| same_text(&post.text, text)) {
             Some(post) => {
                 Published { id: post.id, url: post.url.filter(|u| !u.is_empty()), throttle: None, found: true }

@@ -94,8 +94,10 @@ impl Lookup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Search {
     Found(Published),
-    /// Not among them.
+    /// Not among them, and the listing is whole.
     Absent,
+    /// Not on this page; the next, which this cursor names, may hold it.
+    More(String),
     /// The platform cannot be asked.
     Unlisted,
 }
@@ -122,25 +124,24 @@ pub(super) fn created_id(platform: Platform, id: &Value) -> Result<String, Platf
     }
 }
 
-/// How many of an account's recent posts a look for a lost answer reads: one page, the most
-/// each platform serves in one (X's user timeline, Graph's edges, LinkedIn's finder and
-/// Bluesky's `listRecords` all stop at 100).
+/// How many of an account's recent posts one page of a look reads: the most each platform
+/// serves in one (X's user timeline, Graph's edges, LinkedIn's finder and Bluesky's
+/// `listRecords` all stop at 100).
 pub(super) const RECENT_PAGE: usize = 100;
 
-/// `Ok` when one page of `listed` posts (before any cut at `since`) holds every post since
-/// `since`: fewer than a full page, or the page reaches back past `since`. Otherwise the post
-/// looked for could be on a later page, so its absence cannot be concluded: an error, and the
-/// look is tried again (and past the last attempt the target is `unknown`), never a resend.
-pub(super) fn whole_page(platform: Platform, listed: usize, reaches_since: bool) -> Result<(), PlatformError> {
-    if listed < RECENT_PAGE || reaches_since {
-        return Ok(());
-    }
-    Err(PlatformError::Unexpected {
-        platform,
-        detail: format!(
-            "more than {RECENT_PAGE} posts since the lost answer: one page of them cannot show it is absent"
-        ),
-    })
+/// How many pages a look reads, each its own call against the read budget: up to 1,000 posts
+/// made since the lost answer. A post behind more is not concluded absent: the look fails and is
+/// tried again, and past the last attempt the target is `unknown`, never sent again.
+pub const LOOK_PAGES: usize = 10;
+
+/// One page of an account's posts since a time, newest first, as its platform lists them.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub(super) posts: Vec<Recent>,
+    /// Where the next page begins, while the platform says more may follow since the time (its
+    /// cursor: X's `next_token`, the query of Graph's `paging.next`, LinkedIn's next `start`,
+    /// Bluesky's `cursor`); `None` once the listing is whole.
+    pub next: Option<String>,
 }
 
 /// Each post of a `{"data": [...]}` listing whose text is in `field`, with its address: the
@@ -157,6 +158,27 @@ pub(super) fn recent_posts(listing: &Value, field: &str, url: impl Fn(&str) -> S
             Recent { url: Some(address), id, text: text(post, field) }
         })
         .collect()
+}
+
+/// The query of a Graph listing's next page: `paging.next`'s, less the token and its proof (each
+/// call adds its own), while Graph gives one. Graph pages an edge by cursor (`after`) or by time
+/// (`until` with a paging token), as the edge chooses, and the link carries whichever; its absence
+/// marks the last page, and a page with fewer posts than `limit` need not be the last ("don't
+/// depend on the number of results being fewer than the limit value", developers.facebook.com/
+/// docs/graph-api/results).
+pub(super) fn graph_next(listing: &Value) -> Option<String> {
+    let next = url::Url::parse(listing["paging"]["next"].as_str()?).ok()?;
+    let kept = next.query_pairs().filter(|(key, _)| !matches!(key.as_ref(), "access_token" | "appsecret_proof"));
+    Some(url::form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish())
+}
+
+/// The query of one page of a Graph listing: `first` for the first, the query [`graph_next`] kept
+/// for a later one.
+pub(super) fn graph_page(first: &[(&str, String)], after: Option<&str>) -> Vec<(String, String)> {
+    match after {
+        None => first.iter().map(|(key, value)| ((*key).to_owned(), value.clone())).collect(),
+        Some(query) => url::form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+    }
 }
 
 /// Whether a listed post's text is `text`, as [`comparable`] compares them.
@@ -207,8 +229,8 @@ impl PlatformClient {
         adapter(platform).deletes()
     }
 
-    /// Whether the account's posts since `since` include `id`; `None` where the platform cannot
-    /// be asked.
+    /// Whether the first page of the account's posts since `since` includes `id`; `None` where
+    /// the platform cannot be asked.
     pub async fn lists_post(
         &self,
         account: &Account,
@@ -216,8 +238,8 @@ impl PlatformClient {
         since: time::OffsetDateTime,
         id: &str,
     ) -> Result<Option<bool>, PlatformError> {
-        let recent = adapter(account.platform).recent(self, account, tokens, since).await?;
-        Ok(recent.map(|posts| posts.iter().any(|post| post.id == id)))
+        let recent = adapter(account.platform).recent(self, account, tokens, since, None).await?;
+        Ok(recent.map(|listing| listing.posts.iter().any(|post| post.id == id)))
     }
 
     /// How a lost answer of `account`'s platform is looked for.
@@ -225,24 +247,26 @@ impl PlatformClient {
         adapter(account.platform).lookup(account)
     }
 
-    /// Whether the account's posts since `since` include `text` (URLs compared as placeholders,
-    /// since X rewrites them to t.co links).
+    /// Whether one page of the account's posts since `since` (the first, or the one `after`
+    /// names) includes `text` (URLs compared as placeholders, since X rewrites them to t.co
+    /// links). One call: the caller counts each page against the read budget.
     pub async fn find(
         &self,
         account: &Account,
         tokens: &TokenSet,
         since: time::OffsetDateTime,
         text: &str,
+        after: Option<&str>,
     ) -> Result<Search, PlatformError> {
-        let Some(posts) = adapter(account.platform).recent(self, account, tokens, since).await? else {
+        let Some(listing) = adapter(account.platform).recent(self, account, tokens, since, after).await? else {
             return Ok(Search::Unlisted);
         };
-        Ok(posts
-            .into_iter()
-            .find(|post| !post.id.is_empty() && same_text(&post.text, text))
-            .map_or(Search::Absent, |found| {
-                Search::Found(Published { id: found.id, url: found.url, throttle: None, found: true })
-            }))
+        let found = listing.posts.into_iter().find(|post| !post.id.is_empty() && same_text(&post.text, text));
+        Ok(match (found, listing.next) {
+            (Some(found), _) => Search::Found(Published { id: found.id, url: found.url, throttle: None, found: true }),
+            (None, Some(next)) => Search::More(next),
+            (None, None) => Search::Absent,
+        })
     }
 
     /// The rate-limit headers the platform documents, as its answer to a cheap read carried them.
@@ -269,14 +293,15 @@ impl PlatformClient {
         // Where the platform lets us look, the post may be among the account's recent ones
         // already (a minute of clock skew allowed). Instagram asks its container instead, inside
         // its publish.
-        match self.find(account, tokens, started - time::Duration::minutes(1), post.text).await {
+        match self.find(account, tokens, started - time::Duration::minutes(1), post.text, None).await {
             Ok(Search::Found(found)) => {
                 tracing::info!(platform = %platform, "an ambiguous publish was found on the platform");
                 Ok(found)
             }
             // Not visible yet proves nothing (reads lag writes): the target looks again after
-            // the platform's lag, before anything is sent.
-            Ok(Search::Absent) => Err(PlatformError::Ambiguous {
+            // the platform's lag, before anything is sent. It was made just now: on the first
+            // page if anywhere, so no further page is read here.
+            Ok(Search::Absent | Search::More(_)) => Err(PlatformError::Ambiguous {
                 platform,
                 detail: format!("{detail}; not among the account's recent posts when checked"),
             }),
@@ -397,6 +422,22 @@ mod tests {
             map.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         map
+    }
+
+    /// A Graph page's `paging.next` is the next page's query, less the token and its proof
+    /// (each call adds its own, and a cursor must never carry a secret); no `next`, no page.
+    #[test]
+    fn graph_next_keeps_the_links_query_without_its_secrets() {
+        let listing = json!({ "data": [], "paging": { "next":
+            "https://graph.facebook.com/v23.0/1/feed?fields=id%2Cmessage&limit=100&access_token=EAAB.secret&until=1700000000&__paging_token=enc_AdA&appsecret_proof=ab12" } });
+        let next = graph_next(&listing).unwrap();
+        assert!(!next.contains("secret") && !next.contains("ab12"), "{next}");
+        let query = graph_page(&[("fields", "id".into())], Some(&next));
+        let keys: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["fields", "limit", "until", "__paging_token"]);
+        assert_eq!(query[0].1, "id,message");
+        assert_eq!(graph_next(&json!({ "data": [], "paging": { "cursors": { "after": "x" } } })), None);
+        assert_eq!(graph_page(&[("limit", "100".into())], None), [("limit".to_owned(), "100".to_owned())]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::clock::SharedClock;
 use crate::domain::post::{Look, LookResult, Report};
 use crate::domain::{AccountId, PostId, TenantId, random_bytes};
 use crate::events::Events;
-use crate::platforms::publish::{Lookup, Outgoing, Search};
+use crate::platforms::publish::{LOOK_PAGES, Lookup, Outgoing, Search};
 use crate::platforms::{PlatformClient, PlatformError, recording};
 use crate::posts::outcome::{self, Attempted};
 use crate::posts::{DeadLetterState, Outcome, Post, Target, TargetError, TargetStatus};
@@ -445,8 +445,9 @@ fn unreadable(account: &Account) -> Attempted {
 }
 
 /// Looks for the post on the platform, among what `account` posted since `since`, before an
-/// attempt that follows a lost answer sends anything (the read counts against the platform's
-/// read budget, checked first like any call).
+/// attempt that follows a lost answer sends anything: page by page, each read counted against the
+/// platform's read budget and checked first like any call, until the post is found, the listing
+/// is whole, or [`LOOK_PAGES`] are read (then its absence is not concluded: the look fails).
 async fn reconcile<G: Grants>(
     publisher: &Publisher<G>,
     post: &Post,
@@ -461,40 +462,52 @@ async fn reconcile<G: Grants>(
     if let Lookup::Resend { .. } = lookup {
         return Looked::Resend;
     }
-    match publisher.limits.admit(account.platform, "read", account.id.as_str(), "app").await {
-        Ok(()) => {}
-        Err(LimitError::Denied(denied)) => {
-            let until = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(publisher.clock.now());
-            return Looked::Settled(Attempted::OverBudget { until });
+    let mut after: Option<String> = None;
+    for _ in 0..LOOK_PAGES {
+        match publisher.limits.admit(account.platform, "read", account.id.as_str(), "app").await {
+            Ok(()) => {}
+            Err(LimitError::Denied(denied)) => {
+                let until = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(publisher.clock.now());
+                return Looked::Settled(Attempted::OverBudget { until });
+            }
+            Err(LimitError::Store(e)) => return Looked::Settled(internal(&e)),
         }
-        Err(LimitError::Store(e)) => return Looked::Settled(internal(&e)),
+        let page = after.as_deref();
+        let found = match refreshed_once(publisher, account, tokens, |t| async move {
+            publisher.platforms.find(account, &t, since, &post.text, page).await
+        })
+        .await
+        {
+            Ok(found) => found,
+            Err(TokenError::Transient(e)) => Err(e),
+            Err(e) => {
+                return Looked::Settled(match token_failure(e, true) {
+                    Attempted::GrantDead { .. } => Attempted::Unreadable(GRANT_GONE.into()),
+                    other => other,
+                });
+            }
+        };
+        return match found {
+            Ok(Search::More(next)) => {
+                after = Some(next);
+                continue;
+            }
+            Ok(Search::Found(found)) => {
+                tracing::info!(platform = %account.platform, "a post whose answer was lost was found on the platform");
+                Looked::Settled(Attempted::Published { platform_post_id: found.id, url: found.url, found: true })
+            }
+            Ok(Search::Absent) => {
+                tracing::info!(platform = %account.platform, "a post whose answer was lost is not on the platform; sending it");
+                Looked::Absent
+            }
+            Ok(Search::Unlisted) => Looked::Settled(unreadable(account)),
+            Err(e) => Looked::Settled(Attempted::LookupFailed(e)),
+        };
     }
-    let found = match refreshed_once(publisher, account, tokens, |t| async move {
-        publisher.platforms.find(account, &t, since, &post.text).await
-    })
-    .await
-    {
-        Ok(found) => found,
-        Err(TokenError::Transient(e)) => Err(e),
-        Err(e) => {
-            return Looked::Settled(match token_failure(e, true) {
-                Attempted::GrantDead { .. } => Attempted::Unreadable(GRANT_GONE.into()),
-                other => other,
-            });
-        }
-    };
-    match found {
-        Ok(Search::Found(found)) => {
-            tracing::info!(platform = %account.platform, "a post whose answer was lost was found on the platform");
-            Looked::Settled(Attempted::Published { platform_post_id: found.id, url: found.url, found: true })
-        }
-        Ok(Search::Absent) => {
-            tracing::info!(platform = %account.platform, "a post whose answer was lost is not on the platform; sending it");
-            Looked::Absent
-        }
-        Ok(Search::Unlisted) => Looked::Settled(unreadable(account)),
-        Err(e) => Looked::Settled(Attempted::LookupFailed(e)),
-    }
+    Looked::Settled(Attempted::LookupFailed(PlatformError::Unexpected {
+        platform: account.platform,
+        detail: format!("more than {LOOK_PAGES} pages of posts since the lost answer: its absence cannot be concluded"),
+    }))
 }
 
 /// `call` with the account's tokens, and once more after refreshing them where the platform

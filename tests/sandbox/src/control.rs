@@ -68,6 +68,7 @@ pub fn routes() -> Router<Shared> {
         .route("/_sandbox/limits", post(set_limit))
         .route("/_sandbox/clock/advance", post(advance_clock))
         .route("/_sandbox/read_lag", post(set_read_lag))
+        .route("/_sandbox/listing_page", post(set_listing_page))
         .route("/_sandbox/posts", get(posts))
         .route("/_sandbox/calls", get(calls))
         .route("/_sandbox/spec", get(spec_ledger))
@@ -316,6 +317,19 @@ struct ReadLag {
 async fn set_read_lag(State(sandbox): State<Shared>, Json(lag): Json<ReadLag>) -> Response {
     sandbox.world().read_lag = lag.seconds.max(0);
     Json(json!({ "read_lag": lag.seconds.max(0) })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ListingPage {
+    posts: Option<usize>,
+}
+
+/// The most posts a page of an account's listing holds (`{"posts": 5}`; `null` for what the
+/// client asks).
+async fn set_listing_page(State(sandbox): State<Shared>, Json(page): Json<ListingPage>) -> Response {
+    let most = page.posts.map(|n| n.max(1));
+    sandbox.world().listing_page = most;
+    Json(json!({ "listing_page": most })).into_response()
 }
 
 async fn set_limit(State(sandbox): State<Shared>, Json(limit): Json<Limit>) -> Response {

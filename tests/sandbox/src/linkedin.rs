@@ -724,11 +724,18 @@ async fn find_posts(
     if !["LAST_MODIFIED", "CREATED"].contains(&q.get("sortBy").map_or("LAST_MODIFIED", String::as_str)) {
         return li_error(StatusCode::BAD_REQUEST, None, None, "Invalid sortBy");
     }
+    let start = match q.get("start").map(|s| s.parse::<usize>()) {
+        None => 0,
+        Some(Ok(start)) => start,
+        Some(Err(_)) => return li_error(StatusCode::BAD_REQUEST, None, None, "start must be a number"),
+    };
+    // Offsets, not cursors: a post made between two pages moves the rest one place on.
     let elements: Vec<Value> = world
         .posts
         .iter()
         .rev()
         .filter(|p| p.platform == P && p.account == *author && world.listed(p))
+        .skip(start)
         .take(count)
         .map(|p| {
             let commentary = world.linkedin.commentary.get(&p.id).cloned().unwrap_or_else(|| p.text.clone());
@@ -744,7 +751,7 @@ async fn find_posts(
             })
         })
         .collect();
-    let paging = json!({ "start": 0, "count": count, "links": [] });
+    let paging = json!({ "start": start, "count": count, "links": [] });
     Json(json!({ "elements": elements, "paging": paging })).into_response()
 }
 

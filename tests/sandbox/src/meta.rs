@@ -894,22 +894,54 @@ fn truthy(value: Option<&String>, default: bool) -> bool {
 const BLOCKED_MARKER: &str = "#sandbox-blocked";
 
 /// `GET /{page-id}/feed`: the Page's published posts, newest first, from `since` (Unix seconds),
-/// at most `limit`.
+/// a page at a time ([`graph_listing`]).
 fn page_posts(world: &World, grant: &Grant, page_id: &str, q: &HashMap<String, String>) -> Response {
     if let Err(response) = page_token_for(grant, page_id) {
         return response;
     }
     let since = q.get("since").and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MIN);
-    let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(25).min(100);
-    let data: Vec<Value> = world
-        .posts
-        .iter()
-        .rev()
-        .filter(|p| p.platform == Platform::Meta && p.account == page_id && p.created_at >= since && world.listed(p))
-        .take(limit)
-        .map(|p| json!({ "id": p.id, "message": p.text }))
-        .collect();
-    Json(json!({ "data": data })).into_response()
+    let mine = |p: &Post| p.platform == Platform::Meta && p.account == page_id && p.created_at >= since;
+    let link = format!("https://graph.facebook.com/v23.0/{page_id}/feed");
+    graph_listing(world, mine, q, &link, |p| json!({ "id": p.id, "message": p.text }))
+}
+
+/// One page of an account's posts as a Graph edge serves them (developers.facebook.com/docs/
+/// graph-api/results, cursor-based): `limit` (default 25, at most 100) and `after`, a cursor
+/// naming the page before's last post; `paging.cursors` on a page with posts, and `paging.next`
+/// (`link` with the same query and the new `after`, the token in it, as Graph writes it) only
+/// while more follow.
+pub(crate) fn graph_listing(
+    world: &World,
+    matching: impl Fn(&Post) -> bool,
+    q: &HashMap<String, String>,
+    link: &str,
+    item: impl Fn(&Post) -> Value,
+) -> Response {
+    use base64::Engine as _;
+    let code = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(25).clamp(1, 100);
+    let after = match q.get("after").map(|cursor| code.decode(cursor).ok().and_then(|raw| String::from_utf8(raw).ok()))
+    {
+        None => None,
+        Some(Some(id)) => Some(id),
+        Some(None) => return bad_param("Invalid cursor"),
+    };
+    let Some((page, more)) = world.listing(matching, after.as_deref(), limit) else {
+        return bad_param("Invalid cursor");
+    };
+    let data: Vec<Value> = page.iter().map(|p| item(p)).collect();
+    let (Some(first), Some(last)) = (page.first(), page.last()) else {
+        return Json(json!({ "data": [] })).into_response();
+    };
+    let mut paging = json!({ "cursors": { "before": code.encode(&first.id), "after": code.encode(&last.id) } });
+    if more {
+        let mut next = url::Url::parse(link).expect("a Graph link");
+        next.query_pairs_mut()
+            .extend_pairs(q.iter().filter(|(key, _)| *key != "after"))
+            .append_pair("after", &code.encode(&last.id));
+        paging["next"] = json!(next.as_str());
+    }
+    Json(json!({ "data": data, "paging": paging })).into_response()
 }
 
 fn page_feed(world: &mut World, grant: &Grant, page_id: &str, params: &HashMap<String, String>) -> Response {
@@ -1247,30 +1279,23 @@ fn ig_media(world: &mut World, grant: &Grant, ig_user: &str, q: &HashMap<String,
         return response;
     }
     let since = q.get("since").and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MIN);
-    let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(25).min(100);
     let fields: Vec<&str> = q.get("fields").map(|f| f.split(',').collect()).unwrap_or_else(|| vec!["id"]);
-    let data: Vec<Value> = world
-        .posts
-        .iter()
-        .rev()
-        .filter(|p| p.platform == P && p.account == ig_user && p.created_at >= since && world.listed(p))
-        .take(limit)
-        .map(|p| {
-            let mut media = serde_json::Map::new();
-            for field in &fields {
-                let value = match *field {
-                    "id" => json!(p.id),
-                    "caption" => json!(p.text),
-                    "permalink" => json!(format!("https://www.instagram.com/p/{}/", p.id)),
-                    "timestamp" => json!(crate::state::rfc3339(p.created_at)),
-                    _ => continue,
-                };
-                media.insert((*field).to_owned(), value);
-            }
-            Value::Object(media)
-        })
-        .collect();
-    Json(json!({ "data": data })).into_response()
+    let mine = |p: &Post| p.platform == P && p.account == ig_user && p.created_at >= since;
+    let link = format!("https://graph.facebook.com/v23.0/{ig_user}/media");
+    graph_listing(world, mine, q, &link, |p| {
+        let mut media = serde_json::Map::new();
+        for field in &fields {
+            let value = match *field {
+                "id" => json!(p.id),
+                "caption" => json!(p.text),
+                "permalink" => json!(format!("https://www.instagram.com/p/{}/", p.id)),
+                "timestamp" => json!(crate::state::rfc3339(p.created_at)),
+                _ => continue,
+            };
+            media.insert((*field).to_owned(), value);
+        }
+        Value::Object(media)
+    })
 }
 
 fn publishing_limit(world: &mut World, grant: &Grant, ig_user: &str) -> Response {

@@ -269,6 +269,10 @@ pub struct World {
     /// Seconds a new post takes to show in its account's listings (X's user timeline, a Page's
     /// feed, a Threads profile): reads lag writes on every platform, by an amount none documents.
     pub read_lag: i64,
+    /// The most posts one page of an account's listing holds, whatever the client asks
+    /// (`POST /_sandbox/listing_page`): Graph documents that an edge may serve fewer than
+    /// `limit` while more follow, and pages go on for as long as the cursor says.
+    pub listing_page: Option<usize>,
     /// How each Mastodon call stood against the Mastodon OpenAPI description ([`crate::mastodon_spec`]).
     pub mastodon_spec: crate::spec::Ledger,
     /// How each X call stood against X's OpenAPI document ([`crate::spec`]).
@@ -297,6 +301,27 @@ impl World {
     /// Whether `post` shows in its account's listings yet ([`World::read_lag`]).
     pub fn listed(&self, post: &Post) -> bool {
         post.created_at + self.read_lag <= self.now()
+    }
+
+    /// One page of an account's listing, newest first: the listed posts `matching`, from the one
+    /// after the post `after` names (the page before's last; a cursor that names an item, as
+    /// Graph's and X's do, so new posts do not shift it), at most `limit` (and
+    /// [`World::listing_page`]); with whether more follow. `None` when `after` names no such post.
+    pub fn listing(
+        &self,
+        matching: impl Fn(&Post) -> bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Option<(Vec<&Post>, bool)> {
+        let all: Vec<&Post> = self.posts.iter().rev().filter(|p| matching(p) && self.listed(p)).collect();
+        let start = match after {
+            None => 0,
+            Some(id) => all.iter().position(|p| p.id == id)? + 1,
+        };
+        let limit = self.listing_page.map_or(limit, |most| limit.min(most));
+        let page: Vec<&Post> = all.iter().skip(start).take(limit).copied().collect();
+        let more = start + page.len() < all.len();
+        Some((page, more))
     }
 
     /// A random URL-safe token with a recognisable prefix.
@@ -380,6 +405,7 @@ impl Sandbox {
             mastodon: Default::default(),
             dns: Default::default(),
             read_lag: 0,
+            listing_page: None,
             mastodon_spec: Default::default(),
             x_spec: Default::default(),
             meta_spec: Default::default(),

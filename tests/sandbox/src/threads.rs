@@ -24,7 +24,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::consent::{self, Code, Flow, Pending, with_query};
-use crate::meta::{bad_param, graph_error, invalid_token, params};
+use crate::meta::{bad_param, graph_error, graph_listing, invalid_token, params};
 use crate::state::{Grant, GrantKind, Platform, Post, Shared, World};
 
 const P: Platform = Platform::Threads;
@@ -425,22 +425,16 @@ async fn edge(
             "threads" => {
                 let since: i64 = q.get("since").and_then(|s| s.parse().ok()).unwrap_or(0);
                 let username = world.user(P, &user).map(|u| u.username.clone()).unwrap_or_default();
-                let data: Vec<serde_json::Value> = world
-                    .posts
-                    .iter()
-                    .rev()
-                    .filter(|p| p.platform == P && p.account == user && p.created_at >= since && world.listed(p))
-                    .take(25)
-                    .map(|p| {
-                        json!({
-                            "id": p.id,
-                            "text": p.text,
-                            "permalink": format!("https://www.threads.com/@{username}/post/{}", p.id),
-                            "timestamp": crate::state::rfc3339(p.created_at),
-                        })
+                let mine = |p: &Post| p.platform == P && p.account == user && p.created_at >= since;
+                let link = format!("https://graph.threads.net/v1.0/{user}/threads");
+                Ok(graph_listing(&world, mine, &q, &link, |p| {
+                    json!({
+                        "id": p.id,
+                        "text": p.text,
+                        "permalink": format!("https://www.threads.com/@{username}/post/{}", p.id),
+                        "timestamp": crate::state::rfc3339(p.created_at),
                     })
-                    .collect();
-                Ok(Json(json!({ "data": data })).into_response())
+                }))
             }
             _ => Err(bad_param(&format!("Tried accessing nonexisting field ({edge})"))),
         }

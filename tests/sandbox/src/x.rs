@@ -774,10 +774,12 @@ async fn me(State(sandbox): State<Shared>, XUser(caller): XUser) -> Response {
 struct TimelineParams {
     start_time: Option<String>,
     max_results: Option<usize>,
+    pagination_token: Option<String>,
 }
 
 /// `GET /2/users/{id}/tweets`: the user's posts, newest first, from `start_time` (RFC 3339);
-/// `data` is absent when there are none, as on X.
+/// `data` is absent when there are none, and `meta.next_token` names the next page while more
+/// follow, taken back as `pagination_token` (X's OpenAPI, `GetUsersPostsResponse`).
 async fn user_tweets(
     State(sandbox): State<Shared>,
     XUser(caller): XUser,
@@ -801,20 +803,31 @@ async fn user_tweets(
         return invalid_request("max_results must be between 5 and 100.", "max_results");
     }
     let world = sandbox.world();
-    let data: Vec<Value> = world
-        .posts
-        .iter()
-        .rev()
-        .filter(|p| p.platform == P && p.account == id && p.created_at >= since && world.listed(p))
-        .take(max)
-        .map(|p| json!({ "id": p.id, "text": p.text, "edit_history_tweet_ids": [p.id] }))
-        .collect();
+    // The token names the last post of the page before (X's are opaque; this one is that id
+    // behind a prefix, so a client that took it for an id would be caught).
+    let after = match q.pagination_token.as_deref().map(|t| t.strip_prefix(PAGE_TOKEN)) {
+        None => None,
+        Some(Some(id)) => Some(id),
+        Some(None) => return invalid_request("Invalid pagination_token.", "pagination_token"),
+    };
+    let mine = |p: &crate::state::Post| p.platform == P && p.account == id && p.created_at >= since;
+    let Some((page, more)) = world.listing(mine, after, max) else {
+        return invalid_request("Invalid pagination_token.", "pagination_token");
+    };
+    let data: Vec<Value> =
+        page.iter().map(|p| json!({ "id": p.id, "text": p.text, "edit_history_tweet_ids": [p.id] })).collect();
     let mut body = json!({ "meta": { "result_count": data.len() } });
+    if let (true, Some(last)) = (more, page.last()) {
+        body["meta"]["next_token"] = json!(format!("{PAGE_TOKEN}{}", last.id));
+    }
     if !data.is_empty() {
         body["data"] = Value::Array(data);
     }
     Json(body).into_response()
 }
+
+/// What the sandbox's pagination tokens begin with.
+const PAGE_TOKEN: &str = "7140dibdnow9c";
 
 // ---------------------------------------------------------------------------------------------
 // Rate limits

@@ -27,7 +27,7 @@ mod rules;
 use identity::xrpc;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
-use super::publish::{Lookup, Outgoing, Published, Recent, Throttle, seen};
+use super::publish::{Listing, Lookup, Outgoing, Published, Throttle, seen};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{
     AuthorizeStart, CallbackParams, Discovered, FormField, Grant, PendingAuth, PlatformClient, PlatformError,
@@ -209,8 +209,9 @@ impl Adapter for Bluesky {
         account: &'a Account,
         tokens: &'a TokenSet,
         since: time::OffsetDateTime,
-    ) -> Answer<'a, Option<Vec<Recent>>> {
-        Box::pin(async move { client.bluesky_recent(account, tokens, since).await.map(Some) })
+        after: Option<&'a str>,
+    ) -> Answer<'a, Option<Listing>> {
+        Box::pin(async move { client.bluesky_recent(account, tokens, since, after).await.map(Some) })
     }
 
     fn deletes(&self) -> bool {

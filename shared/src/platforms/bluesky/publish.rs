@@ -17,7 +17,7 @@ use super::oauth::Payload;
 use super::richtext::{self, Feature};
 use super::{Context, P, refusal};
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Outgoing, Published, RECENT_PAGE, Recent, created_id, whole_page};
+use crate::platforms::publish::{Listing, Outgoing, Published, RECENT_PAGE, Recent, created_id};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -211,13 +211,15 @@ impl PlatformClient {
         }
     }
 
-    /// The account's latest posts (`com.atproto.repo.listRecords`), newest first.
+    /// One page of the account's latest posts (`com.atproto.repo.listRecords`), newest first:
+    /// the first, or the one from the `cursor` an earlier page gave (`after`).
     pub(super) async fn bluesky_recent(
         &self,
         account: &Account,
         tokens: &TokenSet,
         since: time::OffsetDateTime,
-    ) -> Result<Vec<Recent>, PlatformError> {
+        after: Option<&str>,
+    ) -> Result<Listing, PlatformError> {
         let context = Context::of(tokens)?;
         let did = account.platform_account_id.as_str();
         let mut url = xrpc(&context.pds, "com.atproto.repo.listRecords");
@@ -225,15 +227,19 @@ impl PlatformClient {
             .append_pair("repo", did)
             .append_pair("collection", COLLECTION)
             .append_pair("limit", &RECENT_PAGE.to_string());
+        if let Some(cursor) = after {
+            url.query_pairs_mut().append_pair("cursor", cursor);
+        }
         let request = self.bluesky_request(Method::GET, &url)?;
         let listing: Value = self.json(P, "GET /xrpc/com.atproto.repo.listRecords", request, refusal).await?;
         let since = created_at(since);
         let records = listing["records"].as_array().map(Vec::as_slice).unwrap_or_default();
-        // Newest first: the page holds every post since `since` if its oldest is older.
+        // Newest first: the listing since `since` is whole once a page reaches back past it, or
+        // the repository gives no cursor past it.
         let reaches =
             records.last().and_then(|r| r["value"]["createdAt"].as_str()).is_some_and(|at| at < since.as_str());
-        whole_page(P, records.len(), reaches)?;
-        Ok(records
+        let next = listing["cursor"].as_str().filter(|_| !reaches && !records.is_empty()).map(str::to_owned);
+        let posts = records
             .iter()
             // RFC 3339 in UTC with milliseconds sorts as text.
             .filter(|r| r["value"]["createdAt"].as_str().is_some_and(|at| at >= since.as_str()))
@@ -243,7 +249,8 @@ impl PlatformClient {
                 let text = r["value"]["text"].as_str().unwrap_or_default().to_owned();
                 Some(Recent { url: Some(web_url(did, &rkey)), id, text })
             })
-            .collect())
+            .collect();
+        Ok(Listing { posts, next })
     }
 
     /// Deletes the post `id` (its `at://` URI) from the account's repository.

@@ -12,7 +12,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer};
 use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Lookup, Outgoing, Published, Recent};
+use super::publish::{Listing, Lookup, Outgoing, Published};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -123,11 +123,12 @@ impl Adapter for Linkedin {
         account: &'a Account,
         tokens: &'a TokenSet,
         since: time::OffsetDateTime,
-    ) -> Answer<'a, Option<Vec<Recent>>> {
+        after: Option<&'a str>,
+    ) -> Answer<'a, Option<Listing>> {
         Box::pin(async move {
             match self.lookup(account) {
                 Lookup::None => Ok(None),
-                _ => client.linkedin_recent(account, tokens, since).await.map(Some),
+                _ => client.linkedin_recent(account, tokens, since, after).await.map(Some),
             }
         })
     }

@@ -8,7 +8,7 @@ use super::refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, RECENT_PAGE, Recent, created_id, whole_page};
+use crate::platforms::publish::{Listing, Published, RECENT_PAGE, Recent, created_id};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -90,20 +90,34 @@ impl PlatformClient {
         Ok(Published { url: Some(post_url(&urn)), id: urn, throttle, found: false })
     }
 
-    /// An organization's posts since `since`: the Posts API's "Find Posts by Authors" finder
-    /// (`q=author`, newest first by creation; `r_organization_social`), each commentary read back
-    /// from little text. The finder takes no time bound, so the page is cut at `since` here.
+    /// One page of an organization's posts since `since` (the first, or the one from the index
+    /// `after`): the Posts API's "Find Posts by Authors" finder (`q=author`, newest first by
+    /// creation; `r_organization_social`), each commentary read back from little text. The
+    /// finder takes no time bound, so the page is cut at `since` here; it pages by `start` and
+    /// `count`, and a page with fewer than `count` is the last (Microsoft Learn, LinkedIn API
+    /// guide, "Pagination": "End of the Dataset").
     pub(in crate::platforms) async fn linkedin_recent(
         &self,
         account: &Account,
         tokens: &TokenSet,
         since: time::OffsetDateTime,
-    ) -> Result<Vec<Recent>, PlatformError> {
+        after: Option<&str>,
+    ) -> Result<Listing, PlatformError> {
         let api = self.endpoints.linkedin_api.as_str().trim_end_matches('/');
-        let page_size = RECENT_PAGE.to_string();
+        let start: usize = match after.map(str::parse).transpose() {
+            Ok(start) => start.unwrap_or(0),
+            Err(_) => {
+                return Err(PlatformError::Unexpected {
+                    platform: Platform::Linkedin,
+                    detail: "a page's start is not an index".into(),
+                });
+            }
+        };
+        let (start_at, page_size) = (start.to_string(), RECENT_PAGE.to_string());
         let query = [
             ("q", "author"),
             ("author", account.platform_account_id.as_str()),
+            ("start", &start_at),
             ("count", &page_size),
             ("sortBy", "CREATED"),
         ];
@@ -114,10 +128,10 @@ impl PlatformClient {
         let page: Value = self.json(Platform::Linkedin, "GET /rest/posts?q=author", request, refusal).await?;
         let since_ms = since.unix_timestamp() * 1000;
         let elements = page["elements"].as_array().map(Vec::as_slice).unwrap_or_default();
-        // Newest first: the page holds every post since `since` if its oldest is older.
+        // Newest first: the listing since `since` is whole once a page reaches back past it.
         let reaches = elements.last().and_then(|post| post["createdAt"].as_i64()).is_some_and(|at| at < since_ms);
-        whole_page(Platform::Linkedin, elements.len(), reaches)?;
-        Ok(elements
+        let next = (elements.len() >= RECENT_PAGE && !reaches).then(|| (start + elements.len()).to_string());
+        let posts = elements
             .iter()
             .filter(|post| post["createdAt"].as_i64().is_some_and(|at| at >= since_ms))
             .filter_map(|post| {
@@ -125,7 +139,8 @@ impl PlatformClient {
                 let text = super::little::shown(post["commentary"].as_str().unwrap_or_default());
                 Some(Recent { url: Some(post_url(&id)), id, text })
             })
-            .collect())
+            .collect();
+        Ok(Listing { posts, next })
     }
 }
 

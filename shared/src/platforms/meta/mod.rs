@@ -11,7 +11,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
 use super::oauth2::{ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Lookup, Outgoing, Published, Recent, Throttle};
+use super::publish::{Listing, Lookup, Outgoing, Published, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -137,11 +137,13 @@ impl Adapter for Meta {
         account: &'a Account,
         tokens: &'a TokenSet,
         since: time::OffsetDateTime,
-    ) -> Answer<'a, Option<Vec<Recent>>> {
+        after: Option<&'a str>,
+    ) -> Answer<'a, Option<Listing>> {
         Box::pin(async move {
+            let user = &account.platform_account_id;
             match self.0 {
-                Platform::Facebook => publish::recent(client, account, tokens, since).await.map(Some),
-                _ => INSTAGRAM_CONTAINERS.recent(client, tokens, &account.platform_account_id, since).await.map(Some),
+                Platform::Facebook => publish::recent(client, account, tokens, since, after).await.map(Some),
+                _ => INSTAGRAM_CONTAINERS.recent(client, tokens, user, since, after).await.map(Some),
             }
         })
     }

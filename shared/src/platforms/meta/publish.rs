@@ -9,7 +9,9 @@ use super::graph_refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, RECENT_PAGE, Recent, Throttle, created_id, recent_posts, whole_page};
+use crate::platforms::publish::{
+    Listing, Published, RECENT_PAGE, Throttle, created_id, graph_next, graph_page, recent_posts,
+};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -38,27 +40,31 @@ pub(super) fn throttle_hint(headers: &reqwest::header::HeaderMap, now: i64) -> O
     entries.iter().any(|e| peak(e) >= META_USAGE_CEILING).then_some(Throttle { app_wide: false, until: now + 3600 })
 }
 
-/// A Facebook Page's posts since `since`.
+/// One page of a Facebook Page's posts since `since` (the first, or the one `after` names), the
+/// feed cut at `since` and paged by its `paging.next` ([`graph_next`]).
 pub(super) async fn recent(
     client: &PlatformClient,
     account: &Account,
     tokens: &TokenSet,
     since: time::OffsetDateTime,
-) -> Result<Vec<Recent>, PlatformError> {
+    after: Option<&str>,
+) -> Result<Listing, PlatformError> {
     let page = &account.platform_account_id;
     let token = tokens.access_token.expose_secret();
-    let request = client.http.get(client.graph_url(&format!("/{page}/feed"))).query(&[
-        ("fields", "id,message"),
-        ("since", &since.unix_timestamp().to_string()),
-        ("limit", &RECENT_PAGE.to_string()),
-        ("access_token", token),
-    ]);
+    let first = [
+        ("fields", "id,message".to_owned()),
+        ("since", since.unix_timestamp().to_string()),
+        ("limit", RECENT_PAGE.to_string()),
+    ];
+    let request = client
+        .http
+        .get(client.graph_url(&format!("/{page}/feed")))
+        .query(&graph_page(&first, after))
+        .query(&[("access_token", token)]);
     let request = client.proved(request, token);
     let feed: Value = client.json(Platform::Facebook, "GET /{page-id}/feed", request, graph_refusal).await?;
     let posts = recent_posts(&feed, "message", |id| format!("https://www.facebook.com/{id}"));
-    // `since` cuts the feed: a full page may not be all of it.
-    whole_page(Platform::Facebook, posts.len(), false)?;
-    Ok(posts)
+    Ok(Listing { posts, next: graph_next(&feed) })
 }
 
 impl PlatformClient {

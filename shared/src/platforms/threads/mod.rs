@@ -21,7 +21,7 @@ use super::adapter::{Adapter, Answer};
 use super::containers::Containers;
 use super::meta::graph_refusal;
 use super::oauth2::{ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Outgoing, Published, Recent};
+use super::publish::{Listing, Outgoing, Published};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -233,8 +233,11 @@ impl Adapter for Threads {
         account: &'a Account,
         tokens: &'a TokenSet,
         since: time::OffsetDateTime,
-    ) -> Answer<'a, Option<Vec<Recent>>> {
-        Box::pin(async move { CONTAINERS.recent(client, tokens, &account.platform_account_id, since).await.map(Some) })
+        after: Option<&'a str>,
+    ) -> Answer<'a, Option<Listing>> {
+        Box::pin(async move {
+            CONTAINERS.recent(client, tokens, &account.platform_account_id, since, after).await.map(Some)
+        })
     }
 
     fn deletes(&self) -> bool {

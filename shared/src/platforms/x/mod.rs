@@ -10,7 +10,7 @@ pub(super) mod webhooks;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
 use super::oauth2::{self, ClientAuth, Dialect, Endpoint, Lifetimes, TokenMethod};
-use super::publish::{Outgoing, Published, Recent, Throttle};
+use super::publish::{Listing, Outgoing, Published, Throttle};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{AuthorizeStart, CallbackParams, Discovered, Grant, PendingAuth, PlatformClient, PlatformError, oauth1};
 use crate::domain::budget::{Budget, Scope, Window};
@@ -158,8 +158,9 @@ impl Adapter for X {
         account: &'a Account,
         tokens: &'a TokenSet,
         since: time::OffsetDateTime,
-    ) -> Answer<'a, Option<Vec<Recent>>> {
-        Box::pin(async move { publish::recent(client, account, tokens, since).await.map(Some) })
+        after: Option<&'a str>,
+    ) -> Answer<'a, Option<Listing>> {
+        Box::pin(async move { publish::recent(client, account, tokens, since, after).await.map(Some) })
     }
 
     fn media_types(&self) -> &'static [&'static str] {

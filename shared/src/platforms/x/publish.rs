@@ -8,7 +8,7 @@ use super::refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Published, RECENT_PAGE, Recent, Throttle, created_id, recent_posts, whole_page};
+use crate::platforms::publish::{Listing, Published, RECENT_PAGE, Throttle, created_id, recent_posts};
 use crate::platforms::{PlatformClient, PlatformError, oauth1};
 use crate::store::Account;
 
@@ -35,20 +35,24 @@ pub(super) fn throttle_hint(headers: &reqwest::header::HeaderMap, now: i64) -> O
     Some(Throttle { app_wide: false, until })
 }
 
-/// The account's posts since `since`.
+/// One page of the account's posts since `since` (the first, or the one `after` names): X's
+/// user timeline, `start_time` cutting it at `since`, paged by `pagination_token` while the
+/// answer's `meta.next_token` says more follow (X's OpenAPI, `GET /2/users/{id}/tweets`).
 pub(super) async fn recent(
     client: &PlatformClient,
     account: &Account,
     tokens: &TokenSet,
     since: time::OffsetDateTime,
-) -> Result<Vec<Recent>, PlatformError> {
+    after: Option<&str>,
+) -> Result<Listing, PlatformError> {
     let api = client.endpoints.x_api.as_str().trim_end_matches('/');
     let url = format!("{api}/2/users/{}/tweets", account.platform_account_id);
     let start = since
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| PlatformError::Unexpected { platform: Platform::X, detail: e.to_string() })?;
     let page_size = RECENT_PAGE.to_string();
-    let query = [("max_results", page_size.as_str()), ("start_time", start.as_str())];
+    let mut query = vec![("max_results", page_size.as_str()), ("start_time", start.as_str())];
+    query.extend(after.map(|token| ("pagination_token", token)));
     let request = client
         .http
         .get(&url)
@@ -56,9 +60,7 @@ pub(super) async fn recent(
         .header("authorization", client.x_authorization(tokens, "GET", &url, &query)?);
     let page: Value = client.json(Platform::X, "GET /2/users/{id}/tweets", request, refusal).await?;
     let posts = recent_posts(&page, "text", |id| format!("https://x.com/i/web/status/{id}"));
-    // `start_time` cuts the timeline at `since`: a full page may not be all of it.
-    whole_page(Platform::X, posts.len(), false)?;
-    Ok(posts)
+    Ok(Listing { posts, next: page["meta"]["next_token"].as_str().map(str::to_owned) })
 }
 
 impl PlatformClient {
