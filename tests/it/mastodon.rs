@@ -248,25 +248,25 @@ async fn mastodon_limits_bad_input_and_a_revoked_token() {
 
 /// Issue 18's acceptance on Mastodon, which is read back by resending under the same
 /// `Idempotency-Key` (kept by the server for an hour, per user): a lost answer leaves the target
-/// waiting to resend; past the key's hour, less Herald's five-minute margin, it cannot be resent
-/// safely, so it is `unknown` with the reason, and a tenant's retry is refused
-/// (`cannot_look_up`) rather than risk a second status. A grant revoked in between leaves it
-/// `unknown` too; connected again within the hour, the tenant's retry resends under the key and
-/// the server answers with the status it made: one status each, however it went.
+/// waiting to resend. Past the key's hour, less Herald's five-minute margin, a resend could post
+/// twice, so the account's statuses are read instead (`GET /api/v1/accounts/:id/statuses`, without
+/// the token): made → found there, published once; not made → sent once; the statuses unreadable
+/// (a server that refuses anonymous reads) → `unknown` with the reason, never resent. A grant
+/// revoked in between leaves it `unknown`; connected again within the hour, the tenant's retry
+/// resends under the key and the server answers with the status it made: one status each,
+/// however it went.
 #[tokio::test]
-async fn mastodon_lost_answers_settle_once_by_their_key_and_unknown_past_its_hour() {
+async fn mastodon_lost_answers_settle_once_by_their_key_and_past_its_hour_by_the_statuses() {
     let env = TestEnv::fresh().await;
     let app = env.spawn_app().await;
     let id = connect(&app, "user-1").await;
     let statuses = "/mastodon/api/v1/statuses";
-    let lost = |text: &'static str| {
+    let listing = "/mastodon/api/v1/accounts/";
+    let lost = |text: &'static str, kind: &'static str| {
         let app = &app;
         let id = id.clone();
         async move {
-            app.fault(
-                json!({ "method": "POST", "path": statuses, "kind": { "type": "applied_then_hang" }, "times": 1 }),
-            )
-            .await;
+            app.fault(json!({ "method": "POST", "path": statuses, "kind": { "type": kind }, "times": 1 })).await;
             let (status, post) = app.releasing(app.post(post_body(&id, text, json!([])), None)).await;
             assert_eq!(status, 202, "{post}");
             let target = &post["targets"][0];
@@ -276,21 +276,54 @@ async fn mastodon_lost_answers_settle_once_by_their_key_and_unknown_past_its_hou
     };
     let made =
         |app: &TestApp, text: &str| app.published(SandboxPlatform::Mastodon).iter().filter(|p| p.text == text).count();
+    let last = |target: &Value| target["history"].as_array().unwrap().last().unwrap().clone();
 
-    // Past the key's hour less the margin: unknown, and a retry is refused.
-    let post = lost("past the hour").await;
+    // Made, past the key's hour less the margin: found among the statuses, nothing resent.
+    let text = "past the hour & <made>, see https://example.com/a/rather/long/path/to/somewhere #herald";
+    let post = lost(text, "applied_then_hang").await;
+    app.advance(time::Duration::minutes(56)).await;
+    let sent = calls(&app, "POST", statuses);
+    let settled = app.settle(&post, &id).await;
+    assert_eq!(settled["status"], "published", "{settled}");
+    assert_eq!(
+        (last(&settled)["found"].as_bool(), last(&settled)["looked"]["result"].as_str()),
+        (Some(true), Some("found"))
+    );
+    assert_eq!(calls(&app, "POST", statuses), sent, "nothing resent past the key's hour");
+    let status = app.published(SandboxPlatform::Mastodon).into_iter().find(|p| p.text == text).unwrap();
+    assert_eq!(settled["platform_post_id"], status.id.as_str(), "by its own id");
+    assert_eq!(made(&app, text), 1);
+    let read = app.sandbox_calls().into_iter().filter(|c| c.path.starts_with(listing)).count();
+    assert!(read >= 1, "the statuses were read");
+
+    // Not made, past the hour: not among the statuses, so sent, once.
+    let post = lost("past the hour, never made", "hang").await;
     app.advance(time::Duration::minutes(56)).await;
     let settled = app.settle(&post, &id).await;
-    assert_target(&settled, "unknown", Some("outcome_unknown"));
-    assert!(settled["error"]["message"].as_str().unwrap().contains("cannot be read back"), "{settled}");
+    assert_eq!(
+        (settled["status"].as_str(), last(&settled)["looked"]["result"].as_str()),
+        (Some("published"), Some("absent"))
+    );
+    assert_eq!(made(&app, "past the hour, never made"), 1);
+
+    // The statuses cannot be read (the server refuses anonymous reads): unknown, with the reason.
+    let post = lost("past the hour, unreadable", "applied_then_hang").await;
+    app.advance(time::Duration::minutes(56)).await;
+    let refused =
+        json!({ "method": "GET", "path": listing, "kind": { "type": "status", "status": 401 }, "times": 100 });
+    app.fault(refused).await;
     let sent = calls(&app, "POST", statuses);
-    let (status, problem) = app.call(Method::POST, &format!("/v1/posts/{post}/targets/{id}/retry"), None).await;
-    assert_eq!((status, problem["code"].as_str()), (409, Some("cannot_look_up")), "{problem}");
-    assert_eq!(calls(&app, "POST", statuses), sent, "nothing resent past the key's hour");
-    assert_eq!(made(&app, "past the hour"), 1);
+    let settled = app.settle(&post, &id).await;
+    assert_target(&settled, "unknown", Some("outcome_unknown"));
+    assert!(settled["error"]["message"].as_str().unwrap().contains("read without a token"), "{settled}");
+    assert_eq!(calls(&app, "POST", statuses), sent, "never resent");
+    assert_eq!(made(&app, "past the hour, unreadable"), 1);
+    let account = app.accounts("user-1").await.into_iter().find(|a| a["id"] == id.as_str()).unwrap();
+    assert_eq!(account["status"], "active", "an anonymous read refused says nothing of the grant: {account}");
+    app.clear_faults().await;
 
     // The grant revoked before the resend: unknown; connected again, the retry finds it by its key.
-    let post = lost("then revoked").await;
+    let post = lost("then revoked", "applied_then_hang").await;
     app.control("/_sandbox/grants/revoke", json!({ "platform": "mastodon", "user_id": USER })).await;
     let settled = app.settle(&post, &id).await;
     assert_target(&settled, "unknown", Some("outcome_unknown"));

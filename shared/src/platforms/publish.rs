@@ -67,8 +67,10 @@ pub enum Lookup {
     /// instead of making another (Bluesky's record key, Mastodon's `Idempotency-Key`), for as
     /// long as it keeps the key (`within`; for good where `None`). Where the platform records the
     /// key only once the post is made, a resend while the first request may still be running
-    /// would make a second post; the resend waits `settle` after the lost answer.
-    Resend { settle: std::time::Duration, within: Option<std::time::Duration> },
+    /// would make a second post; the resend waits `settle` after the lost answer. Past `within`
+    /// the account's listing is read instead where `then_listed` ([`Lookup::LISTED`]: Mastodon's
+    /// account statuses), else nothing can be asked.
+    Resend { settle: std::time::Duration, within: Option<std::time::Duration>, then_listed: bool },
     /// The platform cannot be asked (LinkedIn gives posting apps no read of a member's posts).
     None,
 }
@@ -79,14 +81,27 @@ impl Lookup {
     /// of magnitude more (docs/decisions.md, "Exactly once").
     pub const LISTED: Lookup = Lookup::Listing { lag: std::time::Duration::from_secs(60) };
 
-    /// Whether a post that may have been made at `since` can still be looked for at `now`: not
-    /// where the platform cannot be asked, nor once it has forgotten the key a resend relies on.
-    pub fn can_look(self, since: time::OffsetDateTime, now: time::OffsetDateTime) -> bool {
+    /// How a post that may have been made at `since` is looked for at `now`: a resend only while
+    /// the platform surely keeps its key; past that, the listing where the platform has one, else
+    /// [`Lookup::None`].
+    pub fn at(self, since: time::OffsetDateTime, now: time::OffsetDateTime) -> Lookup {
         match self {
-            Lookup::None => false,
-            Lookup::Resend { within: Some(kept), .. } => now - since <= kept,
-            Lookup::Resend { within: None, .. } | Lookup::Listing { .. } => true,
+            Lookup::Resend { within: Some(kept), then_listed, .. } if now - since > kept => {
+                if then_listed {
+                    Lookup::LISTED
+                } else {
+                    Lookup::None
+                }
+            }
+            other => other,
         }
+    }
+
+    /// Whether a post that may have been made at `since` can still be looked for at `now`: not
+    /// where the platform cannot be asked, nor once it has forgotten the key a resend relies on
+    /// and has no listing to read instead.
+    pub fn can_look(self, since: time::OffsetDateTime, now: time::OffsetDateTime) -> bool {
+        self.at(since, now) != Lookup::None
     }
 }
 
@@ -186,12 +201,37 @@ pub(super) fn same_text(listed: &str, text: &str) -> bool {
     comparable(listed) == comparable(text)
 }
 
-/// Text as compared after a platform stored it: whitespace-trimmed, URLs as placeholders.
+/// Text as compared after a platform stored it: whitespace-trimmed, URLs as placeholders, and a
+/// mention of an account on another server (`@user@domain`) as Mastodon shows it (`@user`:
+/// its `TextFormatter` links a known account under its username alone).
 fn comparable(text: &str) -> String {
     text.split_whitespace()
-        .map(|word| if word.starts_with("http://") || word.starts_with("https://") { "<url>" } else { word })
-        .collect::<Vec<_>>()
+        .map(|word| {
+            if word.starts_with("http://") || word.starts_with("https://") {
+                return "<url>".into();
+            }
+            mention_shown(word)
+        })
+        .collect::<Vec<std::borrow::Cow<'_, str>>>()
         .join(" ")
+}
+
+/// `@user@domain` (and what follows the domain, such as a comma) as `@user` and what follows;
+/// any other word as it is.
+fn mention_shown(word: &str) -> std::borrow::Cow<'_, str> {
+    let Some(second) = word.strip_prefix('@').and_then(|rest| rest.find('@')).map(|at| at + 1) else {
+        return word.into();
+    };
+    let domain = &word[second + 1..];
+    let mut end = domain.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(domain.len());
+    // A domain ends in a letter or digit: a full stop after it ends the sentence.
+    while end > 0 && matches!(domain.as_bytes()[end - 1], b'.' | b'-') {
+        end -= 1;
+    }
+    if end == 0 {
+        return word.into();
+    }
+    format!("{}{}", &word[..second], &domain[end..]).into()
 }
 
 /// Which of `expected` the answer's headers carry.
@@ -290,9 +330,13 @@ impl PlatformClient {
             Err(PlatformError::Ambiguous { platform, detail }) => (platform, detail),
             other => return other,
         };
-        // Where the platform lets us look, the post may be among the account's recent ones
-        // already (a minute of clock skew allowed). Instagram asks its container instead, inside
-        // its publish.
+        // Where the platform is looked at by listing, the post may be among the account's recent
+        // ones already (a minute of clock skew allowed). Instagram asks its container instead,
+        // inside its publish; where a resend under the post's key is the look (Bluesky, Mastodon
+        // within the key's hour), the key decides, not a match of text.
+        if !matches!(self.lookup(account), Lookup::Listing { .. }) {
+            return Err(PlatformError::Ambiguous { platform, detail });
+        }
         match self.find(account, tokens, started - time::Duration::minutes(1), post.text, None).await {
             Ok(Search::Found(found)) => {
                 tracing::info!(platform = %platform, "an ambiguous publish was found on the platform");
@@ -422,6 +466,16 @@ mod tests {
             map.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         map
+    }
+
+    /// A mention of another server's account compares as Mastodon shows it; the rest as it is.
+    #[test]
+    fn mentions_compare_as_mastodon_shows_them() {
+        assert!(same_text("hi @bob, see https://t.co/x", "hi @bob@remote.test, see https://example.com/a"));
+        assert!(same_text("@bob.", "@bob@remote.test."));
+        assert!(!same_text("hi @bob", "hi @carol@remote.test"));
+        assert_eq!(mention_shown("me@example.com"), "me@example.com");
+        assert_eq!(mention_shown("@a@"), "@a@");
     }
 
     /// A Graph page's `paging.next` is the next page's query, less the token and its proof

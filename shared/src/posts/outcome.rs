@@ -346,7 +346,7 @@ mod tests {
                 "lost, resent",
                 Attempted::Lost {
                     detail: "timeout".into(),
-                    lookup: Lookup::Resend { settle: Duration::ZERO, within: None },
+                    lookup: Lookup::Resend { settle: Duration::ZERO, within: None, then_listed: false },
                     since: now(),
                 },
             ),
@@ -354,7 +354,7 @@ mod tests {
                 "lost, resent once settled",
                 Attempted::Lost {
                     detail: "timeout".into(),
-                    lookup: Lookup::Resend { settle: Duration::from_secs(60), within: None },
+                    lookup: Lookup::Resend { settle: Duration::from_secs(60), within: None, then_listed: false },
                     since: now(),
                 },
             ),

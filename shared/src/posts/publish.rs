@@ -455,12 +455,10 @@ async fn reconcile<G: Grants>(
     tokens: &TokenSet,
     since: time::OffsetDateTime,
 ) -> Looked {
-    let lookup = publisher.platforms.lookup(account);
-    if !lookup.can_look(since, publisher.clock.now()) {
-        return Looked::Settled(unreadable(account));
-    }
-    if let Lookup::Resend { .. } = lookup {
-        return Looked::Resend;
+    match publisher.platforms.lookup(account).at(since, publisher.clock.now()) {
+        Lookup::None => return Looked::Settled(unreadable(account)),
+        Lookup::Resend { .. } => return Looked::Resend,
+        Lookup::Listing { .. } => {}
     }
     let mut after: Option<String> = None;
     for _ in 0..LOOK_PAGES {
@@ -549,7 +547,7 @@ async fn call<G: Grants>(
     }
     // Past the last attempt a listing is only read: not there, the post is not sent again.
     if claimed.attempts > outcome::MAX_ATTEMPTS
-        && let Lookup::Listing { .. } = publisher.platforms.lookup(account)
+        && let Lookup::Listing { .. } = publisher.platforms.lookup(account).at(since, publisher.clock.now())
     {
         let reason = format!(
             "{} attempts' answers were lost and the post is not on the platform; it was not sent again",
@@ -644,14 +642,15 @@ pub async fn run_job(
     {
         // The claimer died mid-attempt: it may have been sent, so it is looked for like a lost
         // answer (or, where the platform cannot be read, settled `unknown`), never resent blindly.
+        let since = lease - CLAIM - time::Duration::minutes(1);
         let lookup = match publisher.accounts.get(tenant, &found.user_id, account).await? {
-            Some(account) => publisher.platforms.lookup(&account),
+            Some(account) => publisher.platforms.lookup(&account).at(since, now),
             None => Lookup::None,
         };
         let lost = Attempted::Lost {
             detail: "the attempt's worker stopped after it may have reached the platform".into(),
             lookup,
-            since: lease - CLAIM - time::Duration::minutes(1),
+            since,
         };
         return match conclude(publisher, &found, target.clone(), (lost, Report::new())).await {
             Ok(_) | Err(StoreError::VersionConflict) => Ok(()),

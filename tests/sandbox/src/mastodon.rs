@@ -64,6 +64,7 @@ pub fn routes() -> Router<Shared> {
         .route("/mastodon/oauth/token", post(token))
         .route("/mastodon/oauth/revoke", post(revoke))
         .route("/mastodon/api/v1/accounts/verify_credentials", get(verify_credentials))
+        .route("/mastodon/api/v1/accounts/{id}/statuses", get(account_statuses))
         .route("/mastodon/api/v2/instance", get(instance))
         .route("/mastodon/api/v2/media", post(upload))
         .route("/mastodon/api/v1/media/{id}", get(media))
@@ -368,6 +369,49 @@ async fn verify_credentials(State(sandbox): State<Shared>, headers: HeaderMap) -
     })
 }
 
+/// `GET /api/v1/accounts/:id/statuses`: the account's statuses, newest first, `limit` (default
+/// 20, at most 40), below `max_id`, with a `Link` to the next page while more follow. Anyone may
+/// read public statuses; a token, if given, must hold `read:statuses` (or `read`), as Mastodon's
+/// `authorize_if_got_token!` has it. The sandbox's ids are not time-ordered, so `max_id` must
+/// name a status of the account: the last of the page before, as clients send it.
+async fn account_statuses(
+    State(sandbox): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let server = server_url(&sandbox);
+    let mut world = sandbox.world();
+    let rate = match headers.contains_key(header::AUTHORIZATION) {
+        true => match caller(&mut world, &headers, "read:statuses") {
+            Ok((_, rate)) => Some(rate),
+            Err(response) => return response,
+        },
+        false => None,
+    };
+    if world.user(P, &id).is_none() {
+        return error(StatusCode::NOT_FOUND, "Record not found");
+    }
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(20).clamp(1, 40);
+    let Some((page, more)) =
+        world.listing(|p| p.platform == P && p.account == id, q.get("max_id").map(String::as_str), limit)
+    else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "max_id names no status of this account");
+    };
+    let statuses: Vec<Value> = page.iter().map(|post| status_json(&server, post)).collect();
+    let mut response = Json(statuses).into_response();
+    if let (true, Some(last)) = (more, page.last()) {
+        let next = format!("<{server}/api/v1/accounts/{id}/statuses?limit={limit}&max_id={}>; rel=\"next\"", last.id);
+        if let Ok(value) = HeaderValue::from_str(&next) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    match rate {
+        Some(rate) => with_rate(response, &rate),
+        None => response,
+    }
+}
+
 async fn instance(State(sandbox): State<Shared>) -> Response {
     let domain = sandbox.base_url.trim_start_matches("http://").to_owned();
     Json(json!({
@@ -583,14 +627,56 @@ fn media_ids(q: &Value) -> Vec<String> {
 }
 
 fn status_json(server: &str, post: &Post) -> Value {
+    let created_at = time::OffsetDateTime::from_unix_timestamp(post.created_at).ok().and_then(|t| {
+        t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z")).ok()
+    });
     json!({
         "id": post.id,
+        "created_at": created_at,
         "uri": format!("{server}/users/{}/statuses/{}", post.account, post.id),
         "url": format!("{server}/@{}/{}", post.account, post.id),
-        "content": format!("<p>{}</p>", post.text),
+        "content": content(server, &post.text),
         "visibility": "public",
         "media_attachments": post.media.iter().map(|id| json!({ "id": id, "type": "image" })).collect::<Vec<_>>(),
     })
+}
+
+/// A status's `content` as Mastodon's `TextFormatter` writes plain text: HTML-escaped, URLs
+/// linked with their scheme in an `invisible` span and the rest cut after 30 characters into an
+/// `ellipsis` and a second `invisible` span, hashtags linked, and Rails' `simple_format`
+/// paragraphs (a blank line) and `<br />` (a line break). Mentions stay text, as they do for an
+/// account the server does not know.
+fn content(server: &str, text: &str) -> String {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    };
+    let word = |w: &str| {
+        if let Some(prefix) =
+            ["https://www.", "http://www.", "https://", "http://"].into_iter().find(|p| w.starts_with(p))
+        {
+            let rest = &w[prefix.len()..];
+            let cut = rest.char_indices().nth(30).map_or(rest.len(), |(i, _)| i);
+            let class = if cut < rest.len() { "ellipsis" } else { "" };
+            return format!(
+                r#"<a href="{}" target="_blank" rel="nofollow noopener noreferrer"><span class="invisible">{}</span><span class="{class}">{}</span><span class="invisible">{}</span></a>"#,
+                escape(w),
+                escape(prefix),
+                escape(&rest[..cut]),
+                escape(&rest[cut..])
+            );
+        }
+        match w.strip_prefix('#').filter(|tag| !tag.is_empty() && tag.chars().all(char::is_alphanumeric)) {
+            Some(tag) => {
+                format!(r#"<a href="{server}/tags/{tag}" class="mention hashtag" rel="tag">#<span>{tag}</span></a>"#)
+            }
+            None => escape(w),
+        }
+    };
+    let line = |l: &str| l.split(' ').map(word).collect::<Vec<_>>().join(" ");
+    text.split("\n\n")
+        .filter(|paragraph| !paragraph.trim().is_empty())
+        .map(|paragraph| format!("<p>{}</p>", paragraph.lines().map(line).collect::<Vec<_>>().join("<br />")))
+        .collect()
 }
 
 /// `DELETE /api/v1/statuses/:id`: the account's own status → the deleted status.

@@ -263,7 +263,7 @@ impl Adapter for Bluesky {
     /// (a repository holds one record per collection and key), however the two requests
     /// interleave, so the resend need not wait.
     fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::Resend { settle: std::time::Duration::ZERO, within: None }
+        Lookup::Resend { settle: std::time::Duration::ZERO, within: None, then_listed: false }
     }
 
     /// The PDS's repository writes: 5,000 points an hour and 35,000 a day per account, a new

@@ -22,7 +22,7 @@ mod publish;
 mod rules;
 
 use super::adapter::{Adapter, Answer, RateHeaders};
-use super::publish::{Lookup, Outgoing, Published, Throttle, seen};
+use super::publish::{Listing, Lookup, Outgoing, Published, Throttle, seen};
 use super::settings::{AppCredentials, PlatformApps};
 use super::{
     AuthorizeStart, CallbackParams, Discovered, FormField, Grant, PendingAuth, PlatformClient, PlatformError,
@@ -147,6 +147,21 @@ pub(super) fn refusal(platform: Platform, answer: &super::Answer) -> PlatformErr
         _ => status.to_string(),
     };
     PlatformError::Refused { platform, status, code, message }
+}
+
+/// [`refusal`] of a read made without the token: a 401 or 403 there says the server does not
+/// serve anonymous reads (`DISALLOW_UNAUTHENTICATED_API_ACCESS`), not that the grant is gone.
+pub(super) fn anonymous_refusal(platform: Platform, answer: &super::Answer) -> PlatformError {
+    match refusal(platform, answer) {
+        PlatformError::Unauthorized { status, message, .. }
+        | PlatformError::Refused { status: status @ 403, message, .. } => PlatformError::Refused {
+            platform,
+            status,
+            code: "anonymous_reads_refused".into(),
+            message: format!("the server does not let its statuses be read without a token: {message}"),
+        },
+        other => other,
+    }
 }
 
 /// `X-RateLimit-Reset`: "timestamp at which the rate limit will reset" (ISO 8601), Unix seconds.
@@ -408,10 +423,26 @@ impl Adapter for Mastodon {
     /// request is still being made makes a second status, and a server finishes a request whose
     /// client gave up. So the resend waits [`RESEND_SETTLE`] after the lost answer, and is made
     /// only while the key is surely kept: [`KEY_KEPT`], the hour less a margin for the time
-    /// between Herald's check and the server's. Past that a resend could post twice, and the
-    /// target is `unknown`.
+    /// between Herald's check and the server's. Past that a resend could post twice, so the
+    /// account's statuses are read instead ([`recent`](Adapter::recent)).
     fn lookup(&self, _account: &Account) -> Lookup {
-        Lookup::Resend { settle: RESEND_SETTLE, within: Some(KEY_KEPT) }
+        Lookup::Resend { settle: RESEND_SETTLE, within: Some(KEY_KEPT), then_listed: true }
+    }
+
+    /// One page of the account's statuses (`GET /api/v1/accounts/:id/statuses`), read without
+    /// the token: the endpoint takes a token only with `read:statuses` ("authorize_if_got_token!
+    /// :read, :'read:statuses'", Mastodon's `Accounts::StatusesController`), which Herald does not
+    /// ask for, and Herald's statuses are public. A server that refuses anonymous reads
+    /// (`DISALLOW_UNAUTHENTICATED_API_ACCESS`) leaves the look failed, and the target `unknown`.
+    fn recent<'a>(
+        &'a self,
+        client: &'a PlatformClient,
+        account: &'a Account,
+        tokens: &'a TokenSet,
+        since: time::OffsetDateTime,
+        after: Option<&'a str>,
+    ) -> Answer<'a, Option<Listing>> {
+        Box::pin(async move { client.mastodon_recent(account, &Context::of(tokens)?, since, after).await.map(Some) })
     }
 
     /// Mastodon is a Rails app: Rails' request-id middleware (on by default) answers every

@@ -15,8 +15,9 @@ use sha2::Digest as _;
 
 use super::{Context, P, at, refusal};
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Outgoing, Published, created_id};
+use crate::platforms::publish::{Listing, Outgoing, Published, Recent, created_id};
 use crate::platforms::{PlatformClient, PlatformError};
+use crate::store::Account;
 
 /// Checks of a processing attachment within one attempt, half a second apart; then the queue
 /// comes back every [`PROCESSING_RECHECK`] seconds, for at most [`PROCESSING_LIMIT`].
@@ -24,6 +25,33 @@ const MEDIA_POLLS: u32 = 2;
 const MEDIA_POLL_INTERVAL: Duration = Duration::from_millis(500);
 const PROCESSING_RECHECK: u64 = 10;
 const PROCESSING_LIMIT: i64 = 600;
+
+/// The most statuses one page of an account's statuses holds ("Max 40 statuses", methods/accounts).
+const STATUSES_PAGE: usize = 40;
+
+/// A status's text as its HTML `content` shows it, read back as Mastodon's own
+/// `PlainTextFormatter` reads a remote status: a line break after each run of `<br>`, `<br />`
+/// and `</p>`, the tags stripped, the entities decoded, the last line break dropped. (A link's
+/// `invisible` and `ellipsis` spans hold the whole URL between them, so it survives whole.)
+fn plain_text(content: &str) -> String {
+    let mut text = String::with_capacity(content.len());
+    let mut rest = content;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            rest = &rest[open..];
+            break;
+        };
+        let tag = &rest[open..open + close + 1];
+        if matches!(tag, "<br>" | "<br />" | "<br/>" | "</p>") && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    text.push_str(rest);
+    let decoded = html_escape::decode_html_entities(&text);
+    decoded.strip_suffix('\n').unwrap_or(&decoded).to_owned()
+}
 
 /// The `Idempotency-Key` of a post to an account: the same on every attempt.
 fn idempotency_key(key: &str) -> String {
@@ -38,6 +66,48 @@ fn resumed(raw: &str) -> Option<(Vec<String>, i64)> {
 }
 
 impl PlatformClient {
+    /// One page of the account's statuses since `since`, newest first (the first, or the one
+    /// below the status `after` names, as `max_id`), without reblogs; the listing is whole once a
+    /// page reaches back past `since`, or is empty.
+    pub(super) async fn mastodon_recent(
+        &self,
+        account: &Account,
+        context: &Context,
+        since: time::OffsetDateTime,
+        after: Option<&str>,
+    ) -> Result<Listing, PlatformError> {
+        // Herald names the account `{id}@{server}`: the server's own id is before the `@`.
+        let (id, _) = account.platform_account_id.split_once('@').unwrap_or((&account.platform_account_id, ""));
+        let mut url = at(&context.server, "/api/v1/accounts")?;
+        url.path_segments_mut()
+            .map_err(|()| super::unexpected("the server's address takes no path"))?
+            .extend([id, "statuses"]);
+        url.query_pairs_mut().append_pair("limit", &STATUSES_PAGE.to_string()).append_pair("exclude_reblogs", "true");
+        if let Some(max_id) = after {
+            url.query_pairs_mut().append_pair("max_id", max_id);
+        }
+        let request = self.mastodon_request(Method::GET, &url)?;
+        let listed: Value =
+            self.json(P, "GET /api/v1/accounts/:id/statuses", request, super::anonymous_refusal).await?;
+        let statuses = listed.as_array().map(Vec::as_slice).unwrap_or_default();
+        let made = |status: &Value| {
+            let at = status["created_at"].as_str()?;
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        };
+        let reaches = statuses.last().and_then(made).is_some_and(|at| at < since);
+        let next = statuses.last().filter(|_| !reaches).and_then(|s| s["id"].as_str()).map(str::to_owned);
+        let posts = statuses
+            .iter()
+            .filter(|status| made(status).is_some_and(|at| at >= since))
+            .filter_map(|status| {
+                let id = status["id"].as_str()?.to_owned();
+                let text = plain_text(status["content"].as_str().unwrap_or_default());
+                Some(Recent { id, url: status["url"].as_str().map(str::to_owned), text })
+            })
+            .collect();
+        Ok(Listing { posts, next })
+    }
+
     pub(super) async fn publish_mastodon(
         &self,
         tokens: &TokenSet,
@@ -158,5 +228,23 @@ mod tests {
         for bad in ["", "media:@5", "media:1", "ready:1@5", "media:1@soon"] {
             assert_eq!(resumed(bad), None, "{bad}");
         }
+    }
+
+    /// Content as Mastodon's `TextFormatter` writes it reads back as the text posted
+    /// (Mastodon's own `PlainTextFormatter` rules).
+    #[test]
+    fn content_reads_back_as_the_text_posted() {
+        let content = concat!(
+            "<p>Tom &amp; Jerry&#39;s &lt;show&gt;<br />see ",
+            r#"<a href="https://example.com/a/very/long/path/that/is/cut" target="_blank" rel="nofollow noopener noreferrer">"#,
+            r#"<span class="invisible">https://</span><span class="ellipsis">example.com/a/very/long/path/t</span>"#,
+            r#"<span class="invisible">hat/is/cut</span></a></p><p><a href="https://m.test/tags/rust" class="mention hashtag" rel="tag">#<span>rust</span></a></p>"#
+        );
+        assert_eq!(
+            plain_text(content),
+            "Tom & Jerry's <show>\nsee https://example.com/a/very/long/path/that/is/cut\n#rust"
+        );
+        assert_eq!(plain_text("<p>one</p>"), "one");
+        assert_eq!(plain_text(""), "");
     }
 }
