@@ -155,8 +155,26 @@ pub struct Listing {
     pub(super) posts: Vec<Recent>,
     /// Where the next page begins, while the platform says more may follow since the time (its
     /// cursor: X's `next_token`, the query of Graph's `paging.next`, LinkedIn's next `start`,
-    /// Bluesky's `cursor`); `None` once the listing is whole.
+    /// Bluesky's `cursor`, the last status's id as Mastodon's `max_id`); `None` once the listing
+    /// is whole.
     pub next: Option<String>,
+}
+
+/// A newest-first page of a listing that takes no time bound, cut at `since` by when each item
+/// was `made`: the items made since, and whether the page reaches back past `since` (its oldest
+/// item is older, so no later page holds one made since).
+pub(super) fn cut_at(
+    page: &[Value],
+    since: time::OffsetDateTime,
+    made: impl Fn(&Value) -> Option<time::OffsetDateTime>,
+) -> (Vec<&Value>, bool) {
+    let reaches = page.last().and_then(&made).is_some_and(|at| at < since);
+    (page.iter().filter(|item| made(item).is_some_and(|at| at >= since)).collect(), reaches)
+}
+
+/// An RFC 3339 time in a listed item (Bluesky's `createdAt`, Mastodon's `created_at`).
+pub(super) fn rfc3339(at: &Value) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(at.as_str()?, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Each post of a `{"data": [...]}` listing whose text is in `field`, with its address: the

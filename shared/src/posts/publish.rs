@@ -485,22 +485,23 @@ async fn reconcile<G: Grants>(
                 });
             }
         };
-        return match found {
-            Ok(Search::More(next)) => {
-                after = Some(next);
-                continue;
-            }
+        match found {
+            Ok(Search::More(next)) => after = Some(next),
             Ok(Search::Found(found)) => {
                 tracing::info!(platform = %account.platform, "a post whose answer was lost was found on the platform");
-                Looked::Settled(Attempted::Published { platform_post_id: found.id, url: found.url, found: true })
+                return Looked::Settled(Attempted::Published {
+                    platform_post_id: found.id,
+                    url: found.url,
+                    found: true,
+                });
             }
             Ok(Search::Absent) => {
                 tracing::info!(platform = %account.platform, "a post whose answer was lost is not on the platform; sending it");
-                Looked::Absent
+                return Looked::Absent;
             }
-            Ok(Search::Unlisted) => Looked::Settled(unreadable(account)),
-            Err(e) => Looked::Settled(Attempted::LookupFailed(e)),
-        };
+            Ok(Search::Unlisted) => return Looked::Settled(unreadable(account)),
+            Err(e) => return Looked::Settled(Attempted::LookupFailed(e)),
+        }
     }
     Looked::Settled(Attempted::LookupFailed(PlatformError::Unexpected {
         platform: account.platform,

@@ -861,12 +861,21 @@ fn page_list(
         return Json(json!({ "data": [] })).into_response();
     }
     let last = start + data.len() - 1;
-    let mut paging = json!({ "cursors": { "before": cursor(start), "after": cursor(last) } });
-    if last + 1 < all.len() {
-        paging["next"] =
-            json!(format!("https://graph.facebook.com/{node}/{edge}?limit={limit}&after={}", cursor(last)));
-    }
+    let link = format!("https://graph.facebook.com/{node}/{edge}");
+    let paging = graph_paging(&cursor(start), &cursor(last), last + 1 < all.len(), &link, q);
     Json(json!({ "data": data, "paging": paging })).into_response()
+}
+
+/// A Graph page's `paging`: its `cursors`, and while more follow `next`, `link` with the request's
+/// query and `after` the page's last cursor (the token in it, as Graph writes it).
+fn graph_paging(before: &str, after: &str, more: bool, link: &str, q: &HashMap<String, String>) -> Value {
+    let mut paging = json!({ "cursors": { "before": before, "after": after } });
+    if more {
+        let mut next = url::Url::parse(link).expect("a Graph link");
+        next.query_pairs_mut().extend_pairs(q.iter().filter(|(key, _)| *key != "after")).append_pair("after", after);
+        paging["next"] = json!(next.as_str());
+    }
+    paging
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -901,7 +910,7 @@ fn page_posts(world: &World, grant: &Grant, page_id: &str, q: &HashMap<String, S
     }
     let since = q.get("since").and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MIN);
     let mine = |p: &Post| p.platform == Platform::Meta && p.account == page_id && p.created_at >= since;
-    let link = format!("https://graph.facebook.com/v23.0/{page_id}/feed");
+    let link = format!("https://graph.facebook.com/{page_id}/feed");
     graph_listing(world, mine, q, &link, |p| json!({ "id": p.id, "message": p.text }))
 }
 
@@ -933,14 +942,7 @@ pub(crate) fn graph_listing(
     let (Some(first), Some(last)) = (page.first(), page.last()) else {
         return Json(json!({ "data": [] })).into_response();
     };
-    let mut paging = json!({ "cursors": { "before": code.encode(&first.id), "after": code.encode(&last.id) } });
-    if more {
-        let mut next = url::Url::parse(link).expect("a Graph link");
-        next.query_pairs_mut()
-            .extend_pairs(q.iter().filter(|(key, _)| *key != "after"))
-            .append_pair("after", &code.encode(&last.id));
-        paging["next"] = json!(next.as_str());
-    }
+    let paging = graph_paging(&code.encode(&first.id), &code.encode(&last.id), more, link, q);
     Json(json!({ "data": data, "paging": paging })).into_response()
 }
 
@@ -1281,7 +1283,7 @@ fn ig_media(world: &mut World, grant: &Grant, ig_user: &str, q: &HashMap<String,
     let since = q.get("since").and_then(|v| v.parse::<i64>().ok()).unwrap_or(i64::MIN);
     let fields: Vec<&str> = q.get("fields").map(|f| f.split(',').collect()).unwrap_or_else(|| vec!["id"]);
     let mine = |p: &Post| p.platform == P && p.account == ig_user && p.created_at >= since;
-    let link = format!("https://graph.facebook.com/v23.0/{ig_user}/media");
+    let link = format!("https://graph.facebook.com/{ig_user}/media");
     graph_listing(world, mine, q, &link, |p| {
         let mut media = serde_json::Map::new();
         for field in &fields {

@@ -17,7 +17,7 @@ use super::oauth::Payload;
 use super::richtext::{self, Feature};
 use super::{Context, P, refusal};
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Listing, Outgoing, Published, RECENT_PAGE, Recent, created_id};
+use crate::platforms::publish::{Listing, Outgoing, Published, RECENT_PAGE, Recent, created_id, cut_at, rfc3339};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -232,17 +232,12 @@ impl PlatformClient {
         }
         let request = self.bluesky_request(Method::GET, &url)?;
         let listing: Value = self.json(P, "GET /xrpc/com.atproto.repo.listRecords", request, refusal).await?;
-        let since = created_at(since);
         let records = listing["records"].as_array().map(Vec::as_slice).unwrap_or_default();
-        // Newest first: the listing since `since` is whole once a page reaches back past it, or
-        // the repository gives no cursor past it.
-        let reaches =
-            records.last().and_then(|r| r["value"]["createdAt"].as_str()).is_some_and(|at| at < since.as_str());
+        let (recent, reaches) = cut_at(records, since, |r| rfc3339(&r["value"]["createdAt"]));
+        // The listing is whole once a page reaches back past `since`, or gives no cursor.
         let next = listing["cursor"].as_str().filter(|_| !reaches && !records.is_empty()).map(str::to_owned);
-        let posts = records
-            .iter()
-            // RFC 3339 in UTC with milliseconds sorts as text.
-            .filter(|r| r["value"]["createdAt"].as_str().is_some_and(|at| at >= since.as_str()))
+        let posts = recent
+            .into_iter()
             .filter_map(|r| {
                 let id = r["uri"].as_str()?.to_owned();
                 let rkey = id.rsplit('/').next().unwrap_or_default().to_owned();

@@ -8,7 +8,7 @@ use super::refusal;
 use crate::domain::Platform;
 use crate::domain::post::Media;
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Listing, Published, RECENT_PAGE, Recent, created_id};
+use crate::platforms::publish::{Listing, Published, RECENT_PAGE, Recent, created_id, cut_at};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -126,14 +126,15 @@ impl PlatformClient {
             .header("X-RestLi-Method", "FINDER")
             .query(&query);
         let page: Value = self.json(Platform::Linkedin, "GET /rest/posts?q=author", request, refusal).await?;
-        let since_ms = since.unix_timestamp() * 1000;
         let elements = page["elements"].as_array().map(Vec::as_slice).unwrap_or_default();
-        // Newest first: the listing since `since` is whole once a page reaches back past it.
-        let reaches = elements.last().and_then(|post| post["createdAt"].as_i64()).is_some_and(|at| at < since_ms);
+        let made = |post: &Value| {
+            let ms = post["createdAt"].as_i64()?;
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        };
+        let (recent, reaches) = cut_at(elements, since, made);
         let next = (elements.len() >= RECENT_PAGE && !reaches).then(|| (start + elements.len()).to_string());
-        let posts = elements
-            .iter()
-            .filter(|post| post["createdAt"].as_i64().is_some_and(|at| at >= since_ms))
+        let posts = recent
+            .into_iter()
             .filter_map(|post| {
                 let id = post["id"].as_str()?.to_owned();
                 let text = super::little::shown(post["commentary"].as_str().unwrap_or_default());

@@ -125,6 +125,12 @@ fn at(server: &Url, path: &str) -> Result<Url, PlatformError> {
     Url::parse(&format!("{base}{path}")).map_err(|e| unexpected(&e.to_string()))
 }
 
+/// An account's own id on its server, from Herald's name for it (`{id}@{server}`, as
+/// [`Adapter::finish`] makes it).
+fn server_id(platform_account_id: &str) -> &str {
+    platform_account_id.split_once('@').map_or(platform_account_id, |(id, _)| id)
+}
+
 /// The registry key of a server: its URL without the scheme's slashes.
 fn key(server: &Url) -> String {
     server.as_str().trim_end_matches('/').to_owned()

@@ -15,7 +15,7 @@ use sha2::Digest as _;
 
 use super::{Context, P, at, refusal};
 use crate::domain::tokens::TokenSet;
-use crate::platforms::publish::{Listing, Outgoing, Published, Recent, created_id};
+use crate::platforms::publish::{Listing, Outgoing, Published, Recent, created_id, cut_at, rfc3339};
 use crate::platforms::{PlatformClient, PlatformError};
 use crate::store::Account;
 
@@ -118,8 +118,7 @@ impl PlatformClient {
         since: time::OffsetDateTime,
         after: Option<&str>,
     ) -> Result<Listing, PlatformError> {
-        // Herald names the account `{id}@{server}`: the server's own id is before the `@`.
-        let (id, _) = account.platform_account_id.split_once('@').unwrap_or((&account.platform_account_id, ""));
+        let id = super::server_id(&account.platform_account_id);
         let mut url = at(&context.server, "/api/v1/accounts")?;
         url.path_segments_mut()
             .map_err(|()| super::unexpected("the server's address takes no path"))?
@@ -132,15 +131,10 @@ impl PlatformClient {
         let listed: Value =
             self.json(P, "GET /api/v1/accounts/:id/statuses", request, super::anonymous_refusal).await?;
         let statuses = listed.as_array().map(Vec::as_slice).unwrap_or_default();
-        let made = |status: &Value| {
-            let at = status["created_at"].as_str()?;
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-        };
-        let reaches = statuses.last().and_then(made).is_some_and(|at| at < since);
+        let (recent, reaches) = cut_at(statuses, since, |status| rfc3339(&status["created_at"]));
         let next = statuses.last().filter(|_| !reaches).and_then(|s| s["id"].as_str()).map(str::to_owned);
-        let posts = statuses
-            .iter()
-            .filter(|status| made(status).is_some_and(|at| at >= since))
+        let posts = recent
+            .into_iter()
             .filter_map(|status| {
                 let id = status["id"].as_str()?.to_owned();
                 let text = plain_text(status["content"].as_str().unwrap_or_default());
