@@ -374,6 +374,32 @@ async fn two_hundred_submissions_against_a_budget_of_fifty_admit_exactly_fifty_t
     assert_eq!(texts.len(), 200, "every post once, none twice");
 }
 
+/// LinkedIn limits a member's calls a day whoever the post is for: an organization's posts are
+/// made with its admin's token and count against that member ("Member", learn.microsoft.com/
+/// linkedin/shared/api-guide/concepts/rate-limits). One budget holds both, so the third post of a
+/// day of two is deferred before any call, whichever of the two it is for.
+#[tokio::test]
+async fn a_linkedin_organizations_posts_count_against_its_members_budget() {
+    let env = TestEnv::fresh().await;
+    let app = env
+        .spawn_app_with(|config| {
+            config.rate_limits = vec![herald_testkit::account_budget(herald::domain::Platform::Linkedin, 2, 86_400)]
+        })
+        .await;
+    let ids = app.connect_all("user-1").await;
+    let both = targets(&ids, &["linkedin_member", "linkedin_org"]);
+    let (status, post) = app.post(json!({ "user_id": "user-1", "targets": both, "text": "for both" }), None).await;
+    assert_eq!((status, statuses(&post)), (202, vec!["published".to_owned(); 2]), "{post}");
+    for who in ["linkedin_org", "linkedin_member"] {
+        let (status, post) =
+            app.post(json!({ "user_id": "user-1", "targets": targets(&ids, &[who]), "text": who }), None).await;
+        assert_eq!(status, 202, "{post}");
+        herald_testkit::assert_target(&post["targets"][0], "retrying", Some("rate_limited"));
+        assert_eq!(post["targets"][0]["attempts"], 0, "deferred by Herald's budget, not by LinkedIn: {post}");
+    }
+    assert_eq!(app.published(SandboxPlatform::Linkedin).len(), 2);
+}
+
 #[tokio::test]
 async fn an_app_wide_budget_leased_in_units_of_ten_admits_exactly_its_limit() {
     // X's app-wide budget, tightened to 25: each instance takes units ten at a time inside its

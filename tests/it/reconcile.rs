@@ -482,3 +482,37 @@ async fn each_page_of_a_look_counts_against_the_read_budget() {
     assert_eq!(target["status"], "retrying", "{target}");
     assert_eq!(texts(&app, p.sandbox).len(), tweets, "nothing sent while the look is unfinished");
 }
+
+/// A lost answer is looked for before a publishing unit is spent on it: a post found needs none,
+/// so a spent publishing budget does not hold its look back to the window's reset (where, on a
+/// busy account, the look would have had days of newer posts to read past). A post not found
+/// then waits for the budget like any other, its look kept for the next attempt.
+#[tokio::test]
+async fn a_lost_answer_is_looked_for_before_its_publishing_budget_is_spent() {
+    let env = TestEnv::fresh().await;
+    let app = env
+        .spawn_app_with(|config| {
+            config.rate_limits = vec![herald_testkit::account_budget(herald::domain::Platform::X, 2, 86_400)]
+        })
+        .await;
+    let ids = connect_every(&app).await;
+    app.control("/_sandbox/read_lag", json!({ "seconds": 30 })).await;
+    let p = &LISTED[0];
+    // Both units of the day spent: one post made, one not, each answer lost.
+    let (made, first) = lost(&app, &ids, p, "applied_then_hang", "made, answer lost", false).await;
+    assert_target(&first, "retrying", Some("outcome_unknown"));
+    let (not_made, _) = lost(&app, &ids, p, "hang", "not made, answer lost", false).await;
+    app.advance(time::Duration::seconds(61)).await;
+    let worker = app.worker(2).await;
+    for post in [&made, &not_made] {
+        assert!(worker.handle_batch(app.publish_event(post, &ids[p.account], 1)).await.batch_item_failures.is_empty());
+    }
+    let found = app.read_post(&made).await["targets"][0].clone();
+    assert_eq!(found["status"], "published", "found without a publishing unit: {found}");
+    assert_eq!(found["history"].as_array().unwrap().last().unwrap()["found"], true, "{found}");
+    let waiting = app.read_post(&not_made).await["targets"][0].clone();
+    assert_target(&waiting, "retrying", Some("rate_limited"));
+    let last = waiting["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["looked"]["result"], "absent", "looked for first, then held for the budget: {waiting}");
+    assert_eq!(texts(&app, p.sandbox), ["made, answer lost"], "nothing sent over the budget");
+}

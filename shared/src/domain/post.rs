@@ -353,8 +353,11 @@ impl Target {
             Outcome::Retry { .. } | Outcome::Processing { .. } | Outcome::Reconcile { .. } => TargetStatus::Retrying,
         };
         // Every attempt that reached the platform (or Herald's own failure) joins the history;
-        // deferrals by Herald's own budget are not attempts.
-        if !matches!(outcome, Outcome::Retry { counted: false, .. } | Outcome::Processing { .. }) {
+        // deferrals by Herald's own budget are not attempts, but one after a look keeps what the
+        // look read and found.
+        if report.looked.is_some()
+            || !matches!(outcome, Outcome::Retry { counted: false, .. } | Outcome::Processing { .. })
+        {
             next.history.push(Attempt {
                 number: self.next_number(),
                 at: whole_seconds(now),

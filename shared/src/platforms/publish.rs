@@ -205,13 +205,20 @@ pub(super) fn graph_next(listing: &Value) -> Option<String> {
     Some(url::form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish())
 }
 
-/// The query of one page of a Graph listing: `first` for the first, the query [`graph_next`] kept
-/// for a later one.
+/// The query of one page of a Graph listing: `first` for the first; for a later one, the query
+/// [`graph_next`] kept, with any of `first`'s parameters it lacks. Graph's links carry the
+/// request's parameters as a rule, but a link without `since` would read on past the lost
+/// answer's time to the account's oldest post, and one without `fields` would list posts without
+/// their text: either would end a look that could have settled.
 pub(super) fn graph_page(first: &[(&str, String)], after: Option<&str>) -> Vec<(String, String)> {
-    match after {
-        None => first.iter().map(|(key, value)| ((*key).to_owned(), value.clone())).collect(),
-        Some(query) => url::form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+    let mut query: Vec<(String, String)> =
+        after.map(|query| url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()).unwrap_or_default();
+    for (key, value) in first {
+        if !query.iter().any(|(kept, _)| kept == key) {
+            query.push(((*key).to_owned(), value.clone()));
+        }
     }
+    query
 }
 
 /// Whether a listed post's text is `text`, as [`comparable`] compares them.
@@ -497,17 +504,20 @@ mod tests {
     }
 
     /// A Graph page's `paging.next` is the next page's query, less the token and its proof
-    /// (each call adds its own, and a cursor must never carry a secret); no `next`, no page.
+    /// (each call adds its own, and a cursor must never carry a secret), and keeping the first
+    /// page's parameters where the link drops them; no `next`, no page.
     #[test]
     fn graph_next_keeps_the_links_query_without_its_secrets() {
         let listing = json!({ "data": [], "paging": { "next":
             "https://graph.facebook.com/v23.0/1/feed?fields=id%2Cmessage&limit=100&access_token=EAAB.secret&until=1700000000&__paging_token=enc_AdA&appsecret_proof=ab12" } });
         let next = graph_next(&listing).unwrap();
         assert!(!next.contains("secret") && !next.contains("ab12"), "{next}");
-        let query = graph_page(&[("fields", "id".into())], Some(&next));
+        let query = graph_page(&[("fields", "id".into()), ("since", "1600000000".into())], Some(&next));
         let keys: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["fields", "limit", "until", "__paging_token"]);
+        // The link's own parameters as it gives them, and the first page's it dropped.
+        assert_eq!(keys, ["fields", "limit", "until", "__paging_token", "since"]);
         assert_eq!(query[0].1, "id,message");
+        assert_eq!(query[4].1, "1600000000");
         assert_eq!(graph_next(&json!({ "data": [], "paging": { "cursors": { "after": "x" } } })), None);
         assert_eq!(graph_page(&[("limit", "100".into())], None), [("limit".to_owned(), "100".to_owned())]);
     }

@@ -354,7 +354,7 @@ async fn try_delete(
         Err(TokenError::Transient(e)) => return platform_trouble(e, later(target.attempts + 1)),
         Err(TokenError::Store(e)) => return trouble(&e),
     };
-    match publisher.limits.admit(account.platform, "delete", account.id.as_str(), "app").await {
+    match publisher.limits.admit(account.platform, "delete", account.limit_key(), "app").await {
         Ok(()) => {}
         Err(LimitError::Denied(denied)) => {
             let until = OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(now);

@@ -141,7 +141,10 @@ pub async fn attempt<G: Grants>(
         Some(account) => Some(account.clone()),
         None => publisher.accounts.get(&post.tenant, &post.user_id, &target.account_id).await.ok().flatten(),
     };
+    // A target whose answer was lost looks on the platform first, before a publishing unit is
+    // spent (a found post needs none): the steps one by one.
     if let Some(account) = &account
+        && target.check_since.is_none()
         && let Ok(Some(tokens)) = publisher.tokens.fresh(account).await
     {
         let mut reservation = Reservation::default();
@@ -279,7 +282,7 @@ pub async fn submit(
 /// Adds one publishing call of `account` to `reservation`; false when it must take the steps
 /// one by one (a known denial or block, or the limiter could not tell).
 async fn reserve<G: Grants>(publisher: &Publisher<G>, reservation: &mut Reservation, account: &Account) -> bool {
-    match publisher.limits.reserve(reservation, account.platform, "publish", account.id.as_str(), "app").await {
+    match publisher.limits.reserve(reservation, account.platform, "publish", account.limit_key(), "app").await {
         Ok(fits) => fits,
         Err(e) => {
             tracing::warn!(error = %e, "could not check the app-wide block; taking the steps one by one");
@@ -390,9 +393,19 @@ async fn ready<G: Grants>(
         Ok(None) => return Err(Attempted::RefreshFirst),
         Err(e) => return Err(token_failure(e, false)),
     };
-    // Within the platform's budgets, checked before the call; over them, deferred to the reset.
-    match publisher.limits.admit(account.platform, "publish", account.id.as_str(), "app").await {
-        Ok(()) => Ok((account, tokens)),
+    // A lost answer's look comes first, and the publishing budget only if it finds nothing
+    // ([`call`]).
+    if claimed.check_since.is_none() {
+        admit_publish(publisher, &account).await?;
+    }
+    Ok((account, tokens))
+}
+
+/// One publishing call of `account` within the platform's budgets, checked before the call;
+/// over them, deferred to the reset.
+async fn admit_publish<G: Grants>(publisher: &Publisher<G>, account: &Account) -> Result<(), Attempted> {
+    match publisher.limits.admit(account.platform, "publish", account.limit_key(), "app").await {
+        Ok(()) => Ok(()),
         Err(LimitError::Denied(denied)) => {
             let until = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(publisher.clock.now());
             Err(Attempted::OverBudget { until })
@@ -462,7 +475,7 @@ async fn reconcile<G: Grants>(
     }
     let mut after: Option<String> = None;
     for _ in 0..LOOK_PAGES {
-        match publisher.limits.admit(account.platform, "read", account.id.as_str(), "app").await {
+        match publisher.limits.admit(account.platform, "read", account.limit_key(), "app").await {
             Ok(()) => {}
             Err(LimitError::Denied(denied)) => {
                 let until = time::OffsetDateTime::from_unix_timestamp(denied.retry_at).unwrap_or(publisher.clock.now());
@@ -556,6 +569,10 @@ async fn call<G: Grants>(
         );
         return (Attempted::GaveUp(reason), look);
     }
+    // Not there (or to be resent under its key): only now is a publishing unit spent.
+    if let Err(stopped) = admit_publish(publisher, account).await {
+        return (stopped, look);
+    }
     (send(publisher, post, account, tokens, claimed).await, look)
 }
 
@@ -586,7 +603,7 @@ async fn send<G: Grants>(
         Ok(published) => {
             // The answer said the budget is spent: everyone holds off until the reset.
             if let Some(throttle) = published.throttle {
-                let key = if throttle.app_wide { "app" } else { account.id.as_str() };
+                let key = if throttle.app_wide { "app" } else { account.limit_key() };
                 if let Err(e) = publisher.limits.block(account.platform, key, throttle.until).await {
                     tracing::warn!(error = %e, "could not record the platform's usage");
                 }
@@ -603,7 +620,7 @@ async fn send<G: Grants>(
         Err(e) => {
             // The platform said which limit: the app's holds every account back, else this one.
             if let PlatformError::RateLimited { retry_at: Some(until), app_wide, .. } = &e
-                && let key = if *app_wide { "app" } else { account.id.as_str() }
+                && let key = if *app_wide { "app" } else { account.limit_key() }
                 && let Err(store) = publisher.limits.block(account.platform, key, *until).await
             {
                 tracing::warn!(error = %store, "could not record the platform's block");

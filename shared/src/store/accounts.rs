@@ -99,6 +99,15 @@ pub struct NewAccount {
 }
 
 impl Account {
+    /// Whose limits this account's calls count against: the holder of the grant they are made
+    /// with. Platforms limit per token, and LinkedIn's member limit is "the total number of calls
+    /// that a single member per application can make in a day", the member being the one "whose
+    /// token is used" (learn.microsoft.com/linkedin/shared/api-guide/concepts/rate-limits): an
+    /// organization's posts, made with its admin's token, count against that member's 150 a day.
+    pub fn limit_key(&self) -> &str {
+        self.token_source.as_ref().unwrap_or(&self.id).as_str()
+    }
+
     pub fn encryption_context(&self) -> EncryptionContext {
         EncryptionContext::new(&self.tenant, self.platform, &self.id)
     }
